@@ -1,0 +1,64 @@
+// pdyolo — the command-line tool. Each pipeline stage becomes a subcommand; for now:
+//   pdyolo demo [--epochs N] [--seed S] [--threads T]   train a small conv net on a synthetic task
+//   pdyolo version
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "shapes_demo.hpp"
+
+namespace {
+
+int usage(std::ostream& os, int code) {
+  os << "usage: pdyolo <command> [options]\n\n"
+        "commands:\n"
+        "  demo     train a small conv net on the built-in synthetic shapes task\n"
+        "           --epochs N (6)  --seed S (0)  --threads T (all cores)\n"
+        "  version  print the version and the kernels this CPU uses\n";
+  return code;
+}
+
+long long parse_int(const char* flag, const char* value) {
+  char* end = nullptr;
+  const long long v = std::strtoll(value, &end, 10);
+  if (*value == '\0' || *end != '\0') pdyolo::throw_error("option ", flag, ": '", value, "' is not an integer");
+  return v;
+}
+
+int run_demo(int argc, char** argv) {
+  pdyolo::examples::ShapesDemoOptions options;
+  for (int i = 2; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) pdyolo::throw_error("option ", flag, " needs a value");
+    const char* value = argv[++i];
+    if (flag == "--epochs") options.epochs = parse_int("--epochs", value);
+    else if (flag == "--seed") options.seed = static_cast<uint64_t>(parse_int("--seed", value));
+    else if (flag == "--threads") pdyolo::set_num_threads(static_cast<int>(parse_int("--threads", value)));
+    else pdyolo::throw_error("demo: unknown option ", flag);
+  }
+  const auto history = pdyolo::examples::run_shapes_demo(options, &std::cout);
+  std::cout << "loss " << history.front().loss << " -> " << history.back().loss << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage(std::cerr, 2);
+  const std::string command = argv[1];
+  try {
+    if (command == "demo") return run_demo(argc, argv);
+    if (command == "version") {
+      std::cout << "pdyolo " << PDYOLO_VERSION << "\nthreads: " << pdyolo::num_threads()
+                << "\ngemm micro-kernel: "
+                << pdyolo::kernels::cpu::gemm_micro_kernel(pdyolo::kernels::cpu::gemm_isa()).name << "\n";
+      return 0;
+    }
+    if (command == "-h" || command == "--help" || command == "help") return usage(std::cout, 0);
+    std::cerr << "pdyolo: unknown command '" << command << "'\n";
+    return usage(std::cerr, 2);
+  } catch (const pdyolo::Error& e) {
+    std::cerr << "pdyolo: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,238 @@
+// A small JSON reader and string escaper — enough for safetensors headers and metadata files.
+// Errors name the source and the byte offset.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pdyolo/core/error.hpp"
+
+namespace pdyolo::io {
+
+struct JsonValue {
+  enum class Kind { null, boolean, number, string, array, object } kind = Kind::null;
+  bool boolean = false;
+  double number = 0.0;
+  bool is_integer = false;  // number written without fraction or exponent
+  int64_t integer = 0;
+  std::string string;
+  std::vector<JsonValue> array;
+  std::vector<std::pair<std::string, JsonValue>> object;  // in file order
+
+  const JsonValue* find(const std::string& key) const {
+    for (const auto& [k, v] : object)
+      if (k == key) return &v;
+    return nullptr;
+  }
+};
+
+class JsonParser {
+ public:
+  JsonParser(const std::string& text, std::string source) : s_(text), source_(std::move(source)) {}
+
+  JsonValue parse_document() {
+    JsonValue v = parse_value(0);
+    skip_space();
+    if (pos_ != s_.size()) fail("unexpected trailing characters");
+    return v;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw_error(source_, ": invalid JSON at byte ", pos_, ": ", what);
+  }
+  void skip_space() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\r' || s_[pos_] == '\t')) ++pos_;
+  }
+  bool consume(char c) {
+    skip_space();
+    if (pos_ < s_.size() && s_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  void expect(char c) {
+    if (!consume(c)) fail(std::string("expected '") + c + "'");
+  }
+  bool consume_word(const char* w) {
+    const std::string word(w);
+    if (s_.compare(pos_, word.size(), word) == 0) {
+      pos_ += word.size();
+      return true;
+    }
+    return false;
+  }
+
+  JsonValue parse_value(int depth) {
+    if (depth > 64) fail("nesting deeper than 64 levels");
+    skip_space();
+    if (pos_ >= s_.size()) fail("unexpected end of input");
+    JsonValue v;
+    const char c = s_[pos_];
+    if (c == '{') {
+      ++pos_;
+      v.kind = JsonValue::Kind::object;
+      if (consume('}')) return v;
+      do {
+        skip_space();
+        std::string key = parse_string();
+        expect(':');
+        v.object.emplace_back(std::move(key), parse_value(depth + 1));
+      } while (consume(','));
+      expect('}');
+    } else if (c == '[') {
+      ++pos_;
+      v.kind = JsonValue::Kind::array;
+      if (consume(']')) return v;
+      do v.array.push_back(parse_value(depth + 1));
+      while (consume(','));
+      expect(']');
+    } else if (c == '"') {
+      v.kind = JsonValue::Kind::string;
+      v.string = parse_string();
+    } else if (consume_word("true")) {
+      v.kind = JsonValue::Kind::boolean;
+      v.boolean = true;
+    } else if (consume_word("false")) {
+      v.kind = JsonValue::Kind::boolean;
+    } else if (consume_word("null")) {
+      v.kind = JsonValue::Kind::null;
+    } else {
+      parse_number(v);
+    }
+    return v;
+  }
+
+  void parse_number(JsonValue& v) {
+    const size_t start = pos_;
+    if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
+    bool integer = true;
+    while (pos_ < s_.size()) {
+      const char c = s_[pos_];
+      if (c >= '0' && c <= '9') {
+        ++pos_;
+      } else if (c == '.' || c == 'e' || c == 'E' || c == '+' || (c == '-' && pos_ > start)) {
+        integer = false;
+        ++pos_;
+      } else {
+        break;
+      }
+    }
+    const std::string text = s_.substr(start, pos_ - start);
+    if (text.empty() || text == "-") fail("expected a value");
+    v.kind = JsonValue::Kind::number;
+    try {
+      v.number = std::stod(text);
+      v.is_integer = integer;
+      if (integer) v.integer = std::stoll(text);
+    } catch (const std::exception&) {
+      fail("malformed number '" + text + "'");
+    }
+  }
+
+  std::string parse_string() {
+    if (pos_ >= s_.size() || s_[pos_] != '"') fail("expected a string");
+    ++pos_;
+    std::string out;
+    while (true) {
+      if (pos_ >= s_.size()) fail("unterminated string");
+      const char c = s_[pos_++];
+      if (c == '"') return out;
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (pos_ >= s_.size()) fail("unterminated escape");
+      const char e = s_[pos_++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': append_utf8(parse_code_point(), out); break;
+        default: fail(std::string("unknown escape \\") + e);
+      }
+    }
+  }
+
+  uint32_t parse_hex4() {
+    if (pos_ + 4 > s_.size()) fail("truncated \\u escape");
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char h = s_[pos_++];
+      v <<= 4;
+      if (h >= '0' && h <= '9') v |= h - '0';
+      else if (h >= 'a' && h <= 'f') v |= h - 'a' + 10;
+      else if (h >= 'A' && h <= 'F') v |= h - 'A' + 10;
+      else fail("bad hex digit in \\u escape");
+    }
+    return v;
+  }
+  uint32_t parse_code_point() {
+    uint32_t cp = parse_hex4();
+    if (cp >= 0xD800 && cp <= 0xDBFF) {  // surrogate pair
+      if (!consume_word("\\u")) fail("unpaired surrogate");
+      const uint32_t low = parse_hex4();
+      if (low < 0xDC00 || low > 0xDFFF) fail("unpaired surrogate");
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+    }
+    return cp;
+  }
+  static void append_utf8(uint32_t cp, std::string& out) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+
+  const std::string& s_;
+  std::string source_;
+  size_t pos_ = 0;
+};
+
+inline JsonValue parse_json(const std::string& text, const std::string& source) {
+  return JsonParser(text, source).parse_document();
+}
+
+// "text" with JSON escapes.
+inline std::string json_quote(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace pdyolo::io

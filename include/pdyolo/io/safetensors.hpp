@@ -1,0 +1,153 @@
+// safetensors (the Hugging Face format): 8-byte little-endian header length, a JSON header
+//   {"name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, "__metadata__": {...}}
+// padded with spaces to a multiple of 8 bytes, then the raw little-endian tensor bytes.
+// Offsets are relative to the data section and must tile it exactly, as the reference reader checks.
+#pragma once
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "pdyolo/core/tensor.hpp"
+#include "pdyolo/io/file.hpp"
+#include "pdyolo/io/json.hpp"
+
+namespace pdyolo::io {
+
+struct SafetensorsContent {
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+inline const char* safetensors_dtype(DType t) {
+  switch (t) {
+    case DType::f32: return "F32";
+    case DType::f16: return "F16";
+    case DType::i8: return "I8";
+    case DType::u8: return "U8";
+    case DType::i32: return "I32";
+    case DType::i64: return "I64";
+  }
+  return "?";
+}
+
+inline bool parse_safetensors_dtype(const std::string& s, DType& out) {
+  for (DType t : {DType::f32, DType::f16, DType::i8, DType::u8, DType::i32, DType::i64})
+    if (s == safetensors_dtype(t)) {
+      out = t;
+      return true;
+    }
+  return false;
+}
+
+inline void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                             const std::map<std::string, std::string>& metadata = {}) {
+  std::string header = "{";
+  if (!metadata.empty()) {
+    header += "\"__metadata__\":{";
+    bool first = true;
+    for (const auto& [k, v] : metadata) {
+      header += (first ? "" : ",") + json_quote(k) + ":" + json_quote(v);
+      first = false;
+    }
+    header += "}";
+  }
+  std::vector<Tensor> dense;
+  size_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    PDYOLO_CHECK(name != "__metadata__", path, ": a tensor may not be named __metadata__");
+    PDYOLO_CHECK(t.device().type == DeviceType::cpu, path, ": tensor '", name, "' is on ", t.device().str());
+    dense.push_back(t.is_contiguous() ? t : contiguous_copy(t));
+    const size_t nbytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
+    std::string shape = "[";
+    for (size_t i = 0; i < t.shape().size(); ++i) shape += (i ? "," : "") + std::to_string(t.shape()[i]);
+    shape += "]";
+    header += (header.size() > 1 ? "," : "") + json_quote(name) + ":{\"dtype\":\"" + safetensors_dtype(t.dtype()) +
+              "\",\"shape\":" + shape + ",\"data_offsets\":[" + std::to_string(offset) + "," +
+              std::to_string(offset + nbytes) + "]}";
+    offset += nbytes;
+  }
+  header += "}";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  write_file_atomic(path, [&](std::ostream& out) {
+    uint8_t length[8];
+    uint64_t n = header.size();
+    for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(n >> (8 * i));
+    out.write(reinterpret_cast<const char*>(length), 8);
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    for (const Tensor& t : dense)
+      out.write(static_cast<const char*>(t.raw_data()), static_cast<std::streamsize>(t.numel() * dtype_size(t.dtype())));
+  });
+}
+
+inline SafetensorsContent load_safetensors(const std::string& path) {
+  const std::vector<char> bytes = read_file(path);
+  PDYOLO_CHECK(bytes.size() >= 8, path, ": file is ", bytes.size(), " bytes, too short for a safetensors header");
+  uint64_t header_len = 0;
+  for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  PDYOLO_CHECK(header_len <= bytes.size() - 8, path, ": header length ", header_len, " exceeds the file size ",
+               bytes.size(), " (truncated file?)");
+  const std::string header_text(bytes.data() + 8, static_cast<size_t>(header_len));
+  PDYOLO_CHECK(!header_text.empty() && header_text[0] == '{', path, ": header does not start with '{'");
+  const JsonValue header = parse_json(header_text, path + " (header)");
+  PDYOLO_CHECK(header.kind == JsonValue::Kind::object, path, ": header is not a JSON object");
+  const char* data = bytes.data() + 8 + header_len;
+  const uint64_t data_size = bytes.size() - 8 - header_len;
+
+  SafetensorsContent content;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const auto& [name, entry] : header.object) {
+    if (name == "__metadata__") {
+      PDYOLO_CHECK(entry.kind == JsonValue::Kind::object, path, ": field '__metadata__' is not an object");
+      for (const auto& [k, v] : entry.object) {
+        PDYOLO_CHECK(v.kind == JsonValue::Kind::string, path, ": metadata '", k, "' is not a string");
+        content.metadata[k] = v.string;
+      }
+      continue;
+    }
+    const std::string where = path + ": tensor '" + name + "'";
+    PDYOLO_CHECK(entry.kind == JsonValue::Kind::object, where, " is not an object");
+    const JsonValue* dtype = entry.find("dtype");
+    const JsonValue* shape = entry.find("shape");
+    const JsonValue* offsets = entry.find("data_offsets");
+    PDYOLO_CHECK(dtype && dtype->kind == JsonValue::Kind::string, where, ": field 'dtype' missing or not a string");
+    PDYOLO_CHECK(shape && shape->kind == JsonValue::Kind::array, where, ": field 'shape' missing or not an array");
+    PDYOLO_CHECK(offsets && offsets->kind == JsonValue::Kind::array && offsets->array.size() == 2, where,
+                 ": field 'data_offsets' missing or not [begin, end]");
+    DType dt;
+    PDYOLO_CHECK(parse_safetensors_dtype(dtype->string, dt), where, ": field 'dtype': unsupported dtype '",
+                 dtype->string, "' (supported: F32, F16, I8, U8, I32, I64)");
+    Shape dims;
+    for (const JsonValue& d : shape->array) {
+      PDYOLO_CHECK(d.kind == JsonValue::Kind::number && d.is_integer && d.integer >= 0, where,
+                   ": field 'shape' holds a value that is not a non-negative integer");
+      dims.push_back(d.integer);
+    }
+    PDYOLO_CHECK(dims.size() <= static_cast<size_t>(kMaxDims), where, ": field 'shape' has ", dims.size(),
+                 " dimensions; at most ", kMaxDims, " are supported");
+    for (const JsonValue& o : offsets->array)
+      PDYOLO_CHECK(o.kind == JsonValue::Kind::number && o.is_integer && o.integer >= 0, where,
+                   ": field 'data_offsets' holds a value that is not a non-negative integer");
+    const uint64_t begin = static_cast<uint64_t>(offsets->array[0].integer);
+    const uint64_t end = static_cast<uint64_t>(offsets->array[1].integer);
+    PDYOLO_CHECK(begin <= end && end <= data_size, where, ": field 'data_offsets' [", begin, ", ", end,
+                 "] lies outside the data section of ", data_size, " bytes (truncated file?)");
+    const uint64_t expected = static_cast<uint64_t>(shape_numel(dims)) * dtype_size(dt);
+    PDYOLO_CHECK(end - begin == expected, where, ": field 'data_offsets' spans ", end - begin, " bytes but shape ",
+                 shape_str(dims), " of ", dtype->string, " needs ", expected);
+    Tensor t = Tensor::empty(dims, dt);
+    if (expected) std::memcpy(t.raw_data(), data + begin, expected);
+    content.tensors[name] = t;
+    ranges.emplace_back(begin, end);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  uint64_t cursor = 0;
+  for (const auto& [begin, end] : ranges) {
+    PDYOLO_CHECK(begin == cursor, path, ": field 'data_offsets': tensor data overlaps or leaves a gap at byte ", cursor);
+    cursor = end;
+  }
+  PDYOLO_CHECK(cursor == data_size, path, ": ", data_size - cursor, " bytes after the last tensor are not described by the header");
+  return content;
+}
+
+}  // namespace pdyolo::io

@@ -1,0 +1,137 @@
+// Fast conv2d: im2col + packed SGEMM, per image and group. A 1×1 convolution with stride 1 and no
+// padding reads its input directly as the GEMM operand (no column buffer).
+//
+// Per image n and group g (Cg = in channels per group, OCg = out channels per group):
+//   col [Cg·KH·KW, OH·OW]        gathered input patches (zeros in the padding)
+//   y_g [OCg, OH·OW]  = w_g [OCg, Cg·KH·KW] · col
+//   dw_g             += dy_g · colᵀ
+//   dcol              = w_gᵀ · dy_g, then col2im adds dcol back into dx
+#pragma once
+#include <algorithm>
+#include <vector>
+
+#include "pdyolo/kernels/cpu/sgemm.hpp"
+#include "pdyolo/kernels/ref/conv2d.hpp"
+
+namespace pdyolo::kernels::cpu {
+
+inline bool conv_is_pointwise(const Conv2dGeometry& g) {
+  return g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
+         g.pad_w == 0;
+}
+
+// x_g [Cg, H, W] → col [Cg·KH·KW, OH·OW]
+inline void im2col(const Conv2dGeometry& g, const float* x_g, float* col) {
+  const int64_t rows = g.patch_size(), plane = g.out_plane();
+  parallel_for(0, rows, 4, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const int64_t kw = r % g.kernel_w, kh = (r / g.kernel_w) % g.kernel_h, c = r / (g.kernel_w * g.kernel_h);
+      const float* in = x_g + c * g.in_h * g.in_w;
+      float* out = col + r * plane;
+      for (int64_t oh = 0; oh < g.out_h; ++oh) {
+        const int64_t ih = g.in_row(oh, kh);
+        float* dst = out + oh * g.out_w;
+        if (ih < 0 || ih >= g.in_h) {
+          std::fill(dst, dst + g.out_w, 0.0f);
+          continue;
+        }
+        const float* src = in + ih * g.in_w;
+        for (int64_t ow = 0; ow < g.out_w; ++ow) {
+          const int64_t iw = g.in_col(ow, kw);
+          dst[ow] = (iw >= 0 && iw < g.in_w) ? src[iw] : 0.0f;
+        }
+      }
+    }
+  });
+}
+
+// dx_g [Cg, H, W] += col2im(dcol [Cg·KH·KW, OH·OW]); channels in parallel (each owns its plane).
+inline void col2im_add(const Conv2dGeometry& g, const float* dcol, float* dx_g) {
+  const int64_t taps = g.kernel_h * g.kernel_w, plane = g.out_plane();
+  parallel_for(0, g.in_per_group(), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      float* out = dx_g + c * g.in_h * g.in_w;
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t kh = t / g.kernel_w, kw = t % g.kernel_w;
+        const float* src = dcol + (c * taps + t) * plane;
+        for (int64_t oh = 0; oh < g.out_h; ++oh) {
+          const int64_t ih = g.in_row(oh, kh);
+          if (ih < 0 || ih >= g.in_h) continue;
+          for (int64_t ow = 0; ow < g.out_w; ++ow) {
+            const int64_t iw = g.in_col(ow, kw);
+            if (iw >= 0 && iw < g.in_w) out[ih * g.in_w + iw] += src[oh * g.out_w + ow];
+          }
+        }
+      }
+    }
+  });
+}
+
+// Offsets of image n, group grp inside x, w, y.
+struct ConvGroupOffsets {
+  int64_t x, w, y;
+};
+inline ConvGroupOffsets conv_group_offsets(const Conv2dGeometry& g, int64_t n, int64_t grp) {
+  return {(n * g.in_channels + grp * g.in_per_group()) * g.in_h * g.in_w,
+          grp * g.out_per_group() * g.patch_size(),
+          (n * g.out_channels + grp * g.out_per_group()) * g.out_plane()};
+}
+
+inline void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  const bool pointwise = conv_is_pointwise(g);
+  std::vector<float> col(pointwise ? 0 : static_cast<size_t>(g.patch_size() * g.out_plane()));
+  const int64_t K = g.patch_size(), N = g.out_plane();
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const ConvGroupOffsets o = conv_group_offsets(g, n, grp);
+      if (!pointwise) im2col(g, x + o.x, col.data());
+      const float* b_operand = pointwise ? x + o.x : col.data();
+      sgemm(g.out_per_group(), N, K, MatrixView{w + o.w, K, 1}, MatrixView{b_operand, N, 1}, y + o.y, N, false);
+    }
+  if (bias) {
+    parallel_for(0, g.batch * g.out_channels, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t p = lo; p < hi; ++p) {
+        const float b = bias[p % g.out_channels];
+        float* out = y + p * N;
+        for (int64_t i = 0; i < N; ++i) out[i] += b;
+      }
+    });
+  }
+}
+
+// dx (overwritten) from dy and w.
+inline void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx) {
+  const bool pointwise = conv_is_pointwise(g);
+  const int64_t K = g.patch_size(), N = g.out_plane(), OCg = g.out_per_group();
+  std::vector<float> dcol(pointwise ? 0 : static_cast<size_t>(K * N));
+  if (!pointwise) std::fill(dx, dx + g.batch * g.in_channels * g.in_h * g.in_w, 0.0f);
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const ConvGroupOffsets o = conv_group_offsets(g, n, grp);
+      const MatrixView w_t{w + o.w, 1, K};  // w_gᵀ [K, OCg]
+      const MatrixView dy_g{dy + o.y, N, 1};
+      if (pointwise) {
+        sgemm(K, N, OCg, w_t, dy_g, dx + o.x, N, false);
+      } else {
+        sgemm(K, N, OCg, w_t, dy_g, dcol.data(), N, false);
+        col2im_add(g, dcol.data(), dx + o.x);
+      }
+    }
+}
+
+// dw (overwritten) from x and dy, summed over the batch.
+inline void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw) {
+  const bool pointwise = conv_is_pointwise(g);
+  const int64_t K = g.patch_size(), N = g.out_plane(), OCg = g.out_per_group();
+  std::vector<float> col(pointwise ? 0 : static_cast<size_t>(K * N));
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const ConvGroupOffsets o = conv_group_offsets(g, n, grp);
+      if (!pointwise) im2col(g, x + o.x, col.data());
+      const float* patches = pointwise ? x + o.x : col.data();
+      // dw_g [OCg, K] (+)= dy_g [OCg, N] · colᵀ [N, K]
+      sgemm(OCg, K, N, MatrixView{dy + o.y, N, 1}, MatrixView{patches, 1, N}, dw + o.w, K, n > 0);
+    }
+}
+
+}  // namespace pdyolo::kernels::cpu

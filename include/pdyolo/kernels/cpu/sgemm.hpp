@@ -1,0 +1,182 @@
+// Fast SGEMM: C[M,N] (+)= A[M,K] · B[K,N], cache-blocked with packed panels (the BLIS scheme).
+//
+//   for each K block of kKc rows                      (A block and B panel fit in L2 / L1)
+//     pack B[k-block, column chunk] into NR-wide panels   (one buffer per thread)
+//     for each NR panel of B                            (stays in L1)
+//       for each MR strip of A (packed once per call)   (streams from L2)
+//         micro-kernel: one MR×NR tile of C
+//
+// Work is split into (row range × column chunk) tasks handed to threads; each C element is
+// computed by exactly one task in a fixed order, so results do not depend on thread timing.
+// The micro-kernel is chosen at run time: AVX-512 (8×32), AVX2 (6×16), or portable C++ (4×16).
+#pragma once
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "pdyolo/core/error.hpp"
+#include "pdyolo/core/parallel.hpp"
+#include "pdyolo/kernels/ref/gemm.hpp"
+#include "pdyolo/kernels/x86/sgemm_ukernels.hpp"
+
+namespace pdyolo::kernels::cpu {
+
+using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                               bool accumulate);
+
+struct GemmMicroKernel {
+  const char* name;
+  int64_t mr, nr;
+  MicroKernelFn fn;
+};
+
+// Portable 4×16 tile in plain C++; compilers vectorise it for the baseline instruction set.
+inline void sgemm_ukernel_generic_4x16(int64_t kc, const float* a, const float* b, float* c,
+                                       int64_t ldc, bool accumulate) {
+  float acc[4][16] = {};
+  for (int64_t k = 0; k < kc; ++k, a += 4, b += 16)
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 16; ++j) acc[i][j] += a[i] * b[j];
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 16; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : 0.0f) + acc[i][j];
+}
+
+enum class GemmIsa { generic, avx2, avx512 };
+
+inline bool gemm_isa_available(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::generic: return true;
+    case GemmIsa::avx2: return cpu_has_avx2_fma();
+    case GemmIsa::avx512: return cpu_has_avx512f();
+  }
+  return false;
+}
+
+inline GemmMicroKernel gemm_micro_kernel(GemmIsa isa) {
+#ifdef PDYOLO_X86_KERNELS
+  if (isa == GemmIsa::avx512) return {"avx512-8x32", 8, 32, x86::sgemm_ukernel_avx512_8x32};
+  if (isa == GemmIsa::avx2) return {"avx2-6x16", 6, 16, x86::sgemm_ukernel_avx2_6x16};
+#endif
+  (void)isa;
+  return {"generic-4x16", 4, 16, sgemm_ukernel_generic_4x16};
+}
+
+inline GemmIsa best_gemm_isa() {
+  if (gemm_isa_available(GemmIsa::avx512)) return GemmIsa::avx512;
+  if (gemm_isa_available(GemmIsa::avx2)) return GemmIsa::avx2;
+  return GemmIsa::generic;
+}
+
+inline GemmIsa& gemm_isa_slot() {
+  static GemmIsa isa = best_gemm_isa();
+  return isa;
+}
+inline GemmIsa gemm_isa() { return gemm_isa_slot(); }
+
+// Selects the micro-kernel (tests run each one the CPU has against the reference).
+inline void set_gemm_isa(GemmIsa isa) {
+  PDYOLO_CHECK(gemm_isa_available(isa), "set_gemm_isa: ", gemm_micro_kernel(isa).name,
+               " is not supported by this CPU");
+  gemm_isa_slot() = isa;
+}
+
+constexpr int64_t kKc = 256;             // K block: an NR-wide B panel of kKc rows stays in L1
+constexpr int64_t kMaxChunkCols = 1024;  // column chunk per task: its packed B stays in L2
+
+namespace detail {
+
+// A[rows, K block] → strips of MR rows, k-major, zero-padded to a whole strip.
+inline void pack_a_strip(const MatrixView& A, int64_t row0, int64_t rows, int64_t k0, int64_t kc,
+                         int64_t mr, float* out) {
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t i = 0; i < mr; ++i) out[k * mr + i] = i < rows ? A.at(row0 + i, k0 + k) : 0.0f;
+}
+
+// B[K block, cols] → panels of NR columns, k-major, zero-padded to a whole panel.
+inline void pack_b_panel(const MatrixView& B, int64_t k0, int64_t kc, int64_t col0, int64_t cols,
+                         int64_t nr, float* out) {
+  for (int64_t k = 0; k < kc; ++k) {
+    float* dst = out + k * nr;
+    if (B.col_stride == 1) {
+      std::memcpy(dst, B.data + (k0 + k) * B.row_stride + col0, cols * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < cols; ++j) dst[j] = B.at(k0 + k, col0 + j);
+    }
+    for (int64_t j = cols; j < nr; ++j) dst[j] = 0.0f;
+  }
+}
+
+inline std::vector<float>& thread_pack_buffer() {
+  thread_local std::vector<float> buffer;
+  return buffer;
+}
+
+}  // namespace detail
+
+inline void sgemm(int64_t M, int64_t N, int64_t K, MatrixView A, MatrixView B, float* C, int64_t ldc,
+                  bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+    return;
+  }
+  const GemmMicroKernel uk = gemm_micro_kernel(gemm_isa());
+  const int64_t mr = uk.mr, nr = uk.nr;
+  const int64_t strips = (M + mr - 1) / mr;
+  const int64_t k_blocks = (K + kKc - 1) / kKc;
+
+  // Pack all of A once: block p holds `strips` strips of [kc][mr] (A is the small operand here).
+  std::vector<float> packed_a(static_cast<size_t>(strips * mr * K));
+  parallel_tasks(strips * k_blocks, [&](int64_t task) {
+    const int64_t p = task / strips, s = task % strips;
+    const int64_t k0 = p * kKc, kc = std::min(kKc, K - k0);
+    detail::pack_a_strip(A, s * mr, std::min(mr, M - s * mr), k0, kc, mr,
+                         packed_a.data() + strips * mr * k0 + s * mr * kc);
+  });
+
+  // Tasks: column chunks (whole panels), and row splits when there are too few chunks to share.
+  const int64_t panels = (N + nr - 1) / nr;
+  const int64_t threads = num_threads();
+  int64_t panels_per_chunk = std::max<int64_t>(1, std::min(kMaxChunkCols / nr, (panels + 2 * threads - 1) / (2 * threads)));
+  const int64_t chunks = (panels + panels_per_chunk - 1) / panels_per_chunk;
+  const int64_t row_splits = std::min<int64_t>(strips, std::max<int64_t>(1, (2 * threads + chunks - 1) / chunks));
+
+  parallel_tasks(chunks * row_splits, [&](int64_t task) {
+    const int64_t chunk = task / row_splits, split = task % row_splits;
+    const int64_t col0 = chunk * panels_per_chunk * nr;
+    const int64_t cols = std::min(panels_per_chunk * nr, N - col0);
+    const int64_t strip0 = strips * split / row_splits, strip1 = strips * (split + 1) / row_splits;
+    const int64_t chunk_panels = (cols + nr - 1) / nr;
+    std::vector<float>& packed_b = detail::thread_pack_buffer();
+    packed_b.resize(static_cast<size_t>(kKc * chunk_panels * nr));
+    float tile[32 * 32];  // edge tiles are computed here, then the valid part is copied out
+
+    for (int64_t p = 0; p < k_blocks; ++p) {
+      const int64_t k0 = p * kKc, kc = std::min(kKc, K - k0);
+      const bool acc = accumulate || p > 0;
+      for (int64_t q = 0; q < chunk_panels; ++q)
+        detail::pack_b_panel(B, k0, kc, col0 + q * nr, std::min(nr, cols - q * nr), nr,
+                             packed_b.data() + q * kc * nr);
+      for (int64_t q = 0; q < chunk_panels; ++q) {
+        const float* b_panel = packed_b.data() + q * kc * nr;
+        const int64_t j0 = col0 + q * nr, ncols = std::min(nr, N - j0);
+        for (int64_t s = strip0; s < strip1; ++s) {
+          const float* a_strip = packed_a.data() + strips * mr * k0 + s * mr * kc;
+          const int64_t i0 = s * mr, nrows = std::min(mr, M - i0);
+          float* c = C + i0 * ldc + j0;
+          if (nrows == mr && ncols == nr) {
+            uk.fn(kc, a_strip, b_panel, c, ldc, acc);
+            continue;
+          }
+          uk.fn(kc, a_strip, b_panel, tile, nr, false);
+          for (int64_t i = 0; i < nrows; ++i)
+            for (int64_t j = 0; j < ncols; ++j)
+              c[i * ldc + j] = (acc ? c[i * ldc + j] : 0.0f) + tile[i * nr + j];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace pdyolo::kernels::cpu

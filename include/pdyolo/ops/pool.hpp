@@ -1,0 +1,59 @@
+// Max-pooling and nearest-neighbour upsampling over [N, C, H, W].
+#pragma once
+#include <memory>
+
+#include "pdyolo/kernels/ref/pool.hpp"
+#include "pdyolo/ops/common.hpp"
+
+namespace pdyolo {
+
+struct MaxPool2dParams {
+  int64_t kernel = 2;
+  int64_t stride = 0;   // 0 means stride = kernel (PyTorch's default)
+  int64_t padding = 0;  // at most kernel / 2
+};
+
+inline Tensor max_pool2d(const Tensor& x, const MaxPool2dParams& p = MaxPool2dParams()) {
+  const int64_t stride = p.stride > 0 ? p.stride : p.kernel;
+  PDYOLO_CHECK(x.dim() == 4, "max_pool2d: expects input [N, C, H, W], got ", shape_str(x.shape()));
+  PDYOLO_CHECK(p.kernel >= 1 && p.padding >= 0 && 2 * p.padding <= p.kernel, "max_pool2d: kernel ", p.kernel,
+               " with padding ", p.padding, " (padding must be at most half the kernel)");
+  kernels::Pool2dGeometry g;
+  g.planes = x.shape()[0] * x.shape()[1];
+  g.in_h = x.shape()[2];
+  g.in_w = x.shape()[3];
+  g.kernel_h = g.kernel_w = p.kernel;
+  g.stride_h = g.stride_w = stride;
+  g.pad_h = g.pad_w = p.padding;
+  g.out_h = (g.in_h + 2 * p.padding - p.kernel) / stride + 1;
+  g.out_w = (g.in_w + 2 * p.padding - p.kernel) / stride + 1;
+  PDYOLO_CHECK(g.out_h > 0 && g.out_w > 0, "max_pool2d: input ", shape_str(x.shape()), " is smaller than the kernel ", p.kernel);
+  const Tensor xd = ops::detail::dense(x, "max_pool2d");
+  Tensor y = Tensor::empty({x.shape()[0], x.shape()[1], g.out_h, g.out_w});
+  auto argmax = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(y.numel()));
+  kernels::ref::max_pool2d_forward(g, xd.data<float>(), y.data<float>(), argmax->data());
+  return autograd::record(y, "max_pool2d", {x}, [g, argmax, shape = x.shape()](const Tensor& grad) {
+    const Tensor dy = ops::detail::dense(grad, "max_pool2d backward");
+    Tensor dx = Tensor::empty(shape);
+    kernels::ref::max_pool2d_backward(g, dy.data<float>(), argmax->data(), dx.data<float>());
+    return std::vector<Tensor>{dx};
+  });
+}
+
+// Nearest-neighbour upsampling by an integer factor: [N, C, H, W] → [N, C, H·s, W·s]
+inline Tensor upsample_nearest(const Tensor& x, int64_t scale) {
+  PDYOLO_CHECK(x.dim() == 4, "upsample_nearest: expects input [N, C, H, W], got ", shape_str(x.shape()));
+  PDYOLO_CHECK(scale >= 1, "upsample_nearest: scale must be a positive integer, got ", scale);
+  const Tensor xd = ops::detail::dense(x, "upsample_nearest");
+  const int64_t planes = x.shape()[0] * x.shape()[1], h = x.shape()[2], w = x.shape()[3];
+  Tensor y = Tensor::empty({x.shape()[0], x.shape()[1], h * scale, w * scale});
+  kernels::ref::upsample_nearest_forward(planes, h, w, scale, xd.data<float>(), y.data<float>());
+  return autograd::record(y, "upsample_nearest", {x}, [planes, h, w, scale, shape = x.shape()](const Tensor& grad) {
+    const Tensor dy = ops::detail::dense(grad, "upsample_nearest backward");
+    Tensor dx = Tensor::empty(shape);
+    kernels::ref::upsample_nearest_backward(planes, h, w, scale, dy.data<float>(), dx.data<float>());
+    return std::vector<Tensor>{dx};
+  });
+}
+
+}  // namespace pdyolo

@@ -1,0 +1,41 @@
+# CMake glue for the optional dependencies. Every one is a Debian package found on the system;
+# no third-party source is copied into this repository (scripts/install-deps.sh installs them).
+
+# Eigen (libeigen3-dev): an alternative GEMM, compared against ours in tests and benchmarks.
+set(PDYOLO_HAVE_EIGEN OFF)
+if(PDYOLO_EIGEN)
+  find_package(Eigen3 3.3 NO_MODULE QUIET)
+  if(TARGET Eigen3::Eigen)
+    add_library(pdyolo_eigen INTERFACE)
+    target_link_libraries(pdyolo_eigen INTERFACE pdyolo Eigen3::Eigen)
+    target_compile_definitions(pdyolo_eigen INTERFACE PDYOLO_WITH_EIGEN)
+    set(PDYOLO_HAVE_EIGEN ON)
+  else()
+    message(STATUS "pdyolo: Eigen3 not found (apt-get install libeigen3-dev); Eigen comparisons are off")
+  endif()
+endif()
+
+# doctest (doctest-dev) for the test suites.
+if(PDYOLO_BUILD_TESTS)
+  find_package(doctest REQUIRED)
+endif()
+
+# Google Benchmark (libbenchmark-dev) for bench/.
+if(PDYOLO_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()
+
+# CUDA Toolkit (+ cuDNN later): kernels/cuda/*.cu compile into pdyolo_cuda.
+if(PDYOLO_CUDA)
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  file(GLOB PDYOLO_CUDA_SOURCES ${PROJECT_SOURCE_DIR}/kernels/cuda/*.cu)
+  add_library(pdyolo_cuda STATIC ${PDYOLO_CUDA_SOURCES})
+  add_library(pdyolo::cuda ALIAS pdyolo_cuda)
+  target_link_libraries(pdyolo_cuda PUBLIC pdyolo CUDA::cudart)
+  target_compile_definitions(pdyolo_cuda PUBLIC PDYOLO_WITH_CUDA)
+  set_target_properties(pdyolo_cuda PROPERTIES CUDA_ARCHITECTURES "80;90" POSITION_INDEPENDENT_CODE ON)
+endif()
