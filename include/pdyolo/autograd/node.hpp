@@ -19,6 +19,27 @@ struct Node {
   std::string op;              // e.g. "conv2d", shown in error messages
   std::vector<Tensor> inputs;  // the op's inputs, in order
   BackwardFn backward;         // empty once the graph has been freed
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  // Tears long chains down iteratively: the default destructor would recurse once per node.
+  ~Node() {
+    std::vector<std::shared_ptr<Node>> orphans;
+    auto release_inputs = [&orphans](std::vector<Tensor>& tensors) {
+      for (Tensor& t : tensors) {
+        if (t.defined() && t.impl_ptr().use_count() == 1 && t.impl()->grad_fn.use_count() == 1)
+          orphans.push_back(std::move(t.impl()->grad_fn));
+      }
+      tensors.clear();
+    };
+    release_inputs(inputs);
+    while (!orphans.empty()) {
+      std::shared_ptr<Node> node = std::move(orphans.back());
+      orphans.pop_back();
+      release_inputs(node->inputs);
+    }  // `node` is destroyed here with no inputs left, so it does not recurse
+  }
 };
 
 // ---- grad mode ---------------------------------------------------------------------------------

@@ -1,0 +1,219 @@
+// safetensors and .npy: round trips for every dtype, files written by NumPy, the shared fixtures,
+// and clear errors naming the file and field for truncated or malformed input.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "test_util.hpp"
+
+using namespace pdyolo;
+
+namespace {
+
+const std::string kData = std::string(PDYOLO_SOURCE_DIR) + "/tests/data/";
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string read_bytes(const std::string& path) {
+  const auto v = io::read_file(path);
+  return std::string(v.begin(), v.end());
+}
+
+// A safetensors file assembled by hand from the format description.
+std::string safetensors_bytes(const std::string& header, const std::string& data) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  return out + header + data;
+}
+
+std::map<std::string, Tensor> one_of_each_dtype() {
+  return {
+      {"model.0.conv.weight", Tensor::normal({2, 3, 1, 1})},
+      {"half", Tensor::from_vector({0.5f, -2.0f, 1000.0f}, {3}).to(DType::f16)},
+      {"i8", Tensor::from_vector(std::vector<int8_t>{-128, 0, 127}, {3})},
+      {"u8", Tensor::from_vector(std::vector<uint8_t>{0, 255}, {1, 2})},
+      {"i32", Tensor::from_vector(std::vector<int32_t>{-5, 7}, {2})},
+      {"i64", Tensor::from_vector(std::vector<int64_t>{int64_t{1} << 40, -1}, {2})},
+      {"scalar", Tensor::scalar(3.0f)},
+      {"empty", Tensor::zeros({0, 4})},
+      {"six_d", Tensor::normal({1, 2, 1, 2, 1, 2})},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("safetensors round trip keeps names, dtypes, shapes, values and metadata") {
+  const std::string path = test::temp_path("roundtrip.safetensors");
+  const auto tensors = one_of_each_dtype();
+  io::save_safetensors(path, tensors, {{"format", "pt"}, {"note", "quote \" and \\ backslash"}});
+  const auto loaded = io::load_safetensors(path);
+  CHECK(loaded.metadata.at("format") == "pt");
+  CHECK(loaded.metadata.at("note") == "quote \" and \\ backslash");
+  REQUIRE(loaded.tensors.size() == tensors.size());
+  for (const auto& [name, t] : tensors) {
+    CAPTURE(name);
+    const Tensor& u = loaded.tensors.at(name);
+    CHECK(u.dtype() == t.dtype());
+    CHECK(u.shape() == t.shape());
+    CHECK(u.to_vector() == t.to_vector());
+  }
+  // Non-contiguous views are written as their values.
+  io::save_safetensors(path, {{"t", Tensor::from_vector({1, 2, 3, 4}, {2, 2}).transpose(0, 1)}});
+  CHECK(io::load_safetensors(path).tensors.at("t").to_vector() == std::vector<float>{1, 3, 2, 4});
+  std::remove(path.c_str());
+}
+
+TEST_CASE("safetensors bytes follow the format exactly") {
+  // The layout the reference writer produces: compact JSON, __metadata__ first, padded with spaces to 8 bytes.
+  const std::string header = R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  std::string padded = header + std::string((8 - header.size() % 8) % 8, ' ');
+  const float values[2] = {1.5f, -2.0f};
+  const std::string data(reinterpret_cast<const char*>(values), 8);
+  const std::string path = test::temp_path("handmade.safetensors");
+  write_bytes(path, safetensors_bytes(padded, data));
+  const auto loaded = io::load_safetensors(path);
+  CHECK(loaded.tensors.at("a").to_vector() == std::vector<float>{1.5f, -2.0f});
+  const std::string ours = test::temp_path("ours.safetensors");
+  io::save_safetensors(ours, {{"a", loaded.tensors.at("a")}}, {{"format", "pt"}});
+  CHECK(read_bytes(ours) == read_bytes(path));
+  // Whitespace and key order inside the header are free.
+  write_bytes(path, safetensors_bytes("{ \"a\" : { \"data_offsets\" : [0, 8], \"shape\" : [2], \"dtype\" : \"F32\" } }", data));
+  CHECK(io::load_safetensors(path).tensors.at("a").to_vector()[1] == -2.0f);
+  std::remove(path.c_str());
+  std::remove(ours.c_str());
+}
+
+TEST_CASE("safetensors: malformed files are reported with the file and the field") {
+  const std::string path = test::temp_path("bad.safetensors");
+  const std::string data(8, '\0');
+  auto error_for = [&](const std::string& bytes) {
+    write_bytes(path, bytes);
+    return test::error_of([&] { io::load_safetensors(path); });
+  };
+  auto entry = [](const std::string& body) { return "{\"a\":{" + body + "}}"; };
+  const std::string good = R"("dtype":"F32","shape":[2],"data_offsets":[0,8])";
+
+  CHECK(error_for("abc").find("too short") != std::string::npos);
+  CHECK(error_for(safetensors_bytes(entry(good), data).substr(0, 20)).find("exceeds the file size") != std::string::npos);
+  CHECK(error_for(safetensors_bytes(entry(good), data.substr(0, 4))).find("outside the data section") != std::string::npos);
+  CHECK(error_for(safetensors_bytes("[1,2]", "")).find("does not start with '{'") != std::string::npos);
+  CHECK(error_for(safetensors_bytes("{\"a\":{\"dtype\":", data)).find("invalid JSON") != std::string::npos);
+  CHECK(error_for(safetensors_bytes(entry(R"("dtype":"F64","shape":[1],"data_offsets":[0,8])"), data))
+            .find("field 'dtype': unsupported dtype 'F64'") != std::string::npos);
+  CHECK(error_for(safetensors_bytes(entry(R"("shape":[2],"data_offsets":[0,8])"), data)).find("field 'dtype'") !=
+        std::string::npos);
+  CHECK(error_for(safetensors_bytes(entry(R"("dtype":"F32","shape":[3],"data_offsets":[0,8])"), data))
+            .find("needs 12") != std::string::npos);
+  CHECK(error_for(safetensors_bytes(entry(R"("dtype":"F32","shape":[-2],"data_offsets":[0,8])"), data))
+            .find("field 'shape'") != std::string::npos);
+  CHECK(error_for(safetensors_bytes(entry(R"("dtype":"F32","shape":[2],"data_offsets":[0])"), data))
+            .find("field 'data_offsets'") != std::string::npos);
+  CHECK(error_for(safetensors_bytes(entry(R"("dtype":"F32","shape":[1],"data_offsets":[0,4])"), data))
+            .find("not described") != std::string::npos);
+  const std::string two = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
+  CHECK(error_for(safetensors_bytes(two, data)).find("overlaps") != std::string::npos);
+  const std::string err = error_for(safetensors_bytes(entry(R"("dtype":"F32","shape":[3],"data_offsets":[0,8])"), data));
+  CHECK(err.find(path) != std::string::npos);
+  CHECK(err.find("tensor 'a'") != std::string::npos);
+  CHECK(test::error_of([] { io::load_safetensors("/nonexistent/x.safetensors"); }).find("cannot open") != std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("npy: files written by NumPy load with the right dtype, shape and values") {
+  const Tensor f32 = io::load_npy(kData + "f32_2x3.npy");
+  CHECK(f32.dtype() == DType::f32);
+  CHECK(f32.shape() == Shape{2, 3});
+  CHECK(f32.to_vector() == std::vector<float>{-2.5f, -1.5f, -0.5f, 0.5f, 1.5f, 2.5f});
+  const Tensor f16 = io::load_npy(kData + "f16_4.npy");
+  CHECK(f16.dtype() == DType::f16);
+  CHECK(f16.to_vector() == std::vector<float>{0.5f, -1.0f, 65504.0f, half_bits_to_float(float_to_half_bits(0.1f))});
+  CHECK(io::load_npy(kData + "i8_2x2.npy").to_vector() == std::vector<float>{-128, -1, 0, 127});
+  CHECK(io::load_npy(kData + "u8_3.npy").to_vector() == std::vector<float>{0, 128, 255});
+  const Tensor i32 = io::load_npy(kData + "i32_1x2x2.npy");
+  CHECK(i32.shape() == Shape{1, 2, 2});
+  CHECK(i32.data<int32_t>()[3] == 2147483647);
+  const Tensor i64 = io::load_npy(kData + "i64_2.npy");
+  CHECK(i64.data<int64_t>()[0] == -(int64_t{1} << 40));
+  CHECK(i64.data<int64_t>()[1] == (int64_t{1} << 40) + 3);
+  const Tensor scalar = io::load_npy(kData + "f32_scalar.npy");
+  CHECK(scalar.dim() == 0);
+  CHECK(scalar.item() == 3.25f);
+}
+
+TEST_CASE("npy: what we write is byte-identical to what NumPy writes") {
+  for (const char* name : {"f32_2x3.npy", "f16_4.npy", "i8_2x2.npy", "u8_3.npy", "i32_1x2x2.npy", "i64_2.npy",
+                           "f32_scalar.npy"}) {
+    CAPTURE(name);
+    const std::string ours = test::temp_path(name);
+    io::save_npy(ours, io::load_npy(kData + name));
+    CHECK(read_bytes(ours) == read_bytes(kData + name));
+    std::remove(ours.c_str());
+  }
+}
+
+TEST_CASE("npy: round trip of views and large shapes") {
+  const std::string path = test::temp_path("view.npy");
+  const Tensor t = Tensor::normal({3, 4, 5}).permute({2, 0, 1});
+  io::save_npy(path, t);
+  CHECK(io::load_npy(path).to_vector() == t.contiguous().to_vector());
+  std::remove(path.c_str());
+}
+
+TEST_CASE("npy: bad input names the file and the field") {
+  CHECK(test::error_of([] { io::load_npy(kData + "f32_fortran.npy"); }).find("field 'fortran_order'") != std::string::npos);
+  const std::string f64 = test::error_of([] { io::load_npy(kData + "f64_2.npy"); });
+  CHECK(f64.find("f64_2.npy") != std::string::npos);
+  CHECK(f64.find("field 'descr': unsupported dtype '<f8'") != std::string::npos);
+  const std::string path = test::temp_path("bad.npy");
+  const std::string good = read_bytes(kData + "f32_2x3.npy");
+  write_bytes(path, "not numpy at all");
+  CHECK(test::error_of([&] { io::load_npy(path); }).find("bad magic") != std::string::npos);
+  write_bytes(path, good.substr(0, 40));
+  CHECK(test::error_of([&] { io::load_npy(path); }).find("header length") != std::string::npos);
+  write_bytes(path, good.substr(0, good.size() - 4));
+  const std::string truncated = test::error_of([&] { io::load_npy(path); });
+  CHECK(truncated.find("truncated") != std::string::npos);
+  CHECK(truncated.find(path) != std::string::npos);
+  std::string big_endian = good;
+  big_endian.replace(big_endian.find("<f4"), 3, ">f4");
+  write_bytes(path, big_endian);
+  CHECK(test::error_of([&] { io::load_npy(path); }).find("'>f4'") != std::string::npos);
+  std::string no_shape = good;
+  no_shape.replace(no_shape.find("'shape'"), 7, "'shope'");
+  write_bytes(path, no_shape);
+  CHECK(test::error_of([&] { io::load_npy(path); }).find("no field 'shape'") != std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("atomic writes leave the old file intact when writing fails") {
+  const std::string path = test::temp_path("atomic.npy");
+  io::save_npy(path, Tensor::ones({2}));
+  CHECK(test::error_of([&] { io::save_npy("/nonexistent_dir/x.npy", Tensor::ones({2})); }).find("cannot open") !=
+        std::string::npos);
+  CHECK(io::load_npy(path).to_vector() == std::vector<float>{1, 1});
+  std::remove(path.c_str());
+}
+
+TEST_CASE("npy: the reference implementation's fixture tensors") {
+  const std::string shared = test::shared_dir();
+  if (shared.empty()) {
+    MESSAGE("SKIPPED: ../shared is absent; the fixture npy files cannot be read");
+    return;
+  }
+  const std::string dir = shared + "/fixtures/yolov7-tiny-coco128/";
+  const Tensor input = io::load_npy(dir + "input_320.npy");
+  CHECK(input.shape() == Shape{1, 3, 320, 320});
+  CHECK(input.dtype() == DType::f32);
+  const auto v = input.to_vector();
+  CHECK(*std::min_element(v.begin(), v.end()) >= 0.0f);  // letterboxed RGB / 255
+  CHECK(*std::max_element(v.begin(), v.end()) <= 1.0f);
+  CHECK(input.at({0, 0, 0, 0}) == doctest::Approx(114.0 / 255.0));  // grey padding in the corner
+  const Tensor decoded = io::load_npy(dir + "decoded_320.npy");
+  CHECK(decoded.shape() == Shape{1, 6300, 85});
+  const Tensor targets = io::load_npy(dir + "loss_targets.npy");
+  CHECK(targets.dim() == 2);
+  CHECK(targets.shape()[1] == 6);
+}

@@ -1,0 +1,205 @@
+// Every fast kernel against the reference kernel, on random shapes including odd sizes.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "pdyolo/kernels/eigen/sgemm.hpp"
+#include "test_util.hpp"
+
+using namespace pdyolo;
+namespace cpu = kernels::cpu;
+
+namespace {
+
+std::vector<float> random_values(int64_t n, Generator& gen) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = gen.uniform(-1.0f, 1.0f);
+  return v;
+}
+
+double max_rel(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0.0, scale = 1e-6;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(got[i] - want[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(want[i])));
+  }
+  return diff / scale;
+}
+
+std::vector<cpu::GemmIsa> available_isas() {
+  std::vector<cpu::GemmIsa> isas;
+  for (cpu::GemmIsa isa : {cpu::GemmIsa::generic, cpu::GemmIsa::avx2, cpu::GemmIsa::avx512})
+    if (cpu::gemm_isa_available(isa)) isas.push_back(isa);
+  return isas;
+}
+
+// Restores the default micro-kernel when a test section ends.
+struct IsaScope {
+  explicit IsaScope(cpu::GemmIsa isa) { cpu::set_gemm_isa(isa); }
+  ~IsaScope() { cpu::set_gemm_isa(cpu::best_gemm_isa()); }
+};
+
+struct GemmCase {
+  int64_t M, N, K;
+  bool trans_a, trans_b, accumulate;
+};
+
+}  // namespace
+
+TEST_CASE("sgemm: every micro-kernel matches the reference on odd shapes and strides") {
+  Generator gen(1);
+  std::vector<GemmCase> cases = {
+      {1, 1, 1, false, false, false},   {7, 13, 5, false, false, false},  {8, 32, 256, false, false, false},
+      {9, 33, 257, false, false, true}, {6, 16, 1, true, false, false},   {31, 100, 70, false, true, false},
+      {64, 400, 600, true, true, true}, {255, 97, 128, false, false, false}, {3, 1000, 27, false, false, false},
+      {130, 5, 513, true, false, true},
+  };
+  for (int i = 0; i < 10; ++i)  // plus random shapes
+    cases.push_back({1 + static_cast<int64_t>(gen.randint(90)), 1 + static_cast<int64_t>(gen.randint(300)),
+                     1 + static_cast<int64_t>(gen.randint(600)), gen.randint(2) == 1, gen.randint(2) == 1,
+                     gen.randint(2) == 1});
+  for (cpu::GemmIsa isa : available_isas()) {
+    IsaScope scope(isa);
+    for (const GemmCase& c : cases) {
+      CAPTURE(cpu::gemm_micro_kernel(isa).name);
+      CAPTURE(c.M);
+      CAPTURE(c.N);
+      CAPTURE(c.K);
+      CAPTURE(c.trans_a);
+      CAPTURE(c.trans_b);
+      const auto a = random_values(c.M * c.K, gen), b = random_values(c.K * c.N, gen);
+      const auto c0 = random_values(c.M * c.N, gen);
+      const kernels::MatrixView A = c.trans_a ? kernels::MatrixView{a.data(), 1, c.M} : kernels::MatrixView{a.data(), c.K, 1};
+      const kernels::MatrixView B = c.trans_b ? kernels::MatrixView{b.data(), 1, c.K} : kernels::MatrixView{b.data(), c.N, 1};
+      std::vector<float> want = c0, got = c0;
+      kernels::ref::gemm(c.M, c.N, c.K, A, B, want.data(), c.N, c.accumulate);
+      cpu::sgemm(c.M, c.N, c.K, A, B, got.data(), c.N, c.accumulate);
+      CHECK(max_rel(got, want) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("sgemm writes only inside C's leading dimension") {
+  Generator gen(2);
+  const int64_t M = 10, N = 37, K = 19, ldc = 50;
+  const auto a = random_values(M * K, gen), b = random_values(K * N, gen);
+  std::vector<float> c(M * ldc, 7.0f), want(M * ldc, 7.0f);
+  cpu::sgemm(M, N, K, {a.data(), K, 1}, {b.data(), N, 1}, c.data(), ldc, false);
+  kernels::ref::gemm(M, N, K, {a.data(), K, 1}, {b.data(), N, 1}, want.data(), ldc, false);
+  CHECK(max_rel(c, want) < 1e-5);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = N; j < ldc; ++j) CHECK(c[i * ldc + j] == 7.0f);
+}
+
+#ifdef PDYOLO_WITH_EIGEN
+TEST_CASE("the Eigen alternative GEMM matches the reference") {
+  Generator gen(3);
+  const int64_t M = 33, N = 70, K = 45;
+  const auto a = random_values(M * K, gen), b = random_values(K * N, gen);
+  std::vector<float> got(M * N), want(M * N);
+  kernels::eigen::sgemm(M, N, K, {a.data(), 1, M}, {b.data(), N, 1}, got.data(), N, false);
+  kernels::ref::gemm(M, N, K, {a.data(), 1, M}, {b.data(), N, 1}, want.data(), N, false);
+  CHECK(max_rel(got, want) < 1e-5);
+}
+#endif
+
+TEST_CASE("conv2d: im2col + GEMM matches the direct reference, forward and both gradients") {
+  Generator gen(4);
+  std::vector<kernels::Conv2dGeometry> cases;
+  auto make = [](int64_t n, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t k, int64_t s, int64_t p, int64_t d,
+                 int64_t groups) {
+    kernels::Conv2dGeometry g;
+    g.batch = n; g.in_channels = c; g.in_h = h; g.in_w = w; g.out_channels = oc;
+    g.kernel_h = g.kernel_w = k; g.stride_h = g.stride_w = s; g.pad_h = g.pad_w = p;
+    g.dilation_h = g.dilation_w = d; g.groups = groups;
+    g.out_h = (h + 2 * p - d * (k - 1) - 1) / s + 1;
+    g.out_w = (w + 2 * p - d * (k - 1) - 1) / s + 1;
+    return g;
+  };
+  cases.push_back(make(1, 3, 17, 19, 8, 3, 2, 1, 1, 1));     // YOLOv7 stem shape, odd size
+  cases.push_back(make(2, 16, 9, 9, 32, 1, 1, 0, 1, 1));     // 1×1 fast path
+  cases.push_back(make(1, 12, 11, 7, 10, 3, 1, 1, 1, 2));    // groups
+  cases.push_back(make(1, 6, 10, 10, 6, 3, 1, 2, 2, 6));     // depthwise, dilated
+  cases.push_back(make(2, 5, 8, 9, 7, 5, 1, 2, 1, 1));       // 5×5
+  cases.push_back(make(1, 4, 9, 9, 3, 1, 2, 0, 1, 1));       // strided 1×1 (not the fast path)
+  for (int i = 0; i < 6; ++i) {  // random geometries
+    const int64_t groups = 1 + static_cast<int64_t>(gen.randint(2));
+    const int64_t k = 1 + 2 * static_cast<int64_t>(gen.randint(2));
+    cases.push_back(make(1 + static_cast<int64_t>(gen.randint(2)), groups * (1 + static_cast<int64_t>(gen.randint(6))),
+                         k + 2 + static_cast<int64_t>(gen.randint(12)), k + 2 + static_cast<int64_t>(gen.randint(12)),
+                         groups * (1 + static_cast<int64_t>(gen.randint(9))), k, 1 + static_cast<int64_t>(gen.randint(2)),
+                         static_cast<int64_t>(gen.randint(2)), 1, groups));
+  }
+  for (cpu::GemmIsa isa : available_isas()) {
+    IsaScope scope(isa);
+    for (const auto& g : cases) {
+      CAPTURE(cpu::gemm_micro_kernel(isa).name);
+      CAPTURE(g.in_channels);
+      CAPTURE(g.out_channels);
+      CAPTURE(g.kernel_h);
+      CAPTURE(g.groups);
+      const auto x = random_values(g.batch * g.in_channels * g.in_h * g.in_w, gen);
+      const auto w = random_values(g.out_channels * g.patch_size(), gen);
+      const auto bias = random_values(g.out_channels, gen);
+      const auto dy = random_values(g.batch * g.out_channels * g.out_plane(), gen);
+      std::vector<float> y_ref(dy.size()), y_cpu(dy.size());
+      kernels::ref::conv2d_forward(g, x.data(), w.data(), bias.data(), y_ref.data());
+      cpu::conv2d_forward(g, x.data(), w.data(), bias.data(), y_cpu.data());
+      CHECK(max_rel(y_cpu, y_ref) < 1e-5);
+      std::vector<float> dx_ref(x.size()), dx_cpu(x.size(), 123.0f);
+      kernels::ref::conv2d_backward_input(g, dy.data(), w.data(), dx_ref.data());
+      cpu::conv2d_backward_input(g, dy.data(), w.data(), dx_cpu.data());
+      CHECK(max_rel(dx_cpu, dx_ref) < 1e-5);
+      std::vector<float> dw_ref(w.size()), dw_cpu(w.size(), 123.0f);
+      kernels::ref::conv2d_backward_weight(g, x.data(), dy.data(), dw_ref.data());
+      cpu::conv2d_backward_weight(g, x.data(), dy.data(), dw_cpu.data());
+      CHECK(max_rel(dw_cpu, dw_ref) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("parallel elementwise kernels match the reference, with and without broadcasting") {
+  Generator gen(5);
+  auto f = [](float a, float b) { return a * 2.0f - b; };
+  for (int i = 0; i < 12; ++i) {
+    Shape shape;
+    const int64_t dims = 1 + static_cast<int64_t>(gen.randint(4));
+    for (int64_t d = 0; d < dims; ++d) shape.push_back(1 + static_cast<int64_t>(gen.randint(i < 6 ? 9 : 70)));
+    Shape sa = shape, sb = shape;  // broadcast random axes of each operand
+    for (int64_t d = 0; d < dims; ++d) {
+      if (gen.randint(3) == 0) sa[d] = 1;
+      else if (gen.randint(3) == 0) sb[d] = 1;
+    }
+    CAPTURE(shape_str(sa));
+    CAPTURE(shape_str(sb));
+    const Tensor a = Tensor::from_vector(random_values(shape_numel(sa), gen), sa);
+    const Tensor b = Tensor::from_vector(random_values(shape_numel(sb), gen), sb);
+    const Shape out = broadcast_shapes(sa, sb, "test");
+    const Shape st_a = ops::detail::broadcast_strides(a, out), st_b = ops::detail::broadcast_strides(b, out);
+    std::vector<float> want(shape_numel(out)), got(shape_numel(out));
+    kernels::ref::broadcast_map2(out, a.data<float>(), st_a, b.data<float>(), st_b, want.data(), f);
+    cpu::broadcast_map2(out, a.data<float>(), st_a, b.data<float>(), st_b, got.data(), f);
+    CHECK(max_rel(got, want) < 1e-6);
+  }
+  const int64_t n = 100003;  // several parallel chunks and an odd tail
+  const auto x = random_values(n, gen), y = random_values(n, gen), z = random_values(n, gen);
+  std::vector<float> r1(n), c1(n);
+  kernels::ref::map1(n, x.data(), r1.data(), [](float v) { return std::tanh(v); });
+  cpu::map1(n, x.data(), c1.data(), [](float v) { return std::tanh(v); });
+  CHECK(max_rel(c1, r1) < 1e-6);
+  kernels::ref::map3(n, x.data(), y.data(), z.data(), r1.data(), [](float a, float b, float c) { return a * b + c; });
+  cpu::map3(n, x.data(), y.data(), z.data(), c1.data(), [](float a, float b, float c) { return a * b + c; });
+  CHECK(max_rel(c1, r1) < 1e-6);
+}
+
+TEST_CASE("whole ops agree between the ref and cpu backends") {
+  Generator gen(6);
+  const Tensor x = Tensor::uniform({2, 8, 13, 11}, -1, 1, gen), w = Tensor::uniform({16, 8, 3, 3}, -1, 1, gen);
+  const Tensor b = Tensor::uniform({16}, -1, 1, gen);
+  Tensor ref_out, cpu_out;
+  {
+    BackendScope scope(Backend::ref);
+    ref_out = silu(conv2d(x, w, b, Conv2dParams().padding(1)));
+  }
+  cpu_out = silu(conv2d(x, w, b, Conv2dParams().padding(1)));
+  CHECK(test::max_rel_diff(cpu_out, ref_out) < 1e-5);
+}

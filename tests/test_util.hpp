@@ -1,0 +1,47 @@
+// Helpers shared by the test suites.
+#pragma once
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <sys/stat.h>
+
+#include "pdyolo/pdyolo.hpp"
+
+namespace pdyolo::test {
+
+// Largest |a − b| relative to the largest |b| (1 when b is all zeros).
+inline double max_rel_diff(const Tensor& a, const Tensor& b) {
+  const auto av = a.to_vector(), bv = b.to_vector();
+  double diff = 0.0, scale = 0.0;
+  for (size_t i = 0; i < av.size(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(av[i] - bv[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(bv[i])));
+  }
+  return diff / std::max(scale, 1.0);
+}
+
+// Runs fn and returns the pdyolo::Error message it threw ("" when it threw nothing).
+template <class Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// ../shared next to the repository (or $PDYOLO_SHARED); "" when absent.
+inline std::string shared_dir() {
+  const char* env = std::getenv("PDYOLO_SHARED");
+  const std::string dir = env ? env : std::string(PDYOLO_SOURCE_DIR) + "/../shared";
+  struct stat st {};
+  return (stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ? dir : "";
+}
+
+inline std::string temp_path(const std::string& name) {
+  const char* tmp = std::getenv("TMPDIR");
+  return std::string(tmp ? tmp : "/tmp") + "/pdyolo_test_" + name;
+}
+
+}  // namespace pdyolo::test
