@@ -1,10 +1,11 @@
 // Fast SGEMM: C[M,N] (+)= A[M,K] · B[K,N], cache-blocked with packed panels (the BLIS scheme).
 //
-//   for each K block of kKc rows                      (A block and B panel fit in L2 / L1)
-//     pack B[k-block, column chunk] into NR-wide panels   (one buffer per thread)
-//     for each NR panel of B                            (stays in L1)
-//       for each MR strip of A (packed once per call)   (streams from L2)
-//         micro-kernel: one MR×NR tile of C
+//   for each K block of kKc rows
+//     pack B[k-block, column chunk] into NR-wide panels   (one buffer per thread; stays in L2)
+//     for each block of kMcRows rows of A                 (packed once per call; stays in L2)
+//       for each NR panel of B                            (stays in L1)
+//         for each MR strip of the A block
+//           micro-kernel: one MR×NR tile of C
 //
 // Work is split into (row range × column chunk) tasks handed to threads; each C element is
 // computed by exactly one task in a fixed order, so results do not depend on thread timing.
@@ -81,7 +82,9 @@ inline void set_gemm_isa(GemmIsa isa) {
 }
 
 constexpr int64_t kKc = 256;             // K block: an NR-wide B panel of kKc rows stays in L1
+constexpr int64_t kMcRows = 192;         // rows of A revisited per B panel: kMcRows × kKc floats in L2
 constexpr int64_t kMaxChunkCols = 1024;  // column chunk per task: its packed B stays in L2
+constexpr int64_t kTasksPerThread = 4;   // enough tasks for dynamic scheduling to balance uneven ones
 
 namespace detail {
 
@@ -106,7 +109,12 @@ inline void pack_b_panel(const MatrixView& B, int64_t k0, int64_t kc, int64_t co
   }
 }
 
-inline std::vector<float>& thread_pack_buffer() {
+// Packing buffers are reused across calls (per thread), so steady-state GEMMs allocate nothing.
+inline std::vector<float>& thread_pack_buffer_a() {
+  thread_local std::vector<float> buffer;
+  return buffer;
+}
+inline std::vector<float>& thread_pack_buffer_b() {
   thread_local std::vector<float> buffer;
   return buffer;
 }
@@ -127,7 +135,8 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, MatrixView A, MatrixView B, f
   const int64_t k_blocks = (K + kKc - 1) / kKc;
 
   // Pack all of A once: block p holds `strips` strips of [kc][mr] (A is the small operand here).
-  std::vector<float> packed_a(static_cast<size_t>(strips * mr * K));
+  std::vector<float>& packed_a = detail::thread_pack_buffer_a();
+  if (packed_a.size() < static_cast<size_t>(strips * mr * K)) packed_a.resize(static_cast<size_t>(strips * mr * K));
   parallel_tasks(strips * k_blocks, [&](int64_t task) {
     const int64_t p = task / strips, s = task % strips;
     const int64_t k0 = p * kKc, kc = std::min(kKc, K - k0);
@@ -135,12 +144,16 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, MatrixView A, MatrixView B, f
                          packed_a.data() + strips * mr * k0 + s * mr * kc);
   });
 
-  // Tasks: column chunks (whole panels), and row splits when there are too few chunks to share.
+  // Tasks: column chunks of whole panels, split by rows too when there are too few chunks to
+  // balance (each row split repacks its B chunk, so splits keep at least 64 rows).
   const int64_t panels = (N + nr - 1) / nr;
-  const int64_t threads = num_threads();
-  int64_t panels_per_chunk = std::max<int64_t>(1, std::min(kMaxChunkCols / nr, (panels + 2 * threads - 1) / (2 * threads)));
+  const int64_t wanted_tasks = kTasksPerThread * num_threads();
+  const int64_t panels_per_chunk =
+      std::clamp<int64_t>((panels + wanted_tasks - 1) / wanted_tasks, 1, kMaxChunkCols / nr);
   const int64_t chunks = (panels + panels_per_chunk - 1) / panels_per_chunk;
-  const int64_t row_splits = std::min<int64_t>(strips, std::max<int64_t>(1, (2 * threads + chunks - 1) / chunks));
+  const int64_t row_splits =
+      std::clamp<int64_t>((wanted_tasks + chunks - 1) / chunks, 1, std::max<int64_t>(1, strips * mr / 64));
+  const int64_t strips_per_block = std::max<int64_t>(1, kMcRows / mr);
 
   parallel_tasks(chunks * row_splits, [&](int64_t task) {
     const int64_t chunk = task / row_splits, split = task % row_splits;
@@ -148,8 +161,8 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, MatrixView A, MatrixView B, f
     const int64_t cols = std::min(panels_per_chunk * nr, N - col0);
     const int64_t strip0 = strips * split / row_splits, strip1 = strips * (split + 1) / row_splits;
     const int64_t chunk_panels = (cols + nr - 1) / nr;
-    std::vector<float>& packed_b = detail::thread_pack_buffer();
-    packed_b.resize(static_cast<size_t>(kKc * chunk_panels * nr));
+    std::vector<float>& packed_b = detail::thread_pack_buffer_b();
+    if (packed_b.size() < static_cast<size_t>(kKc * chunk_panels * nr)) packed_b.resize(static_cast<size_t>(kKc * chunk_panels * nr));
     float tile[32 * 32];  // edge tiles are computed here, then the valid part is copied out
 
     for (int64_t p = 0; p < k_blocks; ++p) {
@@ -158,21 +171,24 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, MatrixView A, MatrixView B, f
       for (int64_t q = 0; q < chunk_panels; ++q)
         detail::pack_b_panel(B, k0, kc, col0 + q * nr, std::min(nr, cols - q * nr), nr,
                              packed_b.data() + q * kc * nr);
-      for (int64_t q = 0; q < chunk_panels; ++q) {
-        const float* b_panel = packed_b.data() + q * kc * nr;
-        const int64_t j0 = col0 + q * nr, ncols = std::min(nr, N - j0);
-        for (int64_t s = strip0; s < strip1; ++s) {
-          const float* a_strip = packed_a.data() + strips * mr * k0 + s * mr * kc;
-          const int64_t i0 = s * mr, nrows = std::min(mr, M - i0);
-          float* c = C + i0 * ldc + j0;
-          if (nrows == mr && ncols == nr) {
-            uk.fn(kc, a_strip, b_panel, c, ldc, acc);
-            continue;
+      for (int64_t block = strip0; block < strip1; block += strips_per_block) {
+        const int64_t block_end = std::min(strip1, block + strips_per_block);
+        for (int64_t q = 0; q < chunk_panels; ++q) {
+          const float* b_panel = packed_b.data() + q * kc * nr;
+          const int64_t j0 = col0 + q * nr, ncols = std::min(nr, N - j0);
+          for (int64_t s = block; s < block_end; ++s) {
+            const float* a_strip = packed_a.data() + strips * mr * k0 + s * mr * kc;
+            const int64_t i0 = s * mr, nrows = std::min(mr, M - i0);
+            float* c = C + i0 * ldc + j0;
+            if (nrows == mr && ncols == nr) {
+              uk.fn(kc, a_strip, b_panel, c, ldc, acc);
+              continue;
+            }
+            uk.fn(kc, a_strip, b_panel, tile, nr, false);
+            for (int64_t i = 0; i < nrows; ++i)
+              for (int64_t j = 0; j < ncols; ++j)
+                c[i * ldc + j] = (acc ? c[i * ldc + j] : 0.0f) + tile[i * nr + j];
           }
-          uk.fn(kc, a_strip, b_panel, tile, nr, false);
-          for (int64_t i = 0; i < nrows; ++i)
-            for (int64_t j = 0; j < ncols; ++j)
-              c[i * ldc + j] = (acc ? c[i * ldc + j] : 0.0f) + tile[i * nr + j];
         }
       }
     }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pdyolo builds with, when any is missing. Needs root (or sudo).
+set -euo pipefail
+packages=(cmake g++ make doctest-dev libeigen3-dev libstb-dev libbenchmark-dev libomp-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
