@@ -53,7 +53,9 @@ TEST_CASE("safetensors round trip keeps names, dtypes, shapes, values and metada
   CHECK(loaded.metadata.at("format") == "pt");
   CHECK(loaded.metadata.at("note") == "quote \" and \\ backslash");
   REQUIRE(loaded.tensors.size() == tensors.size());
-  for (const auto& [name, t] : tensors) {
+  for (const auto& entry : tensors) {
+    const std::string& name = entry.first;
+    const Tensor& t = entry.second;
     CAPTURE(name);
     const Tensor& u = loaded.tensors.at(name);
     CHECK(u.dtype() == t.dtype());
