@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pdyolo builds with, when any is missing. Needs root (or sudo).
 set -euo pipefail
-packages=(cmake g++ make doctest-dev libeigen3-dev libstb-dev libbenchmark-dev libomp-dev)
+packages=(cmake g++ make doctest-dev libeigen3-dev libstb-dev libbenchmark-dev libomp-dev
+          g++-aarch64-linux-gnu qemu-user)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

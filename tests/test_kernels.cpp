@@ -27,7 +27,7 @@ double max_rel(const std::vector<float>& got, const std::vector<float>& want) {
 
 std::vector<cpu::GemmIsa> available_isas() {
   std::vector<cpu::GemmIsa> isas;
-  for (cpu::GemmIsa isa : {cpu::GemmIsa::generic, cpu::GemmIsa::avx2, cpu::GemmIsa::avx512})
+  for (cpu::GemmIsa isa : {cpu::GemmIsa::generic, cpu::GemmIsa::avx2, cpu::GemmIsa::avx512, cpu::GemmIsa::neon})
     if (cpu::gemm_isa_available(isa)) isas.push_back(isa);
   return isas;
 }
@@ -60,7 +60,8 @@ TEST_CASE("sgemm: every micro-kernel matches the reference on odd shapes and str
   for (cpu::GemmIsa isa : available_isas()) {
     IsaScope scope(isa);
     for (const GemmCase& c : cases) {
-      CAPTURE(cpu::gemm_micro_kernel(isa).name);
+      const std::string kernel = cpu::gemm_micro_kernel(isa).name;
+      CAPTURE(kernel);
       CAPTURE(c.M);
       CAPTURE(c.N);
       CAPTURE(c.K);
@@ -132,7 +133,8 @@ TEST_CASE("conv2d: im2col + GEMM matches the direct reference, forward and both 
   for (cpu::GemmIsa isa : available_isas()) {
     IsaScope scope(isa);
     for (const auto& g : cases) {
-      CAPTURE(cpu::gemm_micro_kernel(isa).name);
+      const std::string kernel = cpu::gemm_micro_kernel(isa).name;
+      CAPTURE(kernel);
       CAPTURE(g.in_channels);
       CAPTURE(g.out_channels);
       CAPTURE(g.kernel_h);

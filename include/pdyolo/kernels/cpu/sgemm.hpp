@@ -9,7 +9,8 @@
 //
 // Work is split into (row range × column chunk) tasks handed to threads; each C element is
 // computed by exactly one task in a fixed order, so results do not depend on thread timing.
-// The micro-kernel is chosen at run time: AVX-512 (8×32), AVX2 (6×16), or portable C++ (4×16).
+// The micro-kernel is chosen at run time: AVX-512 (8×32), AVX2 (6×16), NEON on AArch64 (8×8),
+// or portable C++ (4×16).
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include "pdyolo/core/error.hpp"
 #include "pdyolo/core/parallel.hpp"
 #include "pdyolo/kernels/ref/gemm.hpp"
+#include "pdyolo/kernels/neon/sgemm_ukernels.hpp"
 #include "pdyolo/kernels/x86/sgemm_ukernels.hpp"
 
 namespace pdyolo::kernels::cpu {
@@ -42,13 +44,19 @@ inline void sgemm_ukernel_generic_4x16(int64_t kc, const float* a, const float* 
     for (int j = 0; j < 16; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : 0.0f) + acc[i][j];
 }
 
-enum class GemmIsa { generic, avx2, avx512 };
+enum class GemmIsa { generic, avx2, avx512, neon };
 
 inline bool gemm_isa_available(GemmIsa isa) {
   switch (isa) {
     case GemmIsa::generic: return true;
     case GemmIsa::avx2: return cpu_has_avx2_fma();
     case GemmIsa::avx512: return cpu_has_avx512f();
+    case GemmIsa::neon:
+#ifdef PDYOLO_NEON_KERNELS
+      return true;  // NEON is part of every AArch64 CPU
+#else
+      return false;
+#endif
   }
   return false;
 }
@@ -58,11 +66,15 @@ inline GemmMicroKernel gemm_micro_kernel(GemmIsa isa) {
   if (isa == GemmIsa::avx512) return {"avx512-8x32", 8, 32, x86::sgemm_ukernel_avx512_8x32};
   if (isa == GemmIsa::avx2) return {"avx2-6x16", 6, 16, x86::sgemm_ukernel_avx2_6x16};
 #endif
+#ifdef PDYOLO_NEON_KERNELS
+  if (isa == GemmIsa::neon) return {"neon-8x8", 8, 8, neon::sgemm_ukernel_neon_8x8};
+#endif
   (void)isa;
   return {"generic-4x16", 4, 16, sgemm_ukernel_generic_4x16};
 }
 
 inline GemmIsa best_gemm_isa() {
+  if (gemm_isa_available(GemmIsa::neon)) return GemmIsa::neon;
   if (gemm_isa_available(GemmIsa::avx512)) return GemmIsa::avx512;
   if (gemm_isa_available(GemmIsa::avx2)) return GemmIsa::avx2;
   return GemmIsa::generic;
