@@ -2,6 +2,7 @@
 // Errors name the source and the byte offset.
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>

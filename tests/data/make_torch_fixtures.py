@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Golden values from PyTorch (Debian's python3-torch) for single ops: forward outputs and the
+gradients of sum(output * seed) with a random seed gradient. Run once; the outputs are committed and
+read by tests/test_reference.cpp, so the test suite itself needs no Python.
+
+    python3 tests/data/make_torch_fixtures.py
+
+Each case is one safetensors file written with the standard library (the format is an 8-byte
+little-endian header length, a JSON header, then raw little-endian tensor bytes).
+"""
+import json
+import os
+import struct
+
+import torch
+import torch.nn.functional as F
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch")
+torch.manual_seed(0)
+
+
+def save_safetensors(path, tensors, metadata):
+    header, blobs, offset = {"__metadata__": metadata}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().to(torch.float32)
+        data = t.numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for blob in blobs:
+            f.write(blob)
+
+
+def case(name, fn, inputs, extra=None, **params):
+    """fn(**inputs) -> output; saves inputs, output, seed, the gradient of every input, and `extra`
+    (read after the forward pass, so it can hold state the op updated)."""
+    leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
+    out = fn(**leaves)
+    seed = torch.randn_like(out)
+    (out * seed).sum().backward()
+    tensors = {f"in.{k}": v for k, v in inputs.items()}
+    tensors["out"] = out
+    tensors["seed"] = seed
+    tensors.update({f"grad.{k}": v.grad for k, v in leaves.items()})
+    tensors.update(extra or {})
+    save_safetensors(os.path.join(OUT, name + ".safetensors"), tensors,
+                     {k: json.dumps(v) for k, v in params.items()} | {"torch": torch.__version__})
+
+
+def r(*shape, low=-1.0, high=1.0):
+    return torch.rand(*shape) * (high - low) + low
+
+
+os.makedirs(OUT, exist_ok=True)
+case("conv2d_groups_stride", lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=2),
+     {"x": r(2, 4, 7, 6), "w": r(6, 2, 3, 3), "b": r(6)}, stride=2, padding=1, dilation=1, groups=2)
+case("conv2d_dilated", lambda x, w, b: F.conv2d(x, w, b, padding=2, dilation=2),
+     {"x": r(1, 3, 9, 8), "w": r(4, 3, 3, 3), "b": r(4)}, stride=1, padding=2, dilation=2, groups=1)
+case("conv2d_1x1", lambda x, w, b: F.conv2d(x, w, b), {"x": r(2, 8, 5, 5), "w": r(16, 8, 1, 1), "b": r(16)},
+     stride=1, padding=0, dilation=1, groups=1)
+
+def batch_norm_case(training):
+    """batch_norm with YOLOv7's momentum and eps; also saves the running statistics before and after."""
+    running_mean, running_var = r(3), r(3, low=0.5, high=2.0)
+    inputs = {"x": r(4, 3, 5, 5, low=-2, high=3), "w": r(3, low=0.5, high=1.5), "b": r(3)}
+    mean_after, var_after = running_mean.clone(), running_var.clone()
+    extra = {"running_mean_before": running_mean, "running_var_before": running_var,
+             "running_mean_after": mean_after, "running_var_after": var_after}
+    case("batch_norm_train" if training else "batch_norm_eval",
+         lambda x, w, b: F.batch_norm(x, mean_after, var_after, w, b, training=training, momentum=0.03, eps=1e-3),
+         inputs, extra, momentum=0.03, eps=1e-3, training=training)
+
+
+batch_norm_case(True)
+batch_norm_case(False)
+case("max_pool2d_k3_s2_p1", lambda x: F.max_pool2d(x, 3, 2, 1), {"x": r(2, 3, 9, 8)}, kernel=3, stride=2, padding=1)
+case("max_pool2d_k5_s1_p2", lambda x: F.max_pool2d(x, 5, 1, 2), {"x": r(1, 2, 7, 7)}, kernel=5, stride=1, padding=2)
+case("upsample_nearest_x2", lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), {"x": r(2, 3, 4, 5)}, scale=2)
+case("silu", lambda x: F.silu(x), {"x": r(4, 7, low=-6, high=6)})
+case("leaky_relu_0.1", lambda x: F.leaky_relu(x, 0.1), {"x": r(4, 7, low=-3, high=3)}, slope=0.1)
+case("sigmoid", torch.sigmoid, {"x": r(4, 7, low=-8, high=8)})
+case("atan", torch.atan, {"x": r(4, 7, low=-4, high=4)})
+case("softmax_axis1", lambda x: torch.softmax(x, 1), {"x": r(3, 5, 4, low=-3, high=3)}, axis=1)
+case("log_softmax_axis_last", lambda x: torch.log_softmax(x, -1), {"x": r(3, 5, 4, low=-3, high=3)}, axis=-1)
+case("matmul", torch.matmul, {"input": r(5, 9), "other": r(9, 4)})
+case("bce_with_logits_pos_weight", lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=torch.tensor([2.5])),
+     {"x": r(6, 5, low=-4, high=4), "t": r(6, 5, low=0, high=1)}, pos_weight=2.5, reduction="mean")
+case("kl_div_distill_T3", lambda s, t: F.kl_div(F.log_softmax(s / 3, 1), F.softmax(t / 3, 1), reduction="batchmean") * 9,
+     {"s": r(4, 6, low=-4, high=4), "t": r(4, 6, low=-4, high=4)}, temperature=3, reduction="batchmean")
+case("mse", lambda a, b: F.mse_loss(a, b), {"a": r(3, 4), "b": r(3, 4)}, reduction="mean")
+print("wrote fixtures to", OUT)

@@ -1,0 +1,111 @@
+// Parity with PyTorch: forward values and gradients of single ops against golden files that
+// tests/data/make_torch_fixtures.py produced with Debian's python3-torch (1.13). Each file holds the
+// inputs (in.*), the output, a random seed gradient, and PyTorch's gradients (grad.*) of
+// sum(output · seed). Checked on both CPU backends.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+using namespace pdyolo;
+
+namespace {
+
+struct Golden {
+  io::SafetensorsContent file;
+  std::map<std::string, Tensor> inputs;  // leaves requiring grad, keyed without the "in." prefix
+
+  explicit Golden(const std::string& name)
+      : file(io::load_safetensors(std::string(PDYOLO_SOURCE_DIR) + "/tests/data/torch/" + name + ".safetensors")) {
+    for (const auto& [key, t] : file.tensors)
+      if (key.rfind("in.", 0) == 0) inputs[key.substr(3)] = t.clone().detach().set_requires_grad();
+  }
+  const Tensor& in(const std::string& k) const { return inputs.at(k); }
+  const Tensor& tensor(const std::string& k) const { return file.tensors.at(k); }
+  double param(const std::string& k) const { return std::stod(file.metadata.at(k)); }
+
+  // Compares the output, then backpropagates the seed and compares every input's gradient.
+  void check(const Tensor& out, double tolerance = 1e-5) const {
+    CHECK(out.shape() == tensor("out").shape());
+    CHECK(test::max_rel_diff(out, tensor("out")) < tolerance);
+    for (const auto& [k, x] : inputs) x.impl()->grad.reset();
+    out.backward(tensor("seed"));
+    for (const auto& [k, x] : inputs) {
+      CAPTURE(k);
+      REQUIRE(x.grad().defined());
+      CHECK(test::max_rel_diff(x.grad(), tensor("grad." + k)) < 10 * tolerance);
+    }
+  }
+};
+
+template <class Fn>
+void on_both_backends(Fn fn) {
+  for (Backend b : {Backend::ref, Backend::cpu}) {
+    CAPTURE(backend_name(b));
+    BackendScope scope(b);
+    fn();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("conv2d matches PyTorch (groups + stride, dilation, 1x1)") {
+  for (const char* name : {"conv2d_groups_stride", "conv2d_dilated", "conv2d_1x1"}) {
+    CAPTURE(name);
+    const Golden g(name);
+    const Conv2dParams p = Conv2dParams()
+                               .stride(static_cast<int64_t>(g.param("stride")))
+                               .padding(static_cast<int64_t>(g.param("padding")))
+                               .dilation(static_cast<int64_t>(g.param("dilation")))
+                               .with_groups(static_cast<int64_t>(g.param("groups")));
+    on_both_backends([&] { g.check(conv2d(g.in("x"), g.in("w"), g.in("b"), p)); });
+  }
+}
+
+TEST_CASE("batch_norm2d matches PyTorch, including the running-statistics update") {
+  for (const char* name : {"batch_norm_train", "batch_norm_eval"}) {
+    CAPTURE(name);
+    const Golden g(name);
+    const bool training = g.file.metadata.at("training") == "true";
+    on_both_backends([&] {
+      Tensor rm = g.tensor("running_mean_before").clone(), rv = g.tensor("running_var_before").clone();
+      const BatchNormParams p{training, static_cast<float>(g.param("momentum")), static_cast<float>(g.param("eps"))};
+      g.check(batch_norm2d(g.in("x"), g.in("w"), g.in("b"), rm, rv, p));
+      CHECK(test::max_rel_diff(rm, g.tensor("running_mean_after")) < 1e-6);
+      CHECK(test::max_rel_diff(rv, g.tensor("running_var_after")) < 1e-6);
+    });
+  }
+}
+
+TEST_CASE("pooling and upsampling match PyTorch") {
+  const Golden a("max_pool2d_k3_s2_p1"), b("max_pool2d_k5_s1_p2"), u("upsample_nearest_x2");
+  on_both_backends([&] {
+    a.check(max_pool2d(a.in("x"), {3, 2, 1}));
+    b.check(max_pool2d(b.in("x"), {5, 1, 2}));
+    u.check(upsample_nearest(u.in("x"), 2));
+  });
+}
+
+TEST_CASE("activations, softmax and matmul match PyTorch") {
+  const Golden silu_g("silu"), leaky("leaky_relu_0.1"), sig("sigmoid"), at("atan"), sm("softmax_axis1"),
+      lsm("log_softmax_axis_last"), mm("matmul");
+  on_both_backends([&] {
+    silu_g.check(silu(silu_g.in("x")));
+    leaky.check(leaky_relu(leaky.in("x"), 0.1f));
+    sig.check(sigmoid(sig.in("x")));
+    at.check(atan(at.in("x")));
+    sm.check(softmax(sm.in("x"), 1));
+    lsm.check(log_softmax(lsm.in("x"), -1));
+    mm.check(matmul(mm.in("input"), mm.in("other")));
+  });
+}
+
+TEST_CASE("losses match PyTorch: BCE with pos_weight, distillation KL at T=3, MSE") {
+  const Golden bce("bce_with_logits_pos_weight"), kl("kl_div_distill_T3"), mse("mse");
+  on_both_backends([&] {
+    bce.check(bce_with_logits(bce.in("x"), bce.in("t"), {static_cast<float>(bce.param("pos_weight")), Reduction::mean}));
+    const float T = static_cast<float>(kl.param("temperature"));
+    kl.check(kl_div(log_softmax(kl.in("s") / T, 1), softmax(kl.in("t") / T, 1), Reduction::batchmean) * (T * T));
+    mse.check(mse_loss(mse.in("a"), mse.in("b")));
+  });
+}
