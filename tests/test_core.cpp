@@ -208,3 +208,9 @@ TEST_CASE("backends: supports() says what exists and nothing claims cuda") {
   CHECK(test::error_of([] { select_backend(OpKind::matmul, DType::i8); }).find("no kernel for dtype i8") !=
         std::string::npos);
 }
+
+TEST_CASE("printing switches to scientific notation for tiny or huge magnitudes") {
+  CHECK(Tensor::from_vector({1e-6f, -2e-6f}, {2}).str().find("1.0000e-06") != std::string::npos);
+  CHECK(Tensor::from_vector({3e7f}, {1}).str().find("3.0000e+07") != std::string::npos);
+  CHECK(Tensor::from_vector({0.5f}, {1}).str().find("0.5000") != std::string::npos);
+}

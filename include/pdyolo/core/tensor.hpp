@@ -5,6 +5,7 @@
 // autograd/ and ops/; include "pdyolo/pdyolo.hpp" to get all of them.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <iomanip>
@@ -317,11 +318,18 @@ inline std::string Tensor::str(int64_t edge_items) const {
      << ", device=" << device().str() << (requires_grad() ? ", requires_grad" : "") << ")\n";
   if (device().type != DeviceType::cpu) return os.str();
   const bool is_float = dtype() == DType::f32 || dtype() == DType::f16;
+  // Fixed notation unless the magnitudes call for scientific (as PyTorch does).
+  double max_abs = 0.0;
+  if (is_float)
+    for (float v : to_vector())
+      if (std::isfinite(v)) max_abs = std::max(max_abs, static_cast<double>(std::fabs(v)));
+  const bool scientific = max_abs >= 1e5 || (max_abs > 0.0 && max_abs < 1e-3);
   std::function<void(int64_t, int64_t, int)> print_axis = [&](int64_t axis, int64_t off, int indent) {
     if (axis == dim()) {
       const double v = element_as_double(off);
-      if (is_float) os << std::setw(10) << std::setprecision(4) << std::fixed << v;
-      else os << static_cast<long long>(v);
+      if (!is_float) os << static_cast<long long>(v);
+      else if (scientific) os << std::setw(11) << std::setprecision(4) << std::scientific << v;
+      else os << std::setw(10) << std::setprecision(4) << std::fixed << v;
       return;
     }
     const int64_t n = shape()[axis];
