@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DPDYOLO_BUILD_TESTS=ON -DPDYOLO_BUILD_BENCH=ON -DPDYOLO_WERROR=ON >/dev/null
 cmake --build build-test -j2
-ctest --test-dir build-test --output-on-failure -j2
+# Two suites run at once on two cores: passive OpenMP waiting keeps them from spinning against each other.
+OMP_WAIT_POLICY=PASSIVE ctest --test-dir build-test --output-on-failure -j2
