@@ -99,6 +99,7 @@ TEST_CASE("safetensors: malformed files are reported with the file and the field
   const std::string good = R"("dtype":"F32","shape":[2],"data_offsets":[0,8])";
 
   CHECK(error_for("abc").find("too short") != std::string::npos);
+  CHECK(error_for(std::string("\x00\x00\x00\x00\x01\x00\x00\x00{}", 10)).find("larger than the 100 MB") != std::string::npos);
   CHECK(error_for(safetensors_bytes(entry(good), data).substr(0, 20)).find("exceeds the file size") != std::string::npos);
   CHECK(error_for(safetensors_bytes(entry(good), data.substr(0, 4))).find("outside the data section") != std::string::npos);
   CHECK(error_for(safetensors_bytes("[1,2]", "")).find("does not start with '{'") != std::string::npos);

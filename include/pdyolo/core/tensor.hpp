@@ -162,7 +162,8 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;
 
-  // Element-type and device conversion (copies; not recorded by autograd).
+  // Element-type and device conversion: a copy (not recorded by autograd), or this tensor itself
+  // when it already has that dtype / device.
   Tensor to(DType dtype) const;
   Tensor to(Device device) const;
 

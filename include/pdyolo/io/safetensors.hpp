@@ -14,6 +14,9 @@
 
 namespace pdyolo::io {
 
+// The reference reader rejects larger headers (a guard against memory bombs); so do we.
+constexpr uint64_t kMaxSafetensorsHeader = 100'000'000;
+
 struct SafetensorsContent {
   std::map<std::string, Tensor> tensors;
   std::map<std::string, std::string> metadata;
@@ -85,6 +88,8 @@ inline SafetensorsContent load_safetensors(const std::string& path) {
   PDYOLO_CHECK(bytes.size() >= 8, path, ": file is ", bytes.size(), " bytes, too short for a safetensors header");
   uint64_t header_len = 0;
   for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  PDYOLO_CHECK(header_len <= kMaxSafetensorsHeader, path, ": header length ", header_len,
+               " is larger than the 100 MB the format allows");
   PDYOLO_CHECK(header_len <= bytes.size() - 8, path, ": header length ", header_len, " exceeds the file size ",
                bytes.size(), " (truncated file?)");
   const std::string header_text(bytes.data() + 8, static_cast<size_t>(header_len));
