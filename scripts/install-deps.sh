@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pdyolo builds with, when any is missing. Needs root (or sudo).
+#   scripts/install-deps.sh          what building the library and the CLI needs
+#   scripts/install-deps.sh --test   plus what the tests and benchmarks need (doctest, Eigen,
+#                                    Google Benchmark, stb, the AArch64 cross compiler and qemu)
 set -euo pipefail
-packages=(cmake g++ make doctest-dev libeigen3-dev libstb-dev libbenchmark-dev libomp-dev
-          g++-aarch64-linux-gnu qemu-user)
+packages=(cmake g++ make libomp-dev)
+if [ "${1:-}" = "--test" ]; then
+  packages+=(doctest-dev libeigen3-dev libstb-dev libbenchmark-dev g++-aarch64-linux-gnu qemu-user)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

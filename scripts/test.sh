@@ -3,7 +3,7 @@
 # and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --test
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DPDYOLO_BUILD_TESTS=ON -DPDYOLO_BUILD_BENCH=ON -DPDYOLO_WERROR=ON >/dev/null
 cmake --build build-test -j2
 # Two suites run at once on two cores: passive OpenMP waiting keeps them from spinning against each other.
