@@ -1,4 +1,5 @@
-// A small JSON reader and string escaper — enough for safetensors headers and metadata files.
+// A small JSON reader (into io::Value) and string escaper — enough for safetensors headers and
+// metadata files.
 // Errors name the source and the byte offset.
 #pragma once
 #include <cstdint>
@@ -9,32 +10,16 @@
 #include <vector>
 
 #include "pdyolo/core/error.hpp"
+#include "pdyolo/io/value.hpp"
 
 namespace pdyolo::io {
-
-struct JsonValue {
-  enum class Kind { null, boolean, number, string, array, object } kind = Kind::null;
-  bool boolean = false;
-  double number = 0.0;
-  bool is_integer = false;  // number written without fraction or exponent
-  int64_t integer = 0;
-  std::string string;
-  std::vector<JsonValue> array;
-  std::vector<std::pair<std::string, JsonValue>> object;  // in file order
-
-  const JsonValue* find(const std::string& key) const {
-    for (const auto& [k, v] : object)
-      if (k == key) return &v;
-    return nullptr;
-  }
-};
 
 class JsonParser {
  public:
   JsonParser(const std::string& text, std::string source) : s_(text), source_(std::move(source)) {}
 
-  JsonValue parse_document() {
-    JsonValue v = parse_value(0);
+  Value parse_document() {
+    Value v = parse_value(0);
     skip_space();
     if (pos_ != s_.size()) fail("unexpected trailing characters");
     return v;
@@ -67,47 +52,47 @@ class JsonParser {
     return false;
   }
 
-  JsonValue parse_value(int depth) {
+  Value parse_value(int depth) {
     if (depth > 64) fail("nesting deeper than 64 levels");
     skip_space();
     if (pos_ >= s_.size()) fail("unexpected end of input");
-    JsonValue v;
+    Value v;
     const char c = s_[pos_];
     if (c == '{') {
       ++pos_;
-      v.kind = JsonValue::Kind::object;
+      v.kind = Value::Kind::dict;
       if (consume('}')) return v;
       do {
         skip_space();
         std::string key = parse_string();
         expect(':');
-        v.object.emplace_back(std::move(key), parse_value(depth + 1));
+        v.dict.emplace_back(std::move(key), parse_value(depth + 1));
       } while (consume(','));
       expect('}');
     } else if (c == '[') {
       ++pos_;
-      v.kind = JsonValue::Kind::array;
+      v.kind = Value::Kind::list;
       if (consume(']')) return v;
-      do v.array.push_back(parse_value(depth + 1));
+      do v.items.push_back(parse_value(depth + 1));
       while (consume(','));
       expect(']');
     } else if (c == '"') {
-      v.kind = JsonValue::Kind::string;
-      v.string = parse_string();
+      v.kind = Value::Kind::string;
+      v.str = parse_string();
     } else if (consume_word("true")) {
-      v.kind = JsonValue::Kind::boolean;
+      v.kind = Value::Kind::boolean;
       v.boolean = true;
     } else if (consume_word("false")) {
-      v.kind = JsonValue::Kind::boolean;
+      v.kind = Value::Kind::boolean;
     } else if (consume_word("null")) {
-      v.kind = JsonValue::Kind::null;
+      v.kind = Value::Kind::none;
     } else {
       parse_number(v);
     }
     return v;
   }
 
-  void parse_number(JsonValue& v) {
+  void parse_number(Value& v) {
     const size_t start = pos_;
     if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
     bool integer = true;
@@ -124,11 +109,14 @@ class JsonParser {
     }
     const std::string text = s_.substr(start, pos_ - start);
     if (text.empty() || text == "-") fail("expected a value");
-    v.kind = JsonValue::Kind::number;
     try {
-      v.number = std::stod(text);
-      v.is_integer = integer;
-      if (integer) v.integer = std::stoll(text);
+      if (integer) {
+        v.kind = Value::Kind::integer;
+        v.integer = std::stoll(text);
+      } else {
+        v.kind = Value::Kind::real;
+        v.real = std::stod(text);
+      }
     } catch (const std::exception&) {
       fail("malformed number '" + text + "'");
     }
@@ -209,7 +197,7 @@ class JsonParser {
   size_t pos_ = 0;
 };
 
-inline JsonValue parse_json(const std::string& text, const std::string& source) {
+inline Value parse_json(const std::string& text, const std::string& source) {
   return JsonParser(text, source).parse_document();
 }
 

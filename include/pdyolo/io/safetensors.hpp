@@ -94,52 +94,52 @@ inline SafetensorsContent load_safetensors(const std::string& path) {
                bytes.size(), " (truncated file?)");
   const std::string header_text(bytes.data() + 8, static_cast<size_t>(header_len));
   PDYOLO_CHECK(!header_text.empty() && header_text[0] == '{', path, ": header does not start with '{'");
-  const JsonValue header = parse_json(header_text, path + " (header)");
-  PDYOLO_CHECK(header.kind == JsonValue::Kind::object, path, ": header is not a JSON object");
+  const Value header = parse_json(header_text, path + " (header)");
+  PDYOLO_CHECK(header.is(Value::Kind::dict), path, ": header is not a JSON object");
   const char* data = bytes.data() + 8 + header_len;
   const uint64_t data_size = bytes.size() - 8 - header_len;
 
   SafetensorsContent content;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  for (const auto& [name, entry] : header.object) {
+  for (const auto& [name, entry] : header.dict) {
     if (name == "__metadata__") {
-      PDYOLO_CHECK(entry.kind == JsonValue::Kind::object, path, ": field '__metadata__' is not an object");
-      for (const auto& [k, v] : entry.object) {
-        PDYOLO_CHECK(v.kind == JsonValue::Kind::string, path, ": metadata '", k, "' is not a string");
-        content.metadata[k] = v.string;
+      PDYOLO_CHECK(entry.is(Value::Kind::dict), path, ": field '__metadata__' is not an object");
+      for (const auto& [k, v] : entry.dict) {
+        PDYOLO_CHECK(v.is(Value::Kind::string), path, ": metadata '", k, "' is not a string");
+        content.metadata[k] = v.str;
       }
       continue;
     }
     const std::string where = path + ": tensor '" + name + "'";
-    PDYOLO_CHECK(entry.kind == JsonValue::Kind::object, where, " is not an object");
-    const JsonValue* dtype = entry.find("dtype");
-    const JsonValue* shape = entry.find("shape");
-    const JsonValue* offsets = entry.find("data_offsets");
-    PDYOLO_CHECK(dtype && dtype->kind == JsonValue::Kind::string, where, ": field 'dtype' missing or not a string");
-    PDYOLO_CHECK(shape && shape->kind == JsonValue::Kind::array, where, ": field 'shape' missing or not an array");
-    PDYOLO_CHECK(offsets && offsets->kind == JsonValue::Kind::array && offsets->array.size() == 2, where,
+    PDYOLO_CHECK(entry.is(Value::Kind::dict), where, " is not an object");
+    const Value* dtype = entry.find("dtype");
+    const Value* shape = entry.find("shape");
+    const Value* offsets = entry.find("data_offsets");
+    PDYOLO_CHECK(dtype && dtype->is(Value::Kind::string), where, ": field 'dtype' missing or not a string");
+    PDYOLO_CHECK(shape && shape->is(Value::Kind::list), where, ": field 'shape' missing or not an array");
+    PDYOLO_CHECK(offsets && offsets->is(Value::Kind::list) && offsets->items.size() == 2, where,
                  ": field 'data_offsets' missing or not [begin, end]");
     DType dt;
-    PDYOLO_CHECK(parse_safetensors_dtype(dtype->string, dt), where, ": field 'dtype': unsupported dtype '",
-                 dtype->string, "' (supported: F32, F16, I8, U8, I32, I64)");
+    PDYOLO_CHECK(parse_safetensors_dtype(dtype->str, dt), where, ": field 'dtype': unsupported dtype '",
+                 dtype->str, "' (supported: F32, F16, I8, U8, I32, I64)");
     Shape dims;
-    for (const JsonValue& d : shape->array) {
-      PDYOLO_CHECK(d.kind == JsonValue::Kind::number && d.is_integer && d.integer >= 0, where,
+    for (const Value& d : shape->items) {
+      PDYOLO_CHECK(d.is(Value::Kind::integer) && d.integer >= 0, where,
                    ": field 'shape' holds a value that is not a non-negative integer");
       dims.push_back(d.integer);
     }
     PDYOLO_CHECK(dims.size() <= static_cast<size_t>(kMaxDims), where, ": field 'shape' has ", dims.size(),
                  " dimensions; at most ", kMaxDims, " are supported");
-    for (const JsonValue& o : offsets->array)
-      PDYOLO_CHECK(o.kind == JsonValue::Kind::number && o.is_integer && o.integer >= 0, where,
+    for (const Value& o : offsets->items)
+      PDYOLO_CHECK(o.is(Value::Kind::integer) && o.integer >= 0, where,
                    ": field 'data_offsets' holds a value that is not a non-negative integer");
-    const uint64_t begin = static_cast<uint64_t>(offsets->array[0].integer);
-    const uint64_t end = static_cast<uint64_t>(offsets->array[1].integer);
+    const uint64_t begin = static_cast<uint64_t>(offsets->items[0].integer);
+    const uint64_t end = static_cast<uint64_t>(offsets->items[1].integer);
     PDYOLO_CHECK(begin <= end && end <= data_size, where, ": field 'data_offsets' [", begin, ", ", end,
                  "] lies outside the data section of ", data_size, " bytes (truncated file?)");
     const uint64_t expected = static_cast<uint64_t>(shape_numel(dims)) * dtype_size(dt);
     PDYOLO_CHECK(end - begin == expected, where, ": field 'data_offsets' spans ", end - begin, " bytes but shape ",
-                 shape_str(dims), " of ", dtype->string, " needs ", expected);
+                 shape_str(dims), " of ", dtype->str, " needs ", expected);
     Tensor t = Tensor::empty(dims, dt);
     if (expected) std::memcpy(t.raw_data(), data + begin, expected);
     content.tensors[name] = t;
