@@ -14,6 +14,26 @@ namespace pdyolo::nn {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+// Copies `values` into the tensors of `own` (same names), in place and converting dtype, so every
+// handle to them (optimizers, graphs) sees the new values. With strict, missing and unexpected
+// names are errors; a shape mismatch is always an error naming the entry and both shapes.
+inline void load_named_tensors(const std::map<std::string, Tensor>& own, const std::map<std::string, Tensor>& values,
+                               bool strict) {
+  for (const auto& [name, target] : own) {
+    auto it = values.find(name);
+    if (it == values.end()) {
+      PDYOLO_CHECK(!strict, "load_state_dict: missing entry '", name, "'");
+      continue;
+    }
+    PDYOLO_CHECK(it->second.shape() == target.shape(), "load_state_dict: '", name, "' has shape ",
+                 shape_str(it->second.shape()), " but the model expects ", shape_str(target.shape()));
+    Tensor(target).copy_(it->second);
+  }
+  if (strict)
+    for (const auto& [name, value] : values)
+      PDYOLO_CHECK(own.count(name), "load_state_dict: unexpected entry '", name, "'");
+}
+
 class Module {
  public:
   // A forward hook sees (module, input, output) and may return a replacement output (fake-quant
@@ -66,24 +86,10 @@ class Module {
     return out;
   }
 
-  // Copies values into this module's tensors (in place, converting dtype). With strict, missing
-  // and unexpected names are errors; a shape mismatch is always an error naming both shapes.
+  // Copies values into this module's tensors (in place, converting dtype); see load_named_tensors.
   void load_state_dict(const std::map<std::string, Tensor>& values, bool strict = true,
                        const std::string& prefix = "") {
-    const auto own = state_dict(prefix);
-    for (const auto& [name, target] : own) {
-      auto it = values.find(name);
-      if (it == values.end()) {
-        PDYOLO_CHECK(!strict, "load_state_dict: missing entry '", name, "'");
-        continue;
-      }
-      PDYOLO_CHECK(it->second.shape() == target.shape(), "load_state_dict: '", name, "' has shape ",
-                   shape_str(it->second.shape()), " but the model expects ", shape_str(target.shape()));
-      Tensor(target).copy_(it->second);
-    }
-    if (strict)
-      for (const auto& [name, value] : values)
-        PDYOLO_CHECK(own.count(name), "load_state_dict: unexpected entry '", name, "'");
+    load_named_tensors(state_dict(prefix), values, strict);
   }
 
   void train(bool on = true) {

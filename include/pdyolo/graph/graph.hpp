@@ -1,0 +1,311 @@
+// The model as an explicit DAG of primitive nodes. Every node carries its op kind, typed
+// attributes, its inputs by node index, the tensors it owns (under their checkpoint names) and a
+// channel rule saying how its output channels relate to its inputs'. Fusing, pruning, quantizing
+// and exporting are passes over this graph; running it calls the autograd ops.
+#pragma once
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "pdyolo/pdyolo.hpp"
+
+namespace pdyolo::graph {
+
+enum class Op { input, conv, batch_norm, activation, add, concat, max_pool, upsample, implicit_add, implicit_mul, detect };
+
+// How a node's output channels relate to its inputs' (what structured pruning reads).
+enum class ChannelRule {
+  produce,      // a new channel space (conv output); its input space is consumed
+  passthrough,  // output channel c is input channel c (bn, activation, add, pool, upsample, implicit)
+  concat,       // the inputs' spaces laid end to end, at the offsets of the inputs' channel counts
+  fixed,        // channels with a fixed meaning (detection outputs): never pruned
+};
+
+enum class Activation { identity, silu, leaky_relu, relu };
+
+struct ConvAttrs {
+  int64_t in_channels = 0, out_channels = 0, kernel = 1, stride = 1, padding = 0, groups = 1;
+};
+struct BatchNormAttrs {
+  float eps = 1e-3f, momentum = 0.03f;
+};
+struct ActivationAttrs {
+  Activation kind = Activation::silu;
+  float slope = 0.1f;  // leaky_relu
+};
+struct PoolAttrs {
+  int64_t kernel = 2, stride = 2, padding = 0;
+};
+struct UpsampleAttrs {
+  int64_t scale = 2;
+};
+struct DetectAttrs {
+  int64_t nc = 80, na = 3;
+  std::vector<float> strides;  // per level, pixels per cell
+  int64_t outputs_per_anchor() const { return nc + 5; }
+};
+using Attrs = std::variant<std::monostate, ConvAttrs, BatchNormAttrs, ActivationAttrs, PoolAttrs, UpsampleAttrs, DetectAttrs>;
+
+struct Node {
+  Op op = Op::input;
+  std::string name;                // prefix of its tensors: "model.3.conv" → "model.3.conv.weight"
+  std::vector<int> inputs;         // producer node indices
+  ChannelRule rule = ChannelRule::passthrough;
+  int layer = -1;                  // the config row it belongs to
+  int64_t out_channels = 0;
+  Attrs attrs;
+  nn::NamedTensors tensors;        // parameters (requires_grad) and buffers, in checkpoint order
+
+  template <class T> T& get() { return std::get<T>(attrs); }
+  template <class T> const T& get() const { return std::get<T>(attrs); }
+  Tensor& tensor(const std::string& local) {
+    for (auto& [n, t] : tensors)
+      if (n == local) return t;
+    throw_error("graph node '", name, "' has no tensor '", local, "'");
+  }
+  const Tensor& tensor(const std::string& local) const { return const_cast<Node*>(this)->tensor(local); }
+  bool has_tensor(const std::string& local) const {
+    for (auto& [n, t] : tensors)
+      if (n == local) return true;
+    return false;
+  }
+};
+
+inline const char* op_name(Op op) {
+  switch (op) {
+    case Op::input: return "input";
+    case Op::conv: return "conv";
+    case Op::batch_norm: return "batch_norm";
+    case Op::activation: return "activation";
+    case Op::add: return "add";
+    case Op::concat: return "concat";
+    case Op::max_pool: return "max_pool";
+    case Op::upsample: return "upsample";
+    case Op::implicit_add: return "implicit_add";
+    case Op::implicit_mul: return "implicit_mul";
+    case Op::detect: return "detect";
+  }
+  return "?";
+}
+
+// What a detection model returns: raw maps per level [N, na, H, W, no] (pre-sigmoid), and in
+// eval mode the decoded boxes [N, Σ na·H·W, no]: x, y, w, h in input pixels, then sigmoid scores.
+struct DetectOutput {
+  std::vector<Tensor> raw;
+  Tensor decoded;
+};
+
+class Graph {
+ public:
+  std::vector<Node> nodes;        // in execution order; nodes[0] is the image input
+  std::vector<int> layer_output;  // config row → the node producing that row's output
+
+  int add(Node node) {
+    for (int in : node.inputs)
+      PDYOLO_CHECK(in >= 0 && in < static_cast<int>(nodes.size()), "graph: node '", node.name, "' reads node ", in,
+                   " which does not precede it");
+    nodes.push_back(std::move(node));
+    return static_cast<int>(nodes.size()) - 1;
+  }
+  int detect_node() const {
+    for (int i = static_cast<int>(nodes.size()) - 1; i >= 0; --i)
+      if (nodes[i].op == Op::detect) return i;
+    return -1;
+  }
+
+  // ---- tensors under their checkpoint names ---------------------------------------------------
+  nn::NamedTensors named_tensors(bool parameters) const {
+    nn::NamedTensors out;
+    for (const Node& n : nodes)
+      for (const auto& [local, t] : n.tensors)
+        if (t.requires_grad() == parameters) out.emplace_back(n.name + "." + local, t);
+    return out;
+  }
+  nn::NamedTensors named_parameters() const { return named_tensors(true); }
+  nn::NamedTensors named_buffers() const { return named_tensors(false); }
+  std::vector<Tensor> parameters() const {
+    std::vector<Tensor> out;
+    for (auto& [name, t] : named_parameters()) out.push_back(t);
+    return out;
+  }
+  int64_t parameter_count() const {
+    int64_t n = 0;
+    for (auto& [name, t] : named_parameters()) n += t.numel();
+    return n;
+  }
+  std::map<std::string, Tensor> state_dict() const {
+    std::map<std::string, Tensor> out;
+    for (const Node& n : nodes)
+      for (const auto& [local, t] : n.tensors) out[n.name + "." + local] = t;
+    return out;
+  }
+  void load_state_dict(const std::map<std::string, Tensor>& values, bool strict = true) {
+    nn::load_named_tensors(state_dict(), values, strict);
+  }
+
+  void train(bool on = true) { training_ = on; }
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  // ---- execution --------------------------------------------------------------------------------
+  // x [N, C, H, W] → the detect node's outputs. Intermediate results are released as soon as their
+  // last consumer has run (autograd keeps what backward needs).
+  DetectOutput forward(const Tensor& x) const {
+    PDYOLO_CHECK(!nodes.empty() && nodes[0].op == Op::input, "graph: no input node");
+    const int detect = detect_node();
+    PDYOLO_CHECK(detect >= 0, "graph: no detect node");
+    std::vector<int> last_use(nodes.size(), -1);
+    for (int i = 0; i < static_cast<int>(nodes.size()); ++i)
+      for (int in : nodes[i].inputs) last_use[in] = i;
+    std::vector<Tensor> values(nodes.size());
+    values[0] = x;
+    DetectOutput result;
+    for (int i = 1; i < static_cast<int>(nodes.size()); ++i) {
+      const Node& node = nodes[i];
+      std::vector<Tensor> in;
+      for (int j : node.inputs) in.push_back(values[j]);
+      if (node.op == Op::detect) {
+        result = run_detect(node, in);
+      } else {
+        values[i] = run_node(node, in);
+      }
+      for (int j : node.inputs)
+        if (last_use[j] == i) values[j] = Tensor();
+    }
+    return result;
+  }
+
+  // Output shape of every node for a [1, C, size, size] input (no data is computed).
+  std::vector<Shape> infer_shapes(int64_t height, int64_t width) const {
+    std::vector<Shape> shapes(nodes.size());
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const Node& n = nodes[i];
+      if (n.op == Op::input) {
+        shapes[i] = {1, n.out_channels, height, width};
+        continue;
+      }
+      const Shape& in = shapes[n.inputs.empty() ? 0 : n.inputs[0]];
+      switch (n.op) {
+        case Op::conv: {
+          const auto& c = n.get<ConvAttrs>();
+          shapes[i] = {1, c.out_channels, (in[2] + 2 * c.padding - c.kernel) / c.stride + 1,
+                       (in[3] + 2 * c.padding - c.kernel) / c.stride + 1};
+          break;
+        }
+        case Op::max_pool: {
+          const auto& p = n.get<PoolAttrs>();
+          shapes[i] = {1, in[1], (in[2] + 2 * p.padding - p.kernel) / p.stride + 1, (in[3] + 2 * p.padding - p.kernel) / p.stride + 1};
+          break;
+        }
+        case Op::upsample: {
+          const int64_t s = n.get<UpsampleAttrs>().scale;
+          shapes[i] = {1, in[1], in[2] * s, in[3] * s};
+          break;
+        }
+        case Op::concat: {
+          shapes[i] = in;
+          shapes[i][1] = 0;
+          for (int j : n.inputs) shapes[i][1] += shapes[j][1];
+          break;
+        }
+        case Op::detect: shapes[i] = {}; break;
+        default: shapes[i] = in;
+      }
+    }
+    return shapes;
+  }
+
+  // 2 × the multiply-adds of every convolution for a square input of `size` (the reference's GFLOPs).
+  double conv_flops(int64_t size) const {
+    const std::vector<Shape> shapes = infer_shapes(size, size);
+    double macs = 0.0;
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (nodes[i].op == Op::conv) {
+        const auto& c = nodes[i].get<ConvAttrs>();
+        macs += static_cast<double>(shape_numel(shapes[i])) * (c.in_channels / c.groups) * c.kernel * c.kernel;
+      }
+    return 2.0 * macs;
+  }
+
+ private:
+  Tensor run_node(const Node& node, const std::vector<Tensor>& in) const {
+    switch (node.op) {
+      case Op::conv: {
+        const auto& c = node.get<ConvAttrs>();
+        const Tensor bias = node.has_tensor("bias") ? node.tensor("bias") : Tensor();
+        return conv2d(in[0], node.tensor("weight"), bias,
+                      Conv2dParams().stride(c.stride).padding(c.padding).with_groups(c.groups));
+      }
+      case Op::batch_norm: {
+        const Node& n = node;
+        const auto& b = node.get<BatchNormAttrs>();
+        if (training_ && n.has_tensor("num_batches_tracked")) n.tensor("num_batches_tracked").data<int64_t>()[0] += 1;
+        return batch_norm2d(in[0], n.tensor("weight"), n.tensor("bias"), n.tensor("running_mean"), n.tensor("running_var"),
+                            BatchNormParams{training_, b.momentum, b.eps});
+      }
+      case Op::activation: {
+        const auto& a = node.get<ActivationAttrs>();
+        switch (a.kind) {
+          case Activation::silu: return silu(in[0]);
+          case Activation::leaky_relu: return leaky_relu(in[0], a.slope);
+          case Activation::relu: return relu(in[0]);
+          case Activation::identity: return in[0];
+        }
+        return in[0];
+      }
+      case Op::add: {
+        Tensor sum_of = in[0];
+        for (size_t j = 1; j < in.size(); ++j) sum_of = sum_of + in[j];
+        return sum_of;
+      }
+      case Op::concat: return concat(in, 1);
+      case Op::max_pool: {
+        const auto& p = node.get<PoolAttrs>();
+        return max_pool2d(in[0], {p.kernel, p.stride, p.padding});
+      }
+      case Op::upsample: return upsample_nearest(in[0], node.get<UpsampleAttrs>().scale);
+      case Op::implicit_add: return in[0] + node.tensor("implicit");
+      case Op::implicit_mul: return in[0] * node.tensor("implicit");
+      default: throw_error("graph: node '", node.name, "' (", op_name(node.op), ") cannot run here");
+    }
+  }
+
+  // Reshapes each level's map [N, na·no, H, W] to [N, na, H, W, no]; in eval mode also decodes
+  //   xy = (2σ(t_xy) − 0.5 + cell) · stride,  wh = (2σ(t_wh))² · anchor (pixels),  scores = σ(t).
+  DetectOutput run_detect(const Node& node, const std::vector<Tensor>& in) const {
+    const auto& d = node.get<DetectAttrs>();
+    const int64_t no = d.outputs_per_anchor();
+    DetectOutput out;
+    std::vector<Tensor> decoded;
+    const Tensor anchor_grid = node.tensor("anchor_grid").to(DType::f32);  // [nl, 1, na, 1, 1, 2]
+    for (size_t level = 0; level < in.size(); ++level) {
+      const Tensor& x = in[level];
+      const int64_t n = x.shape()[0], h = x.shape()[2], w = x.shape()[3];
+      PDYOLO_CHECK(x.shape()[1] == d.na * no, "detect: level ", level, " has ", x.shape()[1], " channels, expected ",
+                   d.na * no);
+      Tensor raw = x.reshape({n, d.na, no, h, w}).permute({0, 1, 3, 4, 2}).contiguous();
+      out.raw.push_back(raw);
+      if (training_) continue;
+      NoGradGuard no_grad;
+      const Tensor y = sigmoid(raw);
+      Tensor grid = Tensor::empty({1, 1, h, w, 2});
+      float* g = grid.data<float>();
+      for (int64_t r = 0; r < h; ++r)
+        for (int64_t c = 0; c < w; ++c) {
+          g[(r * w + c) * 2] = static_cast<float>(c);
+          g[(r * w + c) * 2 + 1] = static_cast<float>(r);
+        }
+      const Tensor anchors = anchor_grid.narrow(0, static_cast<int64_t>(level), 1).reshape({1, d.na, 1, 1, 2});
+      const Tensor xy = (y.narrow(4, 0, 2) * 2.0f - 0.5f + grid) * d.strides[level];
+      const Tensor wh = pow(y.narrow(4, 2, 2) * 2.0f, 2.0f) * anchors;
+      decoded.push_back(concat({xy, wh, y.narrow(4, 4, no - 4)}, 4).reshape({n, -1, no}));
+    }
+    if (!training_) out.decoded = concat(decoded, 1);
+    return out;
+  }
+
+  bool training_ = true;
+};
+
+}  // namespace pdyolo::graph
