@@ -225,3 +225,35 @@ inline std::string json_quote(const std::string& s) {
 }
 
 }  // namespace pdyolo::io
+
+namespace pdyolo::io {
+
+// Serialises a Value (without tensors or objects) as compact JSON.
+inline std::string to_json(const Value& v) {
+  switch (v.kind) {
+    case Value::Kind::none: return "null";
+    case Value::Kind::boolean: return v.boolean ? "true" : "false";
+    case Value::Kind::integer: return std::to_string(v.integer);
+    case Value::Kind::real: {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.17g", v.real);
+      std::string s = buf;
+      if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // keep it a real on the way back
+      return s;
+    }
+    case Value::Kind::string: return json_quote(v.str);
+    case Value::Kind::list: {
+      std::string s = "[";
+      for (size_t i = 0; i < v.items.size(); ++i) s += (i ? "," : "") + to_json(v.items[i]);
+      return s + "]";
+    }
+    case Value::Kind::dict: {
+      std::string s = "{";
+      for (size_t i = 0; i < v.dict.size(); ++i) s += (i ? "," : "") + json_quote(v.dict[i].first) + ":" + to_json(v.dict[i].second);
+      return s + "}";
+    }
+    default: throw_error("to_json: cannot write ", value_kind_name(v.kind));
+  }
+}
+
+}  // namespace pdyolo::io
