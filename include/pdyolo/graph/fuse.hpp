@@ -1,0 +1,246 @@
+// Inference-time fusion passes over the graph, each leaving the outputs unchanged (up to rounding):
+//   fold_batch_norms  conv → bn            ⇒ conv with bias
+//   fuse_repconv      Σ(k×k, 1×1, identity) ⇒ one k×k conv (RepConv re-parameterisation)
+//   fold_implicit     ImplicitA → conv → ImplicitM ⇒ conv (IDetect becomes Detect)
+// fuse() runs all three and drops the bypassed nodes.
+#pragma once
+#include <cmath>
+
+#include "pdyolo/graph/graph.hpp"
+
+namespace pdyolo::graph {
+
+namespace detail {
+
+inline std::vector<int> user_counts(const Graph& g) {
+  std::vector<int> users(g.nodes.size(), 0);
+  for (const Node& n : g.nodes)
+    for (int in : n.inputs) ++users[in];
+  return users;
+}
+
+// Every read of node `from` now reads node `to` instead.
+inline void redirect(Graph& g, int from, int to) {
+  for (Node& n : g.nodes)
+    for (int& in : n.inputs)
+      if (in == from) in = to;
+  for (int& out : g.layer_output)
+    if (out == from) out = to;
+}
+
+// Drops nodes nothing reads any more (except the input and the detect head), renumbering inputs.
+inline void remove_unused(Graph& g) {
+  bool changed = true;
+  std::vector<bool> keep(g.nodes.size(), true);
+  while (changed) {
+    changed = false;
+    std::vector<int> users(g.nodes.size(), 0);
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      if (keep[i])
+        for (int in : g.nodes[i].inputs) ++users[in];
+    for (int out : g.layer_output) ++users[out];
+    for (size_t i = 1; i < g.nodes.size(); ++i)
+      if (keep[i] && users[i] == 0 && g.nodes[i].op != Op::detect) {
+        keep[i] = false;
+        changed = true;
+      }
+  }
+  std::vector<int> index(g.nodes.size(), -1);
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (keep[i]) {
+      index[i] = static_cast<int>(kept.size());
+      kept.push_back(std::move(g.nodes[i]));
+    }
+  for (Node& n : kept)
+    for (int& in : n.inputs) in = index[in];
+  for (int& out : g.layer_output) out = index[out];
+  g.nodes = std::move(kept);
+}
+
+inline Tensor parameter(Tensor t) { return t.detach().set_requires_grad(); }
+
+// Per-channel scale γ/√(σ²+ε) and shift β − μ·scale of a batch-norm node.
+inline void bn_affine(const Node& bn, std::vector<float>& scale, std::vector<float>& shift) {
+  const float eps = bn.get<BatchNormAttrs>().eps;
+  const auto gamma = bn.tensor("weight").to_vector(), beta = bn.tensor("bias").to_vector();
+  const auto mean = bn.tensor("running_mean").to_vector(), var = bn.tensor("running_var").to_vector();
+  scale.resize(gamma.size());
+  shift.resize(gamma.size());
+  for (size_t c = 0; c < gamma.size(); ++c) {
+    scale[c] = gamma[c] / std::sqrt(var[c] + eps);
+    shift[c] = beta[c] - mean[c] * scale[c];
+  }
+}
+
+inline Tensor conv_bias_or_zeros(const Node& conv) {
+  return conv.has_tensor("bias") ? conv.tensor("bias").clone().detach()
+                                 : Tensor::zeros({conv.get<ConvAttrs>().out_channels});
+}
+
+inline void set_conv_tensors(Node& conv, Tensor weight, Tensor bias) {
+  conv.tensors = {{"weight", parameter(weight)}, {"bias", parameter(bias)}};
+}
+
+}  // namespace detail
+
+// conv → bn ⇒ conv with W' = W·scale, b' = (b − μ)·scale + β. Returns how many were folded.
+inline int fold_batch_norms(Graph& g) {
+  int folded = 0;
+  const std::vector<int> users = detail::user_counts(g);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& bn = g.nodes[i];
+    if (bn.op != Op::batch_norm) continue;
+    const int c = bn.inputs[0];
+    Node& conv = g.nodes[c];
+    if (conv.op != Op::conv || users[c] != 1) continue;
+    std::vector<float> scale, shift;
+    detail::bn_affine(bn, scale, shift);
+    Tensor w = conv.tensor("weight").clone().detach(), b = detail::conv_bias_or_zeros(conv);
+    const int64_t per_out = w.numel() / w.shape()[0];
+    float* wp = w.data<float>();
+    float* bp = b.data<float>();
+    for (int64_t o = 0; o < w.shape()[0]; ++o) {
+      for (int64_t j = 0; j < per_out; ++j) wp[o * per_out + j] *= scale[o];
+      bp[o] = bp[o] * scale[o] + shift[o];
+    }
+    detail::set_conv_tensors(conv, w, b);
+    detail::redirect(g, static_cast<int>(i), c);
+    bn.inputs.clear();
+    ++folded;
+  }
+  detail::remove_unused(g);
+  return folded;
+}
+
+// add(conv k×k, conv 1×1, [bn on the input]) of one input ⇒ one k×k conv named <layer>.rbr_reparam.
+// Run after fold_batch_norms (the branches are then plain convs with bias).
+inline int fuse_repconv(Graph& g) {
+  int fused = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& add = g.nodes[i];
+    if (add.op != Op::add || add.inputs.size() < 2) continue;
+    const std::vector<int> users = detail::user_counts(g);
+    // The k×k branch is the conv with the largest kernel; all branches must read the same input.
+    int main = -1, source = -1;
+    bool ok = true;
+    for (int b : add.inputs) {
+      const Node& n = g.nodes[b];
+      if (users[b] != 1) ok = false;
+      if (n.op == Op::conv) {
+        const int in = n.inputs[0];
+        if (source >= 0 && in != source) ok = false;
+        source = in;
+        if (main < 0 || n.get<ConvAttrs>().kernel > g.nodes[main].get<ConvAttrs>().kernel) main = b;
+      } else if (n.op != Op::batch_norm) {
+        ok = false;
+      }
+    }
+    for (int b : add.inputs)
+      if (g.nodes[b].op == Op::batch_norm && g.nodes[b].inputs[0] != source) ok = false;
+    if (!ok || main < 0) continue;
+    const ConvAttrs ca = g.nodes[main].get<ConvAttrs>();
+    const int64_t K = ca.kernel, in_per_group = ca.in_channels / ca.groups;
+    bool compatible = true;
+    for (int b : add.inputs) {
+      const Node& n = g.nodes[b];
+      if (n.op != Op::conv) continue;
+      const ConvAttrs& c = n.get<ConvAttrs>();
+      compatible = compatible && c.stride == ca.stride && c.groups == ca.groups && c.out_channels == ca.out_channels &&
+                   c.kernel % 2 == 1 && ca.padding - c.padding == (K - c.kernel) / 2;
+    }
+    if (!compatible) continue;
+    Tensor w = Tensor::zeros({ca.out_channels, in_per_group, K, K}), bias = Tensor::zeros({ca.out_channels});
+    float* wp = w.data<float>();
+    float* bp = bias.data<float>();
+    for (int b : add.inputs) {
+      const Node& n = g.nodes[b];
+      if (n.op == Op::conv) {  // pad the smaller kernel into the centre of the k×k one
+        const int64_t k = n.get<ConvAttrs>().kernel, off = (K - k) / 2;
+        const auto bw = n.tensor("weight").to_vector();
+        const auto bb = detail::conv_bias_or_zeros(n).to_vector();
+        for (int64_t o = 0; o < ca.out_channels; ++o) {
+          bp[o] += bb[o];
+          for (int64_t c = 0; c < in_per_group; ++c)
+            for (int64_t y = 0; y < k; ++y)
+              for (int64_t x = 0; x < k; ++x)
+                wp[((o * in_per_group + c) * K + y + off) * K + x + off] += bw[((o * in_per_group + c) * k + y) * k + x];
+        }
+      } else {  // identity through bn: scale on the centre tap of channel o's own input
+        std::vector<float> scale, shift;
+        detail::bn_affine(n, scale, shift);
+        for (int64_t o = 0; o < ca.out_channels; ++o) {
+          wp[((o * in_per_group + o % in_per_group) * K + K / 2) * K + K / 2] += scale[o];
+          bp[o] += shift[o];
+        }
+      }
+    }
+    Node& merged = g.nodes[main];
+    detail::set_conv_tensors(merged, w, bias);
+    const std::string layer_name = add.name.size() > 4 && add.name.compare(add.name.size() - 4, 4, ".add") == 0
+                                       ? add.name.substr(0, add.name.size() - 4)
+                                       : add.name;
+    merged.name = layer_name + ".rbr_reparam";
+    detail::redirect(g, static_cast<int>(i), main);
+    for (int b : add.inputs)
+      if (b != main) g.nodes[b].inputs.clear();
+    add.inputs.clear();
+    ++fused;
+  }
+  detail::remove_unused(g);
+  return fused;
+}
+
+// ImplicitA → conv (no padding) → ImplicitM ⇒ conv with b' = (b + W·a)·m and W' = W·m.
+inline int fold_implicit(Graph& g) {
+  int folded = 0;
+  const std::vector<int> users = detail::user_counts(g);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& mul = g.nodes[i];
+    if (mul.op != Op::implicit_mul) continue;
+    const int c = mul.inputs[0];
+    Node& conv = g.nodes[c];
+    if (conv.op != Op::conv || users[c] != 1) continue;
+    const ConvAttrs& ca = conv.get<ConvAttrs>();
+    Tensor w = conv.tensor("weight").clone().detach(), b = detail::conv_bias_or_zeros(conv);
+    const int64_t in_per_group = ca.in_channels / ca.groups, taps = ca.kernel * ca.kernel;
+    float* wp = w.data<float>();
+    float* bp = b.data<float>();
+    const int a = conv.inputs[0];
+    if (g.nodes[a].op == Op::implicit_add && users[a] == 1 && ca.padding == 0) {
+      const auto shift = g.nodes[a].tensor("implicit").to_vector();
+      const int64_t out_per_group = ca.out_channels / ca.groups;
+      for (int64_t o = 0; o < ca.out_channels; ++o)
+        for (int64_t ci = 0; ci < in_per_group; ++ci)
+          for (int64_t t = 0; t < taps; ++t)
+            bp[o] += wp[(o * in_per_group + ci) * taps + t] * shift[(o / out_per_group) * in_per_group + ci];
+      conv.inputs[0] = g.nodes[a].inputs[0];
+      g.nodes[a].inputs.clear();
+    }
+    const auto scale = mul.tensor("implicit").to_vector();
+    for (int64_t o = 0; o < ca.out_channels; ++o) {
+      for (int64_t j = 0; j < in_per_group * taps; ++j) wp[o * in_per_group * taps + j] *= scale[o];
+      bp[o] *= scale[o];
+    }
+    detail::set_conv_tensors(conv, w, b);
+    detail::redirect(g, static_cast<int>(i), c);
+    mul.inputs.clear();
+    ++folded;
+  }
+  detail::remove_unused(g);
+  return folded;
+}
+
+struct FuseReport {
+  int batch_norms = 0, repconvs = 0, implicits = 0;
+};
+
+inline FuseReport fuse(Graph& g) {
+  FuseReport r;
+  r.batch_norms = fold_batch_norms(g);
+  r.repconvs = fuse_repconv(g);
+  r.implicits = fold_implicit(g);
+  return r;
+}
+
+}  // namespace pdyolo::graph
