@@ -1,10 +1,13 @@
-// pdyolo — the command-line tool. Each pipeline stage becomes a subcommand; for now:
+// pdyolo — the command-line tool. Each pipeline stage is a subcommand:
+//   pdyolo info --cfg FILE [--nc N] [--img-size S] [--verbose] [--json]
+//   pdyolo forward --weights W [--cfg FILE] --input X.npy --out DIR [--fuse]
 //   pdyolo demo [--epochs N] [--seed S] [--threads T]   train a small conv net on a synthetic task
 //   pdyolo version
 #include <cstring>
 #include <iostream>
 #include <string>
 
+#include "cli_model.hpp"
 #include "shapes_demo.hpp"
 
 namespace {
@@ -12,6 +15,10 @@ namespace {
 int usage(std::ostream& os, int code) {
   os << "usage: pdyolo <command> [options]\n\n"
         "commands:\n"
+        "  info     layers, parameters and GFLOPs of a model config\n"
+        "           --cfg FILE  [--nc N] [--img-size 640] [--verbose] [--json]\n"
+        "  forward  run a checkpoint (.pt or .safetensors) on an input .npy, write raw maps and decoded boxes\n"
+        "           --weights W  [--cfg FILE] [--nc N] --input X.npy --out DIR [--fuse]\n"
         "  demo     train a small conv net on the built-in synthetic shapes task\n"
         "           --epochs N (6)  --seed S (0)  --threads T (all cores)\n"
         "  version  print the version and the kernels this CPU uses\n";
@@ -48,6 +55,8 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   try {
     if (command == "demo") return run_demo(argc, argv);
+    if (command == "info") return pdyolo::cli::run_info(argc, argv);
+    if (command == "forward") return pdyolo::cli::run_forward(argc, argv);
     if (command == "version") {
       std::cout << "pdyolo " << PDYOLO_VERSION << "\nthreads: " << pdyolo::num_threads()
                 << "\ngemm micro-kernel: "

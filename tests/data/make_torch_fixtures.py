@@ -8,6 +8,7 @@ read by tests/test_reference.cpp, so the test suite itself needs no Python.
 Each case is one safetensors file written with the standard library (the format is an 8-byte
 little-endian header length, a JSON header, then raw little-endian tensor bytes).
 """
+import collections
 import json
 import os
 import struct
@@ -94,3 +95,20 @@ case("kl_div_distill_T3", lambda s, t: F.kl_div(F.log_softmax(s / 3, 1), F.softm
      {"s": r(4, 6, low=-4, high=4), "t": r(4, 6, low=-4, high=4)}, temperature=3, reduction="batchmean")
 case("mse", lambda a, b: F.mse_loss(a, b), {"a": r(3, 4), "b": r(3, 4)}, reduction="mean")
 print("wrote fixtures to", OUT)
+
+
+def state_dict_checkpoint():
+    """A plain state dict in torch.save's ZIP format: f32, f16, i64 scalar, and views that share a
+    storage (a transpose, and a slice with an offset) — read by test_models' .pt tests."""
+    torch.manual_seed(0)
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    sd = collections.OrderedDict()
+    sd["layer.weight"] = torch.randn(3, 2, 1, 1)
+    sd["layer.bias"] = torch.randn(3).half()
+    sd["layer.count"] = torch.tensor(7, dtype=torch.int64)
+    sd["view.transposed"] = base.t()
+    sd["view.slice"] = base[1:3, 2:5]
+    torch.save(sd, os.path.join(OUT, "state_dict.pt"))
+
+
+state_dict_checkpoint()
