@@ -140,8 +140,9 @@ class Graph {
       for (const auto& [local, t] : n.tensors) out[n.name + "." + local] = t;
     return out;
   }
-  void load_state_dict(const std::map<std::string, Tensor>& values, bool strict = true) {
-    nn::load_named_tensors(state_dict(), values, strict);
+  void load_state_dict(const std::map<std::string, Tensor>& values, bool strict = true,
+                       const std::string& source = "load_state_dict") {
+    nn::load_named_tensors(state_dict(), values, strict, source);
   }
 
   void train(bool on = true) { training_ = on; }

@@ -51,7 +51,7 @@ inline YoloModel load_model(const std::string& weights, const LoadOptions& optio
     }
   }
   YoloModel model = build_yolo(*cfg, BuildOptions{detail::has_reparam(tensors), 0});
-  model.graph.load_state_dict(tensors, true);
+  model.graph.load_state_dict(tensors, true, weights);
   model.names = std::move(names);
   return model;
 }

@@ -17,21 +17,22 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 // Copies `values` into the tensors of `own` (same names), in place and converting dtype, so every
 // handle to them (optimizers, graphs) sees the new values. With strict, missing and unexpected
 // names are errors; a shape mismatch is always an error naming the entry and both shapes.
+// `source` starts every message (the file being loaded, say).
 inline void load_named_tensors(const std::map<std::string, Tensor>& own, const std::map<std::string, Tensor>& values,
-                               bool strict) {
+                               bool strict, const std::string& source = "load_state_dict") {
   for (const auto& [name, target] : own) {
     auto it = values.find(name);
     if (it == values.end()) {
-      PDYOLO_CHECK(!strict, "load_state_dict: missing entry '", name, "'");
+      PDYOLO_CHECK(!strict, source, ": missing entry '", name, "'");
       continue;
     }
-    PDYOLO_CHECK(it->second.shape() == target.shape(), "load_state_dict: '", name, "' has shape ",
+    PDYOLO_CHECK(it->second.shape() == target.shape(), source, ": '", name, "' has shape ",
                  shape_str(it->second.shape()), " but the model expects ", shape_str(target.shape()));
     Tensor(target).copy_(it->second);
   }
   if (strict)
     for (const auto& [name, value] : values)
-      PDYOLO_CHECK(own.count(name), "load_state_dict: unexpected entry '", name, "'");
+      PDYOLO_CHECK(own.count(name), source, ": unexpected entry '", name, "'");
 }
 
 class Module {

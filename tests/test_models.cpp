@@ -1,0 +1,328 @@
+// YOLOv7 models: the YAML reader, configs, exact sizes, checkpoints (.pt and safetensors), fusion,
+// parity with the reference implementation's outputs, and bad input.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/models/weights.hpp"
+#include "test_util.hpp"
+
+using namespace pdyolo;
+
+namespace {
+
+const std::string kSource = PDYOLO_SOURCE_DIR;
+std::string cfg_path(const std::string& name) { return kSource + "/cfg/" + name; }
+
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+std::string fixture_dir() {
+  const std::string shared = test::shared_dir();
+  return shared.empty() ? "" : shared + "/fixtures/yolov7-tiny-coco128/";
+}
+
+// Random BN statistics and affine parameters, so fusion has something real to fold.
+void randomize_norms(graph::Graph& g, uint64_t seed) {
+  Generator gen(seed);
+  for (auto& [name, t] : g.named_buffers()) {
+    if (name.find("running_mean") != std::string::npos) Tensor(t).copy_(Tensor::uniform(t.shape(), -0.3f, 0.3f, gen));
+    if (name.find("running_var") != std::string::npos) Tensor(t).copy_(Tensor::uniform(t.shape(), 0.5f, 2.0f, gen));
+  }
+  for (auto& [name, t] : g.named_parameters())
+    if (t.dim() == 1 || name.find("implicit") != std::string::npos)
+      Tensor(t).detach().copy_(Tensor::uniform(t.shape(), 0.5f, 1.5f, gen));
+}
+
+// Decoded outputs before and after fuse() for a random input.
+double fused_difference(models::YoloModel& m, int64_t h, int64_t w) {
+  randomize_norms(m.graph, 7);
+  m.graph.eval();
+  Generator gen(8);
+  const Tensor x = Tensor::uniform({1, 3, h, w}, 0, 1, gen);
+  NoGradGuard no_grad;
+  const graph::DetectOutput before = m.graph.forward(x);
+  graph::fuse(m.graph);
+  const graph::DetectOutput after = m.graph.forward(x);
+  double worst = test::max_rel_diff(after.decoded, before.decoded);
+  for (size_t l = 0; l < before.raw.size(); ++l) worst = std::max(worst, test::max_rel_diff(after.raw[l], before.raw[l]));
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("YAML reader: the forms the official configs use") {
+  const io::Value v = io::parse_yaml(R"(# comment
+nc: 80  # classes
+depth_multiple: 0.33
+name: 'quoted # not a comment'
+anchors:
+  - [10,13, 16,30]  # P3
+  - [30,61, 62,45]
+nested:
+  a: 1
+  b: [x, nn.LeakyReLU(0.1), None, 'nearest', -2, 1e-3, true]
+rows:
+  [[-1, 1, Conv, [32, 3]],
+   [[-1, -2], 1, Concat, [1]],
+  ]
+)", "inline.yaml");
+  CHECK(v.find("nc")->integer == 80);
+  CHECK(v.find("nc")->line == 2);
+  CHECK(v.find("depth_multiple")->real == doctest::Approx(0.33));
+  CHECK(v.find("name")->str == "quoted # not a comment");
+  CHECK(v.find("anchors")->items.size() == 2);
+  CHECK(v.find("anchors")->items[1].items[3].integer == 45);
+  const io::Value& b = *v.find("nested")->find("b");
+  CHECK(b.items[1].str == "nn.LeakyReLU(0.1)");
+  CHECK(b.items[2].str == "None");
+  CHECK(b.items[3].str == "nearest");
+  CHECK(b.items[4].integer == -2);
+  CHECK(b.items[5].real == doctest::Approx(1e-3));
+  CHECK(b.items[6].boolean);
+  const io::Value& rows = *v.find("rows");
+  CHECK(rows.items.size() == 2);
+  CHECK(rows.items[1].items[0].items[1].integer == -2);
+  CHECK(rows.items[1].line == 13);
+
+  CHECK(test::error_of([] { io::parse_yaml("a: [1, 2\nb: 3\n", "bad.yaml"); }).find("bad.yaml:1") != std::string::npos);
+  CHECK(test::error_of([] { io::parse_yaml("a: 1\nnot a mapping line\n", "bad.yaml"); }).find("bad.yaml:2: expected 'key: value'") !=
+        std::string::npos);
+  CHECK(test::error_of([] { io::parse_yaml("a: 1\na: 2\n", "dup.yaml"); }).find("dup.yaml:2: duplicate key 'a'") != std::string::npos);
+  CHECK(test::error_of([] { io::parse_yaml("a:\n\t- 1\n", "tab.yaml"); }).find("tab") != std::string::npos);
+}
+
+TEST_CASE("every shipped config parses, and hyperparameter files read as numbers") {
+  for (const char* name : {"training/yolov7-tiny.yaml", "training/yolov7.yaml", "training/yolov7x.yaml", "deploy/yolov7-tiny.yaml",
+                           "deploy/yolov7-tiny-silu.yaml", "deploy/yolov7.yaml", "deploy/yolov7x.yaml"}) {
+    CAPTURE(name);
+    const models::ModelConfig cfg = models::load_model_config(cfg_path(name));
+    CHECK(cfg.anchors.size() == 3);
+    CHECK(cfg.layers.back().module.find("Detect") != std::string::npos);
+  }
+  const io::Value hyp = io::load_yaml(cfg_path("hyp/hyp.scratch.tiny.yaml"));
+  CHECK(hyp.find("lr0")->as_double() == doctest::Approx(0.01));
+  CHECK(hyp.find("anchor_t")->as_double() == doctest::Approx(4.0));
+}
+
+TEST_CASE("parameter counts and GFLOPs equal the reference implementation's") {
+  struct Expected {
+    const char* cfg;
+    int64_t nc, params;
+    double gflops;
+  };
+  const Expected expected[] = {
+      {"training/yolov7-tiny.yaml", 80, 6228762, 13.70}, {"training/yolov7-tiny.yaml", 20, 6066402, 13.19},
+      {"training/yolov7.yaml", 80, 37622682, 105.77},    {"training/yolov7.yaml", 20, 37299042, 104.74},
+  };
+  for (const Expected& e : expected) {
+    CAPTURE(e.cfg);
+    CAPTURE(e.nc);
+    const models::YoloModel m = models::build_yolo(models::load_model_config(cfg_path(e.cfg), e.nc));
+    CHECK(m.graph.parameter_count() == e.params);
+    CHECK(m.graph.conv_flops(640) / 1e9 == doctest::Approx(e.gflops).epsilon(0.0005));
+  }
+  // The rest of the family builds for any class count; deploy configs differ only by the implicit layers.
+  for (const char* name : {"training/yolov7x.yaml", "deploy/yolov7.yaml", "deploy/yolov7-tiny-silu.yaml"})
+    for (int64_t nc : {1, 20, 80}) {
+      const models::YoloModel m = models::build_yolo(models::load_model_config(cfg_path(name), nc));
+      CHECK(m.graph.parameter_count() > 0);
+    }
+  const int64_t train = models::build_yolo(models::load_model_config(cfg_path("training/yolov7.yaml"))).graph.parameter_count();
+  const int64_t deploy = models::build_yolo(models::load_model_config(cfg_path("deploy/yolov7.yaml"))).graph.parameter_count();
+  CHECK(train - deploy == 256 + 512 + 1024 + 3 * 255);  // ImplicitA per input channel, ImplicitM per output
+}
+
+TEST_CASE("width and depth multiples and strides") {
+  const models::ModelConfig cfg = models::load_model_config(cfg_path("training/yolov7-tiny.yaml"));
+  models::ModelConfig narrow = cfg;
+  narrow.width_multiple = 0.5;
+  const models::YoloModel m = models::build_yolo(narrow);
+  CHECK(m.graph.nodes[m.graph.layer_output[0]].out_channels == 16);   // 32 · 0.5
+  CHECK(m.graph.nodes[m.graph.layer_output[28]].out_channels == 256);  // 512 · 0.5
+  const auto& detect = m.graph.nodes[m.graph.detect_node()].get<graph::DetectAttrs>();
+  CHECK(detect.strides == std::vector<float>{8, 16, 32});
+  // Anchors are stored as the reference stores them: in grid units, and in pixels for decoding.
+  const graph::Node& d = m.graph.nodes[m.graph.detect_node()];
+  CHECK(d.tensor("anchors").at({2, 2, 1}) == doctest::Approx(326.0 / 32));
+  CHECK(d.tensor("anchor_grid").at({2, 0, 2, 0, 0, 1}) == doctest::Approx(326.0));
+}
+
+TEST_CASE("official parameter names") {
+  const models::YoloModel m = models::build_yolo(models::load_model_config(cfg_path("training/yolov7.yaml")));
+  const auto sd = m.graph.state_dict();
+  for (const char* name : {"model.0.conv.weight", "model.0.bn.running_var", "model.51.cv7.bn.bias", "model.102.rbr_dense.0.weight",
+                           "model.102.rbr_1x1.1.running_mean", "model.105.m.2.bias", "model.105.ia.0.implicit",
+                           "model.105.im.2.implicit", "model.105.anchors", "model.105.anchor_grid"})
+    CHECK_MESSAGE(sd.count(name), name);
+}
+
+TEST_CASE("bad configs are reported with the line and the field") {
+  const std::string path = test::temp_path("bad_cfg.yaml");
+  const std::string head = "nc: 4\nanchors:\n  - [10,13, 16,30, 33,23]\nbackbone:\n  [[-1, 1, Conv, [16, 3, 2]],\n";
+  write_text(path, head + "   [-1, 1, Mystery, [3]]]\nhead: []\n");
+  CHECK(test::error_of([&] { models::load_model_config(path); }).find("bad_cfg.yaml:6: layer 1: field 'module': unknown module 'Mystery'") !=
+        std::string::npos);
+  write_text(path, head + "   [5, 1, Conv, [8]]]\nhead: []\n");
+  CHECK(test::error_of([&] { models::load_model_config(path); }).find(":6: layer 1: field 'from'") != std::string::npos);
+  write_text(path, head + "   [-1, 1, Conv]]\nhead: []\n");
+  CHECK(test::error_of([&] { models::load_model_config(path); }).find(":6: layer 1: expected [from, number, module, args]") != std::string::npos);
+  write_text(path, "nc: four\n");
+  CHECK(test::error_of([&] { models::load_model_config(path); }).find(":1: field 'nc'") != std::string::npos);
+  write_text(path, head + "   [-1, 1, Conv, [8, 3, 1, None, 1, nn.Swish()]]]\nhead:\n  [[-1, 1, Detect, [nc, anchors]]]\n");
+  const models::ModelConfig cfg = models::load_model_config(path);
+  CHECK(test::error_of([&] { models::build_yolo(cfg); }).find(":6: layer 1 (Conv): argument 'act': unknown activation 'nn.Swish()'") !=
+        std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("RepConv training form, an identity branch, and deploy form all build and fuse exactly") {
+  const std::string path = test::temp_path("repconv.yaml");
+  write_text(path, R"(nc: 3
+anchors:
+  - [10,13, 16,30]
+  - [30,61, 62,45]
+backbone:
+  [[-1, 1, Conv, [16, 3, 2]],
+   [-1, 1, RepConv, [16, 3, 1]],
+   [-1, 1, RepConv, [32, 3, 2, None, 1, nn.LeakyReLU(0.1)]],
+   [-1, 1, SPPCSPC, [32]],
+  ]
+head:
+  [[-1, 1, nn.Upsample, [None, 2, 'nearest']],
+   [[-1, 1], 1, Concat, [1]],
+   [-1, 1, MP, []],
+   [-1, 1, SP, [5]],
+   [[7, 3], 1, IDetect, [nc, anchors]],
+  ]
+)");
+  models::YoloModel m = models::build_yolo(models::load_model_config(path));
+  CHECK(m.graph.state_dict().count("model.1.rbr_identity.running_mean"));  // 16 → 16, stride 1
+  CHECK_FALSE(m.graph.state_dict().count("model.2.rbr_identity.running_mean"));
+  CHECK(fused_difference(m, 64, 96) < 1e-4);
+  const auto sd = m.graph.state_dict();
+  CHECK(sd.count("model.1.rbr_reparam.weight"));
+  CHECK(sd.count("model.1.rbr_reparam.bias"));
+  CHECK(sd.count("model.0.conv.bias"));
+  CHECK_FALSE(sd.count("model.0.bn.weight"));
+  CHECK_FALSE(sd.count("model.8.ia.0.implicit"));
+  // The fused weights load into the deploy form built from the same config.
+  models::YoloModel deploy = models::build_yolo(models::load_model_config(path), {true, 0});
+  graph::fold_batch_norms(deploy.graph);
+  graph::fold_implicit(deploy.graph);
+  CHECK_NOTHROW(deploy.graph.load_state_dict(sd));
+  std::remove(path.c_str());
+}
+
+TEST_CASE("fuse() leaves yolov7-tiny and yolov7 outputs unchanged") {
+  models::YoloModel tiny = models::build_yolo(models::load_model_config(cfg_path("training/yolov7-tiny.yaml")));
+  CHECK(fused_difference(tiny, 96, 64) < 1e-4);
+  CHECK(tiny.graph.parameter_count() < 6228762);
+  models::YoloModel v7 = models::build_yolo(models::load_model_config(cfg_path("training/yolov7.yaml"), 20));
+  CHECK(fused_difference(v7, 64, 64) < 1e-4);
+}
+
+TEST_CASE("safetensors save/load keeps the config, names and outputs") {
+  models::YoloModel m = models::build_yolo(models::load_model_config(cfg_path("training/yolov7-tiny.yaml"), 5), {false, 3});
+  m.names = {"a", "b", "c", "d", "e"};
+  randomize_norms(m.graph, 2);
+  const std::string path = test::temp_path("tiny.safetensors");
+  models::save_model(path, m);
+  models::YoloModel back = models::load_model(path);
+  CHECK(back.config.nc == 5);
+  CHECK(back.names == m.names);
+  m.graph.eval();
+  back.graph.eval();
+  Generator gen(1);
+  const Tensor x = Tensor::uniform({1, 3, 64, 64}, 0, 1, gen);
+  NoGradGuard no_grad;
+  CHECK(test::max_rel_diff(back.graph.forward(x).decoded, m.graph.forward(x).decoded) == 0.0);
+  // The same weights with a config for another class count: the error names the parameter and both shapes.
+  models::LoadOptions other;
+  other.nc = 20;
+  const std::string err = test::error_of([&] { models::load_model(path, other); });
+  CHECK(err.find(path) != std::string::npos);
+  CHECK(err.find("'model.77.im.0.implicit' has shape [1, 30, 1, 1] but the model expects [1, 75, 1, 1]") != std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST_CASE(".pt: a plain state dict written by torch.save") {
+  const io::PtCheckpoint ckpt = io::load_pt(kSource + "/tests/data/torch/state_dict.pt");
+  CHECK_FALSE(ckpt.whole_model);
+  CHECK_FALSE(ckpt.config.has_value());
+  CHECK(ckpt.state_dict.at("layer.weight").shape() == Shape{3, 2, 1, 1});
+  CHECK(ckpt.state_dict.at("layer.weight").to_vector()[0] == doctest::Approx(1.5409961f));
+  CHECK(ckpt.state_dict.at("layer.bias").dtype() == DType::f16);
+  CHECK(ckpt.state_dict.at("layer.bias").to_vector()[1] == doctest::Approx(0.837890625f));
+  CHECK(ckpt.state_dict.at("layer.count").dtype() == DType::i64);
+  CHECK(ckpt.state_dict.at("layer.count").item() == 7.0f);
+  // Views of a shared storage come back with their own layout: a transpose and an offset slice.
+  CHECK(ckpt.state_dict.at("view.transposed").to_vector() ==
+        std::vector<float>{0, 6, 12, 18, 1, 7, 13, 19, 2, 8, 14, 20, 3, 9, 15, 21, 4, 10, 16, 22, 5, 11, 17, 23});
+  CHECK(ckpt.state_dict.at("view.slice").to_vector() == std::vector<float>{8, 9, 10, 14, 15, 16});
+  // A state dict has no config: loading it as a model needs --cfg.
+  CHECK(test::error_of([&] { models::load_model(kSource + "/tests/data/torch/state_dict.pt"); }).find("pass --cfg") != std::string::npos);
+}
+
+TEST_CASE(".pt: truncated archives and unknown pickle content fail clearly") {
+  const std::string good = [] {
+    const auto bytes = io::read_file(kSource + "/tests/data/torch/state_dict.pt");
+    return std::string(bytes.begin(), bytes.end());
+  }();
+  const std::string path = test::temp_path("bad.pt");
+  write_text(path, good.substr(0, good.size() / 2));
+  CHECK(test::error_of([&] { io::load_pt(path); }).find("truncated") != std::string::npos);
+  write_text(path, "not a zip file at all, just text");
+  CHECK(test::error_of([&] { io::load_pt(path); }).find("not a ZIP archive") != std::string::npos);
+  // Corrupt the pickle: replace its first opcode after PROTO with an unknown one (0xff).
+  std::string corrupt = good;
+  const size_t pickle = corrupt.find("\x80\x02");
+  REQUIRE(pickle != std::string::npos);
+  corrupt[pickle + 2] = '\xff';
+  write_text(path, corrupt);
+  const std::string err = test::error_of([&] { io::load_pt(path); });
+  CHECK(err.find("unsupported pickle opcode 0xff") != std::string::npos);
+  CHECK(err.find("data.pkl") != std::string::npos);
+  // A pickle that stops early.
+  corrupt = good;
+  corrupt[pickle + 2] = '.';
+  write_text(path, corrupt);
+  CHECK(test::error_of([&] { io::load_pt(path); }).find("empty stack") != std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("parity with the reference implementation on the fixture checkpoint") {
+  const std::string dir = fixture_dir();
+  if (dir.empty()) {
+    MESSAGE("SKIPPED: ../shared is absent; the fixture checkpoint and reference outputs cannot be read");
+    return;
+  }
+  models::YoloModel m = models::load_model(dir + "yolov7-tiny-coco128.pt");
+  CHECK(m.config.nc == 80);
+  CHECK(m.names.size() == 80);
+  CHECK(m.graph.parameter_count() == 6228762);
+  m.graph.eval();
+  const Tensor x = io::load_npy(dir + "input_320.npy");
+  const char* raw_files[] = {"raw_p3_320.npy", "raw_p4_320.npy", "raw_p5_320.npy"};
+  for (bool fused : {false, true}) {
+    CAPTURE(fused);
+    if (fused) graph::fuse(m.graph);
+    NoGradGuard no_grad;
+    const graph::DetectOutput out = m.graph.forward(x);
+    for (int l = 0; l < 3; ++l) {
+      const Tensor ref = io::load_npy(dir + raw_files[l]);
+      CHECK(out.raw[l].shape() == ref.shape());
+      CHECK(test::max_rel_diff(out.raw[l], ref) <= 1e-4);
+    }
+    const Tensor decoded = io::load_npy(dir + "decoded_320.npy");
+    CHECK(out.decoded.shape() == decoded.shape());
+    CHECK(test::max_rel_diff(out.decoded, decoded) <= 1e-4);
+  }
+  // The same weights as a plain state dict with --cfg, and with a wrong class count.
+  models::LoadOptions with_cfg;
+  with_cfg.cfg = cfg_path("training/yolov7-tiny.yaml");
+  with_cfg.nc = 20;
+  const std::string err = test::error_of([&] { models::load_model(dir + "yolov7-tiny-coco128.pt", with_cfg); });
+  CHECK(err.find("'model.77.im.0.implicit' has shape [1, 255, 1, 1] but the model expects [1, 75, 1, 1]") != std::string::npos);
+}
