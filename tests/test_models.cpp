@@ -223,6 +223,22 @@ TEST_CASE("fuse() leaves yolov7-tiny and yolov7 outputs unchanged") {
   CHECK(fused_difference(v7, 64, 64) < 1e-4);
 }
 
+TEST_CASE("a fused training model runs as the official deploy config (Detect, no implicit layers)") {
+  models::YoloModel train = models::build_yolo(models::load_model_config(cfg_path("training/yolov7-tiny.yaml")), {false, 4});
+  randomize_norms(train.graph, 3);
+  train.graph.eval();
+  Generator gen(9);
+  const Tensor x = Tensor::uniform({1, 3, 64, 64}, 0, 1, gen);
+  NoGradGuard no_grad;
+  const Tensor expected = train.graph.forward(x).decoded;
+  graph::fuse(train.graph);
+  models::YoloModel deploy = models::build_yolo(models::load_model_config(cfg_path("deploy/yolov7-tiny.yaml")));
+  graph::fold_batch_norms(deploy.graph);  // deploy checkpoints hold fused convs with biases
+  deploy.graph.load_state_dict(train.graph.state_dict());
+  deploy.graph.eval();
+  CHECK(test::max_rel_diff(deploy.graph.forward(x).decoded, expected) < 1e-4);
+}
+
 TEST_CASE("safetensors save/load keeps the config, names and outputs") {
   models::YoloModel m = models::build_yolo(models::load_model_config(cfg_path("training/yolov7-tiny.yaml"), 5), {false, 3});
   m.names = {"a", "b", "c", "d", "e"};
@@ -325,4 +341,20 @@ TEST_CASE("parity with the reference implementation on the fixture checkpoint") 
   with_cfg.nc = 20;
   const std::string err = test::error_of([&] { models::load_model(dir + "yolov7-tiny-coco128.pt", with_cfg); });
   CHECK(err.find("'model.77.im.0.implicit' has shape [1, 255, 1, 1] but the model expects [1, 75, 1, 1]") != std::string::npos);
+}
+
+TEST_CASE("training mode returns the raw maps and backpropagates to every parameter") {
+  models::YoloModel m = models::build_yolo(models::load_model_config(cfg_path("training/yolov7-tiny.yaml"), 3));
+  m.graph.train();
+  Generator gen(10);
+  const graph::DetectOutput out = m.graph.forward(Tensor::uniform({2, 3, 64, 64}, 0, 1, gen));
+  CHECK_FALSE(out.decoded.defined());
+  REQUIRE(out.raw.size() == 3);
+  CHECK(out.raw[0].shape() == Shape{2, 3, 8, 8, 8});
+  Tensor loss = sum(out.raw[0]) + sum(out.raw[1] * out.raw[1]) + mean(out.raw[2]);
+  loss.backward();
+  int64_t without_grad = 0;
+  for (auto& [name, p] : m.graph.named_parameters()) without_grad += !p.grad().defined();
+  CHECK(without_grad == 0);
+  CHECK(m.graph.state_dict().at("model.0.bn.num_batches_tracked").at({}) == 1.0);
 }
