@@ -30,7 +30,9 @@ struct Golden {
     CHECK(test::max_rel_diff(out, tensor("out")) < tolerance);
     for (const auto& [k, x] : inputs) x.impl()->grad.reset();
     out.backward(tensor("seed"));
-    for (const auto& [k, x] : inputs) {
+    for (const auto& input : inputs) {
+      const std::string& k = input.first;
+      const Tensor& x = input.second;
       CAPTURE(k);
       REQUIRE(x.grad().defined());
       CHECK(test::max_rel_diff(x.grad(), tensor("grad." + k)) < 10 * tolerance);
