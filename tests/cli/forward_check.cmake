@@ -1,9 +1,9 @@
 # `pdyolo forward` on the reference fixture: runs the CLI and checks it wrote the four outputs.
-# Exits with 77 (reported by CTest as skipped) when ../shared is absent.
+# Prints SKIPPED (CTest reports the test as skipped) when ../shared is absent.
 set(fixture "${SOURCE_DIR}/../shared/fixtures/yolov7-tiny-coco128")
 if(NOT EXISTS "${fixture}/yolov7-tiny-coco128.pt")
   message("SKIPPED: ../shared is absent; no fixture checkpoint to run")
-  cmake_language(EXIT 77)
+  return()
 endif()
 file(REMOVE_RECURSE ${OUT})
 execute_process(COMMAND ${PDYOLO} forward --weights ${fixture}/yolov7-tiny-coco128.pt --input ${fixture}/input_320.npy
