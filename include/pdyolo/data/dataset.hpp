@@ -8,7 +8,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
-#include <stb_image.h>
+#include <stb/stb_image.h>
 
 #include "pdyolo/data/xml.hpp"
 #include "pdyolo/io/file.hpp"

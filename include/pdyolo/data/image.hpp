@@ -187,23 +187,13 @@ inline Letterboxed letterbox(const Image& img, int64_t target_h, int64_t target_
   return out;
 }
 
-// The reference dataset's load_image(): shrink (INTER_AREA) or enlarge (INTER_LINEAR) so the long
-// side is `size`, truncating the other side like int(); returns the resized image.
-inline Image resize_long_side(const Image& img, int64_t size) {
+// The reference dataset's load_image(): resize so the long side is `size`, truncating the other side
+// like int(); INTER_AREA when shrinking without augmentation, else INTER_LINEAR.
+inline Image resize_long_side(const Image& img, int64_t size, bool augment) {
   const double r = static_cast<double>(size) / static_cast<double>(std::max(img.width, img.height));
   if (r == 1.0) return img;
   const int64_t w = static_cast<int64_t>(img.width * r), h = static_cast<int64_t>(img.height * r);
-  return r < 1.0 ? resize_area(img, w, h) : resize_linear(img, w, h);
-}
-
-// The evaluation pipeline of the reference test script (square, no rect batching): resize the long
-// side to `size`, pad to size × size; the mapping back uses the height ratio, as the reference does.
-inline Letterboxed letterbox_for_eval(const Image& img, int64_t size) {
-  const Image resized = resize_long_side(img, size);
-  Letterboxed out = letterbox(resized, size, size, false, false);
-  const double gain = static_cast<double>(resized.height) / static_cast<double>(img.height);
-  out.info.gain_x = out.info.gain_y = gain;
-  return out;
+  return (r < 1.0 && !augment) ? resize_area(img, w, h) : resize_linear(img, w, h);
 }
 
 // HWC uint8 RGB → [3, H, W] float in [0, 1], written into `out` (one image of a batch).

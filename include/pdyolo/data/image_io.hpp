@@ -1,8 +1,8 @@
 // Image files through stb_image / stb_image_write (Debian's libstb: link the pdyolo::image target).
 // Decoding errors name the file and stb's reason; writes are atomic.
 #pragma once
-#include <stb_image.h>
-#include <stb_image_write.h>
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
 
 #include "pdyolo/data/image.hpp"
 #include "pdyolo/io/file.hpp"
