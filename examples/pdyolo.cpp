@@ -1,12 +1,15 @@
 // pdyolo — the command-line tool. Each pipeline stage is a subcommand:
 //   pdyolo info --cfg FILE [--nc N] [--img-size S] [--verbose] [--json]
 //   pdyolo forward --weights W [--cfg FILE] --input X.npy --out DIR [--fuse]
+//   pdyolo detect --weights W --source IMG|DIR [--img-size 640] [--conf-thres 0.25] [--iou-thres 0.45] --out DIR
+//   pdyolo eval --weights W --data DATA [--split NAME] [--img-size 640] [--protocol coco|voc07|voc12] [--out DIR] [--json]
 //   pdyolo demo [--epochs N] [--seed S] [--threads T]   train a small conv net on a synthetic task
 //   pdyolo version
 #include <cstring>
 #include <iostream>
 #include <string>
 
+#include "cli_eval.hpp"
 #include "cli_model.hpp"
 #include "shapes_demo.hpp"
 
@@ -19,6 +22,11 @@ int usage(std::ostream& os, int code) {
         "           --cfg FILE  [--nc N] [--img-size 640] [--verbose] [--json]\n"
         "  forward  run a checkpoint (.pt or .safetensors) on an input .npy, write raw maps and decoded boxes\n"
         "           --weights W  [--cfg FILE] [--nc N] --input X.npy --out DIR [--fuse]\n"
+        "  detect   annotate images with a model's detections; writes images and detections.json\n"
+        "           --weights W --source IMG|DIR --out DIR [--img-size 640] [--conf-thres 0.25] [--iou-thres 0.45]\n"
+        "  eval     mAP of a model on a dataset (dataset YAML or VOC folder)\n"
+        "           --weights W --data DATA [--split val] [--img-size 640] [--conf-thres 0.001] [--iou-thres 0.65]\n"
+        "           [--protocol coco|voc07|voc12] [--batch-size 8] [--out DIR] [--json]\n"
         "  demo     train a small conv net on the built-in synthetic shapes task\n"
         "           --epochs N (6)  --seed S (0)  --threads T (all cores)\n"
         "  version  print the version and the kernels this CPU uses\n";
@@ -56,6 +64,8 @@ int main(int argc, char** argv) {
   try {
     if (command == "demo") return run_demo(argc, argv);
     if (command == "info") return pdyolo::cli::run_info(argc, argv);
+    if (command == "eval") return pdyolo::cli::run_eval(argc, argv);
+    if (command == "detect") return pdyolo::cli::run_detect(argc, argv);
     if (command == "forward") return pdyolo::cli::run_forward(argc, argv);
     if (command == "version") {
       std::cout << "pdyolo " << PDYOLO_VERSION << "\nthreads: " << pdyolo::num_threads()

@@ -4,9 +4,9 @@
 #   scripts/install-deps.sh --test   plus what the tests and benchmarks need (doctest, Eigen,
 #                                    Google Benchmark, stb, the AArch64 cross compiler and qemu)
 set -euo pipefail
-packages=(cmake g++ make libomp-dev)
+packages=(cmake g++ make libomp-dev libstb-dev)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(doctest-dev libeigen3-dev libstb-dev libbenchmark-dev g++-aarch64-linux-gnu qemu-user)
+  packages+=(doctest-dev libeigen3-dev libbenchmark-dev g++-aarch64-linux-gnu qemu-user)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -15,6 +15,17 @@ if(PDYOLO_EIGEN)
   endif()
 endif()
 
+# stb (libstb-dev): image decoding and writing, and the plot/annotation font. The pdyolo_image
+# target adds it to whoever includes pdyolo/data/image_io.hpp, dataset.hpp or draw.hpp.
+find_library(PDYOLO_STB_LIBRARY stb)
+find_path(PDYOLO_STB_INCLUDE stb/stb_image.h)
+if(NOT PDYOLO_STB_LIBRARY OR NOT PDYOLO_STB_INCLUDE)
+  message(FATAL_ERROR "pdyolo: stb not found (apt-get install libstb-dev)")
+endif()
+add_library(pdyolo_image INTERFACE)
+target_link_libraries(pdyolo_image INTERFACE pdyolo ${PDYOLO_STB_LIBRARY})
+target_include_directories(pdyolo_image SYSTEM INTERFACE ${PDYOLO_STB_INCLUDE})
+
 # doctest (doctest-dev) for the test suites.
 if(PDYOLO_BUILD_TESTS)
   find_package(doctest REQUIRED)

@@ -26,9 +26,10 @@ class ProgressBar {
     extra_ = extra;
     const auto now = Clock::now();
     const double since = std::chrono::duration<double>(now - last_).count();
-    if (!enabled_ || (done < total_ && since < (tty_ ? 0.1 : 5.0))) return;
+    if (!enabled_ || finished_ || (done < total_ && since < (tty_ ? 0.1 : 5.0))) return;
     last_ = now;
     draw(done >= total_);
+    if (done >= total_) finished_ = true;
   }
   void finish() {
     if (finished_) return;

@@ -1,0 +1,147 @@
+// `pdyolo eval` and `pdyolo detect`.
+#pragma once
+#include <filesystem>
+#include <iostream>
+
+#include "cli_args.hpp"
+#include "pdyolo/eval/evaluate.hpp"
+#include "pdyolo/eval/report.hpp"
+#include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/models/weights.hpp"
+
+namespace pdyolo::cli {
+
+inline models::YoloModel load_for_inference(const Args& args) {
+  models::LoadOptions options;
+  if (args.has("--cfg")) options.cfg = args.str("--cfg");
+  models::YoloModel model = models::load_model(args.required("--weights"), options);
+  graph::fuse(model.graph);  // same outputs, faster
+  model.graph.eval();
+  return model;
+}
+
+inline float float_arg(const Args& args, const std::string& flag, float fallback) {
+  if (!args.has(flag)) return fallback;
+  try {
+    size_t used = 0;
+    const float v = std::stof(args.str(flag), &used);
+    if (used == args.str(flag).size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw_error("option ", flag, ": '", args.str(flag), "' is not a number");
+}
+
+// pdyolo eval --weights W --data DATA [--split NAME] [--img-size 640] [--conf-thres 0.001] [--iou-thres 0.65]
+//             [--protocol coco|voc07|voc12] [--batch-size 8] [--out DIR] [--json]
+inline int run_eval(int argc, char** argv) {
+  const Args args(argc, argv, 2,
+                  {"--weights", "--cfg", "--data", "--split", "--img-size", "--conf-thres", "--iou-thres", "--protocol", "--batch-size", "--out"},
+                  {"--json", "--no-progress"});
+  eval::EvalOptions o;
+  o.img_size = args.integer("--img-size", 640);
+  o.nms.conf_thres = float_arg(args, "--conf-thres", 0.001f);
+  o.nms.iou_thres = float_arg(args, "--iou-thres", 0.65f);
+  o.batch_size = args.integer("--batch-size", 8);
+  o.progress = !args.has("--no-progress");
+  const std::string protocol = args.str("--protocol", "coco");
+  o.protocol = eval::parse_protocol(protocol);
+  const data::Dataset ds = data::load_dataset(args.required("--data"), args.str("--split", "val"));
+  PDYOLO_CHECK(!ds.samples.empty(), args.str("--data"), ": the split has no usable images");
+  models::YoloModel model = load_for_inference(args);
+  PDYOLO_CHECK(model.config.nc == static_cast<int64_t>(ds.names.size()), "the model has ", model.config.nc,
+               " classes but the dataset ", ds.names.size());
+  const eval::EvalRun run = eval::evaluate(model.graph, ds, o);
+  eval::print_class_table(std::cout, run.metrics, ds.names);
+  std::printf("%lld images in %.1f s (%.1f images/s), protocol %s\n", static_cast<long long>(run.metrics.images), run.seconds,
+              run.metrics.images / std::max(run.seconds, 1e-9), protocol.c_str());
+  ds.report(std::cerr);
+  for (const std::string& p : run.problems) std::cerr << "warning: " << p << "\n";
+  if (run.skipped_images) std::cerr << "skipped " << run.skipped_images << " unreadable image(s)\n";
+  if (args.has("--out")) {
+    const std::string dir = args.str("--out");
+    std::filesystem::create_directories(dir);
+    const std::string json = eval::metrics_json(run.metrics, ds.names, protocol);
+    io::write_file_atomic(dir + "/metrics.json", [&](std::ostream& out) { out << json << "\n"; });
+    data::save_image(dir + "/pr_curve.png", eval::plot_pr_curve(run.metrics));
+    std::printf("wrote %s/metrics.json and %s/pr_curve.png\n", dir.c_str(), dir.c_str());
+  }
+  if (args.has("--json"))
+    std::printf("{\"map50\":%.5f,\"map50_95\":%.5f,\"precision\":%.5f,\"recall\":%.5f,\"images\":%lld}\n", run.metrics.map50,
+                run.metrics.map50_95, run.metrics.precision, run.metrics.recall, static_cast<long long>(run.metrics.images));
+  return 0;
+}
+
+// pdyolo detect --weights W --source IMG|DIR [--img-size 640] [--conf-thres 0.25] [--iou-thres 0.45] --out DIR
+inline int run_detect(int argc, char** argv) {
+  namespace fs = std::filesystem;
+  const Args args(argc, argv, 2, {"--weights", "--cfg", "--source", "--img-size", "--conf-thres", "--iou-thres", "--out"}, {"--no-progress"});
+  const int64_t size = args.integer("--img-size", 640);
+  PDYOLO_CHECK(size > 0 && size % 32 == 0, "--img-size must be a positive multiple of 32, got ", size);
+  const eval::NmsOptions nms{float_arg(args, "--conf-thres", 0.25f), float_arg(args, "--iou-thres", 0.45f), false, false, 300, 30000};
+  const std::string source = args.required("--source"), out_dir = args.required("--out");
+  std::vector<std::string> images;
+  if (fs::is_directory(source)) {
+    for (const auto& e : fs::directory_iterator(source)) {
+      std::string ext = e.path().extension().string();
+      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp") images.push_back(e.path().string());
+    }
+    std::sort(images.begin(), images.end());
+  } else {
+    PDYOLO_CHECK(fs::exists(source), source, ": no such file or directory");
+    images.push_back(source);
+  }
+  PDYOLO_CHECK(!images.empty(), source, ": no images found");
+  models::YoloModel model = load_for_inference(args);
+  fs::create_directories(out_dir);
+  NoGradGuard no_grad;
+  std::string json = "[";
+  ProgressBar bar("detect", static_cast<int64_t>(images.size()), !args.has("--no-progress"));
+  int64_t done = 0, total_dets = 0;
+  for (const std::string& path : images) {
+    data::Image img;
+    try {
+      img = data::load_image(path);
+    } catch (const Error& e) {
+      std::cerr << "warning: " << e.what() << ", skipped\n";
+      bar.update(++done);
+      continue;
+    }
+    const data::Letterboxed lb = data::letterbox(img, size, size);
+    std::vector<eval::Detection> dets = eval::non_max_suppression(model.graph.forward(data::images_to_tensor({lb.image})).decoded, nms)[0];
+    eval::unletterbox(dets, lb.info, img.width, img.height);
+    const std::string name = fs::path(path).filename().string();
+    json += std::string(json.size() > 1 ? "," : "") + "{\"image\":" + io::json_quote(name) + ",\"width\":" + std::to_string(img.width) +
+            ",\"height\":" + std::to_string(img.height) + ",\"detections\":[";
+    const int scale = img.width >= 800 ? 2 : 1;
+    for (size_t k = 0; k < dets.size(); ++k) {
+      const eval::Detection& d = dets[k];
+      const std::string label = eval::class_name(model.names, d.cls);
+      char score[16];
+      std::snprintf(score, sizeof score, "%.2f", d.score);
+      const data::Color color = data::class_color(d.cls);
+      data::draw_rect(img, d.x1, d.y1, d.x2, d.y2, color, 2 * scale);
+      const std::string caption = label + " " + score;
+      const int64_t tw = data::draw_text(img, -10000, -10000, caption, color, scale);  // measure
+      const int64_t ty = std::max<int64_t>(0, static_cast<int64_t>(d.y1) - data::text_height(scale) - 2);
+      data::fill_rect(img, static_cast<int64_t>(d.x1), ty, static_cast<int64_t>(d.x1) + tw + 4, ty + data::text_height(scale) + 2, color);
+      data::draw_text(img, static_cast<int64_t>(d.x1) + 2, ty + 2, caption, {255, 255, 255}, scale);
+      char box[160];
+      std::snprintf(box, sizeof box, "{\"box\":[%.1f,%.1f,%.1f,%.1f],\"score\":%.4f,\"class\":%lld,\"name\":", d.x1, d.y1, d.x2, d.y2, d.score,
+                    static_cast<long long>(d.cls));
+      json += std::string(k ? "," : "") + box + io::json_quote(label) + "}";
+    }
+    json += "]}";
+    total_dets += static_cast<int64_t>(dets.size());
+    data::save_image(out_dir + "/" + fs::path(name).replace_extension(".jpg").string(), img);
+    bar.update(++done, std::to_string(total_dets) + " detections");
+  }
+  bar.finish();
+  json += "]";
+  io::write_file_atomic(out_dir + "/detections.json", [&](std::ostream& out) { out << json << "\n"; });
+  std::printf("%lld detections in %zu images; annotated images and detections.json in %s\n", static_cast<long long>(total_dets),
+              images.size(), out_dir.c_str());
+  return 0;
+}
+
+}  // namespace pdyolo::cli
