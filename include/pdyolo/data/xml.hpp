@@ -38,7 +38,9 @@ class XmlParser {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const { throw_error(source_, ":", line_, ": ", what); }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw_error(source_, ":", line_, ": ", what, pos_ >= s_.size() && !s_.empty() ? " (the file ends here: truncated?)" : "");
+  }
   void advance(size_t n = 1) {
     for (size_t i = 0; i < n && pos_ < s_.size(); ++i)
       if (s_[pos_++] == '\n') ++line_;

@@ -1,0 +1,273 @@
+// Datasets and images: resizing bit-exact against OpenCV, the reference letterbox, the XML reader,
+// VOC / YOLO-txt / dataset-YAML loading, and every kind of bad input reported and skipped.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "pdyolo/data/dataset.hpp"
+#include "pdyolo/data/image_io.hpp"
+#include "test_util.hpp"
+
+using namespace pdyolo;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kData = std::string(PDYOLO_SOURCE_DIR) + "/tests/data/";
+
+data::Image npy_image(const std::string& path) {
+  const Tensor t = io::load_npy(path);
+  data::Image img(t.shape()[1], t.shape()[0]);
+  std::copy(t.data<uint8_t>(), t.data<uint8_t>() + t.numel(), img.pixels.begin());
+  return img;
+}
+
+void save(const std::string& path, const data::Image& img) {
+  fs::create_directories(fs::path(path).parent_path());
+  data::save_image(path, img);
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string voc_xml(int w, int h, const std::string& objects) {
+  return "<annotation>\n  <filename>x.jpg</filename>\n  <size><width>" + std::to_string(w) + "</width><height>" + std::to_string(h) +
+         "</height><depth>3</depth></size>\n" + objects + "</annotation>\n";
+}
+
+std::string voc_object(const std::string& name, float xmin, float ymin, float xmax, float ymax, int difficult = 0) {
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "  <object>\n    <name>%s</name>\n    <difficult>%d</difficult>\n    <truncated>0</truncated>\n"
+                "    <bndbox><xmin>%g</xmin><ymin>%g</ymin><xmax>%g</xmax><ymax>%g</ymax></bndbox>\n  </object>\n",
+                name.c_str(), difficult, xmin, ymin, xmax, ymax);
+  return buf;
+}
+
+bool any_contains(const std::vector<std::string>& lines, const std::string& a, const std::string& b = "") {
+  for (const std::string& l : lines)
+    if (l.find(a) != std::string::npos && l.find(b) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("resize matches OpenCV's cv2.resize bit for bit (INTER_LINEAR and INTER_AREA)") {
+  const data::Image src = npy_image(kData + "opencv/src_71x47.npy");
+  for (auto [w, h] : std::vector<std::pair<int, int>>{{35, 23}, {20, 31}, {71, 47}}) {
+    CAPTURE(w);
+    CAPTURE(h);
+    const data::Image ref = npy_image(kData + "opencv/linear_" + std::to_string(w) + "x" + std::to_string(h) + ".npy");
+    CHECK(data::resize_linear(src, w, h).pixels == ref.pixels);
+  }
+  // Enlarging: exact except the first and last rows, where OpenCV rounds down by one level.
+  const data::Image up = data::resize_linear(src, 100, 64), up_ref = npy_image(kData + "opencv/linear_100x64.npy");
+  int worst = 0, inner_differences = 0;
+  for (size_t i = 0; i < up.pixels.size(); ++i) {
+    const int64_t row = static_cast<int64_t>(i) / (100 * 3);
+    const int d = std::abs(up.pixels[i] - up_ref.pixels[i]);
+    if (row != 0 && row != 63) inner_differences += d != 0;
+    worst = std::max(worst, d);
+  }
+  CHECK(inner_differences == 0);
+  CHECK(worst <= 1);
+  for (auto [w, h] : std::vector<std::pair<int, int>>{{35, 23}, {20, 31}, {13, 9}}) {
+    CAPTURE(w);
+    CAPTURE(h);
+    const data::Image ref = npy_image(kData + "opencv/area_" + std::to_string(w) + "x" + std::to_string(h) + ".npy");
+    CHECK(data::resize_area(src, w, h).pixels == ref.pixels);
+  }
+  CHECK(data::resize_area(npy_image(kData + "opencv/src_60x40.npy"), 30, 20).pixels == npy_image(kData + "opencv/area_30x20.npy").pixels);
+}
+
+TEST_CASE("letterbox: sizes, padding and Python's rounding") {
+  const data::Image tall(427, 640, 10);
+  const data::Letterboxed a = data::letterbox(tall, 320, 320);
+  CHECK(a.image.width == 320);
+  CHECK(a.image.height == 320);
+  CHECK(a.info.gain_x == doctest::Approx(0.5));
+  CHECK(a.info.pad_x == doctest::Approx((320 - 214) / 2.0));  // round(213.5) = 214 (half to even)
+  CHECK(a.image.at(0, 0)[0] == 114);                           // grey border
+  CHECK(a.image.at(160, 160)[0] == 10);
+  const data::Letterboxed rect = data::letterbox(data::Image(640, 480), 640, 640, /*auto_pad=*/true);
+  CHECK(rect.image.height == 480);  // only padded to a multiple of 32
+  const data::Letterboxed no_up = data::letterbox(data::Image(100, 50), 320, 320, false, /*scaleup=*/false);
+  CHECK(no_up.info.gain_x == 1.0);
+  CHECK(no_up.image.width == 320);
+}
+
+TEST_CASE("letterbox reproduces the reference's fixture input") {
+  const std::string shared = test::shared_dir();
+  if (shared.empty()) {
+    MESSAGE("SKIPPED: ../shared is absent; no fixture image to compare");
+    return;
+  }
+  const data::Image img = data::load_image(shared + "/data/coco128-voc/JPEGImages/000000000009.jpg");
+  const Tensor ours = data::images_to_tensor({data::letterbox(img, 320, 320).image});
+  const Tensor ref = io::load_npy(shared + "/fixtures/yolov7-tiny-coco128/input_320.npy");
+  REQUIRE(ours.shape() == ref.shape());
+  const auto a = ours.to_vector(), b = ref.to_vector();
+  double worst = 0, mean = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
+    mean += std::fabs(a[i] - b[i]);
+  }
+  // The only differences left come from JPEG decoding (stb vs libjpeg): at most a grey level or two.
+  CHECK(worst * 255 <= 3.01);
+  CHECK(mean / a.size() * 255 < 0.05);
+}
+
+TEST_CASE("images: decode errors name the file; PNG and JPEG round trips") {
+  const std::string dir = test::temp_path("images");
+  fs::create_directories(dir);
+  data::Image img(8, 6);
+  for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = static_cast<uint8_t>(i * 7);
+  data::save_image(dir + "/x.png", img);
+  CHECK(data::load_image(dir + "/x.png").pixels == img.pixels);
+  data::save_image(dir + "/x.jpg", img);
+  CHECK(data::load_image(dir + "/x.jpg").width == 8);
+  write_text(dir + "/corrupt.jpg", "\xff\xd8\xff\xe0 this is not really a jpeg");
+  const std::string err = test::error_of([&] { data::load_image(dir + "/corrupt.jpg"); });
+  CHECK(err.find("corrupt.jpg: cannot decode image") != std::string::npos);
+  write_text(dir + "/empty.png", "");
+  CHECK(test::error_of([&] { data::load_image(dir + "/empty.png"); }).find("empty file") != std::string::npos);
+  CHECK(test::error_of([&] { data::load_image(dir + "/missing.png"); }).find("cannot open") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("XML reader") {
+  const data::XmlNode root = data::parse_xml(
+      "<?xml version=\"1.0\"?>\n<!-- c -->\n<a x=\"1\">\n  <b>text &amp; more</b>\n  <c/>\n  <d><![CDATA[<raw>]]></d>\n</a>\n", "t.xml");
+  CHECK(root.name == "a");
+  CHECK(root.child("b")->text == "text & more");
+  CHECK(root.child("b")->line == 4);
+  CHECK(root.child("c") != nullptr);
+  CHECK(root.child("d")->text == "<raw>");
+  CHECK(test::error_of([] { data::parse_xml("<a>\n<b>\n</a>", "t.xml"); }).find("t.xml:3: end tag </a> does not match <b>") != std::string::npos);
+  CHECK(test::error_of([] { data::parse_xml("<a>\n<b>x</b>\n", "t.xml"); }).find("is not closed") != std::string::npos);
+  CHECK(test::error_of([] { data::parse_xml("", "e.xml"); }).find("e.xml:1: empty document") != std::string::npos);
+}
+
+TEST_CASE("VOC: good annotations, and every bad input reported with its file and skipped") {
+  const std::string root = test::temp_path("voc");
+  fs::remove_all(root);
+  const std::vector<std::string> names = {"cat", "dog"};
+  write_text(root + "/classes.txt", "cat\ndog\n");
+  save(root + "/JPEGImages/good.jpg", data::Image(100, 80, 50));
+  save(root + "/JPEGImages/truncated.jpg", data::Image(10, 10));
+  save(root + "/JPEGImages/empty.jpg", data::Image(10, 10));
+  save(root + "/JPEGImages/noxml.jpg", data::Image(10, 10));
+  write_text(root + "/Annotations/good.xml",
+             voc_xml(100, 80,
+                     voc_object("cat", 11, 21, 40, 50) +                  // fine: pixel edges (10, 20, 40, 50)
+                         voc_object("dog", 90, 70, 130, 95) +             // partly outside: clipped
+                         voc_object("dog", 150, 150, 170, 170) +          // entirely outside: skipped
+                         voc_object("cat", 30, 30, 29, 40) +              // negative width: skipped
+                         voc_object("cat", 30, 30, 30, 40) +              // zero area (x1 = 29, x2 = 30 → 1 px wide) kept
+                         voc_object("unicorn", 1, 1, 5, 5) +              // unknown class: skipped
+                         voc_object("dog", 1, 1, 9, 9, /*difficult=*/1)));  // difficult: kept and flagged
+  const std::string full = voc_xml(10, 10, voc_object("cat", 1, 1, 5, 5));
+  write_text(root + "/Annotations/truncated.xml", full.substr(0, full.size() / 2));
+  write_text(root + "/Annotations/empty.xml", "");
+  write_text(root + "/Annotations/missingimage.xml", full);
+  write_text(root + "/ImageSets/Main/all.txt", "good\ntruncated\nempty\nmissingimage\nnoxml\n");
+  write_text(root + "/ImageSets/Main/empty.txt", "\n\n");
+
+  const data::Dataset ds = data::load_voc(root, {"all"});
+  CHECK(ds.names == names);
+  REQUIRE(ds.samples.size() == 1);
+  const data::Sample& s = ds.samples[0];
+  CHECK(s.width == 100);
+  REQUIRE(s.boxes.size() == 4);
+  CHECK(s.boxes[0].x1 == 10.0f);
+  CHECK(s.boxes[0].y1 == 20.0f);
+  CHECK(s.boxes[0].x2 == 40.0f);
+  CHECK(s.boxes[1].x2 == 100.0f);  // clipped to the image
+  CHECK(s.boxes[1].y2 == 80.0f);
+  CHECK(s.boxes[3].difficult);
+  CHECK(ds.skipped_images == 4);
+  CHECK(ds.skipped_objects == 3);
+  CHECK(any_contains(ds.problems, "truncated.xml:", "truncated?"));
+  CHECK(any_contains(ds.problems, "empty.xml:1", "empty document"));
+  CHECK(any_contains(ds.problems, "image for 'missingimage' not found"));
+  CHECK(any_contains(ds.problems, "annotation for 'noxml' not found"));
+  CHECK(any_contains(ds.problems, "good.xml:", "unknown class 'unicorn'"));
+  CHECK(any_contains(ds.problems, "good.xml:", "entirely outside the image"));
+  CHECK(any_contains(ds.problems, "good.xml:", "zero or negative area"));
+  std::ostringstream report;
+  ds.report(report);
+  CHECK(report.str().find("skipped 4 image(s) and 3 object(s)") != std::string::npos);
+  // Difficult objects can be left out (training), and an empty split file is an error naming it.
+  CHECK(data::load_voc(root, {"all"}, {}, {false}).samples[0].boxes.size() == 3);
+  CHECK(test::error_of([&] { data::load_voc(root, {"empty"}); }).find("empty.txt: the split lists no images") != std::string::npos);
+  CHECK(test::error_of([&] { data::load_voc(root, {"nosuch"}); }).find("nosuch.txt: split file not found") != std::string::npos);
+  fs::remove_all(root);
+}
+
+TEST_CASE("VOC 07+12 through a dataset YAML; YOLO txt datasets") {
+  const std::string root = test::temp_path("devkit");
+  fs::remove_all(root);
+  for (const char* year : {"VOC2007", "VOC2012"}) {
+    const std::string base = root + "/VOCdevkit/" + year;
+    save(base + "/JPEGImages/" + year + "_1.jpg", data::Image(50, 40));
+    write_text(base + "/Annotations/" + year + "_1.xml", voc_xml(50, 40, voc_object("dog", 1, 1, 20, 20)));
+    write_text(base + "/ImageSets/Main/trainval.txt", std::string(year) + "_1\n");
+  }
+  write_text(root + "/voc.yaml", "format: voc\nroot: VOCdevkit\ntrain: [VOC2007/trainval, VOC2012/trainval]\nval: VOC2007/trainval\n");
+  const data::Dataset train = data::load_dataset(root + "/voc.yaml", "train");
+  CHECK(train.samples.size() == 2);
+  CHECK(train.names.size() == 20);  // the VOC classes by default
+  CHECK(train.samples[0].boxes[0].cls == 11);  // dog
+  CHECK(data::load_dataset(root + "/voc.yaml", "val").samples.size() == 1);
+  CHECK(test::error_of([&] { data::load_dataset(root + "/voc.yaml", "test"); }).find("no field 'test'") != std::string::npos);
+
+  // YOLO txt: images/ and labels/ side by side.
+  save(root + "/yolo/images/a.jpg", data::Image(200, 100));
+  save(root + "/yolo/images/b.png", data::Image(20, 20));
+  write_text(root + "/yolo/labels/a.txt", "0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0 0.1\n7 0.5 0.5 0.1 0.1\nnot a label\n1 0.95 0.5 0.2 0.2\n");
+  write_text(root + "/yolo/images/c.jpg", "garbage");
+  write_text(root + "/yolo.yaml", "train: yolo/images\nval: yolo/images\nnc: 2\nnames: ['cat', 'dog']\n");
+  const data::Dataset yolo = data::load_dataset(root + "/yolo.yaml", "val");
+  REQUIRE(yolo.samples.size() == 2);
+  const data::Sample& a = yolo.samples[0];
+  REQUIRE(a.boxes.size() == 2);
+  CHECK(a.boxes[0].x1 == doctest::Approx(80.0f));
+  CHECK(a.boxes[0].y2 == doctest::Approx(70.0f));
+  CHECK(a.boxes[1].x2 == doctest::Approx(200.0f));  // clipped at the right edge
+  CHECK(yolo.samples[1].boxes.empty());             // no label file: no objects
+  CHECK(any_contains(yolo.problems, "a.txt:2", "zero or negative area"));
+  CHECK(any_contains(yolo.problems, "a.txt:3", "not below nc=2"));
+  CHECK(any_contains(yolo.problems, "a.txt:4", "expected 'class cx cy w h'"));
+  CHECK(any_contains(yolo.problems, "c.jpg", "unreadable"));
+  write_text(root + "/bad.yaml", "train: yolo/images\nnc: 3\nnames: [a, b]\n");
+  CHECK(test::error_of([&] { data::load_dataset(root + "/bad.yaml", "train"); }).find("bad.yaml:2: nc is 3 but 2 names") != std::string::npos);
+  fs::remove_all(root);
+}
+
+TEST_CASE("the shared coco128-voc set loads from both layouts with the same boxes") {
+  const std::string shared = test::shared_dir();
+  if (shared.empty()) {
+    MESSAGE("SKIPPED: ../shared is absent; the coco128-voc dataset cannot be read");
+    return;
+  }
+  const data::Dataset voc = data::load_voc(shared + "/data/coco128-voc", {"train2017"});
+  const data::Dataset yolo = data::load_yolo_txt({shared + "/data/coco128-voc/JPEGImages"}, voc.names);
+  CHECK(voc.samples.size() == 128);
+  CHECK(yolo.samples.size() == 128);
+  CHECK(voc.names.size() == 80);
+  int64_t boxes = 0;
+  double worst = 0;
+  for (size_t i = 0; i < voc.samples.size(); ++i) {
+    boxes += static_cast<int64_t>(voc.samples[i].boxes.size());
+    REQUIRE(voc.samples[i].boxes.size() == yolo.samples[i].boxes.size());
+    for (size_t k = 0; k < voc.samples[i].boxes.size(); ++k)  // VOC boxes are the YOLO boxes rounded to whole pixels
+      worst = std::max(worst, static_cast<double>(std::fabs(voc.samples[i].boxes[k].x1 - yolo.samples[i].boxes[k].x1)));
+  }
+  CHECK(boxes == 929);
+  CHECK(worst <= 1.0);
+  CHECK(voc.problems.empty());
+}
