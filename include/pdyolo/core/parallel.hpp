@@ -26,11 +26,29 @@ inline void set_num_threads(int n) {
 #endif
 }
 
+// Set in threads that already run beside others (data-loading workers), so the kernels they call
+// stay on their own thread instead of starting a thread team each.
+inline bool& serial_thread_flag() {
+  thread_local bool serial = false;
+  return serial;
+}
+
+class SerialThreadScope {
+ public:
+  SerialThreadScope() : previous_(serial_thread_flag()) { serial_thread_flag() = true; }
+  ~SerialThreadScope() { serial_thread_flag() = previous_; }
+  SerialThreadScope(const SerialThreadScope&) = delete;
+  SerialThreadScope& operator=(const SerialThreadScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
 inline bool in_parallel_region() {
 #ifdef _OPENMP
-  return omp_in_parallel() != 0;
+  return serial_thread_flag() || omp_in_parallel() != 0;
 #else
-  return false;
+  return true;
 #endif
 }
 
