@@ -7,7 +7,9 @@
 #include <fstream>
 
 #include "pdyolo/data/dataset.hpp"
+#include "pdyolo/data/draw.hpp"
 #include "pdyolo/data/image_io.hpp"
+#include "pdyolo/data/loader.hpp"
 #include "test_util.hpp"
 
 using namespace pdyolo;
@@ -270,4 +272,201 @@ TEST_CASE("the shared coco128-voc set loads from both layouts with the same boxe
   CHECK(boxes == 929);
   CHECK(worst <= 1.0);
   CHECK(voc.problems.empty());
+}
+
+// ---- augmentations and the loader ---------------------------------------------------------------
+
+
+namespace {
+
+const data::Color kColors[4] = {{220, 20, 20}, {20, 220, 20}, {20, 20, 220}, {220, 220, 20}};
+
+// A grey image with one coloured rectangle per box (box class = colour index).
+data::Image painted(int64_t w, int64_t h, const data::Labels& boxes) {
+  data::Image img(w, h, 128);
+  for (const data::Box& b : boxes)
+    for (int64_t y = static_cast<int64_t>(b.y1); y < static_cast<int64_t>(b.y2); ++y)
+      for (int64_t x = static_cast<int64_t>(b.x1); x < static_cast<int64_t>(b.x2); ++x) {
+        uint8_t* p = img.at(x, y);
+        p[0] = kColors[b.cls].r, p[1] = kColors[b.cls].g, p[2] = kColors[b.cls].b;
+      }
+  return img;
+}
+
+data::Box box(float x1, float y1, float x2, float y2, int64_t cls) {
+  data::Box b;
+  b.x1 = x1, b.y1 = y1, b.x2 = x2, b.y2 = y2, b.cls = cls;
+  return b;
+}
+
+bool near_color(const uint8_t* p, data::Color c, int tolerance) {
+  return std::abs(p[0] - c.r) <= tolerance && std::abs(p[1] - c.g) <= tolerance && std::abs(p[2] - c.b) <= tolerance;
+}
+
+// Every box's centre shows its colour; with `extent`, the coloured pixels also span the box (± tolerance).
+void check_boxes_match_pixels(const data::Image& img, const data::Labels& labels, bool extent, float tolerance = 2.0f) {
+  for (const data::Box& b : labels) {
+    CAPTURE(b.cls);
+    const int64_t cx = static_cast<int64_t>((b.x1 + b.x2) / 2), cy = static_cast<int64_t>((b.y1 + b.y2) / 2);
+    CHECK(near_color(img.at(cx, cy), kColors[b.cls], 40));
+    if (!extent) continue;
+    float x1 = 1e9f, y1 = 1e9f, x2 = -1, y2 = -1;
+    for (int64_t y = 0; y < img.height; ++y)
+      for (int64_t x = 0; x < img.width; ++x)
+        if (near_color(img.at(x, y), kColors[b.cls], 40)) {
+          x1 = std::min(x1, static_cast<float>(x)), y1 = std::min(y1, static_cast<float>(y));
+          x2 = std::max(x2, static_cast<float>(x + 1)), y2 = std::max(y2, static_cast<float>(y + 1));
+        }
+    CHECK(std::fabs(x1 - b.x1) <= tolerance);
+    CHECK(std::fabs(y1 - b.y1) <= tolerance);
+    CHECK(std::fabs(x2 - b.x2) <= tolerance);
+    CHECK(std::fabs(y2 - b.y2) <= tolerance);
+  }
+}
+
+const data::Labels kBoxes = {box(10, 20, 60, 70, 0), box(100, 30, 180, 90, 1), box(40, 100, 90, 150, 2), box(150, 110, 190, 150, 3)};
+
+}  // namespace
+
+TEST_CASE("flips keep boxes on their pixels") {
+  data::Image img = painted(200, 160, kBoxes);
+  data::Labels labels = kBoxes;
+  data::flip_horizontal(img, labels);
+  check_boxes_match_pixels(img, labels, true, 0.5f);
+  data::flip_vertical(img, labels);
+  check_boxes_match_pixels(img, labels, true, 0.5f);
+}
+
+TEST_CASE("random perspective: translate and scale keep extents; rotation and shear keep centres; tiny boxes are filtered") {
+  data::AugmentOptions o = data::AugmentOptions::none();
+  o.translate = 0.1f;
+  o.scale = 0.3f;
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    CAPTURE(seed);
+    Generator gen(seed);
+    data::Labels labels = kBoxes;
+    const data::Image out = data::random_perspective(painted(200, 160, kBoxes), labels, o, gen);
+    check_boxes_match_pixels(out, labels, true, 2.5f);
+  }
+  o.degrees = 20.0f;
+  o.shear = 5.0f;
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    Generator gen(seed);
+    data::Labels labels = kBoxes;
+    const data::Image out = data::random_perspective(painted(200, 160, kBoxes), labels, o, gen);
+    check_boxes_match_pixels(out, labels, false);
+  }
+  // The reference's box_candidates: boxes under 2 px or with aspect ratio ≥ 20 are dropped.
+  data::Labels thin = {box(10, 10, 11.5f, 100, 0), box(50, 50, 100, 100, 1)};
+  Generator gen(1);
+  data::random_perspective(painted(200, 160, thin), thin, data::AugmentOptions::none(), gen);
+  REQUIRE(thin.size() == 1);
+  CHECK(thin[0].cls == 1);
+}
+
+TEST_CASE("mosaic places four images and their boxes; mixup keeps both sets; HSV changes colours, not boxes") {
+  const data::Image a = painted(200, 160, kBoxes);
+  const std::array<data::Labels, 4> parts = {kBoxes, kBoxes, kBoxes, kBoxes};
+  data::AugmentOptions o = data::AugmentOptions::none();
+  o.scale = 0.2f;
+  o.translate = 0.1f;
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    CAPTURE(seed);
+    Generator gen(seed);
+    data::Labels labels;
+    const data::Image m = data::mosaic4({&a, &a, &a, &a}, parts, 192, labels, o, gen);
+    CHECK(m.width == 192);
+    CHECK(m.height == 192);
+    CHECK_FALSE(labels.empty());
+    check_boxes_match_pixels(m, labels, false);
+  }
+  data::Image img = painted(200, 160, kBoxes);
+  data::Labels labels = kBoxes;
+  Generator gen(3);
+  data::mixup(img, labels, painted(200, 160, {}), {box(1, 1, 5, 5, 0)}, gen);
+  CHECK(labels.size() == kBoxes.size() + 1);
+  data::Image hsv = painted(200, 160, kBoxes);
+  Generator g2(4);
+  data::augment_hsv(hsv, 0.015f, 0.7f, 0.4f, g2);
+  CHECK(hsv.pixels != painted(200, 160, kBoxes).pixels);
+  // HSV round trip without gains is close to the identity (OpenCV's 8-bit HSV quantises hue).
+  data::Image same = painted(200, 160, kBoxes);
+  Generator g3(5);
+  data::augment_hsv(same, 0, 0, 0, g3);
+  CHECK(same.pixels == painted(200, 160, kBoxes).pixels);
+  uint8_t hsv_px[3], rgb[3];
+  const uint8_t orange[3] = {230, 120, 30};
+  data::rgb_to_hsv(orange, hsv_px);
+  data::hsv_to_rgb(hsv_px, rgb);
+  for (int c = 0; c < 3; ++c) CHECK(std::abs(rgb[c] - orange[c]) <= 3);
+}
+
+TEST_CASE("loader: batches, targets, determinism across worker counts, and epochs") {
+  const std::string root = test::temp_path("loader");
+  fs::remove_all(root);
+  std::string list;
+  for (int i = 0; i < 10; ++i) {
+    const std::string id = "img" + std::to_string(i);
+    data::Labels b = {box(10.0f + i, 20, 60, 70, i % 4), box(100, 30, 150, 80, (i + 1) % 4)};
+    save(root + "/JPEGImages/" + id + ".png", painted(160 + 8 * i, 120, b));
+    std::string objects;
+    for (const data::Box& x : b)
+      objects += voc_object(std::vector<std::string>{"a", "b", "c", "d"}[x.cls], x.x1 + 1, x.y1 + 1, x.x2, x.y2);
+    write_text(root + "/Annotations/" + id + ".xml", voc_xml(160 + 8 * i, 120, objects));
+    list += id + "\n";
+  }
+  write_text(root + "/ImageSets/Main/train.txt", list);
+  write_text(root + "/classes.txt", "a\nb\nc\nd\n");
+  const data::Dataset ds = data::load_voc(root, {"train"});
+  REQUIRE(ds.samples.size() == 10);
+
+  auto run_epoch = [&](int workers, int64_t epoch, bool augment) {
+    data::LoaderOptions o;
+    o.img_size = 128;
+    o.batch_size = 4;
+    o.workers = workers;
+    o.seed = 7;
+    o.augment = augment;
+    o.aug.mixup = 0.5f;
+    data::DataLoader loader(ds, o);
+    CHECK(loader.size() == 3);
+    loader.start_epoch(epoch);
+    std::vector<float> all;
+    data::Batch b;
+    int batches = 0;
+    while (loader.next(b)) {
+      ++batches;
+      CHECK(b.images.shape()[1] == 3);
+      CHECK(b.images.shape()[2] == 128);
+      CHECK(b.targets.dim() == 2);
+      if (b.targets.numel()) CHECK(b.targets.shape()[1] == 6);
+      const auto t = b.targets.to_vector();
+      for (size_t r = 0; r < t.size(); r += 6) {
+        CHECK(t[r] < b.images.shape()[0]);
+        for (int k = 2; k < 6; ++k) CHECK((t[r + k] >= 0.0f && t[r + k] <= 1.0f));
+      }
+      const auto px = b.images.to_vector();
+      all.insert(all.end(), px.begin(), px.end());
+      all.insert(all.end(), t.begin(), t.end());
+    }
+    CHECK(batches == 3);
+    return all;
+  };
+  const auto serial = run_epoch(0, 0, true);
+  CHECK(run_epoch(2, 0, true) == serial);   // same batches whatever the workers
+  CHECK(run_epoch(3, 0, true) == serial);
+  CHECK(run_epoch(2, 1, true) != serial);   // another epoch: another order and other augmentations
+  const auto plain = run_epoch(2, 0, false);
+  CHECK(plain == run_epoch(0, 0, false));
+  // Without augmentation, each image is letterboxed and its targets are its boxes.
+  data::LoaderOptions o;
+  o.img_size = 128;
+  o.augment = false;
+  o.shuffle = false;
+  o.workers = 0;
+  data::DataLoader loader(ds, o);
+  auto [img, labels] = loader.sample(0, 0);
+  REQUIRE(labels.size() == 2);
+  check_boxes_match_pixels(img, labels, true, 2.0f);
+  fs::remove_all(root);
 }

@@ -218,19 +218,19 @@ inline Image mosaic4(const std::array<const Image*, 4>& images, const std::array
   for (int i = 0; i < 4; ++i) {
     const Image& img = *images[i];
     const int64_t w = img.width, h = img.height;
-    int64_t x1a, y1a, x2a, y2a, x1b, y1b, x2b, y2b;
+    int64_t x1a, y1a, x2a, y2a, x1b, y1b, x2b;  // destination and source corners (rows copied: y2a − y1a)
     if (i == 0) {
       x1a = std::max<int64_t>(xc - w, 0), y1a = std::max<int64_t>(yc - h, 0), x2a = xc, y2a = yc;
-      x1b = w - (x2a - x1a), y1b = h - (y2a - y1a), x2b = w, y2b = h;
+      x1b = w - (x2a - x1a), y1b = h - (y2a - y1a), x2b = w;
     } else if (i == 1) {
       x1a = xc, y1a = std::max<int64_t>(yc - h, 0), x2a = std::min(xc + w, 2 * s), y2a = yc;
-      x1b = 0, y1b = h - (y2a - y1a), x2b = std::min(w, x2a - x1a), y2b = h;
+      x1b = 0, y1b = h - (y2a - y1a), x2b = std::min(w, x2a - x1a);
     } else if (i == 2) {
       x1a = std::max<int64_t>(xc - w, 0), y1a = yc, x2a = xc, y2a = std::min(2 * s, yc + h);
-      x1b = w - (x2a - x1a), y1b = 0, x2b = w, y2b = std::min(y2a - y1a, h);
+      x1b = w - (x2a - x1a), y1b = 0, x2b = w;
     } else {
       x1a = xc, y1a = yc, x2a = std::min(xc + w, 2 * s), y2a = std::min(2 * s, yc + h);
-      x1b = 0, y1b = 0, x2b = std::min(w, x2a - x1a), y2b = std::min(y2a - y1a, h);
+      x1b = 0, y1b = 0, x2b = std::min(w, x2a - x1a);
     }
     for (int64_t y = 0; y < y2a - y1a; ++y)
       std::copy(img.at(x1b, y1b + y), img.at(x1b, y1b + y) + (x2b - x1b) * 3, canvas.at(x1a, y1a + y));
