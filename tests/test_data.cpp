@@ -44,9 +44,9 @@ std::string voc_xml(int w, int h, const std::string& objects) {
 std::string voc_object(const std::string& name, float xmin, float ymin, float xmax, float ymax, int difficult = 0) {
   char buf[320];
   std::snprintf(buf, sizeof buf,
-                "  <object>\n    <name>%s</name>\n    <difficult>%d</difficult>\n    <truncated>0</truncated>\n"
+                "  <object>\n    <name>%s</name>\n    <difficult>%d</difficult>\n    <truncated>%d</truncated>\n"
                 "    <bndbox><xmin>%g</xmin><ymin>%g</ymin><xmax>%g</xmax><ymax>%g</ymax></bndbox>\n  </object>\n",
-                name.c_str(), difficult, xmin, ymin, xmax, ymax);
+                name.c_str(), difficult, difficult, xmin, ymin, xmax, ymax);  // difficult ones marked truncated too
   return buf;
 }
 
@@ -191,6 +191,8 @@ TEST_CASE("VOC: good annotations, and every bad input reported with its file and
   CHECK(s.boxes[1].x2 == 100.0f);  // clipped to the image
   CHECK(s.boxes[1].y2 == 80.0f);
   CHECK(s.boxes[3].difficult);
+  CHECK(s.boxes[3].truncated);
+  CHECK_FALSE(s.boxes[0].truncated);
   CHECK(ds.skipped_images == 4);
   CHECK(ds.skipped_objects == 3);
   CHECK(any_contains(ds.problems, "truncated.xml:", "truncated?"));

@@ -8,6 +8,9 @@
 #include "pdyolo/models/weights.hpp"
 #include "test_util.hpp"
 
+#include <filesystem>
+#include <fstream>
+
 using namespace pdyolo;
 using eval::Detection;
 
@@ -127,6 +130,35 @@ TEST_CASE("reports: metrics.json and the PR-curve plot") {
   std::ostringstream table;
   eval::print_class_table(table, m, {"cat", "dog"});
   CHECK(table.str().find("dog") != std::string::npos);
+}
+
+TEST_CASE("evaluate() reports and skips an unreadable image") {
+  namespace fs = std::filesystem;
+  const std::string root = test::temp_path("eval_skip");
+  fs::remove_all(root);
+  fs::create_directories(root + "/JPEGImages");
+  fs::create_directories(root + "/Annotations");
+  fs::create_directories(root + "/ImageSets/Main");
+  data::save_image(root + "/JPEGImages/good.jpg", data::Image(64, 48, 90));
+  std::ofstream(root + "/JPEGImages/bad.jpg") << "not a jpeg";
+  const std::string xml = "<annotation><size><width>64</width><height>48</height></size><object><name>a</name>"
+                          "<bndbox><xmin>5</xmin><ymin>5</ymin><xmax>30</xmax><ymax>30</ymax></bndbox></object></annotation>";
+  std::ofstream(root + "/Annotations/good.xml") << xml;
+  std::ofstream(root + "/Annotations/bad.xml") << xml;
+  std::ofstream(root + "/ImageSets/Main/val.txt") << "good\nbad\n";
+  std::ofstream(root + "/classes.txt") << "a\nb\n";
+  const data::Dataset ds = data::load_voc(root, {"val"});
+  REQUIRE(ds.samples.size() == 2);
+  models::YoloModel model = models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 2));
+  eval::EvalOptions o;
+  o.img_size = 64;
+  o.progress = false;
+  const eval::EvalRun run = eval::evaluate(model.graph, ds, o);
+  CHECK(run.skipped_images == 1);
+  REQUIRE(run.problems.size() == 1);
+  CHECK(run.problems[0].find("bad.jpg: cannot decode image") != std::string::npos);
+  CHECK(run.metrics.images == 1);
+  fs::remove_all(root);
 }
 
 TEST_CASE("mAP parity with the reference implementation on coco128-voc at 320") {

@@ -19,7 +19,8 @@ namespace pdyolo::data {
 struct Box {
   float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // pixel edges in the original image
   int64_t cls = 0;
-  bool difficult = false;
+  bool difficult = false;  // VOC: ignored by evaluation
+  bool truncated = false;  // VOC: the object extends beyond the image (informational)
 };
 
 struct Sample {
@@ -146,6 +147,8 @@ inline std::optional<Sample> read_voc_annotation(const std::string& xml_path, co
     b.cls = cls;
     const XmlNode* difficult = obj.child("difficult");
     b.difficult = difficult && difficult->text == "1";
+    const XmlNode* truncated = obj.child("truncated");
+    b.truncated = truncated && truncated->text == "1";
     if (b.difficult && !keep_difficult) continue;
     const XmlNode* bb = obj.child("bndbox");
     float xmin, ymin, xmax, ymax;

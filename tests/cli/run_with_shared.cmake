@@ -1,0 +1,16 @@
+# Runs the pdyolo CLI on ../shared data: ARGS is a ;-list where SHARED stands for the shared
+# folder; the output must match EXPECT. Prints SKIPPED (CTest reports a skip) without ../shared.
+set(shared "${SOURCE_DIR}/../shared")
+if(NOT EXISTS "${shared}/fixtures")
+  message("SKIPPED: ../shared is absent")
+  return()
+endif()
+string(REPLACE "SHARED" "${shared}" args "${ARGS}")
+execute_process(COMMAND ${PDYOLO} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "pdyolo failed (${rc}): ${err}")
+endif()
+if(NOT out MATCHES "${EXPECT}")
+  message(FATAL_ERROR "output does not match ${EXPECT}")
+endif()
