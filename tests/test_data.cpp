@@ -60,7 +60,8 @@ bool any_contains(const std::vector<std::string>& lines, const std::string& a, c
 
 TEST_CASE("resize matches OpenCV's cv2.resize bit for bit (INTER_LINEAR and INTER_AREA)") {
   const data::Image src = npy_image(kData + "opencv/src_71x47.npy");
-  for (auto [w, h] : std::vector<std::pair<int, int>>{{35, 23}, {20, 31}, {71, 47}}) {
+  for (const auto& size : std::vector<std::pair<int, int>>{{35, 23}, {20, 31}, {71, 47}}) {
+    const int w = size.first, h = size.second;
     CAPTURE(w);
     CAPTURE(h);
     const data::Image ref = npy_image(kData + "opencv/linear_" + std::to_string(w) + "x" + std::to_string(h) + ".npy");
@@ -77,7 +78,8 @@ TEST_CASE("resize matches OpenCV's cv2.resize bit for bit (INTER_LINEAR and INTE
   }
   CHECK(inner_differences == 0);
   CHECK(worst <= 1);
-  for (auto [w, h] : std::vector<std::pair<int, int>>{{35, 23}, {20, 31}, {13, 9}}) {
+  for (const auto& size : std::vector<std::pair<int, int>>{{35, 23}, {20, 31}, {13, 9}}) {
+    const int w = size.first, h = size.second;
     CAPTURE(w);
     CAPTURE(h);
     const data::Image ref = npy_image(kData + "opencv/area_" + std::to_string(w) + "x" + std::to_string(h) + ".npy");
