@@ -310,3 +310,11 @@ TEST_CASE("losses: BCE with logits, MSE, KL divergence") {
     return kl_div(log_softmax(in[0] / T, 1), softmax(in[1] / T, 1), Reduction::batchmean) * (T * T);
   }, {logits_s, logits_t});
 }
+
+TEST_CASE("gather_rows picks rows and adds gradients back, repeats included") {
+  Tensor x = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {3, 2});
+  CHECK(gather_rows(x, {2, 0, 2}).to_vector() == std::vector<float>{5, 6, 1, 2, 5, 6});
+  Tensor p = param({4, 3}, 90);
+  check_gradients("gather_rows", [](const Inputs& in) { return gather_rows(in[0], {3, 1, 3, 0}); }, {p});
+  CHECK(test::error_of([&] { gather_rows(x, {3}); }).find("outside [0, 3)") != std::string::npos);
+}

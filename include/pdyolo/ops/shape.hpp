@@ -143,3 +143,27 @@ inline std::vector<Tensor> split(const Tensor& t, const std::vector<int64_t>& si
 }
 
 }  // namespace pdyolo
+
+namespace pdyolo {
+
+// Rows of x [N, C] picked by index (repeats allowed) → [rows.size(), C]; the gradient adds back
+// into the picked rows.
+inline Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& rows) {
+  PDYOLO_CHECK(x.dim() == 2, "gather_rows: expects [N, C], got ", shape_str(x.shape()));
+  const int64_t n = x.shape()[0], c = x.shape()[1];
+  const Tensor xd = ops::detail::dense(x, "gather_rows");
+  Tensor out = Tensor::empty({static_cast<int64_t>(rows.size()), c});
+  for (size_t r = 0; r < rows.size(); ++r) {
+    PDYOLO_CHECK(rows[r] >= 0 && rows[r] < n, "gather_rows: row ", rows[r], " is outside [0, ", n, ")");
+    std::copy(xd.data<float>() + rows[r] * c, xd.data<float>() + (rows[r] + 1) * c, out.data<float>() + static_cast<int64_t>(r) * c);
+  }
+  return autograd::record(out, "gather_rows", {x}, [rows, n, c](const Tensor& g) {
+    const Tensor gd = ops::detail::dense(g, "gather_rows backward");
+    Tensor dx = Tensor::zeros({n, c});
+    for (size_t r = 0; r < rows.size(); ++r)
+      for (int64_t j = 0; j < c; ++j) dx.data<float>()[rows[r] * c + j] += gd.data<float>()[static_cast<int64_t>(r) * c + j];
+    return std::vector<Tensor>{dx};
+  });
+}
+
+}  // namespace pdyolo
