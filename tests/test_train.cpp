@@ -154,3 +154,68 @@ TEST_CASE("parity with the reference's ComputeLoss and ComputeLossOTA on the fix
     }
   }
 }
+
+#include "pdyolo/train/recipe.hpp"
+
+TEST_CASE("parameter groups, weight decay scaling and the SGD setup") {
+  const models::YoloModel m = models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml"));
+  const train::ParamGroups g = train::split_parameters(m.graph);
+  int64_t total = 0;
+  for (const auto* group : {&g.no_decay, &g.decay, &g.biases})
+    for (const Tensor& t : *group) total += t.numel();
+  CHECK(total == m.graph.parameter_count());  // every parameter in exactly one group
+  CHECK(g.decay.size() == 55 + 3);            // 55 Conv blocks and the 3 detection convs
+  CHECK(g.biases.size() == 55 + 3);           // bn biases and the detection conv biases
+  CHECK(g.no_decay.size() == 55 + 6);         // bn weights and the 6 implicit tensors
+  train::RecipeHyp hyp;
+  CHECK(train::accumulation_steps(16) == 4);
+  CHECK(train::accumulation_steps(100) == 1);
+  const train::SGD sgd = train::make_sgd(m.graph, hyp, 16);
+  REQUIRE(sgd.groups.size() == 3);
+  CHECK(sgd.groups[0].options.weight_decay == 0.0);
+  CHECK(sgd.groups[1].options.weight_decay == doctest::Approx(0.0005));  // 16 · 4 / 64 = 1
+  CHECK(train::make_sgd(m.graph, hyp, 24).groups[1].options.weight_decay == doctest::Approx(0.0005 * 24 * 3 / 64));
+  CHECK(sgd.groups[2].options.nesterov);
+}
+
+TEST_CASE("schedules and warm-up follow the reference formulas") {
+  CHECK(train::one_cycle(0, 0.01, 100) == doctest::Approx(1.0));
+  CHECK(train::one_cycle(50, 0.01, 100) == doctest::Approx(0.505));
+  CHECK(train::one_cycle(100, 0.01, 100) == doctest::Approx(0.01));
+  CHECK(train::linear_lr(0, 0.1, 11) == doctest::Approx(1.0));
+  CHECK(train::linear_lr(10, 0.1, 11) == doctest::Approx(0.1));
+  train::RecipeHyp hyp;
+  CHECK(train::warmup_iterations(hyp, 8) == 1000);  // at least 1000 iterations
+  CHECK(train::warmup_iterations(hyp, 500) == 1500);
+  const models::YoloModel m = models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml"));
+  train::SGD sgd = train::make_sgd(m.graph, hyp, 16);
+  int64_t acc = train::schedule(sgd, hyp, 0, 1000, 1.0, 16);
+  CHECK(acc == 1);
+  CHECK(sgd.groups[0].options.lr == 0.0);
+  CHECK(sgd.groups[2].options.lr == doctest::Approx(0.1));  // warmup_bias_lr
+  CHECK(sgd.groups[0].options.momentum == doctest::Approx(0.8));
+  acc = train::schedule(sgd, hyp, 500, 1000, 1.0, 16);
+  CHECK(acc == 2);  // round(interp(500, [0, 1000], [1, 4])) = round(2.5) = 2
+  CHECK(sgd.groups[1].options.lr == doctest::Approx(0.005));
+  CHECK(sgd.groups[2].options.lr == doctest::Approx(0.055));
+  CHECK(sgd.groups[1].options.momentum == doctest::Approx(0.8685));
+  acc = train::schedule(sgd, hyp, 2000, 1000, 0.5, 16);
+  CHECK(acc == 4);
+  CHECK(sgd.groups[2].options.lr == doctest::Approx(0.005));
+  CHECK(sgd.groups[0].options.momentum == doctest::Approx(0.937));
+}
+
+TEST_CASE("EMA: ramped decay, floating-point entries averaged, integers copied") {
+  models::YoloModel m = models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml"));
+  train::ModelEMA ema(m.graph);
+  CHECK(ema.current_decay() == 0.0);
+  Tensor w = m.graph.state_dict().at("model.0.conv.weight");
+  const float before = ema.state_dict().at("model.0.conv.weight").to_vector()[0];
+  w.detach().data<float>()[0] = before + 1.0f;
+  m.graph.state_dict().at("model.0.bn.num_batches_tracked").data<int64_t>()[0] = 7;
+  ema.update(m.graph);
+  const double d = 0.9999 * (1 - std::exp(-1.0 / 2000));
+  CHECK(ema.state_dict().at("model.0.conv.weight").to_vector()[0] == doctest::Approx(before * d + (before + 1.0f) * (1 - d)).epsilon(1e-6));
+  CHECK(ema.state_dict().at("model.0.bn.num_batches_tracked").at({}) == 7.0);
+  CHECK(ema.updates() == 1);
+}
