@@ -124,16 +124,8 @@ class Graph {
   }
   nn::NamedTensors named_parameters() const { return named_tensors(true); }
   nn::NamedTensors named_buffers() const { return named_tensors(false); }
-  std::vector<Tensor> parameters() const {
-    std::vector<Tensor> out;
-    for (auto& [name, t] : named_parameters()) out.push_back(t);
-    return out;
-  }
-  int64_t parameter_count() const {
-    int64_t n = 0;
-    for (auto& [name, t] : named_parameters()) n += t.numel();
-    return n;
-  }
+  std::vector<Tensor> parameters() const { return nn::tensors_of(named_parameters()); }
+  int64_t parameter_count() const { return nn::element_count(named_parameters()); }
   std::map<std::string, Tensor> state_dict() const {
     std::map<std::string, Tensor> out;
     for (const Node& n : nodes)

@@ -71,25 +71,30 @@ class YamlParser {
 
   static bool is_sequence_item(const std::string& t) { return t == "-" || t.rfind("- ", 0) == 0; }
 
-  // Position of the ':' that ends a mapping key on this line, or npos.
-  static size_t key_colon(const std::string& t) {
+  // Walks t outside quotes, calling visit(i, depth) with the bracket depth at each character,
+  // until visit returns true; returns that position (or npos) and leaves the final depth in depth.
+  template <class Visit>
+  static size_t scan_unquoted(const std::string& t, int& depth, Visit visit) {
     char quote = 0;
-    int depth = 0;
+    depth = 0;
     for (size_t i = 0; i < t.size(); ++i) {
       const char c = t[i];
       if (quote) {
         if (c == quote) quote = 0;
-      } else if (c == '\'' || c == '"') {
-        quote = c;
-      } else if (c == '[' || c == '{') {
-        ++depth;
-      } else if (c == ']' || c == '}') {
-        --depth;
-      } else if (c == ':' && depth == 0 && (i + 1 == t.size() || t[i + 1] == ' ')) {
-        return i;
+        continue;
       }
+      if (c == '\'' || c == '"') quote = c;
+      else if (c == '[' || c == '{') ++depth;
+      else if (c == ']' || c == '}') --depth;
+      else if (visit(i, depth)) return i;
     }
     return std::string::npos;
+  }
+
+  // Position of the ':' that ends a mapping key on this line, or npos.
+  static size_t key_colon(const std::string& t) {
+    int depth = 0;
+    return scan_unquoted(t, depth, [&](size_t i, int d) { return t[i] == ':' && d == 0 && (i + 1 == t.size() || t[i + 1] == ' '); });
   }
 
   Value parse_block(int indent) {
@@ -177,18 +182,7 @@ class YamlParser {
 
   static bool brackets_closed(const std::string& t) {
     int depth = 0;
-    char quote = 0;
-    for (char c : t) {
-      if (quote) {
-        if (c == quote) quote = 0;
-      } else if (c == '\'' || c == '"') {
-        quote = c;
-      } else if (c == '[' || c == '{') {
-        ++depth;
-      } else if (c == ']' || c == '}') {
-        --depth;
-      }
-    }
+    scan_unquoted(t, depth, [](size_t, int) { return false; });
     return depth <= 0;
   }
 

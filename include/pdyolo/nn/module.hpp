@@ -14,6 +14,18 @@ namespace pdyolo::nn {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+inline std::vector<Tensor> tensors_of(const NamedTensors& named) {
+  std::vector<Tensor> out;
+  for (const auto& entry : named) out.push_back(entry.second);
+  return out;
+}
+
+inline int64_t element_count(const NamedTensors& named) {
+  int64_t n = 0;
+  for (const auto& entry : named) n += entry.second.numel();
+  return n;
+}
+
 // Copies `values` into the tensors of `own` (same names), in place and converting dtype, so every
 // handle to them (optimizers, graphs) sees the new values. With strict, missing and unexpected
 // names are errors; a shape mismatch is always an error naming the entry and both shapes.
@@ -67,16 +79,8 @@ class Module {
     collect(prefix, out, false);
     return out;
   }
-  std::vector<Tensor> parameters() const {
-    std::vector<Tensor> out;
-    for (auto& [name, t] : named_parameters()) out.push_back(t);
-    return out;
-  }
-  int64_t parameter_count() const {
-    int64_t n = 0;
-    for (auto& [name, t] : named_parameters()) n += t.numel();
-    return n;
-  }
+  std::vector<Tensor> parameters() const { return tensors_of(named_parameters()); }
+  int64_t parameter_count() const { return element_count(named_parameters()); }
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
 
   // Parameters then buffers, by full name.
