@@ -50,6 +50,8 @@ inline YoloModel load_model(const std::string& weights, const LoadOptions& optio
       cfg = parse_model_config(*ckpt.config, weights + " (embedded model.yaml)", options.nc);
     }
   }
+  for (auto it = tensors.begin(); it != tensors.end();)  // training state in checkpoints is not part of the model
+    it = it->first.rfind("train.", 0) == 0 ? tensors.erase(it) : std::next(it);
   YoloModel model = build_yolo(*cfg, BuildOptions{detail::has_reparam(tensors), 0});
   model.graph.load_state_dict(tensors, true, weights);
   model.names = std::move(names);

@@ -70,9 +70,9 @@ inline double linear_lr(double epoch, double lrf, int64_t epochs) {
   return (1.0 - epoch / static_cast<double>(std::max<int64_t>(epochs - 1, 1))) * (1.0 - lrf) + lrf;
 }
 
-// Warm-up iterations: warmup_epochs of batches, at least 1000.
-inline int64_t warmup_iterations(const RecipeHyp& hyp, int64_t batches_per_epoch) {
-  return std::max<int64_t>(static_cast<int64_t>(std::nearbyint(hyp.warmup_epochs * batches_per_epoch)), 1000);
+// Warm-up iterations: warmup_epochs of batches, at least `minimum` (the reference uses 1000).
+inline int64_t warmup_iterations(const RecipeHyp& hyp, int64_t batches_per_epoch, int64_t minimum = 1000) {
+  return std::max<int64_t>(static_cast<int64_t>(std::nearbyint(hyp.warmup_epochs * batches_per_epoch)), minimum);
 }
 
 inline double interp(double x, double x0, double x1, double y0, double y1) {

@@ -1,0 +1,292 @@
+// The training loop of the reference train.py: batches from the data loader, the OTA (or plain)
+// loss, gradient accumulation to the nominal batch, warm-up and the learning-rate schedule, EMA,
+// evaluation of the EMA weights after each epoch, results.csv, loss/mAP plots, and checkpoints
+// (last and best) that hold everything needed to resume exactly.
+#pragma once
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "pdyolo/core/progress.hpp"
+#include "pdyolo/data/draw.hpp"
+#include "pdyolo/data/loader.hpp"
+#include "pdyolo/eval/evaluate.hpp"
+#include "pdyolo/models/weights.hpp"
+#include "pdyolo/train/loss.hpp"
+#include "pdyolo/train/recipe.hpp"
+
+namespace pdyolo::train {
+
+struct TrainOptions {
+  int64_t epochs = 300;
+  int64_t batch_size = 16;
+  int64_t img_size = 640;
+  int workers = 2;
+  uint64_t seed = 0;
+  std::string out_dir = "runs/train";
+  bool evaluate_each_epoch = true;  // false: only after the last epoch (--notest)
+  bool linear_lr = false;
+  bool progress = true;
+  bool cache_images = false;
+  int64_t max_steps = -1;           // stop after this many batches in total (tests); -1 = no limit
+  int64_t min_warmup = 1000;        // the reference warms up for at least 1000 iterations
+};
+
+struct EpochRecord {
+  int64_t epoch = 0;
+  LossItems loss;  // means over the epoch's batches
+  eval::Metrics metrics;
+  bool evaluated = false;
+  double lr[3] = {0, 0, 0};
+  double seconds = 0, images_per_second = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(models::YoloModel model, const data::Dataset& train_set, const data::Dataset* val_set, io::Value hyp, TrainOptions options)
+      : model_(std::move(model)), train_(train_set), val_(val_set), hyp_(std::move(hyp)), o_(std::move(options)),
+        recipe_(RecipeHyp::from_hyp(hyp_)), head_(detect_head(model_.graph)),
+        loss_hyp_(LossHyp::from_hyp(hyp_, static_cast<int64_t>(head_.strides.size()), head_.nc, o_.img_size)),
+        sgd_(make_sgd(model_.graph, recipe_, o_.batch_size)), ema_(model_.graph) {
+    PDYOLO_CHECK(static_cast<int64_t>(train_.names.size()) == head_.nc, "train: the model has ", head_.nc, " classes but the dataset ",
+                 train_.names.size());
+    const io::Value* ota = hyp_.find("loss_ota");
+    use_ota_ = !ota || !ota->is_number() || ota->as_double() != 0.0;
+    for (ParamGroup& g : sgd_.groups) initial_lr_.push_back(g.options.lr);
+  }
+
+  // Restores a checkpoint written by save_checkpoint (the --resume path).
+  void resume(const std::string& path) {
+    io::SafetensorsContent ck = io::load_safetensors(path);
+    auto meta = [&](const char* key) {
+      auto it = ck.metadata.find(key);
+      PDYOLO_CHECK(it != ck.metadata.end(), path, ": not a training checkpoint (no '", key, "' in the metadata)");
+      return it->second;
+    };
+    start_epoch_ = std::stoll(meta("pdyolo.epoch")) + 1;
+    iteration_ = std::stoll(meta("pdyolo.iteration"));
+    best_fitness_ = std::stod(meta("pdyolo.best_fitness"));
+    const int64_t updates = std::stoll(meta("pdyolo.ema_updates"));
+    std::map<std::string, Tensor> model, ema;
+    for (auto& [name, t] : ck.tensors) {
+      if (name.rfind("train.model.", 0) == 0) model[name.substr(12)] = t;
+      else if (name.rfind("train.", 0) != 0) ema[name] = t;
+    }
+    model_.graph.load_state_dict(model, true, path);
+    ema_ = ModelEMA(model_.graph, 0.9999, updates);
+    nn::load_named_tensors(ema_.state_dict(), ema, true, path);
+    for (size_t g = 0; g < sgd_.groups.size(); ++g)
+      for (size_t i = 0; i < sgd_.groups[g].params.size(); ++i) {
+        auto it = ck.tensors.find("train.momentum." + std::to_string(g) + "." + std::to_string(i));
+        if (it != ck.tensors.end()) sgd_.groups[g].momentum_buffers[i] = contiguous_copy(it->second);
+      }
+    if (auto it = ck.metadata.find("pdyolo.history"); it != ck.metadata.end()) history_csv_ = it->second;
+  }
+
+  // Runs the remaining epochs; returns the per-epoch records.
+  std::vector<EpochRecord> run(std::ostream& log) {
+    namespace fs = std::filesystem;
+    fs::create_directories(o_.out_dir);
+    data::LoaderOptions lo;
+    lo.img_size = o_.img_size;
+    lo.batch_size = o_.batch_size;
+    lo.workers = o_.workers;
+    lo.seed = o_.seed;
+    lo.aug = data::AugmentOptions::from_hyp(hyp_);
+    lo.cache_images = o_.cache_images;
+    data::DataLoader loader(train_, lo);
+    const int64_t nb = loader.size(), warmup = warmup_iterations(recipe_, nb, o_.min_warmup);
+    std::vector<EpochRecord> records;
+    for (int64_t epoch = start_epoch_; epoch < o_.epochs; ++epoch) {
+      EpochRecord rec;
+      rec.epoch = epoch;
+      const double lf = o_.linear_lr ? linear_lr(static_cast<double>(epoch), recipe_.lrf, o_.epochs)
+                                     : one_cycle(static_cast<double>(epoch), recipe_.lrf, o_.epochs);
+      model_.graph.train();
+      loader.start_epoch(epoch);
+      ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o_.epochs), nb, o_.progress);
+      data::Batch batch;
+      int64_t batches = 0, images = 0;
+      while (loader.next(batch)) {
+        const int64_t accumulate = schedule(sgd_, recipe_, iteration_, warmup, lf, o_.batch_size);
+        const graph::DetectOutput out = model_.graph.forward(batch.images);
+        const LossResult loss = use_ota_ ? compute_loss_ota(out.raw, batch.targets, head_, loss_hyp_, o_.img_size)
+                                         : compute_loss(out.raw, batch.targets, head_, loss_hyp_);
+        const float value = loss.loss.item();
+        PDYOLO_CHECK(std::isfinite(value), "train: the loss became ", value, " at epoch ", epoch + 1, ", batch ", batches + 1,
+                     " (iteration ", iteration_, "); stopped — the last checkpoint in ", o_.out_dir, " is the last good state");
+        loss.loss.backward();
+        ++iteration_;
+        if (iteration_ % accumulate == 0) {
+          sgd_.step();
+          sgd_.zero_grad();
+          ema_.update(model_.graph);
+        }
+        ++batches;
+        images += batch.images.shape()[0];
+        rec.loss.box += loss.items.box, rec.loss.obj += loss.items.obj, rec.loss.cls += loss.items.cls, rec.loss.total += loss.items.total;
+        char extra[96];
+        std::snprintf(extra, sizeof extra, "box %.4f obj %.4f cls %.4f  %.1f img/s", rec.loss.box / batches, rec.loss.obj / batches,
+                      rec.loss.cls / batches, images / std::max(bar.elapsed(), 1e-9));
+        bar.update(batches, extra);
+        if (o_.max_steps > 0 && iteration_ >= o_.max_steps) break;
+      }
+      bar.finish();
+      rec.loss.box /= std::max<int64_t>(batches, 1), rec.loss.obj /= std::max<int64_t>(batches, 1);
+      rec.loss.cls /= std::max<int64_t>(batches, 1), rec.loss.total /= std::max<int64_t>(batches, 1);
+      for (size_t g = 0; g < 3 && g < sgd_.groups.size(); ++g) rec.lr[g] = sgd_.groups[g].options.lr;
+      rec.seconds = bar.elapsed();
+      rec.images_per_second = images / std::max(rec.seconds, 1e-9);
+      const bool last = epoch + 1 == o_.epochs || (o_.max_steps > 0 && iteration_ >= o_.max_steps);
+      if (val_ && (o_.evaluate_each_epoch || last)) {
+        models::YoloModel ema_model = ema_model_copy();
+        eval::EvalOptions eo;
+        eo.img_size = o_.img_size;
+        eo.progress = o_.progress;
+        rec.metrics = eval::evaluate(ema_model.graph, *val_, eo).metrics;
+        rec.evaluated = true;
+        log << "  P " << rec.metrics.precision << "  R " << rec.metrics.recall << "  mAP@.5 " << rec.metrics.map50 << "  mAP@.5:.95 "
+            << rec.metrics.map50_95 << "\n";
+      }
+      const double fitness = rec.evaluated ? 0.1 * rec.metrics.map50 + 0.9 * rec.metrics.map50_95 : -1.0;
+      append_history(rec);
+      save_checkpoint(o_.out_dir + "/last.safetensors", epoch);
+      if (rec.evaluated && fitness > best_fitness_) {
+        best_fitness_ = fitness;
+        save_checkpoint(o_.out_dir + "/best.safetensors", epoch);
+      }
+      write_results(o_.out_dir);
+      records.push_back(rec);
+      if (last) break;
+    }
+    return records;
+  }
+
+  // The EMA weights as a model of their own (what checkpoints hold and evaluation uses).
+  models::YoloModel ema_model_copy() const {
+    models::YoloModel copy = models::build_yolo(model_.config, {model_.graph.state_dict().count("model.0.conv.weight") == 0, 0});
+    copy.graph.load_state_dict(ema_.state_dict());
+    copy.names = model_.names;
+    return copy;
+  }
+
+  void save_checkpoint(const std::string& path, int64_t epoch) const {
+    std::map<std::string, Tensor> tensors = ema_.state_dict();  // inference weights under their own names
+    for (const auto& [name, t] : model_.graph.state_dict()) tensors["train.model." + name] = t;
+    for (size_t g = 0; g < sgd_.groups.size(); ++g)
+      for (size_t i = 0; i < sgd_.groups[g].momentum_buffers.size(); ++i)
+        if (sgd_.groups[g].momentum_buffers[i].defined())
+          tensors["train.momentum." + std::to_string(g) + "." + std::to_string(i)] = sgd_.groups[g].momentum_buffers[i];
+    io::Value names = io::Value::make_list();
+    for (const std::string& n : model_.names) names.items.push_back(io::Value::make_string(n));
+    std::ostringstream fitness;
+    fitness.precision(17);
+    fitness << best_fitness_;
+    io::save_safetensors(path, tensors,
+                         {{"pdyolo.config", io::to_json(model_.config.raw)},
+                          {"pdyolo.names", io::to_json(names)},
+                          {"pdyolo.epoch", std::to_string(epoch)},
+                          {"pdyolo.iteration", std::to_string(iteration_)},
+                          {"pdyolo.ema_updates", std::to_string(ema_.updates())},
+                          {"pdyolo.best_fitness", fitness.str()},
+                          {"pdyolo.history", history_csv_},
+                          {"format", "pt"}});
+  }
+
+  graph::Graph& graph() { return model_.graph; }
+  const ModelEMA& ema() const { return ema_; }
+
+ private:
+  void append_history(const EpochRecord& r) {
+    char line[320];
+    std::snprintf(line, sizeof line, "%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.8f,%.8f,%.8f,%.1f\n", static_cast<long long>(r.epoch),
+                  r.loss.box, r.loss.obj, r.loss.cls, r.loss.total, r.metrics.precision, r.metrics.recall, r.metrics.map50,
+                  r.metrics.map50_95, r.lr[0], r.lr[1], r.lr[2], r.images_per_second);
+    history_csv_ += line;
+  }
+
+  void write_results(const std::string& dir) const;  // defined below (plots)
+
+  models::YoloModel model_;
+  const data::Dataset& train_;
+  const data::Dataset* val_;
+  io::Value hyp_;
+  TrainOptions o_;
+  RecipeHyp recipe_;
+  DetectHead head_;
+  LossHyp loss_hyp_;
+  SGD sgd_;
+  ModelEMA ema_;
+  std::vector<double> initial_lr_;
+  bool use_ota_ = true;
+  int64_t start_epoch_ = 0, iteration_ = 0;
+  double best_fitness_ = -1.0;
+  std::string history_csv_;
+};
+
+namespace detail {
+
+// A line chart of several series against the epoch, as a PNG-ready image.
+inline data::Image line_chart(const std::string& title, const std::vector<std::pair<std::string, std::vector<double>>>& series) {
+  const int64_t W = 640, H = 400, left = 70, right = 20, top = 40, bottom = 50;
+  data::Image img(W, H, 255);
+  size_t n = 0;
+  double lo = 1e30, hi = -1e30;
+  for (const auto& s : series) {
+    n = std::max(n, s.second.size());
+    for (double v : s.second) lo = std::min(lo, v), hi = std::max(hi, v);
+  }
+  if (n == 0) return img;
+  if (hi <= lo) hi = lo + 1e-6;
+  const double pad = (hi - lo) * 0.05;
+  lo -= pad, hi += pad;
+  auto px = [&](double i) { return left + (n > 1 ? i / (n - 1) : 0.5) * (W - left - right); };
+  auto py = [&](double v) { return top + (hi - v) / (hi - lo) * (H - top - bottom); };
+  const data::Color axis{40, 40, 40}, grid{225, 225, 225};
+  for (int t = 0; t <= 4; ++t) {
+    const double v = lo + (hi - lo) * t / 4.0;
+    data::draw_line(img, left, py(v), W - right, py(v), grid);
+    char label[16];
+    std::snprintf(label, sizeof label, "%.3g", v);
+    data::draw_text(img, 4, static_cast<int64_t>(py(v)) - 6, label, axis);
+  }
+  data::draw_rect(img, left, top, W - right, H - bottom, axis, 1);
+  data::draw_text(img, left, 10, title, axis, 2);
+  data::draw_text(img, W / 2 - 20, H - 30, "epoch", axis, 2);
+  char last[16];
+  std::snprintf(last, sizeof last, "%zu", n);
+  data::draw_text(img, W - right - 20, H - bottom + 6, last, axis);
+  data::draw_text(img, left, H - bottom + 6, "1", axis);
+  int64_t legend_y = top + 8;
+  for (size_t s = 0; s < series.size(); ++s) {
+    const data::Color c = data::class_color(static_cast<int64_t>(s) * 3 + 1);
+    const auto& v = series[s].second;
+    for (size_t i = 1; i < v.size(); ++i) data::draw_line(img, px(i - 1), py(v[i - 1]), px(i), py(v[i]), c, 2);
+    if (v.size() == 1) data::fill_rect(img, static_cast<int64_t>(px(0)) - 2, static_cast<int64_t>(py(v[0])) - 2, static_cast<int64_t>(px(0)) + 3, static_cast<int64_t>(py(v[0])) + 3, c);
+    data::draw_line(img, W - right - 150, legend_y + 5, W - right - 130, legend_y + 5, c, 2);
+    data::draw_text(img, W - right - 124, legend_y, series[s].first, axis);
+    legend_y += 16;
+  }
+  return img;
+}
+
+}  // namespace detail
+
+inline void Trainer::write_results(const std::string& dir) const {
+  const std::string header = "epoch,box,obj,cls,total,precision,recall,map50,map50_95,lr0,lr1,lr2,images_per_s\n";
+  io::write_file_atomic(dir + "/results.csv", [&](std::ostream& out) { out << header << history_csv_; });
+  std::vector<double> box, obj, cls, map50, map;
+  std::istringstream in(history_csv_);
+  for (std::string line; std::getline(in, line);) {
+    std::vector<double> v;
+    std::istringstream fields(line);
+    for (std::string f; std::getline(fields, f, ',');) v.push_back(std::stod(f));
+    if (v.size() < 9) continue;
+    box.push_back(v[1]), obj.push_back(v[2]), cls.push_back(v[3]), map50.push_back(v[7]), map.push_back(v[8]);
+  }
+  data::save_image(dir + "/losses.png", detail::line_chart("training losses", {{"box", box}, {"obj", obj}, {"cls", cls}}));
+  data::save_image(dir + "/map.png", detail::line_chart("validation mAP", {{"mAP@.5", map50}, {"mAP@.5:.95", map}}));
+}
+
+}  // namespace pdyolo::train
