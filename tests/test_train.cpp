@@ -219,3 +219,121 @@ TEST_CASE("EMA: ramped decay, floating-point entries averaged, integers copied")
   CHECK(ema.state_dict().at("model.0.bn.num_batches_tracked").at({}) == 7.0);
   CHECK(ema.updates() == 1);
 }
+
+#include <filesystem>
+#include <fstream>
+
+#include "pdyolo/data/draw.hpp"
+#include "pdyolo/train/trainer.hpp"
+
+namespace {
+
+// Six 64×64 images with a red and a blue rectangle each, as a VOC folder.
+data::Dataset synthetic_dataset(const std::string& root) {
+  namespace fs = std::filesystem;
+  fs::remove_all(root);
+  for (const char* d : {"/JPEGImages", "/Annotations", "/ImageSets/Main"}) fs::create_directories(root + d);
+  Generator gen(1);
+  std::string list;
+  const data::Color colors[2] = {{230, 40, 40}, {40, 40, 230}};
+  for (int i = 0; i < 6; ++i) {
+    data::Image img(64, 64, 110);
+    std::string objects;
+    for (int k = 0; k < 2; ++k) {
+      const int cls = (i + k) % 2, w = 16 + static_cast<int>(gen.randint(14)), h = 16 + static_cast<int>(gen.randint(14));
+      const int x = k == 0 ? static_cast<int>(gen.randint(32 - w / 2)) : 32 + static_cast<int>(gen.randint(32 - w));
+      const int y = static_cast<int>(gen.randint(64 - h));
+      data::fill_rect(img, x, y, x + w, y + h, colors[cls]);
+      objects += "<object><name>" + std::string(cls ? "blue" : "red") + "</name><bndbox><xmin>" + std::to_string(x + 1) + "</xmin><ymin>" +
+                 std::to_string(y + 1) + "</ymin><xmax>" + std::to_string(x + w) + "</xmax><ymax>" + std::to_string(y + h) + "</ymax></bndbox></object>";
+    }
+    const std::string id = "s" + std::to_string(i);
+    data::save_image(root + "/JPEGImages/" + id + ".png", img);
+    std::ofstream(root + "/Annotations/" + id + ".xml") << "<annotation><size><width>64</width><height>64</height></size>" << objects << "</annotation>";
+    list += id + "\n";
+  }
+  std::ofstream(root + "/ImageSets/Main/train.txt") << list;
+  std::ofstream(root + "/classes.txt") << "red\nblue\n";
+  return data::load_voc(root, {"train"});
+}
+
+train::TrainOptions small_run(const std::string& out, int64_t epochs) {
+  train::TrainOptions o;
+  o.epochs = epochs;
+  o.batch_size = 3;
+  o.img_size = 64;
+  o.out_dir = out;
+  o.workers = 0;
+  o.progress = false;
+  o.evaluate_each_epoch = false;
+  o.cache_images = true;
+  return o;
+}
+
+models::YoloModel tiny_model() {
+  return models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 2), {false, 5});
+}
+
+io::Value tiny_hyp() { return io::load_yaml(std::string(PDYOLO_SOURCE_DIR) + "/cfg/hyp/hyp.scratch.tiny.yaml"); }
+
+}  // namespace
+
+TEST_CASE("training writes results, plots and checkpoints; resuming gives exactly the same weights") {
+  const std::string root = test::temp_path("train_data"), straight = test::temp_path("train_straight"), split = test::temp_path("train_split");
+  const data::Dataset ds = synthetic_dataset(root);
+  std::ostringstream log;
+  // 3 epochs straight.
+  train::Trainer a(tiny_model(), ds, &ds, tiny_hyp(), small_run(straight, 3));
+  const auto records = a.run(log);
+  REQUIRE(records.size() == 3);
+  CHECK(records.back().evaluated);  // the last epoch is evaluated even with evaluate_each_epoch off
+  for (const char* f : {"last.safetensors", "best.safetensors", "results.csv", "losses.png", "map.png"})
+    CHECK_MESSAGE(std::filesystem::exists(straight + "/" + f), f);
+  // The same 3-epoch run stopped after 2 epochs (4 batches); a new trainer resumes and runs the third.
+  {
+    train::TrainOptions stopped = small_run(split, 3);
+    stopped.max_steps = 4;
+    train::Trainer b(tiny_model(), ds, &ds, tiny_hyp(), stopped);
+    CHECK(b.run(log).size() == 2);
+  }
+  train::Trainer c(tiny_model(), ds, &ds, tiny_hyp(), small_run(split, 3));
+  c.resume(split + "/last.safetensors");
+  const auto resumed = c.run(log);
+  REQUIRE(resumed.size() == 1);
+  CHECK(resumed[0].epoch == 2);
+  const auto sa = a.graph().state_dict(), sc = c.graph().state_dict();
+  int64_t differing = 0;
+  for (const auto& [name, t] : sa) differing += t.to_vector() != sc.at(name).to_vector();
+  CHECK(differing == 0);
+  for (const auto& [name, t] : a.ema().state_dict()) differing += t.to_vector() != c.ema().state_dict().at(name).to_vector();
+  CHECK(differing == 0);
+  // The results file has one row per epoch (the resumed run keeps the earlier rows).
+  std::ifstream csv(split + "/results.csv");
+  int lines = 0;
+  for (std::string line; std::getline(csv, line);) ++lines;
+  CHECK(lines == 1 + 3);
+  // The checkpoint loads as a model (EMA weights; the training state is ignored).
+  const models::YoloModel loaded = models::load_model(straight + "/last.safetensors");
+  CHECK(loaded.config.nc == 2);
+  CHECK(loaded.graph.state_dict().at("model.0.conv.weight").to_vector() == a.ema().state_dict().at("model.0.conv.weight").to_vector());
+  for (const std::string& d : {root, straight, split}) std::filesystem::remove_all(d);
+}
+
+TEST_CASE("a non-finite loss stops training with a clear message and leaves the last checkpoint intact") {
+  const std::string root = test::temp_path("nan_data"), out = test::temp_path("nan_run");
+  const data::Dataset ds = synthetic_dataset(root);
+  std::ostringstream log;
+  train::TrainOptions stopped = small_run(out, 3);
+  stopped.max_steps = 2;  // one epoch, then stop
+  train::Trainer first(tiny_model(), ds, nullptr, tiny_hyp(), stopped);
+  first.run(log);
+  const auto before = io::read_file(out + "/last.safetensors");
+  train::Trainer second(tiny_model(), ds, nullptr, tiny_hyp(), small_run(out, 3));
+  second.resume(out + "/last.safetensors");
+  second.graph().state_dict().at("model.77.m.0.bias").detach().fill_(std::numeric_limits<double>::quiet_NaN());
+  const std::string err = test::error_of([&] { second.run(log); });
+  CHECK(err.find("the loss became nan at epoch 2, batch 1") != std::string::npos);
+  CHECK(err.find("last good state") != std::string::npos);
+  CHECK(io::read_file(out + "/last.safetensors") == before);
+  for (const std::string& d : {root, out}) std::filesystem::remove_all(d);
+}

@@ -31,6 +31,7 @@ struct TrainOptions {
   bool cache_images = false;
   int64_t max_steps = -1;           // stop after this many batches in total (tests); -1 = no limit
   int64_t min_warmup = 1000;        // the reference warms up for at least 1000 iterations
+  float bn_momentum = -1.0f;        // > 0: override the batch-norm momentum (YOLOv7 uses 0.03)
 };
 
 struct EpochRecord {
@@ -54,6 +55,9 @@ class Trainer {
     const io::Value* ota = hyp_.find("loss_ota");
     use_ota_ = !ota || !ota->is_number() || ota->as_double() != 0.0;
     for (ParamGroup& g : sgd_.groups) initial_lr_.push_back(g.options.lr);
+    if (o_.bn_momentum > 0)
+      for (graph::Node& n : model_.graph.nodes)
+        if (n.op == graph::Op::batch_norm) n.get<graph::BatchNormAttrs>().momentum = o_.bn_momentum;
   }
 
   // Restores a checkpoint written by save_checkpoint (the --resume path).
@@ -254,7 +258,7 @@ inline data::Image line_chart(const std::string& title, const std::vector<std::p
   data::draw_rect(img, left, top, W - right, H - bottom, axis, 1);
   data::draw_text(img, left, 10, title, axis, 2);
   data::draw_text(img, W / 2 - 20, H - 30, "epoch", axis, 2);
-  char last[16];
+  char last[32];
   std::snprintf(last, sizeof last, "%zu", n);
   data::draw_text(img, W - right - 20, H - bottom + 6, last, axis);
   data::draw_text(img, left, H - bottom + 6, "1", axis);
