@@ -3,6 +3,7 @@
 //   pdyolo forward --weights W [--cfg FILE] --input X.npy --out DIR [--fuse]
 //   pdyolo detect --weights W --source IMG|DIR [--img-size 640] [--conf-thres 0.25] [--iou-thres 0.45] --out DIR
 //   pdyolo eval --weights W --data DATA [--split NAME] [--img-size 640] [--protocol coco|voc07|voc12] [--out DIR] [--json]
+//   pdyolo train --cfg FILE --data DATA [--hyp FILE] --epochs N --batch-size B --img-size S [--weights W] [--resume [CKPT]] …
 //   pdyolo demo [--epochs N] [--seed S] [--threads T]   train a small conv net on a synthetic task
 //   pdyolo version
 #include <cstring>
@@ -11,6 +12,7 @@
 
 #include "cli_eval.hpp"
 #include "cli_model.hpp"
+#include "cli_train.hpp"
 #include "shapes_demo.hpp"
 
 namespace {
@@ -27,6 +29,9 @@ int usage(std::ostream& os, int code) {
         "  eval     mAP of a model on a dataset (dataset YAML or VOC folder)\n"
         "           --weights W --data DATA [--split val] [--img-size 640] [--conf-thres 0.001] [--iou-thres 0.65]\n"
         "           [--protocol coco|voc07|voc12] [--batch-size 8] [--out DIR] [--json]\n"
+        "  train    train a model (official flags): --cfg FILE --data DATA [--hyp FILE] [--epochs 300] [--batch-size 16]\n"
+        "           [--img-size 640] [--weights W] [--resume [CKPT]] [--workers 2] [--seed 0] [--out runs/train] [--notest]\n"
+        "           [--split NAME] [--linear-lr] [--cache]\n"
         "  demo     train a small conv net on the built-in synthetic shapes task\n"
         "           --epochs N (6)  --seed S (0)  --threads T (all cores)\n"
         "  version  print the version and the kernels this CPU uses\n";
@@ -65,6 +70,7 @@ int main(int argc, char** argv) {
     if (command == "demo") return run_demo(argc, argv);
     if (command == "info") return pdyolo::cli::run_info(argc, argv);
     if (command == "eval") return pdyolo::cli::run_eval(argc, argv);
+    if (command == "train") return pdyolo::cli::run_train(argc, argv);
     if (command == "detect") return pdyolo::cli::run_detect(argc, argv);
     if (command == "forward") return pdyolo::cli::run_forward(argc, argv);
     if (command == "version") {
