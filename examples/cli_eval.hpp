@@ -122,7 +122,7 @@ inline int run_detect(int argc, char** argv) {
       const data::Color color = data::class_color(d.cls);
       data::draw_rect(img, d.x1, d.y1, d.x2, d.y2, color, 2 * scale);
       const std::string caption = label + " " + score;
-      const int64_t tw = data::draw_text(img, -10000, -10000, caption, color, scale);  // measure
+      const int64_t tw = data::text_width(caption, scale);
       const int64_t ty = std::max<int64_t>(0, static_cast<int64_t>(d.y1) - data::text_height(scale) - 2);
       data::fill_rect(img, static_cast<int64_t>(d.x1), ty, static_cast<int64_t>(d.x1) + tw + 4, ty + data::text_height(scale) + 2, color);
       data::draw_text(img, static_cast<int64_t>(d.x1) + 2, ty + 2, caption, {255, 255, 255}, scale);

@@ -58,6 +58,11 @@ inline int64_t draw_text(Image& img, int64_t x, int64_t y, const std::string& te
 
 inline int64_t text_height(int scale = 1) { return 12 * scale; }
 
+inline int64_t text_width(const std::string& text, int scale = 1) {
+  std::string copy = text;  // stb_easy_font takes a non-const char*
+  return stb_easy_font_width(copy.data()) * scale;
+}
+
 // A distinct colour per class (the golden-angle hue walk).
 inline Color class_color(int64_t cls) {
   const double h = std::fmod(cls * 0.618033988749895, 1.0) * 6.0;

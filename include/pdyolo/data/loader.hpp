@@ -116,12 +116,7 @@ class DataLoader {
         b.x1 = static_cast<float>(b.x1 * lb.info.gain_x + lb.info.pad_x), b.x2 = static_cast<float>(b.x2 * lb.info.gain_x + lb.info.pad_x);
         b.y1 = static_cast<float>(b.y1 * lb.info.gain_y + lb.info.pad_y), b.y2 = static_cast<float>(b.y2 * lb.info.gain_y + lb.info.pad_y);
       }
-      img = lb.image;
-      if (img.width != s || img.height != s) {  // odd padding rounding: place on an exact S × S canvas
-        Image exact(s, s, 114);
-        for (int64_t y = 0; y < std::min(s, img.height); ++y) std::copy(img.row(y), img.row(y) + std::min(s, img.width) * 3, exact.row(y));
-        img = std::move(exact);
-      }
+      img = lb.image;  // S × S: the two borders' rounding always adds up to the padding
       if (o_.augment) img = random_perspective(img, labels, o_.aug, gen);
     }
     if (o_.augment) {

@@ -54,7 +54,6 @@ class Trainer {
                  train_.names.size());
     const io::Value* ota = hyp_.find("loss_ota");
     use_ota_ = !ota || !ota->is_number() || ota->as_double() != 0.0;
-    for (ParamGroup& g : sgd_.groups) initial_lr_.push_back(g.options.lr);
     if (o_.bn_momentum > 0)
       for (graph::Node& n : model_.graph.nodes)
         if (n.op == graph::Op::batch_norm) n.get<graph::BatchNormAttrs>().momentum = o_.bn_momentum;
@@ -169,7 +168,7 @@ class Trainer {
 
   // The EMA weights as a model of their own (what checkpoints hold and evaluation uses).
   models::YoloModel ema_model_copy() const {
-    models::YoloModel copy = models::build_yolo(model_.config, {model_.graph.state_dict().count("model.0.conv.weight") == 0, 0});
+    models::YoloModel copy = models::build_yolo(model_.config, {models::detail::has_reparam(model_.graph.state_dict()), 0});
     copy.graph.load_state_dict(ema_.state_dict());
     copy.names = model_.names;
     return copy;
@@ -222,7 +221,6 @@ class Trainer {
   LossHyp loss_hyp_;
   SGD sgd_;
   ModelEMA ema_;
-  std::vector<double> initial_lr_;
   bool use_ota_ = true;
   int64_t start_epoch_ = 0, iteration_ = 0;
   double best_fitness_ = -1.0;
