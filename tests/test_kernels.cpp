@@ -205,3 +205,91 @@ TEST_CASE("whole ops agree between the ref and cpu backends") {
   cpu_out = silu(conv2d(x, w, b, Conv2dParams().padding(1)));
   CHECK(test::max_rel_diff(cpu_out, ref_out) < 1e-5);
 }
+
+namespace {
+
+// Forward value and the gradients of x, weight and bias under a fixed random upstream gradient.
+struct BatchNormRun {
+  Tensor y, dx, dw, db, running_mean, running_var;
+};
+BatchNormRun run_batch_norm_act(const Tensor& x0, const Tensor& w0, const Tensor& b0, bool training,
+                                kernels::ActivationFn act, const Tensor& upstream) {
+  BatchNormRun r;
+  const Tensor x = x0.clone().set_requires_grad(), w = w0.clone().set_requires_grad(), b = b0.clone().set_requires_grad();
+  r.running_mean = Tensor::full({x0.shape()[1]}, 0.1);
+  r.running_var = Tensor::full({x0.shape()[1]}, 0.8);
+  r.y = batch_norm_act2d(x, w, b, r.running_mean, r.running_var, {training, 0.03f, 1e-3f}, act);
+  sum(r.y * upstream).backward();
+  r.dx = x.grad(), r.dw = w.grad(), r.db = b.grad();
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("batch norm + activation: the fused cpu kernel matches the reference ops, forward and gradients") {
+  Generator gen(21);
+  for (const Shape& shape : {Shape{2, 5, 7, 9}, Shape{3, 4, 16, 16}, Shape{1, 3, 1, 37}}) {
+    const Tensor x = Tensor::uniform(shape, -2, 2, gen), upstream = Tensor::uniform(shape, -1, 1, gen);
+    const Tensor w = Tensor::uniform({shape[1]}, 0.5f, 1.5f, gen), b = Tensor::uniform({shape[1]}, -0.5f, 0.5f, gen);
+    for (Activation kind : {Activation::identity, Activation::relu, Activation::leaky_relu, Activation::silu})
+      for (bool training : {true, false}) {
+        const kernels::ActivationFn act{kind, 0.1f};
+        BatchNormRun want;
+        {
+          BackendScope scope(Backend::ref);
+          want = run_batch_norm_act(x, w, b, training, act, upstream);
+        }
+        const BatchNormRun got = run_batch_norm_act(x, w, b, training, act, upstream);
+        const std::string label = shape_str(shape) + " activation " + std::to_string(static_cast<int>(kind)) +
+                                  (training ? " training" : " eval");
+        CAPTURE(label);
+        CHECK(test::max_rel_diff(got.y, want.y) < 1e-5);
+        CHECK(test::max_rel_diff(got.dx, want.dx) < 1e-4);
+        CHECK(test::max_rel_diff(got.dw, want.dw) < 1e-4);
+        CHECK(test::max_rel_diff(got.db, want.db) < 1e-4);
+        CHECK(test::max_rel_diff(got.running_mean, want.running_mean) < 1e-6);
+        CHECK(test::max_rel_diff(got.running_var, want.running_var) < 1e-5);
+      }
+  }
+}
+
+TEST_CASE("parallel max-pool and upsample match the reference kernels, forward and backward") {
+  Generator gen(22);
+  const Tensor x = Tensor::uniform({3, 7, 19, 23}, -1, 1, gen);
+  for (const MaxPool2dParams p : {MaxPool2dParams{2, 2, 0}, MaxPool2dParams{5, 1, 2}, MaxPool2dParams{13, 1, 6},
+                                  MaxPool2dParams{3, 2, 1}}) {
+    Tensor want, want_dx;
+    const Tensor upstream = Tensor::uniform(max_pool2d(x, p).shape(), -1, 1, gen);
+    {
+      BackendScope scope(Backend::ref);
+      const Tensor xr = x.clone().set_requires_grad();
+      want = max_pool2d(xr, p);
+      sum(want * upstream).backward();
+      want_dx = xr.grad();
+    }
+    const Tensor xc = x.clone().set_requires_grad();
+    const Tensor got = max_pool2d(xc, p);
+    sum(got * upstream).backward();
+    const int64_t kernel = p.kernel;
+    CAPTURE(kernel);
+    CHECK(test::max_rel_diff(got, want) == 0.0);
+    CHECK(test::max_rel_diff(xc.grad(), want_dx) == 0.0);
+  }
+  for (int64_t scale : {2, 3}) {
+    const Tensor upstream = Tensor::uniform({3, 7, 19 * scale, 23 * scale}, -1, 1, gen);
+    Tensor want, want_dx;
+    {
+      BackendScope scope(Backend::ref);
+      const Tensor xr = x.clone().set_requires_grad();
+      want = upsample_nearest(xr, scale);
+      sum(want * upstream).backward();
+      want_dx = xr.grad();
+    }
+    const Tensor xc = x.clone().set_requires_grad();
+    const Tensor got = upsample_nearest(xc, scale);
+    sum(got * upstream).backward();
+    CAPTURE(scale);
+    CHECK(test::max_rel_diff(got, want) == 0.0);
+    CHECK(test::max_rel_diff(xc.grad(), want_dx) < 1e-6);
+  }
+}

@@ -212,6 +212,14 @@ TEST_CASE("batch_norm2d: batch statistics, running update, eval mode, gradients"
     check_gradients(training ? "batch_norm2d train" : "batch_norm2d eval",
                     [&](const Inputs& in) { return batch_norm2d(in[0], in[1], in[2], rm2, rv2, p); }, {xg, wg, bg});
   }
+  // With the activation fused in (one kernel on the cpu backend, two ops on ref). SiLU is smooth;
+  // the kinked activations are compared with the reference ops in test_kernels.
+  {
+    Tensor rm2 = Tensor::from_vector({0.1f, -0.2f}, {2}), rv2 = Tensor::from_vector({1.5f, 0.7f}, {2});
+    check_gradients("batch_norm_act2d silu", [&](const Inputs& in) {
+      return batch_norm_act2d(in[0], in[1], in[2], rm2, rv2, {true, 0.0f, 1e-3f}, {Activation::silu, 0.1f});
+    }, {xg, wg, bg});
+  }
   CHECK(test::error_of([] {
           batch_norm2d(Tensor::zeros({2, 3, 2, 2}), Tensor::ones({2}), Tensor::zeros({2}), Tensor::zeros({2}),
                        Tensor::ones({2}));

@@ -58,8 +58,8 @@ inline bool supports(OpKind op, Backend backend, DType dtype) {
       return op == OpKind::copy || dtype == DType::f32;
     case Backend::cpu:
       if (dtype != DType::f32) return false;
-      return op == OpKind::binary || op == OpKind::unary || op == OpKind::matmul ||
-             op == OpKind::conv2d;
+      return op == OpKind::binary || op == OpKind::unary || op == OpKind::matmul || op == OpKind::conv2d ||
+             op == OpKind::batch_norm2d || op == OpKind::max_pool2d || op == OpKind::upsample_nearest;
     case Backend::cuda:
       return false;
   }

@@ -22,7 +22,7 @@ enum class ChannelRule {
   fixed,        // channels with a fixed meaning (detection outputs): never pruned
 };
 
-enum class Activation { identity, silu, leaky_relu, relu };
+using pdyolo::Activation;  // identity, silu, leaky_relu, relu (kernels/activation.hpp)
 
 struct ConvAttrs {
   int64_t in_channels = 0, out_channels = 0, kernel = 1, stride = 1, padding = 0, groups = 1;
@@ -148,9 +148,9 @@ class Graph {
     PDYOLO_CHECK(!nodes.empty() && nodes[0].op == Op::input, "graph: no input node");
     const int detect = detect_node();
     PDYOLO_CHECK(detect >= 0, "graph: no detect node");
-    std::vector<int> last_use(nodes.size(), -1);
+    std::vector<int> last_use(nodes.size(), -1), uses(nodes.size(), 0);
     for (int i = 0; i < static_cast<int>(nodes.size()); ++i)
-      for (int in : nodes[i].inputs) last_use[in] = i;
+      for (int in : nodes[i].inputs) last_use[in] = i, ++uses[in];
     std::vector<Tensor> values(nodes.size());
     values[0] = x;
     DetectOutput result;
@@ -158,8 +158,14 @@ class Graph {
       const Node& node = nodes[i];
       std::vector<Tensor> in;
       for (int j : node.inputs) in.push_back(values[j]);
+      const bool fused_into_input = node.op == Op::activation && nodes[node.inputs[0]].op == Op::batch_norm &&
+                                    uses[node.inputs[0]] == 1;
       if (node.op == Op::detect) {
         result = run_detect(node, in);
+      } else if (fused_into_input) {
+        values[i] = in[0];  // the batch norm before it already applied this activation
+      } else if (node.op == Op::batch_norm && uses[i] == 1 && nodes[last_use[i]].op == Op::activation) {
+        values[i] = run_batch_norm(node, in[0], nodes[last_use[i]].get<ActivationAttrs>());
       } else {
         values[i] = run_node(node, in);
       }
@@ -222,6 +228,14 @@ class Graph {
   }
 
  private:
+  // Batch norm with the activation that follows it applied in the same pass.
+  Tensor run_batch_norm(const Node& n, const Tensor& x, const ActivationAttrs& act) const {
+    const auto& b = n.get<BatchNormAttrs>();
+    if (training_ && n.has_tensor("num_batches_tracked")) n.tensor("num_batches_tracked").data<int64_t>()[0] += 1;
+    return batch_norm_act2d(x, n.tensor("weight"), n.tensor("bias"), n.tensor("running_mean"), n.tensor("running_var"),
+                            BatchNormParams{training_, b.momentum, b.eps}, {act.kind, act.slope});
+  }
+
   Tensor run_node(const Node& node, const std::vector<Tensor>& in) const {
     switch (node.op) {
       case Op::conv: {
@@ -230,22 +244,10 @@ class Graph {
         return conv2d(in[0], node.tensor("weight"), bias,
                       Conv2dParams().stride(c.stride).padding(c.padding).with_groups(c.groups));
       }
-      case Op::batch_norm: {
-        const Node& n = node;
-        const auto& b = node.get<BatchNormAttrs>();
-        if (training_ && n.has_tensor("num_batches_tracked")) n.tensor("num_batches_tracked").data<int64_t>()[0] += 1;
-        return batch_norm2d(in[0], n.tensor("weight"), n.tensor("bias"), n.tensor("running_mean"), n.tensor("running_var"),
-                            BatchNormParams{training_, b.momentum, b.eps});
-      }
+      case Op::batch_norm: return run_batch_norm(node, in[0], ActivationAttrs{Activation::identity});
       case Op::activation: {
         const auto& a = node.get<ActivationAttrs>();
-        switch (a.kind) {
-          case Activation::silu: return silu(in[0]);
-          case Activation::leaky_relu: return leaky_relu(in[0], a.slope);
-          case Activation::relu: return relu(in[0]);
-          case Activation::identity: return in[0];
-        }
-        return in[0];
+        return activation(in[0], {a.kind, a.slope});
       }
       case Op::add: {
         Tensor sum_of = in[0];

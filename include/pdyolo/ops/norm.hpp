@@ -1,7 +1,11 @@
-// Batch normalisation over [N, C, H, W] with per-channel affine weight and bias.
+// Batch normalisation over [N, C, H, W] with per-channel affine weight and bias, optionally fused
+// with the activation that follows it (one pass over memory instead of two, and no stored
+// pre-activation: the backward pass recomputes it).
 #pragma once
+#include "pdyolo/kernels/cpu/batch_norm.hpp"
 #include "pdyolo/kernels/ref/batch_norm.hpp"
 #include "pdyolo/ops/common.hpp"
+#include "pdyolo/ops/elementwise.hpp"
 
 namespace pdyolo {
 
@@ -11,49 +15,94 @@ struct BatchNormParams {
   float eps = 1e-3f;        // YOLOv7's value (PyTorch's default is 1e-5)
 };
 
-// x [N, C, H, W]; weight, bias, running_mean, running_var [C]. In training mode the running
-// statistics are updated in place (variance unbiased, as PyTorch) and are not differentiated.
-inline Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                           const Tensor& running_var, const BatchNormParams& p = BatchNormParams()) {
+// The activation as an op of its own (with gradient).
+inline Tensor activation(const Tensor& x, kernels::ActivationFn a) {
+  switch (a.kind) {
+    case Activation::silu: return silu(x);
+    case Activation::leaky_relu: return leaky_relu(x, a.slope);
+    case Activation::relu: return relu(x);
+    case Activation::identity: return x;
+  }
+  return x;
+}
+
+namespace ops::detail {
+
+inline void check_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                             const Tensor& running_var, const BatchNormParams& p) {
   PDYOLO_CHECK(x.dim() == 4, "batch_norm2d: expects input [N, C, H, W], got ", shape_str(x.shape()));
-  const int64_t N = x.shape()[0], C = x.shape()[1], plane = x.shape()[2] * x.shape()[3];
+  const int64_t C = x.shape()[1];
   for (const Tensor* t : {&weight, &bias, &running_mean, &running_var})
     PDYOLO_CHECK(t->defined() && t->shape() == Shape{C}, "batch_norm2d: parameter of shape ",
                  t->defined() ? shape_str(t->shape()) : "undefined", " does not match input ", shape_str(x.shape()),
                  " (expects [", C, "])");
-  PDYOLO_CHECK(!p.training || N * plane > 1, "batch_norm2d: training needs more than one value per channel, input ",
-               shape_str(x.shape()));
+  PDYOLO_CHECK(!p.training || x.shape()[0] * x.shape()[2] * x.shape()[3] > 1,
+               "batch_norm2d: training needs more than one value per channel, input ", shape_str(x.shape()));
+  PDYOLO_CHECK(running_mean.is_contiguous() && running_var.is_contiguous(), "batch_norm2d: running stats must be contiguous");
+}
+
+// Batch statistics of x [N, C, plane] (and the running-stat update), or the running statistics.
+inline std::pair<Tensor, Tensor> batch_norm_statistics(const Tensor& xd, const Tensor& running_mean, const Tensor& running_var,
+                                                       const BatchNormParams& p, Backend backend) {
+  const int64_t N = xd.shape()[0], C = xd.shape()[1], plane = xd.shape()[2] * xd.shape()[3];
+  if (!p.training)
+    return {dense(running_mean, "batch_norm2d").clone().detach(), dense(running_var, "batch_norm2d").clone().detach()};
+  Tensor mean = Tensor::empty({C}), var = Tensor::empty({C});
+  if (backend == Backend::cpu) kernels::cpu::batch_norm_stats(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>());
+  else kernels::ref::batch_norm_stats(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>());
+  float* rm = running_mean.data<float>();
+  float* rv = running_var.data<float>();
+  const float unbias = static_cast<float>(N * plane) / static_cast<float>(N * plane - 1);
+  for (int64_t c = 0; c < C; ++c) {
+    rm[c] = (1.0f - p.momentum) * rm[c] + p.momentum * mean.data<float>()[c];
+    rv[c] = (1.0f - p.momentum) * rv[c] + p.momentum * var.data<float>()[c] * unbias;
+  }
+  return {mean, var};
+}
+
+}  // namespace ops::detail
+
+// act(batch_norm2d(x)): x [N, C, H, W]; weight, bias, running_mean, running_var [C]. In training
+// mode the running statistics are updated in place (variance unbiased, as PyTorch) and are not
+// differentiated. The reference backend runs the two ops one after the other.
+inline Tensor batch_norm_act2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                               const Tensor& running_var, const BatchNormParams& p, kernels::ActivationFn act) {
+  ops::detail::check_batch_norm(x, weight, bias, running_mean, running_var, p);
+  const Backend backend = select_backend(OpKind::batch_norm2d, DType::f32);
+  const bool fused = backend == Backend::cpu;
+  const kernels::ActivationFn inner = fused ? act : kernels::ActivationFn{};
+  const int64_t N = x.shape()[0], C = x.shape()[1], plane = x.shape()[2] * x.shape()[3];
   const Tensor xd = ops::detail::dense(x, "batch_norm2d");
   const Tensor wd = ops::detail::dense(weight, "batch_norm2d"), bd = ops::detail::dense(bias, "batch_norm2d");
-  Tensor mean, var;
-  if (p.training) {
-    mean = Tensor::empty({C});
-    var = Tensor::empty({C});
-    kernels::ref::batch_norm_stats(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>());
-    PDYOLO_CHECK(running_mean.is_contiguous() && running_var.is_contiguous(), "batch_norm2d: running stats must be contiguous");
-    float* rm = running_mean.data<float>();
-    float* rv = running_var.data<float>();
-    const float unbias = static_cast<float>(N * plane) / static_cast<float>(N * plane - 1);
-    for (int64_t c = 0; c < C; ++c) {
-      rm[c] = (1.0f - p.momentum) * rm[c] + p.momentum * mean.data<float>()[c];
-      rv[c] = (1.0f - p.momentum) * rv[c] + p.momentum * var.data<float>()[c] * unbias;
-    }
-  } else {
-    mean = ops::detail::dense(running_mean, "batch_norm2d").clone().detach();
-    var = ops::detail::dense(running_var, "batch_norm2d").clone().detach();
-  }
+  const std::pair<Tensor, Tensor> stats = ops::detail::batch_norm_statistics(xd, running_mean, running_var, p, backend);
+  const Tensor mean = stats.first, var = stats.second;
   Tensor y = Tensor::empty(x.shape());
-  kernels::ref::batch_norm_apply(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>(), wd.data<float>(),
-                                 bd.data<float>(), p.eps, y.data<float>());
-  return autograd::record(y, "batch_norm2d", {x, weight, bias},
-                          [xs = xd.detach(), ws = wd.detach(), mean, var, p, N, C, plane](const Tensor& g) {
+  if (fused)
+    kernels::cpu::batch_norm_act_forward(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>(), wd.data<float>(),
+                                         bd.data<float>(), p.eps, inner, y.data<float>());
+  else
+    kernels::ref::batch_norm_apply(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>(), wd.data<float>(),
+                                   bd.data<float>(), p.eps, y.data<float>());
+  y = autograd::record(y, "batch_norm2d", {x, weight, bias},
+                       [xs = xd.detach(), ws = wd.detach(), bs = bd.detach(), mean, var, p, N, C, plane, fused,
+                        inner](const Tensor& g) {
     const Tensor dy = ops::detail::dense(g, "batch_norm2d backward");
     Tensor dx = Tensor::empty(xs.shape()), dw = Tensor::empty({C}), db = Tensor::empty({C});
-    kernels::ref::batch_norm_backward(N, C, plane, xs.data<float>(), mean.data<float>(), var.data<float>(),
-                                      ws.data<float>(), p.eps, dy.data<float>(), p.training, dx.data<float>(),
-                                      dw.data<float>(), db.data<float>());
+    if (fused)
+      kernels::cpu::batch_norm_act_backward(N, C, plane, xs.data<float>(), mean.data<float>(), var.data<float>(),
+                                            ws.data<float>(), bs.data<float>(), p.eps, inner, dy.data<float>(), p.training,
+                                            dx.data<float>(), dw.data<float>(), db.data<float>());
+    else
+      kernels::ref::batch_norm_backward(N, C, plane, xs.data<float>(), mean.data<float>(), var.data<float>(), ws.data<float>(),
+                                        p.eps, dy.data<float>(), p.training, dx.data<float>(), dw.data<float>(), db.data<float>());
     return std::vector<Tensor>{dx, dw, db};
   });
+  return fused ? y : activation(y, act);
+}
+
+inline Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                           const Tensor& running_var, const BatchNormParams& p = BatchNormParams()) {
+  return batch_norm_act2d(x, weight, bias, running_mean, running_var, p, kernels::ActivationFn{});
 }
 
 }  // namespace pdyolo

@@ -2,7 +2,7 @@
 #pragma once
 #include <memory>
 
-#include "pdyolo/kernels/ref/pool.hpp"
+#include "pdyolo/kernels/cpu/pool.hpp"
 #include "pdyolo/ops/common.hpp"
 
 namespace pdyolo {
@@ -31,11 +31,14 @@ inline Tensor max_pool2d(const Tensor& x, const MaxPool2dParams& p = MaxPool2dPa
   const Tensor xd = ops::detail::dense(x, "max_pool2d");
   Tensor y = Tensor::empty({x.shape()[0], x.shape()[1], g.out_h, g.out_w});
   auto argmax = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(y.numel()));
-  kernels::ref::max_pool2d_forward(g, xd.data<float>(), y.data<float>(), argmax->data());
-  return autograd::record(y, "max_pool2d", {x}, [g, argmax, shape = x.shape()](const Tensor& grad) {
+  const bool fast = select_backend(OpKind::max_pool2d, DType::f32) == Backend::cpu;
+  if (fast) kernels::cpu::max_pool2d_forward(g, xd.data<float>(), y.data<float>(), argmax->data());
+  else kernels::ref::max_pool2d_forward(g, xd.data<float>(), y.data<float>(), argmax->data());
+  return autograd::record(y, "max_pool2d", {x}, [g, argmax, fast, shape = x.shape()](const Tensor& grad) {
     const Tensor dy = ops::detail::dense(grad, "max_pool2d backward");
     Tensor dx = Tensor::empty(shape);
-    kernels::ref::max_pool2d_backward(g, dy.data<float>(), argmax->data(), dx.data<float>());
+    if (fast) kernels::cpu::max_pool2d_backward(g, dy.data<float>(), argmax->data(), dx.data<float>());
+    else kernels::ref::max_pool2d_backward(g, dy.data<float>(), argmax->data(), dx.data<float>());
     return std::vector<Tensor>{dx};
   });
 }
@@ -47,11 +50,14 @@ inline Tensor upsample_nearest(const Tensor& x, int64_t scale) {
   const Tensor xd = ops::detail::dense(x, "upsample_nearest");
   const int64_t planes = x.shape()[0] * x.shape()[1], h = x.shape()[2], w = x.shape()[3];
   Tensor y = Tensor::empty({x.shape()[0], x.shape()[1], h * scale, w * scale});
-  kernels::ref::upsample_nearest_forward(planes, h, w, scale, xd.data<float>(), y.data<float>());
-  return autograd::record(y, "upsample_nearest", {x}, [planes, h, w, scale, shape = x.shape()](const Tensor& grad) {
+  const bool fast = select_backend(OpKind::upsample_nearest, DType::f32) == Backend::cpu;
+  if (fast) kernels::cpu::upsample_nearest_forward(planes, h, w, scale, xd.data<float>(), y.data<float>());
+  else kernels::ref::upsample_nearest_forward(planes, h, w, scale, xd.data<float>(), y.data<float>());
+  return autograd::record(y, "upsample_nearest", {x}, [planes, h, w, scale, fast, shape = x.shape()](const Tensor& grad) {
     const Tensor dy = ops::detail::dense(grad, "upsample_nearest backward");
     Tensor dx = Tensor::empty(shape);
-    kernels::ref::upsample_nearest_backward(planes, h, w, scale, dy.data<float>(), dx.data<float>());
+    if (fast) kernels::cpu::upsample_nearest_backward(planes, h, w, scale, dy.data<float>(), dx.data<float>());
+    else kernels::ref::upsample_nearest_backward(planes, h, w, scale, dy.data<float>(), dx.data<float>());
     return std::vector<Tensor>{dx};
   });
 }

@@ -20,14 +20,30 @@ inline bool conv_is_pointwise(const Conv2dGeometry& g) {
          g.pad_w == 0;
 }
 
+// The output columns [lo, hi) whose input column in_col(ow, kw) lies inside the image; the rest
+// read padding. Lets the inner loops run without bounds checks.
+struct ValidColumns {
+  int64_t lo, hi;
+};
+inline ValidColumns valid_columns(const Conv2dGeometry& g, int64_t kw) {
+  const int64_t offset = kw * g.dilation_w - g.pad_w;  // in_col(ow, kw) = ow · stride + offset
+  int64_t lo = offset >= 0 ? 0 : (-offset + g.stride_w - 1) / g.stride_w;
+  int64_t hi = g.in_w - offset <= 0 ? 0 : (g.in_w - offset - 1) / g.stride_w + 1;
+  lo = std::min(lo, g.out_w);
+  hi = std::max(lo, std::min(hi, g.out_w));
+  return {lo, hi};
+}
+
 // x_g [Cg, H, W] → col [Cg·KH·KW, OH·OW]
 inline void im2col(const Conv2dGeometry& g, const float* x_g, float* col) {
-  const int64_t rows = g.patch_size(), plane = g.out_plane();
+  const int64_t rows = g.patch_size(), plane = g.out_plane(), stride = g.stride_w;
   parallel_for(0, rows, 4, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       const int64_t kw = r % g.kernel_w, kh = (r / g.kernel_w) % g.kernel_h, c = r / (g.kernel_w * g.kernel_h);
       const float* in = x_g + c * g.in_h * g.in_w;
       float* out = col + r * plane;
+      const ValidColumns v = valid_columns(g, kw);
+      const int64_t offset = g.in_col(0, kw);  // column ow reads input column ow · stride + offset
       for (int64_t oh = 0; oh < g.out_h; ++oh) {
         const int64_t ih = g.in_row(oh, kh);
         float* dst = out + oh * g.out_w;
@@ -36,10 +52,11 @@ inline void im2col(const Conv2dGeometry& g, const float* x_g, float* col) {
           continue;
         }
         const float* src = in + ih * g.in_w;
-        for (int64_t ow = 0; ow < g.out_w; ++ow) {
-          const int64_t iw = g.in_col(ow, kw);
-          dst[ow] = (iw >= 0 && iw < g.in_w) ? src[iw] : 0.0f;
-        }
+        std::fill(dst, dst + v.lo, 0.0f);
+        if (stride == 1) std::copy(src + v.lo + offset, src + v.hi + offset, dst + v.lo);
+        else
+          for (int64_t ow = v.lo; ow < v.hi; ++ow) dst[ow] = src[ow * stride + offset];
+        std::fill(dst + v.hi, dst + g.out_w, 0.0f);
       }
     }
   });
@@ -47,20 +64,21 @@ inline void im2col(const Conv2dGeometry& g, const float* x_g, float* col) {
 
 // dx_g [Cg, H, W] += col2im(dcol [Cg·KH·KW, OH·OW]); channels in parallel (each owns its plane).
 inline void col2im_add(const Conv2dGeometry& g, const float* dcol, float* dx_g) {
-  const int64_t taps = g.kernel_h * g.kernel_w, plane = g.out_plane();
+  const int64_t taps = g.kernel_h * g.kernel_w, plane = g.out_plane(), stride = g.stride_w;
   parallel_for(0, g.in_per_group(), 1, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) {
       float* out = dx_g + c * g.in_h * g.in_w;
       for (int64_t t = 0; t < taps; ++t) {
         const int64_t kh = t / g.kernel_w, kw = t % g.kernel_w;
         const float* src = dcol + (c * taps + t) * plane;
+        const ValidColumns v = valid_columns(g, kw);
+        const int64_t offset = g.in_col(0, kw);
         for (int64_t oh = 0; oh < g.out_h; ++oh) {
           const int64_t ih = g.in_row(oh, kh);
           if (ih < 0 || ih >= g.in_h) continue;
-          for (int64_t ow = 0; ow < g.out_w; ++ow) {
-            const int64_t iw = g.in_col(ow, kw);
-            if (iw >= 0 && iw < g.in_w) out[ih * g.in_w + iw] += src[oh * g.out_w + ow];
-          }
+          float* dst = out + ih * g.in_w;
+          const float* row = src + oh * g.out_w;
+          for (int64_t ow = v.lo; ow < v.hi; ++ow) dst[ow * stride + offset] += row[ow];
         }
       }
     }
