@@ -14,6 +14,9 @@ namespace pdyolo::train {
 struct RecipeHyp {
   double lr0 = 0.01, lrf = 0.1, momentum = 0.937, weight_decay = 0.0005;
   double warmup_epochs = 3.0, warmup_momentum = 0.8, warmup_bias_lr = 0.1;
+  // Not in the official hyp files (train.py fixes them); small-data runs such as the sample
+  // dataset's demo set them: the nominal batch gradients accumulate to, and the warm-up floor.
+  double nbs = 64, warmup_min_iters = 1000;
 
   static RecipeHyp from_hyp(const io::Value& hyp) {
     RecipeHyp h;
@@ -22,15 +25,15 @@ struct RecipeHyp {
     };
     read("lr0", h.lr0), read("lrf", h.lrf), read("momentum", h.momentum), read("weight_decay", h.weight_decay);
     read("warmup_epochs", h.warmup_epochs), read("warmup_momentum", h.warmup_momentum), read("warmup_bias_lr", h.warmup_bias_lr);
+    read("nbs", h.nbs), read("warmup_min_iters", h.warmup_min_iters);
+    PDYOLO_CHECK(h.nbs >= 1 && h.warmup_min_iters >= 0, "hyp: nbs must be >= 1 and warmup_min_iters >= 0");
     return h;
   }
 };
 
-constexpr int64_t kNominalBatch = 64;
-
-// Optimizer steps happen every `accumulate` batches so that a step sees about 64 images.
-inline int64_t accumulation_steps(int64_t batch_size) {
-  return std::max<int64_t>(1, static_cast<int64_t>(std::nearbyint(static_cast<double>(kNominalBatch) / batch_size)));
+// Optimizer steps happen every `accumulate` batches so that a step sees about nbs (64) images.
+inline int64_t accumulation_steps(int64_t batch_size, double nbs = 64) {
+  return std::max<int64_t>(1, static_cast<int64_t>(std::nearbyint(nbs / static_cast<double>(batch_size))));
 }
 
 struct ParamGroups {
@@ -55,7 +58,7 @@ inline ParamGroups split_parameters(const graph::Graph& g) {
 // 1: decay scaled by batch·accumulate/64, 2: biases).
 inline SGD make_sgd(const graph::Graph& g, const RecipeHyp& hyp, int64_t batch_size) {
   const ParamGroups p = split_parameters(g);
-  const double decay = hyp.weight_decay * static_cast<double>(batch_size * accumulation_steps(batch_size)) / kNominalBatch;
+  const double decay = hyp.weight_decay * static_cast<double>(batch_size * accumulation_steps(batch_size, hyp.nbs)) / hyp.nbs;
   SGD sgd(p.no_decay, {hyp.lr0, hyp.momentum, 0.0, true});
   sgd.add_param_group(p.decay, {hyp.lr0, hyp.momentum, decay, true});
   sgd.add_param_group(p.biases, {hyp.lr0, hyp.momentum, 0.0, true});
@@ -71,8 +74,10 @@ inline double linear_lr(double epoch, double lrf, int64_t epochs) {
 }
 
 // Warm-up iterations: warmup_epochs of batches, at least `minimum` (the reference uses 1000).
-inline int64_t warmup_iterations(const RecipeHyp& hyp, int64_t batches_per_epoch, int64_t minimum = 1000) {
-  return std::max<int64_t>(static_cast<int64_t>(std::nearbyint(hyp.warmup_epochs * batches_per_epoch)), minimum);
+// max(warmup_epochs · batches per epoch, the floor: warmup_min_iters unless `minimum` >= 0 is given).
+inline int64_t warmup_iterations(const RecipeHyp& hyp, int64_t batches_per_epoch, int64_t minimum = -1) {
+  const int64_t floor = minimum >= 0 ? minimum : static_cast<int64_t>(hyp.warmup_min_iters);
+  return std::max<int64_t>(static_cast<int64_t>(std::nearbyint(hyp.warmup_epochs * batches_per_epoch)), floor);
 }
 
 inline double interp(double x, double x0, double x1, double y0, double y1) {
@@ -86,10 +91,10 @@ inline double interp(double x, double x0, double x1, double y0, double y1) {
 // Returns the accumulation count to use at this iteration (it ramps up during warm-up).
 inline int64_t schedule(SGD& sgd, const RecipeHyp& hyp, int64_t ni, int64_t warmup, double lf_epoch, int64_t batch_size) {
   const double target_lr = hyp.lr0 * lf_epoch;
-  int64_t accumulate = accumulation_steps(batch_size);
+  int64_t accumulate = accumulation_steps(batch_size, hyp.nbs);
   if (ni <= warmup) {
     accumulate = std::max<int64_t>(1, static_cast<int64_t>(std::nearbyint(
-                                          interp(static_cast<double>(ni), 0, static_cast<double>(warmup), 1.0, static_cast<double>(kNominalBatch) / batch_size))));
+                                          interp(static_cast<double>(ni), 0, static_cast<double>(warmup), 1.0, hyp.nbs / static_cast<double>(batch_size)))));
     for (size_t j = 0; j < sgd.groups.size(); ++j) {
       sgd.groups[j].options.lr = interp(static_cast<double>(ni), 0, static_cast<double>(warmup), j == 2 ? hyp.warmup_bias_lr : 0.0, target_lr);
       sgd.groups[j].options.momentum = interp(static_cast<double>(ni), 0, static_cast<double>(warmup), hyp.warmup_momentum, hyp.momentum);

@@ -30,7 +30,7 @@ struct TrainOptions {
   bool progress = true;
   bool cache_images = false;
   int64_t max_steps = -1;           // stop after this many batches in total (tests); -1 = no limit
-  int64_t min_warmup = 1000;        // the reference warms up for at least 1000 iterations
+  int64_t min_warmup = -1;          // >= 0: override the warm-up floor (hyp warmup_min_iters, default 1000)
   float bn_momentum = -1.0f;        // > 0: override the batch-norm momentum (YOLOv7 uses 0.03)
 };
 
