@@ -253,43 +253,35 @@ TEST_CASE("batch norm + activation: the fused cpu kernel matches the reference o
   }
 }
 
+// op(x) and the gradient of sum(op(x) · upstream) with respect to x, on the given backend.
+template <class Op>
+std::pair<Tensor, Tensor> value_and_grad(Backend backend, const Tensor& x, const Tensor& upstream, const Op& op) {
+  BackendScope scope(backend);
+  const Tensor xg = x.clone().set_requires_grad();
+  const Tensor y = op(xg);
+  sum(y * upstream).backward();
+  return {y, xg.grad()};
+}
+
 TEST_CASE("parallel max-pool and upsample match the reference kernels, forward and backward") {
   Generator gen(22);
   const Tensor x = Tensor::uniform({3, 7, 19, 23}, -1, 1, gen);
   for (const MaxPool2dParams p : {MaxPool2dParams{2, 2, 0}, MaxPool2dParams{5, 1, 2}, MaxPool2dParams{13, 1, 6},
                                   MaxPool2dParams{3, 2, 1}}) {
-    Tensor want, want_dx;
+    const auto pool = [&p](const Tensor& t) { return max_pool2d(t, p); };
     const Tensor upstream = Tensor::uniform(max_pool2d(x, p).shape(), -1, 1, gen);
-    {
-      BackendScope scope(Backend::ref);
-      const Tensor xr = x.clone().set_requires_grad();
-      want = max_pool2d(xr, p);
-      sum(want * upstream).backward();
-      want_dx = xr.grad();
-    }
-    const Tensor xc = x.clone().set_requires_grad();
-    const Tensor got = max_pool2d(xc, p);
-    sum(got * upstream).backward();
+    const auto want = value_and_grad(Backend::ref, x, upstream, pool), got = value_and_grad(Backend::cpu, x, upstream, pool);
     const int64_t kernel = p.kernel;
     CAPTURE(kernel);
-    CHECK(test::max_rel_diff(got, want) == 0.0);
-    CHECK(test::max_rel_diff(xc.grad(), want_dx) == 0.0);
+    CHECK(test::max_rel_diff(got.first, want.first) == 0.0);
+    CHECK(test::max_rel_diff(got.second, want.second) == 0.0);
   }
   for (int64_t scale : {2, 3}) {
+    const auto upsample = [scale](const Tensor& t) { return upsample_nearest(t, scale); };
     const Tensor upstream = Tensor::uniform({3, 7, 19 * scale, 23 * scale}, -1, 1, gen);
-    Tensor want, want_dx;
-    {
-      BackendScope scope(Backend::ref);
-      const Tensor xr = x.clone().set_requires_grad();
-      want = upsample_nearest(xr, scale);
-      sum(want * upstream).backward();
-      want_dx = xr.grad();
-    }
-    const Tensor xc = x.clone().set_requires_grad();
-    const Tensor got = upsample_nearest(xc, scale);
-    sum(got * upstream).backward();
+    const auto want = value_and_grad(Backend::ref, x, upstream, upsample), got = value_and_grad(Backend::cpu, x, upstream, upsample);
     CAPTURE(scale);
-    CHECK(test::max_rel_diff(got, want) == 0.0);
-    CHECK(test::max_rel_diff(xc.grad(), want_dx) < 1e-6);
+    CHECK(test::max_rel_diff(got.first, want.first) == 0.0);
+    CHECK(test::max_rel_diff(got.second, want.second) < 1e-6);
   }
 }
