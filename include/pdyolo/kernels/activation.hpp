@@ -15,6 +15,7 @@ struct ActivationFn {
   float slope = 0.1f;  // leaky_relu only
 };
 
+// Sigmoid without overflow for large |z| (the one every op and kernel uses).
 inline float sigmoid_of(float z) {
   if (z >= 0.0f) return 1.0f / (1.0f + std::exp(-z));
   const float e = std::exp(z);

@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 
+#include "pdyolo/kernels/activation.hpp"
 #include "pdyolo/kernels/cpu/elementwise.hpp"
 #include "pdyolo/kernels/ref/elementwise.hpp"
 #include "pdyolo/ops/shape.hpp"
@@ -131,14 +132,6 @@ inline Tensor operator/(float s, const Tensor& a) { return div(Tensor::scalar(s)
 
 // ---- unary ops ---------------------------------------------------------------------------------
 
-namespace ops::detail {
-inline float stable_sigmoid(float x) {
-  if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
-  const float e = std::exp(x);
-  return e / (1.0f + e);
-}
-}  // namespace ops::detail
-
 inline Tensor neg(const Tensor& x) {
   return ops::detail::unary_op(x, "neg", [](float v) { return -v; }, [](float, float, float g) { return -g; });
 }
@@ -161,7 +154,7 @@ inline Tensor abs(const Tensor& x) {
                                [](float v, float, float g) { return v > 0.0f ? g : (v < 0.0f ? -g : 0.0f); });
 }
 inline Tensor sigmoid(const Tensor& x) {
-  return ops::detail::unary_op(x, "sigmoid", ops::detail::stable_sigmoid,
+  return ops::detail::unary_op(x, "sigmoid", kernels::sigmoid_of,
                                [](float, float y, float g) { return g * y * (1.0f - y); });
 }
 inline Tensor tanh(const Tensor& x) {
@@ -182,9 +175,9 @@ inline Tensor leaky_relu(const Tensor& x, float slope = 0.01f) {
 }
 // SiLU (swish): x · sigmoid(x); its derivative is s · (1 + x · (1 − s)).
 inline Tensor silu(const Tensor& x) {
-  return ops::detail::unary_op(x, "silu", [](float v) { return v * ops::detail::stable_sigmoid(v); },
+  return ops::detail::unary_op(x, "silu", [](float v) { return v * kernels::sigmoid_of(v); },
                                [](float v, float, float g) {
-                                 const float s = ops::detail::stable_sigmoid(v);
+                                 const float s = kernels::sigmoid_of(v);
                                  return g * s * (1.0f + v * (1.0f - s));
                                });
 }
@@ -199,6 +192,17 @@ inline Tensor clamp(const Tensor& x, float low, float high) {
   PDYOLO_CHECK(low <= high, "clamp: low ", low, " is greater than high ", high);
   return ops::detail::unary_op(x, "clamp", [low, high](float v) { return v < low ? low : (v > high ? high : v); },
                                [low, high](float v, float, float g) { return (v >= low && v <= high) ? g : 0.0f; });
+}
+
+// The activation as an op of its own (with gradient).
+inline Tensor activation(const Tensor& x, kernels::ActivationFn a) {
+  switch (a.kind) {
+    case Activation::silu: return silu(x);
+    case Activation::leaky_relu: return leaky_relu(x, a.slope);
+    case Activation::relu: return relu(x);
+    case Activation::identity: return x;
+  }
+  return x;
 }
 
 }  // namespace pdyolo

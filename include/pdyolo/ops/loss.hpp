@@ -44,7 +44,7 @@ inline Tensor bce_with_logits(const Tensor& logits, const Tensor& target, const 
   loss = autograd::record(loss, "bce_with_logits", {logits, target},
                           [xs = logits.detach(), ts = target.detach(), pw](const Tensor& g) {
     Tensor dx = ops::detail::ternary_map(xs, ts, g, "bce_with_logits", [pw](float x, float t, float gv) {
-      return gv * ((1.0f - t) - (1.0f + (pw - 1.0f) * t) * ops::detail::stable_sigmoid(-x));
+      return gv * ((1.0f - t) - (1.0f + (pw - 1.0f) * t) * kernels::sigmoid_of(-x));
     });
     Tensor dt = ops::detail::ternary_map(xs, ts, g, "bce_with_logits", [pw](float x, float, float gv) {
       return gv * (-x + (pw - 1.0f) * ops::detail::softplus(-x));

@@ -15,17 +15,6 @@ struct BatchNormParams {
   float eps = 1e-3f;        // YOLOv7's value (PyTorch's default is 1e-5)
 };
 
-// The activation as an op of its own (with gradient).
-inline Tensor activation(const Tensor& x, kernels::ActivationFn a) {
-  switch (a.kind) {
-    case Activation::silu: return silu(x);
-    case Activation::leaky_relu: return leaky_relu(x, a.slope);
-    case Activation::relu: return relu(x);
-    case Activation::identity: return x;
-  }
-  return x;
-}
-
 namespace ops::detail {
 
 inline void check_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,

@@ -74,10 +74,10 @@ inline double linear_lr(double epoch, double lrf, int64_t epochs) {
 }
 
 // Warm-up iterations: warmup_epochs of batches, at least `minimum` (the reference uses 1000).
-// max(warmup_epochs · batches per epoch, the floor: warmup_min_iters unless `minimum` >= 0 is given).
-inline int64_t warmup_iterations(const RecipeHyp& hyp, int64_t batches_per_epoch, int64_t minimum = -1) {
-  const int64_t floor = minimum >= 0 ? minimum : static_cast<int64_t>(hyp.warmup_min_iters);
-  return std::max<int64_t>(static_cast<int64_t>(std::nearbyint(hyp.warmup_epochs * batches_per_epoch)), floor);
+// max(warmup_epochs · batches per epoch, warmup_min_iters)
+inline int64_t warmup_iterations(const RecipeHyp& hyp, int64_t batches_per_epoch) {
+  return std::max<int64_t>(static_cast<int64_t>(std::nearbyint(hyp.warmup_epochs * batches_per_epoch)),
+                           static_cast<int64_t>(hyp.warmup_min_iters));
 }
 
 inline double interp(double x, double x0, double x1, double y0, double y1) {

@@ -30,7 +30,6 @@ struct TrainOptions {
   bool progress = true;
   bool cache_images = false;
   int64_t max_steps = -1;           // stop after this many batches in total (tests); -1 = no limit
-  int64_t min_warmup = -1;          // >= 0: override the warm-up floor (hyp warmup_min_iters, default 1000)
   float bn_momentum = -1.0f;        // > 0: override the batch-norm momentum (YOLOv7 uses 0.03)
 };
 
@@ -99,7 +98,7 @@ class Trainer {
     lo.aug = data::AugmentOptions::from_hyp(hyp_);
     lo.cache_images = o_.cache_images;
     data::DataLoader loader(train_, lo);
-    const int64_t nb = loader.size(), warmup = warmup_iterations(recipe_, nb, o_.min_warmup);
+    const int64_t nb = loader.size(), warmup = warmup_iterations(recipe_, nb);
     std::vector<EpochRecord> records;
     for (int64_t epoch = start_epoch_; epoch < o_.epochs; ++epoch) {
       EpochRecord rec;
