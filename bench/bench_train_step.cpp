@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   }
   models::YoloModel model = models::build_yolo(models::load_model_config(cfg));
   model.graph.train();
-  train::SGD sgd(model.graph.parameters(), {0.01, 0.937, 5e-4, true});
+  train::Optimizer sgd(model.graph.parameters(), {0.01, 0.937, 5e-4, true});
   Generator gen(0);
   const Tensor images = Tensor::uniform({batch, 3, size, size}, 0.0f, 1.0f, gen);
   std::vector<double> seconds;

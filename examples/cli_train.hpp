@@ -8,7 +8,7 @@
 namespace pdyolo::cli {
 
 // pdyolo train --cfg FILE --data DATA --hyp FILE --epochs N --batch-size B --img-size S [--weights W] [--resume [CKPT]]
-//              [--workers K] [--seed S] [--out DIR] [--notest] [--split NAME] [--linear-lr]
+//              [--workers K] [--seed S] [--out DIR] [--notest] [--split NAME] [--linear-lr] [--adam | --adamw]
 inline int run_train(int argc, char** argv) {
   // --resume may stand alone (resume OUT/last.safetensors) or name a checkpoint.
   std::vector<char*> rest(argv, argv + argc);
@@ -28,7 +28,7 @@ inline int run_train(int argc, char** argv) {
   const Args args(static_cast<int>(rest.size()), rest.data(), 2,
                   {"--cfg", "--data", "--hyp", "--epochs", "--batch-size", "--img-size", "--weights", "--workers", "--seed", "--out",
                    "--split", "--nc"},
-                  {"--notest", "--linear-lr", "--no-progress", "--cache"});
+                  {"--notest", "--linear-lr", "--no-progress", "--cache", "--adam", "--adamw"});
   train::TrainOptions o;
   o.epochs = args.integer("--epochs", 300);
   o.batch_size = args.integer("--batch-size", 16);
@@ -40,6 +40,9 @@ inline int run_train(int argc, char** argv) {
   o.linear_lr = args.has("--linear-lr");
   o.progress = !args.has("--no-progress");
   o.cache_images = args.has("--cache");
+  PDYOLO_CHECK(!(args.has("--adam") && args.has("--adamw")), "--adam and --adamw exclude each other");
+  if (args.has("--adam")) o.optimizer = train::OptimizerKind::adam;
+  if (args.has("--adamw")) o.optimizer = train::OptimizerKind::adamw;
   PDYOLO_CHECK(o.epochs > 0 && o.batch_size > 0, "--epochs and --batch-size must be positive");
   PDYOLO_CHECK(o.img_size > 0 && o.img_size % 32 == 0, "--img-size must be a positive multiple of 32, got ", o.img_size);
   const std::string data_path = args.required("--data");

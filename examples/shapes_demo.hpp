@@ -93,7 +93,7 @@ inline std::vector<EpochResult> run_shapes_demo(const ShapesDemoOptions& o, std:
   auto net = make_shapes_net(gen);
   const ShapesBatch train = make_shapes(o.train_size, gen);
   const ShapesBatch test = make_shapes(256, gen);
-  train::SGD sgd(net->parameters(), {o.lr, 0.9, 5e-4, true});
+  train::Optimizer sgd(net->parameters(), {o.lr, 0.9, 5e-4, true});
   if (log) *log << "shapes demo: " << net->parameter_count() << " parameters, " << o.train_size
                 << " training images, accuracy before training " << shapes_accuracy(*net, test) << "\n";
   std::vector<EpochResult> history;

@@ -144,7 +144,7 @@ TEST_CASE("SGD matches torch.optim.SGD step by step") {
   for (bool nesterov : {false, true}) {
     CAPTURE(nesterov);
     Tensor p = Tensor::from_vector({1.0f}, {1}).set_requires_grad();
-    train::SGD opt({p}, {0.1, 0.9, 0.1, nesterov});
+    train::Optimizer opt({p}, {0.1, 0.9, 0.1, nesterov});
     double pv = 1.0, buf = 0.0;
     for (int step = 0; step < 4; ++step) {
       opt.zero_grad();
@@ -157,16 +157,16 @@ TEST_CASE("SGD matches torch.optim.SGD step by step") {
     }
   }
   Tensor q = Tensor::from_vector({2.0f}, {1}).set_requires_grad();
-  train::SGD plain({q}, {0.5});
+  train::Optimizer plain({q}, {0.5});
   sum(q * q).backward();
   plain.step();
   CHECK(q.item() == doctest::Approx(0.0f));  // 2 − 0.5·4
-  CHECK(test::error_of([&] { train::SGD({q}, {0.1, 0.0, 0.0, true}); }).find("nesterov") != std::string::npos);
+  CHECK(test::error_of([&] { train::Optimizer({q}, {0.1, 0.0, 0.0, true}); }).find("nesterov") != std::string::npos);
 }
 
 TEST_CASE("parameter groups have their own settings") {
   Tensor a = Tensor::from_vector({1.0f}, {1}).set_requires_grad(), b = Tensor::from_vector({1.0f}, {1}).set_requires_grad();
-  train::SGD opt({a}, {0.1});
+  train::Optimizer opt({a}, {0.1});
   opt.add_param_group({b}, {0.1, 0.0, 1.0});  // with weight decay
   sum(a + b).backward();
   opt.step();

@@ -170,12 +170,20 @@ TEST_CASE("parameter groups, weight decay scaling and the SGD setup") {
   train::RecipeHyp hyp;
   CHECK(train::accumulation_steps(16) == 4);
   CHECK(train::accumulation_steps(100) == 1);
-  const train::SGD sgd = train::make_sgd(m.graph, hyp, 16);
+  const train::Optimizer sgd = train::make_optimizer(m.graph, hyp, 16);
   REQUIRE(sgd.groups.size() == 3);
   CHECK(sgd.groups[0].options.weight_decay == 0.0);
   CHECK(sgd.groups[1].options.weight_decay == doctest::Approx(0.0005));  // 16 · 4 / 64 = 1
-  CHECK(train::make_sgd(m.graph, hyp, 24).groups[1].options.weight_decay == doctest::Approx(0.0005 * 24 * 3 / 64));
+  CHECK(train::make_optimizer(m.graph, hyp, 24).groups[1].options.weight_decay == doctest::Approx(0.0005 * 24 * 3 / 64));
   CHECK(sgd.groups[2].options.nesterov);
+  // train.py --adam: the same groups and decays, beta1 = momentum, no Nesterov.
+  const train::Optimizer adam = train::make_optimizer(m.graph, hyp, 16, train::OptimizerKind::adam);
+  CHECK(adam.kind() == train::OptimizerKind::adam);
+  CHECK(adam.groups[1].options.weight_decay == doctest::Approx(0.0005));
+  CHECK(adam.groups[0].options.momentum == doctest::Approx(0.937));
+  CHECK_FALSE(adam.groups[2].options.nesterov);
+  CHECK(train::optimizer_from_name("adamw") == train::OptimizerKind::adamw);
+  CHECK(test::error_of([] { train::optimizer_from_name("lion"); }).find("unknown optimizer 'lion'") != std::string::npos);
 }
 
 TEST_CASE("schedules and warm-up follow the reference formulas") {
@@ -188,7 +196,7 @@ TEST_CASE("schedules and warm-up follow the reference formulas") {
   CHECK(train::warmup_iterations(hyp, 8) == 1000);  // at least 1000 iterations
   CHECK(train::warmup_iterations(hyp, 500) == 1500);
   const models::YoloModel m = models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml"));
-  train::SGD sgd = train::make_sgd(m.graph, hyp, 16);
+  train::Optimizer sgd = train::make_optimizer(m.graph, hyp, 16);
   int64_t acc = train::schedule(sgd, hyp, 0, 1000, 1.0, 16);
   CHECK(acc == 1);
   CHECK(sgd.groups[0].options.lr == 0.0);
@@ -203,6 +211,11 @@ TEST_CASE("schedules and warm-up follow the reference formulas") {
   CHECK(acc == 4);
   CHECK(sgd.groups[2].options.lr == doctest::Approx(0.005));
   CHECK(sgd.groups[0].options.momentum == doctest::Approx(0.937));
+  // Adam's beta1 is not warmed up (train.py's Adam groups have no 'momentum' key); the rates are.
+  train::Optimizer adam = train::make_optimizer(m.graph, hyp, 16, train::OptimizerKind::adam);
+  train::schedule(adam, hyp, 0, 1000, 1.0, 16);
+  CHECK(adam.groups[0].options.momentum == doctest::Approx(0.937));
+  CHECK(adam.groups[2].options.lr == doctest::Approx(0.1));
 }
 
 TEST_CASE("EMA: ramped decay, floating-point entries averaged, integers copied") {
@@ -317,6 +330,37 @@ TEST_CASE("training writes results, plots and checkpoints; resuming gives exactl
   CHECK(loaded.config.nc == 2);
   CHECK(loaded.graph.state_dict().at("model.0.conv.weight").to_vector() == a.ema().state_dict().at("model.0.conv.weight").to_vector());
   for (const std::string& d : {root, straight, split}) std::filesystem::remove_all(d);
+}
+
+TEST_CASE("Adam/AdamW state resumes exactly; resuming with another optimizer is refused") {
+  const std::string root = test::temp_path("adam_data"), straight = test::temp_path("adam_straight"), split = test::temp_path("adam_split");
+  const data::Dataset ds = synthetic_dataset(root);
+  std::ostringstream log;
+  auto run_options = [](const std::string& out, int64_t max_steps) {
+    train::TrainOptions o = small_run(out, 2);
+    o.optimizer = train::OptimizerKind::adamw;
+    o.max_steps = max_steps;
+    return o;
+  };
+  train::Trainer a(tiny_model(), ds, nullptr, tiny_hyp(), run_options(straight, -1));
+  REQUIRE(a.run(log).size() == 2);
+  train::Trainer b(tiny_model(), ds, nullptr, tiny_hyp(), run_options(split, 2));
+  REQUIRE(b.run(log).size() == 1);
+  train::Trainer c(tiny_model(), ds, nullptr, tiny_hyp(), run_options(split, -1));
+  c.resume(split + "/last.safetensors");
+  REQUIRE(c.run(log).size() == 1);
+  int64_t differing = 0;
+  for (const auto& [name, t] : a.graph().state_dict()) differing += t.to_vector() != c.graph().state_dict().at(name).to_vector();
+  CHECK(differing == 0);
+  // The same start trained with SGD ends elsewhere, so the comparison above can fail.
+  train::TrainOptions sgd_options = run_options(test::temp_path("adam_sgd"), -1);
+  sgd_options.optimizer = train::OptimizerKind::sgd;
+  train::Trainer d(tiny_model(), ds, nullptr, tiny_hyp(), sgd_options);
+  d.run(log);
+  CHECK(d.graph().state_dict().at("model.0.conv.weight").to_vector() != a.graph().state_dict().at("model.0.conv.weight").to_vector());
+  const std::string err = test::error_of([&] { d.resume(straight + "/last.safetensors"); });
+  CHECK(err.find("trained with adamw, not sgd") != std::string::npos);
+  for (const std::string& dir : {root, straight, split, sgd_options.out_dir}) std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a non-finite loss stops training with a clear message and leaves the last checkpoint intact") {

@@ -94,6 +94,29 @@ case("bce_with_logits_pos_weight", lambda x, t: F.binary_cross_entropy_with_logi
 case("kl_div_distill_T3", lambda s, t: F.kl_div(F.log_softmax(s / 3, 1), F.softmax(t / 3, 1), reduction="batchmean") * 9,
      {"s": r(4, 6, low=-4, high=4), "t": r(4, 6, low=-4, high=4)}, temperature=3, reduction="batchmean")
 case("mse", lambda a, b: F.mse_loss(a, b), {"a": r(3, 4), "b": r(3, 4)}, reduction="mean")
+
+
+def optimizer_case(name, make):
+    """Five steps of an optimizer on one parameter with given gradients and a changing learning rate
+    (as warm-up changes it): the start p0, the gradients g1..g5 and the parameter p1..p5 after each step."""
+    lrs, weight_decay, betas, eps = [1e-3, 2e-3, 1e-2, 5e-3, 1e-3], 0.05, (0.937, 0.999), 1e-8
+    param = r(3, 4).requires_grad_(True)
+    tensors = {"p0": param.detach().clone()}
+    optimizer = make([param], lr=lrs[0], betas=betas, eps=eps, weight_decay=weight_decay)
+    for step, lr in enumerate(lrs, 1):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        param.grad = r(3, 4, low=-2, high=2)
+        tensors[f"g{step}"] = param.grad.clone()
+        optimizer.step()
+        tensors[f"p{step}"] = param.detach().clone()
+    save_safetensors(os.path.join(OUT, name + ".safetensors"), tensors,
+                     {"lrs": json.dumps(lrs), "weight_decay": json.dumps(weight_decay), "beta1": json.dumps(betas[0]),
+                      "beta2": json.dumps(betas[1]), "eps": json.dumps(eps), "torch": torch.__version__})
+
+
+optimizer_case("adam", torch.optim.Adam)
+optimizer_case("adamw", torch.optim.AdamW)
 print("wrote fixtures to", OUT)
 
 

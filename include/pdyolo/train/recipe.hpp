@@ -54,15 +54,17 @@ inline ParamGroups split_parameters(const graph::Graph& g) {
   return groups;
 }
 
-// SGD with Nesterov momentum over the three groups, in the reference's order (0: no decay,
-// 1: decay scaled by batch·accumulate/64, 2: biases).
-inline SGD make_sgd(const graph::Graph& g, const RecipeHyp& hyp, int64_t batch_size) {
+// The optimizer over the three groups, in the reference's order (0: no decay, 1: decay scaled by
+// batch·accumulate/64, 2: biases): SGD with Nesterov momentum, or with train.py --adam Adam with
+// beta1 = momentum (AdamW, decoupled decay, is our addition).
+inline Optimizer make_optimizer(const graph::Graph& g, const RecipeHyp& hyp, int64_t batch_size, OptimizerKind kind = OptimizerKind::sgd) {
   const ParamGroups p = split_parameters(g);
   const double decay = hyp.weight_decay * static_cast<double>(batch_size * accumulation_steps(batch_size, hyp.nbs)) / hyp.nbs;
-  SGD sgd(p.no_decay, {hyp.lr0, hyp.momentum, 0.0, true});
-  sgd.add_param_group(p.decay, {hyp.lr0, hyp.momentum, decay, true});
-  sgd.add_param_group(p.biases, {hyp.lr0, hyp.momentum, 0.0, true});
-  return sgd;
+  const bool nesterov = kind == OptimizerKind::sgd;
+  Optimizer optimizer(p.no_decay, {hyp.lr0, hyp.momentum, 0.0, nesterov}, kind);
+  optimizer.add_param_group(p.decay, {hyp.lr0, hyp.momentum, decay, nesterov});
+  optimizer.add_param_group(p.biases, {hyp.lr0, hyp.momentum, 0.0, nesterov});
+  return optimizer;
 }
 
 // Learning-rate multipliers lf(epoch): one-cycle cosine from 1 down to lrf, or linear.
@@ -87,20 +89,23 @@ inline double interp(double x, double x0, double x1, double y0, double y1) {
 }
 
 // Learning rates and momenta for iteration `ni` of `epoch`: during warm-up the biases start at
-// warmup_bias_lr and the others at 0, momentum at warmup_momentum; afterwards lr0 · lf(epoch).
+// warmup_bias_lr and the others at 0, SGD's momentum at warmup_momentum (Adam's beta1 stays, as in
+// train.py, whose Adam groups have no 'momentum' key); afterwards lr0 · lf(epoch).
 // Returns the accumulation count to use at this iteration (it ramps up during warm-up).
-inline int64_t schedule(SGD& sgd, const RecipeHyp& hyp, int64_t ni, int64_t warmup, double lf_epoch, int64_t batch_size) {
+inline int64_t schedule(Optimizer& optimizer, const RecipeHyp& hyp, int64_t ni, int64_t warmup, double lf_epoch, int64_t batch_size) {
   const double target_lr = hyp.lr0 * lf_epoch;
   int64_t accumulate = accumulation_steps(batch_size, hyp.nbs);
   if (ni <= warmup) {
     accumulate = std::max<int64_t>(1, static_cast<int64_t>(std::nearbyint(
                                           interp(static_cast<double>(ni), 0, static_cast<double>(warmup), 1.0, hyp.nbs / static_cast<double>(batch_size)))));
-    for (size_t j = 0; j < sgd.groups.size(); ++j) {
-      sgd.groups[j].options.lr = interp(static_cast<double>(ni), 0, static_cast<double>(warmup), j == 2 ? hyp.warmup_bias_lr : 0.0, target_lr);
-      sgd.groups[j].options.momentum = interp(static_cast<double>(ni), 0, static_cast<double>(warmup), hyp.warmup_momentum, hyp.momentum);
+    for (size_t j = 0; j < optimizer.groups.size(); ++j) {
+      OptimizerOptions& o = optimizer.groups[j].options;
+      o.lr = interp(static_cast<double>(ni), 0, static_cast<double>(warmup), j == 2 ? hyp.warmup_bias_lr : 0.0, target_lr);
+      if (optimizer.kind() == OptimizerKind::sgd)
+        o.momentum = interp(static_cast<double>(ni), 0, static_cast<double>(warmup), hyp.warmup_momentum, hyp.momentum);
     }
   } else {
-    for (ParamGroup& group : sgd.groups) {
+    for (ParamGroup& group : optimizer.groups) {
       group.options.lr = target_lr;
       group.options.momentum = hyp.momentum;
     }

@@ -31,6 +31,7 @@ struct TrainOptions {
   bool cache_images = false;
   int64_t max_steps = -1;           // stop after this many batches in total (tests); -1 = no limit
   float bn_momentum = -1.0f;        // > 0: override the batch-norm momentum (YOLOv7 uses 0.03)
+  OptimizerKind optimizer = OptimizerKind::sgd;  // --adam / --adamw
 };
 
 struct EpochRecord {
@@ -48,7 +49,7 @@ class Trainer {
       : model_(std::move(model)), train_(train_set), val_(val_set), hyp_(std::move(hyp)), o_(std::move(options)),
         recipe_(RecipeHyp::from_hyp(hyp_)), head_(detect_head(model_.graph)),
         loss_hyp_(LossHyp::from_hyp(hyp_, static_cast<int64_t>(head_.strides.size()), head_.nc, o_.img_size)),
-        sgd_(make_sgd(model_.graph, recipe_, o_.batch_size)), ema_(model_.graph) {
+        optimizer_(make_optimizer(model_.graph, recipe_, o_.batch_size, o_.optimizer)), ema_(model_.graph) {
     PDYOLO_CHECK(static_cast<int64_t>(train_.names.size()) == head_.nc, "train: the model has ", head_.nc, " classes but the dataset ",
                  train_.names.size());
     const io::Value* ota = hyp_.find("loss_ota");
@@ -67,6 +68,7 @@ class Trainer {
       return it->second;
     };
     start_epoch_ = std::stoll(meta("pdyolo.epoch")) + 1;
+    check_optimizer_kind(ck, path);
     iteration_ = std::stoll(meta("pdyolo.iteration"));
     best_fitness_ = std::stod(meta("pdyolo.best_fitness"));
     const int64_t updates = std::stoll(meta("pdyolo.ema_updates"));
@@ -78,11 +80,7 @@ class Trainer {
     model_.graph.load_state_dict(model, true, path);
     ema_ = ModelEMA(model_.graph, 0.9999, updates);
     nn::load_named_tensors(ema_.state_dict(), ema, true, path);
-    for (size_t g = 0; g < sgd_.groups.size(); ++g)
-      for (size_t i = 0; i < sgd_.groups[g].params.size(); ++i) {
-        auto it = ck.tensors.find("train.momentum." + std::to_string(g) + "." + std::to_string(i));
-        if (it != ck.tensors.end()) sgd_.groups[g].momentum_buffers[i] = contiguous_copy(it->second);
-      }
+    restore_optimizer_state(ck, path);
     if (auto it = ck.metadata.find("pdyolo.history"); it != ck.metadata.end()) history_csv_ = it->second;
   }
 
@@ -111,7 +109,7 @@ class Trainer {
       data::Batch batch;
       int64_t batches = 0, images = 0;
       while (loader.next(batch)) {
-        const int64_t accumulate = schedule(sgd_, recipe_, iteration_, warmup, lf, o_.batch_size);
+        const int64_t accumulate = schedule(optimizer_, recipe_, iteration_, warmup, lf, o_.batch_size);
         const graph::DetectOutput out = model_.graph.forward(batch.images);
         const LossResult loss = use_ota_ ? compute_loss_ota(out.raw, batch.targets, head_, loss_hyp_, o_.img_size)
                                          : compute_loss(out.raw, batch.targets, head_, loss_hyp_);
@@ -121,8 +119,8 @@ class Trainer {
         loss.loss.backward();
         ++iteration_;
         if (iteration_ % accumulate == 0) {
-          sgd_.step();
-          sgd_.zero_grad();
+          optimizer_.step();
+          optimizer_.zero_grad();
           ema_.update(model_.graph);
         }
         ++batches;
@@ -137,7 +135,7 @@ class Trainer {
       bar.finish();
       rec.loss.box /= std::max<int64_t>(batches, 1), rec.loss.obj /= std::max<int64_t>(batches, 1);
       rec.loss.cls /= std::max<int64_t>(batches, 1), rec.loss.total /= std::max<int64_t>(batches, 1);
-      for (size_t g = 0; g < 3 && g < sgd_.groups.size(); ++g) rec.lr[g] = sgd_.groups[g].options.lr;
+      for (size_t g = 0; g < 3 && g < optimizer_.groups.size(); ++g) rec.lr[g] = optimizer_.groups[g].options.lr;
       rec.seconds = bar.elapsed();
       rec.images_per_second = images / std::max(rec.seconds, 1e-9);
       const bool last = epoch + 1 == o_.epochs || (o_.max_steps > 0 && iteration_ >= o_.max_steps);
@@ -176,24 +174,21 @@ class Trainer {
   void save_checkpoint(const std::string& path, int64_t epoch) const {
     std::map<std::string, Tensor> tensors = ema_.state_dict();  // inference weights under their own names
     for (const auto& [name, t] : model_.graph.state_dict()) tensors["train.model." + name] = t;
-    for (size_t g = 0; g < sgd_.groups.size(); ++g)
-      for (size_t i = 0; i < sgd_.groups[g].momentum_buffers.size(); ++i)
-        if (sgd_.groups[g].momentum_buffers[i].defined())
-          tensors["train.momentum." + std::to_string(g) + "." + std::to_string(i)] = sgd_.groups[g].momentum_buffers[i];
+    std::map<std::string, std::string> metadata = optimizer_state(tensors);
     io::Value names = io::Value::make_list();
     for (const std::string& n : model_.names) names.items.push_back(io::Value::make_string(n));
     std::ostringstream fitness;
     fitness.precision(17);
     fitness << best_fitness_;
-    io::save_safetensors(path, tensors,
-                         {{"pdyolo.config", io::to_json(model_.config.raw)},
-                          {"pdyolo.names", io::to_json(names)},
-                          {"pdyolo.epoch", std::to_string(epoch)},
-                          {"pdyolo.iteration", std::to_string(iteration_)},
-                          {"pdyolo.ema_updates", std::to_string(ema_.updates())},
-                          {"pdyolo.best_fitness", fitness.str()},
-                          {"pdyolo.history", history_csv_},
-                          {"format", "pt"}});
+    metadata.insert({{"pdyolo.config", io::to_json(model_.config.raw)},
+                     {"pdyolo.names", io::to_json(names)},
+                     {"pdyolo.epoch", std::to_string(epoch)},
+                     {"pdyolo.iteration", std::to_string(iteration_)},
+                     {"pdyolo.ema_updates", std::to_string(ema_.updates())},
+                     {"pdyolo.best_fitness", fitness.str()},
+                     {"pdyolo.history", history_csv_},
+                     {"format", "pt"}});
+    io::save_safetensors(path, tensors, metadata);
   }
 
   graph::Graph& graph() { return model_.graph; }
@@ -210,6 +205,53 @@ class Trainer {
 
   void write_results(const std::string& dir) const;  // defined below (plots)
 
+  // The optimizer's per-parameter state as checkpoint tensors (train.momentum.G.I: SGD's buffer or
+  // Adam's first moment; train.second_moment.G.I: Adam's second moment) and metadata (the kind,
+  // Adam's step counts per group as a comma-separated list).
+  std::map<std::string, std::string> optimizer_state(std::map<std::string, Tensor>& tensors) const {
+    std::map<std::string, std::string> metadata{{"pdyolo.optimizer", optimizer_name(optimizer_.kind())}};
+    for (size_t g = 0; g < optimizer_.groups.size(); ++g) {
+      const ParamGroup& group = optimizer_.groups[g];
+      std::string steps;
+      for (size_t i = 0; i < group.params.size(); ++i) {
+        const std::string suffix = std::to_string(g) + "." + std::to_string(i);
+        if (group.momentum_buffers[i].defined()) tensors["train.momentum." + suffix] = group.momentum_buffers[i];
+        if (group.second_moments[i].defined()) tensors["train.second_moment." + suffix] = group.second_moments[i];
+        steps += (i ? "," : "") + std::to_string(group.steps[i]);
+      }
+      if (optimizer_.kind() != OptimizerKind::sgd) metadata["pdyolo.optimizer_steps." + std::to_string(g)] = steps;
+    }
+    return metadata;
+  }
+
+  void check_optimizer_kind(const io::SafetensorsContent& ck, const std::string& path) const {
+    auto kind = ck.metadata.find("pdyolo.optimizer");  // absent in checkpoints from before Adam: SGD
+    const std::string saved = kind == ck.metadata.end() ? "sgd" : kind->second;
+    PDYOLO_CHECK(saved == optimizer_name(optimizer_.kind()), path, ": the checkpoint was trained with ", saved, ", not ",
+                 optimizer_name(optimizer_.kind()), " — resume with the same optimizer flag");
+  }
+
+  void restore_optimizer_state(const io::SafetensorsContent& ck, const std::string& path) {
+    for (size_t g = 0; g < optimizer_.groups.size(); ++g) {
+      ParamGroup& group = optimizer_.groups[g];
+      for (size_t i = 0; i < group.params.size(); ++i) {
+        const std::string suffix = std::to_string(g) + "." + std::to_string(i);
+        if (auto it = ck.tensors.find("train.momentum." + suffix); it != ck.tensors.end())
+          group.momentum_buffers[i] = contiguous_copy(it->second);
+        if (auto it = ck.tensors.find("train.second_moment." + suffix); it != ck.tensors.end())
+          group.second_moments[i] = contiguous_copy(it->second);
+      }
+      if (auto it = ck.metadata.find("pdyolo.optimizer_steps." + std::to_string(g)); it != ck.metadata.end()) {
+        std::istringstream list(it->second);
+        std::string item;
+        for (size_t i = 0; std::getline(list, item, ','); ++i) {
+          PDYOLO_CHECK(i < group.steps.size(), path, ": pdyolo.optimizer_steps.", g, " lists more parameters than the group has");
+          group.steps[i] = std::stoll(item);
+        }
+      }
+    }
+  }
+
   models::YoloModel model_;
   const data::Dataset& train_;
   const data::Dataset* val_;
@@ -218,7 +260,7 @@ class Trainer {
   RecipeHyp recipe_;
   DetectHead head_;
   LossHyp loss_hyp_;
-  SGD sgd_;
+  Optimizer optimizer_;
   ModelEMA ema_;
   bool use_ota_ = true;
   int64_t start_epoch_ = 0, iteration_ = 0;
