@@ -4,12 +4,14 @@
 //   pdyolo detect --weights W --source IMG|DIR [--img-size 640] [--conf-thres 0.25] [--iou-thres 0.45] --out DIR
 //   pdyolo eval --weights W --data DATA [--split NAME] [--img-size 640] [--protocol coco|voc07|voc12] [--out DIR] [--json]
 //   pdyolo train --cfg FILE --data DATA [--hyp FILE] --epochs N --batch-size B --img-size S [--weights W] [--resume [CKPT]] …
+//   pdyolo bench --weights W | --cfg FILE [--img-size 640] [--batch-size 1] [--threads 2] [--runs 100] [--json] [--profile]
 //   pdyolo demo [--epochs N] [--seed S] [--threads T]   train a small conv net on a synthetic task
 //   pdyolo version
 #include <cstring>
 #include <iostream>
 #include <string>
 
+#include "cli_bench.hpp"
 #include "cli_eval.hpp"
 #include "cli_model.hpp"
 #include "cli_train.hpp"
@@ -31,7 +33,10 @@ int usage(std::ostream& os, int code) {
         "           [--protocol coco|voc07|voc12] [--batch-size 8] [--out DIR] [--json]\n"
         "  train    train a model (official flags): --cfg FILE --data DATA [--hyp FILE] [--epochs 300] [--batch-size 16]\n"
         "           [--img-size 640] [--weights W] [--resume [CKPT]] [--workers 2] [--seed 0] [--out runs/train] [--notest]\n"
-        "           [--split NAME] [--linear-lr] [--cache]\n"
+        "           [--split NAME] [--linear-lr] [--cache] [--adam | --adamw]\n"
+        "  bench    inference latency (P50/P95/P99), images/s and peak RSS; --profile: time per layer and op\n"
+        "           --weights W | --cfg FILE  [--img-size 640] [--batch-size 1] [--threads 2] [--runs 100] [--warmup 5]\n"
+        "           [--executor planned|graph] [--profile] [--json]\n"
         "  demo     train a small conv net on the built-in synthetic shapes task\n"
         "           --epochs N (6)  --seed S (0)  --threads T (all cores)\n"
         "  version  print the version and the kernels this CPU uses\n";
@@ -73,6 +78,7 @@ int main(int argc, char** argv) {
     if (command == "train") return pdyolo::cli::run_train(argc, argv);
     if (command == "detect") return pdyolo::cli::run_detect(argc, argv);
     if (command == "forward") return pdyolo::cli::run_forward(argc, argv);
+    if (command == "bench") return pdyolo::cli::run_bench(argc, argv);
     if (command == "version") {
       std::cout << "pdyolo " << PDYOLO_VERSION << "\nthreads: " << pdyolo::num_threads()
                 << "\ngemm micro-kernel: "

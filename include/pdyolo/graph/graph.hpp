@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "pdyolo/kernels/detect_decode.hpp"
 #include "pdyolo/pdyolo.hpp"
 
 namespace pdyolo::graph {
@@ -266,37 +267,36 @@ class Graph {
     }
   }
 
-  // Reshapes each level's map [N, na·no, H, W] to [N, na, H, W, no]; in eval mode also decodes
-  //   xy = (2σ(t_xy) − 0.5 + cell) · stride,  wh = (2σ(t_wh))² · anchor (pixels),  scores = σ(t).
+  // Reshapes each level's map [N, na·no, H, W] to [N, na, H, W, no]; in eval mode also decodes the
+  // boxes (kernels/detect_decode.hpp) into [N, Σ na·H·W, no].
   DetectOutput run_detect(const Node& node, const std::vector<Tensor>& in) const {
     const auto& d = node.get<DetectAttrs>();
     const int64_t no = d.outputs_per_anchor();
     DetectOutput out;
-    std::vector<Tensor> decoded;
-    const Tensor anchor_grid = node.tensor("anchor_grid").to(DType::f32);  // [nl, 1, na, 1, 1, 2]
+    int64_t rows = 0;
     for (size_t level = 0; level < in.size(); ++level) {
       const Tensor& x = in[level];
       const int64_t n = x.shape()[0], h = x.shape()[2], w = x.shape()[3];
       PDYOLO_CHECK(x.shape()[1] == d.na * no, "detect: level ", level, " has ", x.shape()[1], " channels, expected ",
                    d.na * no);
-      Tensor raw = x.reshape({n, d.na, no, h, w}).permute({0, 1, 3, 4, 2}).contiguous();
-      out.raw.push_back(raw);
-      if (training_) continue;
-      NoGradGuard no_grad;
-      const Tensor y = sigmoid(raw);
-      Tensor grid = Tensor::empty({1, 1, h, w, 2});
-      float* g = grid.data<float>();
-      for (int64_t r = 0; r < h; ++r)
-        for (int64_t c = 0; c < w; ++c) {
-          g[(r * w + c) * 2] = static_cast<float>(c);
-          g[(r * w + c) * 2 + 1] = static_cast<float>(r);
-        }
-      const Tensor anchors = anchor_grid.narrow(0, static_cast<int64_t>(level), 1).reshape({1, d.na, 1, 1, 2});
-      const Tensor xy = (y.narrow(4, 0, 2) * 2.0f - 0.5f + grid) * d.strides[level];
-      const Tensor wh = pow(y.narrow(4, 2, 2) * 2.0f, 2.0f) * anchors;
-      decoded.push_back(concat({xy, wh, y.narrow(4, 4, no - 4)}, 4).reshape({n, -1, no}));
+      out.raw.push_back(x.reshape({n, d.na, no, h, w}).permute({0, 1, 3, 4, 2}).contiguous());
+      rows += d.na * h * w;
     }
-    if (!training_) out.decoded = concat(decoded, 1);
+    if (training_) return out;
+    NoGradGuard no_grad;
+    const Tensor anchor_grid = contiguous_copy(node.tensor("anchor_grid").to(DType::f32));  // [nl, 1, na, 1, 1, 2] pixels
+    const int64_t n = in[0].shape()[0];
+    out.decoded = Tensor::empty({n, rows, no});
+    int64_t first_row = 0;
+    for (size_t level = 0; level < in.size(); ++level) {
+      const Tensor map = in[level].is_contiguous() ? in[level] : contiguous_copy(in[level]);
+      const int64_t h = map.shape()[2], w = map.shape()[3];
+      for (int64_t image = 0; image < n; ++image)
+        kernels::decode_yolo_level(map.data<float>() + image * d.na * no * h * w, d.na, no, h, w, d.strides[level],
+                                   anchor_grid.data<float>() + static_cast<int64_t>(level) * d.na * 2,
+                                   out.decoded.data<float>() + (image * rows + first_row) * no);
+      first_row += d.na * h * w;
+    }
     return out;
   }
 

@@ -1,5 +1,6 @@
 // Fast conv2d: im2col + packed SGEMM, per image and group. A 1×1 convolution with stride 1 and no
-// padding reads its input directly as the GEMM operand (no column buffer).
+// padding reads its input directly as the GEMM operand (no column buffer). The inference path
+// (conv2d_inference) packs weights once and packs input patches straight into the GEMM panels.
 //
 // Per image n and group g (Cg = in channels per group, OCg = out channels per group):
 //   col [Cg·KH·KW, OH·OW]        gathered input patches (zeros in the padding)
@@ -8,6 +9,7 @@
 //   dcol              = w_gᵀ · dy_g, then col2im adds dcol back into dx
 #pragma once
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "pdyolo/kernels/cpu/sgemm.hpp"
@@ -114,6 +116,76 @@ inline void conv2d_forward(const Conv2dGeometry& g, const float* x, const float*
         for (int64_t i = 0; i < N; ++i) out[i] += b;
       }
     });
+  }
+}
+
+// Packs the GEMM panel B[k0 .. k0+kc, col0 .. col0+cols] of one image and group straight from the
+// input x_g [Cg, H, W] (row k = (c, kh, kw) of the patch, column j = (oh, ow)): the implicit im2col
+// the inference path uses, so no column buffer is written and read back.
+inline void pack_conv_panel(const Conv2dGeometry& g, const float* x_g, int64_t k0, int64_t kc, int64_t col0, int64_t cols,
+                            int64_t nr, float* out) {
+  const int64_t stride = g.stride_w;
+  for (int64_t k = 0; k < kc; ++k) {
+    const int64_t r = k0 + k;
+    const int64_t kw = r % g.kernel_w, kh = (r / g.kernel_w) % g.kernel_h, c = r / (g.kernel_w * g.kernel_h);
+    const float* in = x_g + c * g.in_h * g.in_w;
+    const ValidColumns v = valid_columns(g, kw);
+    const int64_t offset = g.in_col(0, kw);
+    float* dst = out + k * nr;
+    int64_t oh = col0 / g.out_w, ow = col0 % g.out_w;
+    for (int64_t j = 0; j < cols; oh += 1, ow = 0) {
+      const int64_t end = std::min(g.out_w, ow + cols - j);  // this output row's columns in the panel
+      const int64_t ih = g.in_row(oh, kh);
+      if (ih < 0 || ih >= g.in_h) {
+        std::fill(dst + j, dst + j + (end - ow), 0.0f);
+      } else {
+        const float* src = in + ih * g.in_w + offset;
+        const int64_t a = std::clamp(v.lo, ow, end), b = std::clamp(v.hi, a, end);
+        std::fill(dst + j, dst + j + (a - ow), 0.0f);
+        if (stride == 1) std::memcpy(dst + j + (a - ow), src + a, static_cast<size_t>(b - a) * sizeof(float));
+        else
+          for (int64_t o = a; o < b; ++o) dst[j + o - ow] = src[o * stride];
+        std::fill(dst + j + (b - ow), dst + j + (end - ow), 0.0f);
+      }
+      j += end - ow;
+    }
+    std::fill(dst + cols, dst + nr, 0.0f);
+  }
+}
+
+// Convolution weights packed once for the GEMM micro-kernel, one PackedA per group.
+struct PackedConvWeights {
+  std::vector<PackedA> groups;
+};
+
+// w [OC, Cg, KH, KW] → packed per group (for the ISA selected now).
+inline PackedConvWeights pack_conv_weights(const Conv2dGeometry& g, const float* w) {
+  PackedConvWeights packed;
+  packed.groups.resize(static_cast<size_t>(g.groups));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    pack_a(MatrixView{w + conv_group_offsets(g, 0, grp).w, g.patch_size(), 1}, g.out_per_group(), g.patch_size(),
+           packed.groups[static_cast<size_t>(grp)]);
+  return packed;
+}
+
+// Inference convolution of one image with pre-packed weights and the bias and activation applied
+// as each output tile is finished: y [OC, OH·OW] = act(w ⊛ x + bias), x [C, H, W].
+inline void conv2d_inference(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
+                             ActivationFn act, float* y) {
+  const bool pointwise = conv_is_pointwise(g);
+  const int64_t N = g.out_plane();
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    const ConvGroupOffsets o = conv_group_offsets(g, 0, grp);
+    const float* x_g = x + o.x;
+    const GemmEpilogue epilogue{bias ? bias + grp * g.out_per_group() : nullptr, act};
+    const MatrixView image{x_g, N, 1};  // a 1×1 convolution reads its input as B directly
+    sgemm_packed(
+        w.groups[static_cast<size_t>(grp)], N,
+        [&](int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out) {
+          if (pointwise) detail::pack_b_panel(image, k0, kc, col0, cols, nr, out);
+          else pack_conv_panel(g, x_g, k0, kc, col0, cols, nr, out);
+        },
+        y + o.y, N, false, epilogue);
   }
 }
 

@@ -1,6 +1,11 @@
 // Parallel max-pooling and upsampling: the reference kernels run on disjoint ranges of planes
 // (N·C), which is where these memory-bound ops get their speed on several cores.
 #pragma once
+#include <algorithm>
+#include <limits>
+#include <utility>
+#include <vector>
+
 #include "pdyolo/core/parallel.hpp"
 #include "pdyolo/kernels/ref/pool.hpp"
 
@@ -19,6 +24,49 @@ inline void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y
     Pool2dGeometry part = g;
     part.planes = count;
     ref::max_pool2d_forward(part, x + first * in_plane, y + first * out_plane, argmax + first * out_plane);
+  });
+}
+
+// Output positions o in [lo, hi) whose input index o·stride − pad + tap lies in [0, size).
+inline std::pair<int64_t, int64_t> pool_valid_range(int64_t size, int64_t out_size, int64_t stride, int64_t pad, int64_t tap) {
+  const int64_t offset = tap - pad;  // input index = o · stride + offset
+  const int64_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  const int64_t hi = size - offset <= 0 ? 0 : (size - offset - 1) / stride + 1;
+  return {std::min(lo, out_size), std::max(std::min(lo, out_size), std::min(hi, out_size))};
+}
+
+// Max-pooling without argmax (inference), as two separable passes per plane: the maximum over each
+// window's columns for every input row, then over each window's rows. k_h + k_w comparisons per
+// output instead of k_h · k_w, and both passes run along contiguous rows (vectorised). Same values
+// as the reference.
+inline void max_pool2d_inference(const Pool2dGeometry& g, const float* x, float* y) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+  constexpr float kLowest = -std::numeric_limits<float>::infinity();
+  for_plane_ranges(g.planes, in_plane, [&](int64_t first, int64_t count) {
+    std::vector<float> row_max(static_cast<size_t>(g.in_h * g.out_w));  // [in_h, out_w]
+    for (int64_t p = first; p < first + count; ++p) {
+      const float* in = x + p * in_plane;
+      float* out = y + p * out_plane;
+      std::fill(row_max.begin(), row_max.end(), kLowest);
+      for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
+        const auto [lo, hi] = pool_valid_range(g.in_w, g.out_w, g.stride_w, g.pad_w, kw);
+        const int64_t offset = kw - g.pad_w, stride = g.stride_w;
+        for (int64_t ih = 0; ih < g.in_h; ++ih) {
+          float* h = row_max.data() + ih * g.out_w;
+          const float* src = in + ih * g.in_w + offset;
+          for (int64_t ow = lo; ow < hi; ++ow) h[ow] = std::max(h[ow], src[ow * stride]);
+        }
+      }
+      std::fill(out, out + out_plane, kLowest);
+      for (int64_t kh = 0; kh < g.kernel_h; ++kh) {
+        const auto [lo, hi] = pool_valid_range(g.in_h, g.out_h, g.stride_h, g.pad_h, kh);
+        for (int64_t oh = lo; oh < hi; ++oh) {
+          const float* h = row_max.data() + (oh * g.stride_h + kh - g.pad_h) * g.out_w;
+          float* o = out + oh * g.out_w;
+          for (int64_t ow = 0; ow < g.out_w; ++ow) o[ow] = std::max(o[ow], h[ow]);
+        }
+      }
+    }
   });
 }
 

@@ -5,7 +5,7 @@
 //     for each block of kMcRows rows of A                 (packed once per call; stays in L2)
 //       for each NR panel of B                            (stays in L1)
 //         for each MR strip of the A block
-//           micro-kernel: one MR×NR tile of C
+//           micro-kernel: one MR×NR tile of C, then (last K block) the epilogue: bias, activation
 //
 // Work is split into (row range × column chunk) tasks handed to threads; each C element is
 // computed by exactly one task in a fixed order, so results do not depend on thread timing.
@@ -14,10 +14,12 @@
 #pragma once
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "pdyolo/core/error.hpp"
 #include "pdyolo/core/parallel.hpp"
+#include "pdyolo/kernels/activation.hpp"
 #include "pdyolo/kernels/ref/gemm.hpp"
 #include "pdyolo/kernels/neon/sgemm_ukernels.hpp"
 #include "pdyolo/kernels/x86/sgemm_ukernels.hpp"
@@ -98,6 +100,29 @@ constexpr int64_t kMcRows = 192;         // rows of A revisited per B panel: kMc
 constexpr int64_t kMaxChunkCols = 1024;  // column chunk per task: its packed B stays in L2
 constexpr int64_t kTasksPerThread = 4;   // enough tasks for dynamic scheduling to balance uneven ones
 
+// A packed for the micro-kernel: per K block of kKc rows, strips of MR rows, k-major, zero-padded
+// to whole strips. Convolution weights are packed once at load and reused by every call.
+struct PackedA {
+  GemmIsa isa = GemmIsa::generic;  // the micro-kernel it was packed for (its MR)
+  int64_t M = 0, K = 0, mr = 1;
+  std::vector<float> data;
+
+  int64_t strips() const { return (M + mr - 1) / mr; }
+  // The strip of rows [s·MR, s·MR + MR) for the K block starting at k0 (kc rows long).
+  const float* strip(int64_t s, int64_t k0, int64_t kc) const { return data.data() + strips() * mr * k0 + s * mr * kc; }
+};
+
+// Writes the B panel of rows [k0, k0 + kc) and columns [col0, col0 + cols) (cols ≤ nr) as kc rows of
+// nr floats, zero-padded to nr. A plain matrix or a convolution's input (implicit im2col) packs itself.
+using PackB = std::function<void(int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out)>;
+
+// What is applied to each finished tile of C: a bias per row, then an activation.
+struct GemmEpilogue {
+  const float* bias = nullptr;  // [M] or null
+  ActivationFn act;
+  bool active() const { return bias != nullptr || act.kind != Activation::identity; }
+};
+
 namespace detail {
 
 // A[rows, K block] → strips of MR rows, k-major, zero-padded to a whole strip.
@@ -122,39 +147,56 @@ inline void pack_b_panel(const MatrixView& B, int64_t k0, int64_t kc, int64_t co
 }
 
 // Packing buffers are reused across calls (per thread), so steady-state GEMMs allocate nothing.
-inline std::vector<float>& thread_pack_buffer_a() {
-  thread_local std::vector<float> buffer;
-  return buffer;
+inline PackedA& thread_packed_a() {
+  thread_local PackedA packed;
+  return packed;
 }
 inline std::vector<float>& thread_pack_buffer_b() {
   thread_local std::vector<float> buffer;
   return buffer;
 }
 
+// C tile [rows, cols] (row stride ldc) ← act(C + bias[row]).
+inline void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t cols, float* c, int64_t ldc) {
+  with_activation(ep.act, [&](auto f, auto) {
+    for (int64_t i = 0; i < rows; ++i) {
+      const float b = ep.bias ? ep.bias[row0 + i] : 0.0f;
+      float* row = c + i * ldc;
+      for (int64_t j = 0; j < cols; ++j) row[j] = f(row[j] + b);
+    }
+  });
+}
+
 }  // namespace detail
 
-inline void sgemm(int64_t M, int64_t N, int64_t K, MatrixView A, MatrixView B, float* C, int64_t ldc,
-                  bool accumulate) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
-    return;
-  }
-  const GemmMicroKernel uk = gemm_micro_kernel(gemm_isa());
-  const int64_t mr = uk.mr, nr = uk.nr;
-  const int64_t strips = (M + mr - 1) / mr;
-  const int64_t k_blocks = (K + kKc - 1) / kKc;
-
-  // Pack all of A once: block p holds `strips` strips of [kc][mr] (A is the small operand here).
-  std::vector<float>& packed_a = detail::thread_pack_buffer_a();
-  if (packed_a.size() < static_cast<size_t>(strips * mr * K)) packed_a.resize(static_cast<size_t>(strips * mr * K));
+// Packs A [M, K] for the micro-kernel of the selected ISA (in parallel over strips and K blocks).
+inline void pack_a(const MatrixView& A, int64_t M, int64_t K, PackedA& out) {
+  out.isa = gemm_isa();
+  out.mr = gemm_micro_kernel(out.isa).mr;
+  out.M = M, out.K = K;
+  const int64_t strips = out.strips(), k_blocks = (K + kKc - 1) / kKc;
+  if (out.data.size() < static_cast<size_t>(strips * out.mr * K)) out.data.resize(static_cast<size_t>(strips * out.mr * K));
   parallel_tasks(strips * k_blocks, [&](int64_t task) {
     const int64_t p = task / strips, s = task % strips;
     const int64_t k0 = p * kKc, kc = std::min(kKc, K - k0);
-    detail::pack_a_strip(A, s * mr, std::min(mr, M - s * mr), k0, kc, mr,
-                         packed_a.data() + strips * mr * k0 + s * mr * kc);
+    detail::pack_a_strip(A, s * out.mr, std::min(out.mr, M - s * out.mr), k0, kc, out.mr,
+                         out.data.data() + strips * out.mr * k0 + s * out.mr * kc);
   });
+}
+
+// C[M, N] (+)= A · B with A already packed (for the selected ISA) and B packed panel by panel as
+// the tasks need it; the epilogue runs on each tile of C once its last K block is done.
+inline void sgemm_packed(const PackedA& A, int64_t N, const PackB& pack_b, float* C, int64_t ldc, bool accumulate,
+                         const GemmEpilogue& epilogue = {}) {
+  const int64_t M = A.M, K = A.K;
+  if (M <= 0 || N <= 0) return;
+  PDYOLO_CHECK(A.isa == gemm_isa(), "sgemm_packed: A was packed for ", gemm_micro_kernel(A.isa).name, ", not the selected ",
+               gemm_micro_kernel(gemm_isa()).name);
+  const GemmMicroKernel uk = gemm_micro_kernel(A.isa);
+  const int64_t mr = uk.mr, nr = uk.nr;
+  const int64_t strips = A.strips();
+  const int64_t k_blocks = (K + kKc - 1) / kKc;
+  const bool with_epilogue = epilogue.active();
 
   // Tasks: column chunks of whole panels, split by rows too when there are too few chunks to
   // balance (each row split repacks its B chunk, so splits keep at least 64 rows).
@@ -179,32 +221,48 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, MatrixView A, MatrixView B, f
 
     for (int64_t p = 0; p < k_blocks; ++p) {
       const int64_t k0 = p * kKc, kc = std::min(kKc, K - k0);
-      const bool acc = accumulate || p > 0;
+      const bool acc = accumulate || p > 0, last_block = p + 1 == k_blocks;
       for (int64_t q = 0; q < chunk_panels; ++q)
-        detail::pack_b_panel(B, k0, kc, col0 + q * nr, std::min(nr, cols - q * nr), nr,
-                             packed_b.data() + q * kc * nr);
+        pack_b(k0, kc, col0 + q * nr, std::min(nr, cols - q * nr), nr, packed_b.data() + q * kc * nr);
       for (int64_t block = strip0; block < strip1; block += strips_per_block) {
         const int64_t block_end = std::min(strip1, block + strips_per_block);
         for (int64_t q = 0; q < chunk_panels; ++q) {
           const float* b_panel = packed_b.data() + q * kc * nr;
           const int64_t j0 = col0 + q * nr, ncols = std::min(nr, N - j0);
           for (int64_t s = block; s < block_end; ++s) {
-            const float* a_strip = packed_a.data() + strips * mr * k0 + s * mr * kc;
+            const float* a_strip = A.strip(s, k0, kc);
             const int64_t i0 = s * mr, nrows = std::min(mr, M - i0);
             float* c = C + i0 * ldc + j0;
             if (nrows == mr && ncols == nr) {
               uk.fn(kc, a_strip, b_panel, c, ldc, acc);
-              continue;
+            } else {
+              uk.fn(kc, a_strip, b_panel, tile, nr, false);
+              for (int64_t i = 0; i < nrows; ++i)
+                for (int64_t j = 0; j < ncols; ++j)
+                  c[i * ldc + j] = (acc ? c[i * ldc + j] : 0.0f) + tile[i * nr + j];
             }
-            uk.fn(kc, a_strip, b_panel, tile, nr, false);
-            for (int64_t i = 0; i < nrows; ++i)
-              for (int64_t j = 0; j < ncols; ++j)
-                c[i * ldc + j] = (acc ? c[i * ldc + j] : 0.0f) + tile[i * nr + j];
+            if (with_epilogue && last_block) detail::apply_epilogue(epilogue, i0, nrows, ncols, c, ldc);
           }
         }
       }
     }
   });
+}
+
+// C[M, N] (+)= A[M, K] · B[K, N] for plain strided matrices.
+inline void sgemm(int64_t M, int64_t N, int64_t K, MatrixView A, MatrixView B, float* C, int64_t ldc,
+                  bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+    return;
+  }
+  PackedA& packed = detail::thread_packed_a();  // A is the small operand here: packed whole, each call
+  pack_a(A, M, K, packed);
+  sgemm_packed(packed, N, [&B](int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out) {
+    detail::pack_b_panel(B, k0, kc, col0, cols, nr, out);
+  }, C, ldc, accumulate);
 }
 
 }  // namespace pdyolo::kernels::cpu

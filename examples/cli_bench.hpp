@@ -1,0 +1,108 @@
+// `pdyolo bench`: inference latency of a model on this machine — P50/P95/P99, images/s, peak RSS,
+// and with --profile where the time goes, per layer and per op.
+#pragma once
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+#include "cli_args.hpp"
+#include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/infer/engine.hpp"
+#include "pdyolo/models/weights.hpp"
+
+namespace pdyolo::cli {
+
+// Peak resident set size of this process, in MB (10⁶ bytes, as ort_bench.js reports RSS).
+inline double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) * 1024.0 / 1e6;  // Linux reports kilobytes
+}
+
+// The p-quantile of sorted samples, taken as ort_bench.js takes it (element ⌊p·n⌋).
+inline double quantile(const std::vector<double>& sorted, double p) {
+  return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * static_cast<double>(sorted.size())))];
+}
+
+inline void print_profile(const std::vector<infer::StepProfile>& steps, int runs, double total_ms) {
+  std::map<std::string, std::pair<double, double>> by_op;  // op → (ms, GFLOP)
+  for (const auto& s : steps) by_op[s.op].first += s.seconds * 1e3 / runs, by_op[s.op].second += s.gflop;
+  std::printf("\ntime per op (ms per run, share, GFLOP/s):\n");
+  for (const auto& [op, v] : by_op)
+    std::printf("  %-10s %8.2f  %5.1f%%  %s\n", op.c_str(), v.first, 100.0 * v.first / total_ms,
+                v.second > 0 ? std::to_string(static_cast<int>(v.second / (v.first / 1e3))).c_str() : "");
+  std::vector<infer::StepProfile> sorted = steps;
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
+  std::printf("\nslowest steps (ms per run, share, GFLOP, GFLOP/s):\n");
+  for (size_t i = 0; i < std::min<size_t>(15, sorted.size()); ++i) {
+    const double ms = sorted[i].seconds * 1e3 / runs;
+    std::printf("  %-20s %-9s %7.2f  %5.1f%%  %6.3f  %6.0f\n", sorted[i].name.c_str(), sorted[i].op.c_str(), ms, 100.0 * ms / total_ms,
+                sorted[i].gflop, sorted[i].gflop > 0 ? sorted[i].gflop / (ms / 1e3) : 0.0);
+  }
+}
+
+// pdyolo bench --weights W | --cfg FILE [--img-size 640] [--batch-size 1] [--threads 2] [--runs 100] [--warmup 5]
+//              [--executor planned|graph] [--profile] [--json]
+inline int run_bench(int argc, char** argv) {
+  const Args args(argc, argv, 2, {"--weights", "--cfg", "--nc", "--img-size", "--batch-size", "--threads", "--runs", "--warmup", "--executor"},
+                  {"--json", "--profile"});
+  const int64_t size = args.integer("--img-size", 640), batch = args.integer("--batch-size", 1);
+  const int runs = static_cast<int>(args.integer("--runs", 100)), warmup = static_cast<int>(args.integer("--warmup", 5));
+  const std::string executor = args.str("--executor", "planned");
+  PDYOLO_CHECK(size > 0 && size % 32 == 0, "--img-size must be a positive multiple of 32, got ", size);
+  PDYOLO_CHECK(batch > 0 && runs > 0 && warmup >= 0, "--batch-size and --runs must be positive, --warmup not negative");
+  PDYOLO_CHECK(executor == "planned" || executor == "graph", "--executor must be planned or graph, got '", executor, "'");
+  set_num_threads(static_cast<int>(args.integer("--threads", 2)));
+  models::YoloModel model;
+  std::string source;
+  if (args.has("--weights")) {
+    models::LoadOptions lo;
+    if (args.has("--cfg")) lo.cfg = args.str("--cfg");
+    if (args.has("--nc")) lo.nc = args.integer("--nc", 80);
+    source = args.str("--weights");
+    model = models::load_model(source, lo);
+  } else {
+    source = args.required("--cfg") + " (random weights)";
+    std::optional<int64_t> nc;
+    if (args.has("--nc")) nc = args.integer("--nc", 80);
+    model = models::build_yolo(models::load_model_config(args.str("--cfg"), nc));
+  }
+  graph::fuse(model.graph);
+  model.graph.eval();
+  NoGradGuard no_grad;
+  Generator gen(0);
+  const Tensor images = Tensor::uniform({batch, model.config.in_channels, size, size}, 0.0f, 1.0f, gen);
+  infer::Engine engine(model.graph);
+  auto run_once = [&] {
+    if (executor == "planned") engine.run(images);
+    else model.graph.forward(images);
+  };
+  for (int i = 0; i < warmup; ++i) run_once();
+  engine.set_profiling(args.has("--profile"));
+  std::vector<double> ms;
+  for (int i = 0; i < runs; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    run_once();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  double mean = 0;
+  for (double t : ms) mean += t / runs;
+  std::sort(ms.begin(), ms.end());
+  const double p50 = quantile(ms, 0.5), p95 = quantile(ms, 0.95), p99 = quantile(ms, 0.99), fps = 1e3 * batch / mean;
+  std::printf("%s: %lldx%lld batch %lld, %d threads, %s executor, %d runs after %d warm-up\n", source.c_str(),
+              static_cast<long long>(size), static_cast<long long>(size), static_cast<long long>(batch), num_threads(), executor.c_str(),
+              runs, warmup);
+  std::printf("latency ms: P50 %.2f  P95 %.2f  P99 %.2f  mean %.2f   %.1f images/s   %.0f GFLOP/s   peak RSS %.0f MB\n", p50, p95, p99,
+              mean, fps, model.graph.conv_flops(size) * batch / (mean / 1e3) / 1e9, peak_rss_mb());
+  if (executor == "planned")
+    std::printf("activation arena %.1f MB (%.1f MB without buffer sharing)\n", engine.arena_bytes() / 1e6, engine.unplanned_bytes() / 1e6);
+  if (args.has("--profile") && executor == "planned") print_profile(engine.profile(), runs, mean);
+  if (args.has("--json"))
+    std::printf("{\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"fps\":%.2f,\"peak_rss_mb\":%.1f}\n", p50, p95, p99, fps, peak_rss_mb());
+  return 0;
+}
+
+}  // namespace pdyolo::cli

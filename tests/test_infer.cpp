@@ -1,0 +1,161 @@
+// The inference path: the implicit-im2col convolution with pre-packed weights and a fused
+// epilogue against the reference kernel (every GEMM micro-kernel this CPU has), and the planned
+// executor against the graph's own forward pass on yolov7-tiny and yolov7, plus the fixture.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/infer/engine.hpp"
+#include "pdyolo/models/weights.hpp"
+#include "test_util.hpp"
+
+using namespace pdyolo;
+namespace kc = pdyolo::kernels::cpu;
+
+namespace {
+
+std::vector<kc::GemmIsa> available_isas() {
+  std::vector<kc::GemmIsa> isas;
+  for (kc::GemmIsa isa : {kc::GemmIsa::generic, kc::GemmIsa::avx2, kc::GemmIsa::avx512, kc::GemmIsa::neon})
+    if (kc::gemm_isa_available(isa)) isas.push_back(isa);
+  return isas;
+}
+
+// Restores the default micro-kernel when a test that switched it ends.
+struct IsaScope {
+  kc::GemmIsa saved = kc::gemm_isa();
+  ~IsaScope() { kc::set_gemm_isa(saved); }
+};
+
+std::vector<float> random_vector(int64_t n, Generator& gen) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = gen.uniform(-1.0f, 1.0f);
+  return v;
+}
+
+// The decoded boxes of both paths: coordinates within 1e-4 of the largest, scores within 1e-4.
+void check_same_detections(const Tensor& ours, const Tensor& expected) {
+  REQUIRE(ours.shape() == expected.shape());
+  const int64_t no = expected.shape()[2];
+  CHECK(test::max_rel_diff(ours.narrow(2, 0, 4), expected.narrow(2, 0, 4)) < 1e-4);
+  CHECK(test::max_rel_diff(ours.narrow(2, 4, no - 4), expected.narrow(2, 4, no - 4)) < 1e-4);
+}
+
+models::YoloModel fused_model(const std::string& cfg, int64_t nc, uint64_t seed) {
+  models::YoloModel m =
+      models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/" + cfg, nc), {false, seed});
+  graph::fuse(m.graph);
+  m.graph.eval();
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d_inference (pre-packed weights, implicit im2col, bias + activation epilogue) matches the reference") {
+  struct Case {
+    const char* name;
+    kernels::Conv2dGeometry g;
+    Activation act;
+  };
+  // batch, C, H, W, OC, KH, KW, OH, OW, stride h/w, pad h/w, dilation h/w, groups
+  const std::vector<Case> cases = {
+      {"3x3 s1 p1", {1, 5, 9, 11, 37, 3, 3, 9, 11, 1, 1, 1, 1, 1, 1, 1}, Activation::leaky_relu},
+      {"3x3 s2 p1", {1, 4, 13, 10, 20, 3, 3, 7, 5, 2, 2, 1, 1, 1, 1, 1}, Activation::silu},
+      {"1x1", {1, 40, 6, 7, 9, 1, 1, 6, 7, 1, 1, 0, 0, 1, 1, 1}, Activation::identity},
+      {"1x1 s2", {1, 6, 8, 8, 10, 1, 1, 4, 4, 2, 2, 0, 0, 1, 1, 1}, Activation::relu},
+      {"5x5 groups 2 dilation 2", {1, 6, 12, 12, 8, 5, 5, 8, 8, 1, 1, 2, 2, 2, 2, 2}, Activation::silu},
+      {"3x3 deep (several K blocks)", {1, 64, 6, 6, 19, 3, 3, 6, 6, 1, 1, 1, 1, 1, 1, 1}, Activation::leaky_relu},
+      {"3x3 wide rows (panels span rows)", {1, 3, 4, 45, 8, 3, 3, 4, 45, 1, 1, 1, 1, 1, 1, 1}, Activation::identity},
+  };
+  IsaScope restore;
+  Generator gen(3);
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    const kernels::Conv2dGeometry& g = c.g;
+    const std::vector<float> x = random_vector(g.in_channels * g.in_h * g.in_w, gen),
+                             w = random_vector(g.out_channels * g.patch_size(), gen), bias = random_vector(g.out_channels, gen);
+    std::vector<float> expected(static_cast<size_t>(g.out_channels * g.out_plane()));
+    kernels::ref::conv2d_forward(g, x.data(), w.data(), bias.data(), expected.data());
+    kernels::with_activation({c.act, 0.1f}, [&](auto f, auto) {
+      for (float& v : expected) v = f(v);
+    });
+    for (kc::GemmIsa isa : available_isas()) {
+      CAPTURE(kc::gemm_micro_kernel(isa).name);
+      kc::set_gemm_isa(isa);
+      const kc::PackedConvWeights packed = kc::pack_conv_weights(g, w.data());
+      std::vector<float> y(expected.size(), -7.0f);
+      kc::conv2d_inference(g, packed, x.data(), bias.data(), {c.act, 0.1f}, y.data());
+      double worst = 0;
+      for (size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::fabs(double(y[i]) - expected[i]) / std::max(1.0, std::fabs(double(expected[i]))));
+      CHECK(worst < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("the planned executor gives the graph's detections on yolov7-tiny, reusing its buffers") {
+  models::YoloModel m = fused_model("training/yolov7-tiny.yaml", 3, 11);
+  Generator gen(5);
+  const Tensor images = Tensor::uniform({2, 3, 96, 64}, 0.0f, 1.0f, gen);
+  NoGradGuard no_grad;
+  const Tensor expected = m.graph.forward(images).decoded;
+  infer::Engine engine(m.graph);
+  const Tensor first = engine.run(images);
+  check_same_detections(first, expected);
+  // Buffers whose lifetimes do not overlap share memory; the values would need much more.
+  CHECK(engine.arena_bytes() > 0);
+  CHECK(engine.arena_bytes() < engine.unplanned_bytes() / 2);
+  MESSAGE("arena ", engine.arena_bytes(), " bytes vs ", engine.unplanned_bytes(), " unplanned");
+  // A second run on the same plan gives the same result; another shape and batch replans.
+  CHECK(engine.run(images).to_vector() == first.to_vector());
+  const Tensor one = images.narrow(0, 1, 1);
+  check_same_detections(engine.run(one), m.graph.forward(one).decoded);
+}
+
+TEST_CASE("the planned executor gives the graph's detections on yolov7 (SiLU, RepConv and implicit layers fused)") {
+  models::YoloModel m = fused_model("training/yolov7.yaml", 2, 4);
+  Generator gen(6);
+  const Tensor images = Tensor::uniform({1, 3, 64, 64}, 0.0f, 1.0f, gen);
+  NoGradGuard no_grad;
+  check_same_detections(infer::Engine(m.graph).run(images), m.graph.forward(images).decoded);
+}
+
+TEST_CASE("the planned executor reproduces the reference's decoded boxes for the fixture checkpoint") {
+  const std::string shared = test::shared_dir();
+  if (shared.empty()) {
+    MESSAGE("SKIPPED: ../shared is absent (the fixture checkpoint and its reference outputs live there)");
+    return;
+  }
+  const std::string dir = shared + "/fixtures/yolov7-tiny-coco128/";
+  models::YoloModel m = models::load_model(dir + "yolov7-tiny-coco128.pt");
+  graph::fuse(m.graph);
+  m.graph.eval();
+  const Tensor decoded = infer::Engine(m.graph).run(io::load_npy(dir + "input_320.npy").to(DType::f32));
+  check_same_detections(decoded, io::load_npy(dir + "decoded_320.npy"));
+}
+
+TEST_CASE("the executor refuses a graph that is not fused, naming the node") {
+  const models::YoloModel m =
+      models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 3));
+  const std::string err = test::error_of([&] { infer::Engine engine(m.graph); });
+  CHECK(err.find("'model.0.bn' (batch_norm) is not fused; run graph::fuse") != std::string::npos);
+  models::YoloModel fused = fused_model("training/yolov7-tiny.yaml", 3, 1);
+  infer::Engine engine(fused.graph);
+  CHECK(test::error_of([&] { engine.run(Tensor::zeros({1, 4, 64, 64})); }).find("the model takes 3 channels") != std::string::npos);
+}
+
+TEST_CASE("separable inference max-pooling equals the reference (SPP windows, strided, padded)") {
+  Generator gen(8);
+  // planes, in h/w, out h/w, kernel h/w, stride h/w, pad h/w
+  for (const kernels::Pool2dGeometry& g : {kernels::Pool2dGeometry{3, 20, 17, 20, 17, 13, 13, 1, 1, 6, 6},
+                                           kernels::Pool2dGeometry{2, 9, 8, 5, 4, 3, 3, 2, 2, 1, 1},
+                                           kernels::Pool2dGeometry{4, 10, 10, 5, 5, 2, 2, 2, 2, 0, 0},
+                                           kernels::Pool2dGeometry{1, 7, 7, 7, 7, 5, 5, 1, 1, 2, 2}}) {
+    CAPTURE(g.kernel_h);
+    const std::vector<float> x = random_vector(g.planes * g.in_h * g.in_w, gen);
+    std::vector<float> expected(static_cast<size_t>(g.planes * g.out_h * g.out_w)), y(expected.size());
+    std::vector<int64_t> argmax(expected.size());
+    kernels::ref::max_pool2d_forward(g, x.data(), expected.data(), argmax.data());
+    kc::max_pool2d_inference(g, x.data(), y.data());
+    CHECK(y == expected);
+  }
+}
