@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """PyTorch CPU side of bench_train_step: the same network built from the same YOLOv7 config (Conv =
-conv + BN + activation, Concat, MP, SP, nn.Upsample, IDetect's 1x1 convs), one random batch,
+conv + BN + activation, Concat, MP, SP, SPPCSPC, RepConv, nn.Upsample, IDetect's 1x1 convs), one random batch,
 forward + backward + SGD step with the same synthetic loss (the mean square of each raw output),
 median step time in images/s. Reference tooling only (Debian python3-torch, python3-yaml);
 pdyolo never imports it.
@@ -14,14 +14,30 @@ import yaml
 
 
 class Conv(nn.Module):
-    def __init__(self, c1, c2, k=1, s=1, p=None, act=None):
+    """conv + BN + activation; fused (deploy form, as after BN folding): conv with bias + activation."""
+    def __init__(self, c1, c2, k=1, s=1, p=None, act=None, fused=False):
         super().__init__()
-        self.conv = nn.Conv2d(c1, c2, k, s, k // 2 if p is None else p, bias=False)
-        self.bn = nn.BatchNorm2d(c2, eps=1e-3, momentum=0.03)
+        self.conv = nn.Conv2d(c1, c2, k, s, k // 2 if p is None else p, bias=fused)
+        self.bn = nn.Identity() if fused else nn.BatchNorm2d(c2, eps=1e-3, momentum=0.03)
         self.act = act if act is not None else nn.SiLU()
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
+
+
+class SPPCSPC(nn.Module):
+    """YOLOv7's spatial pyramid pooling block (c_ = c2): pools 5, 9, 13 on one branch, a 1x1 on the other."""
+    def __init__(self, c1, c2, fused=False):
+        super().__init__()
+        conv = lambda a, b, k=1: Conv(a, b, k, fused=fused)
+        self.cv1, self.cv2, self.cv3, self.cv4 = conv(c1, c2), conv(c1, c2), conv(c2, c2, 3), conv(c2, c2)
+        self.m = nn.ModuleList(nn.MaxPool2d(k, 1, k // 2) for k in (5, 9, 13))
+        self.cv5, self.cv6, self.cv7 = conv(4 * c2, c2), conv(c2, c2, 3), conv(2 * c2, c2)
+
+    def forward(self, x):
+        x1 = self.cv4(self.cv3(self.cv1(x)))
+        y1 = self.cv6(self.cv5(torch.cat([x1] + [m(x1) for m in self.m], 1)))
+        return self.cv7(torch.cat((y1, self.cv2(x)), 1))
 
 
 def activation(text):
@@ -30,7 +46,8 @@ def activation(text):
     return eval(text, {'nn': nn})  # e.g. "nn.LeakyReLU(0.1)" from the config
 
 
-def build(cfg):
+def build(cfg, fused=False):
+    """Modules per config row. RepConv is built in its deploy form (one k x k conv), as after fusion."""
     layers, channels = [], [3]
     rows = cfg['backbone'] + cfg['head']
     for f, _, module, args in rows:
@@ -39,7 +56,11 @@ def build(cfg):
         if module == 'Conv':
             c2, k, s = args[0], args[1] if len(args) > 1 else 1, args[2] if len(args) > 2 else 1
             act = activation(args[5]) if len(args) > 5 else nn.SiLU()
-            m, c = Conv(c_in[0], c2, k, s, None, act), c2
+            m, c = Conv(c_in[0], c2, k, s, None, act, fused), c2
+        elif module == 'RepConv':
+            m, c = Conv(c_in[0], args[0], args[1], args[2], None, None, fused), args[0]
+        elif module == 'SPPCSPC':
+            m, c = SPPCSPC(c_in[0], args[0], fused), args[0]
         elif module == 'Concat':
             m, c = None, sum(c_in)
         elif module == 'MP':
@@ -59,9 +80,9 @@ def build(cfg):
 
 
 class Net(nn.Module):
-    def __init__(self, cfg):
+    def __init__(self, cfg, fused=False):
         super().__init__()
-        self.layers = build(cfg)
+        self.layers = build(cfg, fused)
         self.mods = nn.ModuleList(m for _, _, m in self.layers if m is not None)
 
     def forward(self, x):

@@ -5,6 +5,7 @@
 //   objectness, class scores = s
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "pdyolo/core/parallel.hpp"
 #include "pdyolo/kernels/activation.hpp"
@@ -17,12 +18,15 @@ inline void decode_yolo_level(const float* map, int64_t na, int64_t no, int64_t 
                               const float* anchors, float* out) {
   const int64_t plane = h * w;
   parallel_for(0, na * h, 8, [&](int64_t lo, int64_t hi) {
+    std::vector<float> scores(static_cast<size_t>(no * w));  // σ of one row [no, w], computed along contiguous rows
     for (int64_t ar = lo; ar < hi; ++ar) {
       const int64_t a = ar / h, row = ar % h;
       const float* in = map + a * no * plane + row * w;  // channel k of this row: in[k · plane + column]
+      for (int64_t k = 0; k < no; ++k)
+        for (int64_t col = 0; col < w; ++col) scores[k * w + col] = sigmoid_of(in[k * plane + col]);
       for (int64_t col = 0; col < w; ++col) {
         float* box = out + ((a * h + row) * w + col) * no;
-        for (int64_t k = 0; k < no; ++k) box[k] = sigmoid_of(in[k * plane + col]);
+        for (int64_t k = 0; k < no; ++k) box[k] = scores[k * w + col];
         box[0] = (box[0] * 2.0f - 0.5f + static_cast<float>(col)) * stride;
         box[1] = (box[1] * 2.0f - 0.5f + static_cast<float>(row)) * stride;
         const float bw = box[2] * 2.0f, bh = box[3] * 2.0f;

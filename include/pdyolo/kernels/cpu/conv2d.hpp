@@ -119,37 +119,35 @@ inline void conv2d_forward(const Conv2dGeometry& g, const float* x, const float*
   }
 }
 
-// Packs the GEMM panel B[k0 .. k0+kc, col0 .. col0+cols] of one image and group straight from the
-// input x_g [Cg, H, W] (row k = (c, kh, kw) of the patch, column j = (oh, ow)): the implicit im2col
-// the inference path uses, so no column buffer is written and read back.
-inline void pack_conv_panel(const Conv2dGeometry& g, const float* x_g, int64_t k0, int64_t kc, int64_t col0, int64_t cols,
-                            int64_t nr, float* out) {
-  const int64_t stride = g.stride_w;
+// Packs the GEMM panels of B[k0 .. k0+kc, col0 .. col0+cols] (see PackB) for one image and group
+// straight from the input x_g [Cg, H, W] (row k = (c, kh, kw) of the patch, column j = (oh, ow)):
+// the implicit im2col of the inference path, so no column buffer is written and read back. Each
+// packed row is a few runs of input row segments and padding zeros.
+inline void pack_conv_panels(const Conv2dGeometry& g, const float* x_g, int64_t k0, int64_t kc, int64_t col0, int64_t cols,
+                             int64_t nr, float* out) {
+  const int64_t stride = g.stride_w, padded = (cols + nr - 1) / nr * nr;
   for (int64_t k = 0; k < kc; ++k) {
     const int64_t r = k0 + k;
     const int64_t kw = r % g.kernel_w, kh = (r / g.kernel_w) % g.kernel_h, c = r / (g.kernel_w * g.kernel_h);
     const float* in = x_g + c * g.in_h * g.in_w;
     const ValidColumns v = valid_columns(g, kw);
     const int64_t offset = g.in_col(0, kw);
-    float* dst = out + k * nr;
     int64_t oh = col0 / g.out_w, ow = col0 % g.out_w;
     for (int64_t j = 0; j < cols; oh += 1, ow = 0) {
-      const int64_t end = std::min(g.out_w, ow + cols - j);  // this output row's columns in the panel
+      const int64_t end = std::min(g.out_w, ow + cols - j);  // this output row's columns in the chunk
       const int64_t ih = g.in_row(oh, kh);
       if (ih < 0 || ih >= g.in_h) {
-        std::fill(dst + j, dst + j + (end - ow), 0.0f);
+        detail::put_packed_run(out, kc, nr, k, j, nullptr, 0, end - ow);
       } else {
         const float* src = in + ih * g.in_w + offset;
         const int64_t a = std::clamp(v.lo, ow, end), b = std::clamp(v.hi, a, end);
-        std::fill(dst + j, dst + j + (a - ow), 0.0f);
-        if (stride == 1) std::memcpy(dst + j + (a - ow), src + a, static_cast<size_t>(b - a) * sizeof(float));
-        else
-          for (int64_t o = a; o < b; ++o) dst[j + o - ow] = src[o * stride];
-        std::fill(dst + j + (b - ow), dst + j + (end - ow), 0.0f);
+        detail::put_packed_run(out, kc, nr, k, j, nullptr, 0, a - ow);
+        detail::put_packed_run(out, kc, nr, k, j + (a - ow), src + a * stride, stride, b - a);
+        detail::put_packed_run(out, kc, nr, k, j + (b - ow), nullptr, 0, end - b);
       }
       j += end - ow;
     }
-    std::fill(dst + cols, dst + nr, 0.0f);
+    detail::put_packed_run(out, kc, nr, k, cols, nullptr, 0, padded - cols);
   }
 }
 
@@ -182,8 +180,8 @@ inline void conv2d_inference(const Conv2dGeometry& g, const PackedConvWeights& w
     sgemm_packed(
         w.groups[static_cast<size_t>(grp)], N,
         [&](int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out) {
-          if (pointwise) detail::pack_b_panel(image, k0, kc, col0, cols, nr, out);
-          else pack_conv_panel(g, x_g, k0, kc, col0, cols, nr, out);
+          if (pointwise) detail::pack_b_panels(image, k0, kc, col0, cols, nr, out);
+          else pack_conv_panels(g, x_g, k0, kc, col0, cols, nr, out);
         },
         y + o.y, N, false, epilogue);
   }

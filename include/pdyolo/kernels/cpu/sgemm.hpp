@@ -29,10 +29,15 @@ namespace pdyolo::kernels::cpu {
 using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                bool accumulate);
 
+// C tile [MR, NR] ← act(C tile + bias[row]), vectorised for the micro-kernel's ISA; null where the
+// portable loop (detail::apply_epilogue) serves.
+using TileEpilogueFn = void (*)(float* c, int64_t ldc, const float* bias, ActivationFn act);
+
 struct GemmMicroKernel {
   const char* name;
   int64_t mr, nr;
   MicroKernelFn fn;
+  TileEpilogueFn epilogue = nullptr;
 };
 
 // Portable 4×16 tile in plain C++; compilers vectorise it for the baseline instruction set.
@@ -65,8 +70,8 @@ inline bool gemm_isa_available(GemmIsa isa) {
 
 inline GemmMicroKernel gemm_micro_kernel(GemmIsa isa) {
 #ifdef PDYOLO_X86_KERNELS
-  if (isa == GemmIsa::avx512) return {"avx512-8x32", 8, 32, x86::sgemm_ukernel_avx512_8x32};
-  if (isa == GemmIsa::avx2) return {"avx2-6x16", 6, 16, x86::sgemm_ukernel_avx2_6x16};
+  if (isa == GemmIsa::avx512) return {"avx512-8x32", 8, 32, x86::sgemm_ukernel_avx512_8x32, x86::sgemm_epilogue_avx512_8x32};
+  if (isa == GemmIsa::avx2) return {"avx2-6x16", 6, 16, x86::sgemm_ukernel_avx2_6x16, x86::sgemm_epilogue_avx2_6x16};
 #endif
 #ifdef PDYOLO_NEON_KERNELS
   if (isa == GemmIsa::neon) return {"neon-8x8", 8, 8, neon::sgemm_ukernel_neon_8x8};
@@ -112,8 +117,9 @@ struct PackedA {
   const float* strip(int64_t s, int64_t k0, int64_t kc) const { return data.data() + strips() * mr * k0 + s * mr * kc; }
 };
 
-// Writes the B panel of rows [k0, k0 + kc) and columns [col0, col0 + cols) (cols ≤ nr) as kc rows of
-// nr floats, zero-padded to nr. A plain matrix or a convolution's input (implicit im2col) packs itself.
+// Packs rows [k0, k0 + kc) and columns [col0, col0 + cols) of B as ⌈cols / nr⌉ consecutive panels,
+// panel q at out + q·kc·nr holding kc rows of nr floats (columns col0 + q·nr …), the last one
+// zero-padded. A plain matrix or a convolution's input (implicit im2col) packs itself.
 using PackB = std::function<void(int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out)>;
 
 // What is applied to each finished tile of C: a bias per row, then an activation.
@@ -143,6 +149,36 @@ inline void pack_b_panel(const MatrixView& B, int64_t k0, int64_t kc, int64_t co
       for (int64_t j = 0; j < cols; ++j) dst[j] = B.at(k0 + k, col0 + j);
     }
     for (int64_t j = cols; j < nr; ++j) dst[j] = 0.0f;
+  }
+}
+
+// Writes `count` values of packed row k starting at chunk column j, across panel boundaries:
+// src[t · stride] for t < count, or zeros when src is null.
+inline void put_packed_run(float* out, int64_t kc, int64_t nr, int64_t k, int64_t j, const float* src, int64_t stride, int64_t count) {
+  while (count > 0) {
+    const int64_t lane = j % nr, n = std::min(count, nr - lane);
+    float* dst = out + (j / nr) * kc * nr + k * nr + lane;
+    if (!src) std::fill(dst, dst + n, 0.0f);
+    else if (stride == 1) std::copy(src, src + n, dst);
+    else
+      for (int64_t t = 0; t < n; ++t) dst[t] = src[t * stride];
+    if (src) src += n * stride;
+    j += n;
+    count -= n;
+  }
+}
+
+// The panels of B[K block, col0 .. col0 + cols) one after another (see PackB); rows of a
+// row-major B are copied whole, run by run.
+inline void pack_b_panels(const MatrixView& B, int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out) {
+  if (B.col_stride != 1) {
+    for (int64_t q = 0; q * nr < cols; ++q) pack_b_panel(B, k0, kc, col0 + q * nr, std::min(nr, cols - q * nr), nr, out + q * kc * nr);
+    return;
+  }
+  const int64_t padded = (cols + nr - 1) / nr * nr;
+  for (int64_t k = 0; k < kc; ++k) {
+    put_packed_run(out, kc, nr, k, 0, B.data + (k0 + k) * B.row_stride + col0, 1, cols);
+    put_packed_run(out, kc, nr, k, cols, nullptr, 0, padded - cols);
   }
 }
 
@@ -222,8 +258,7 @@ inline void sgemm_packed(const PackedA& A, int64_t N, const PackB& pack_b, float
     for (int64_t p = 0; p < k_blocks; ++p) {
       const int64_t k0 = p * kKc, kc = std::min(kKc, K - k0);
       const bool acc = accumulate || p > 0, last_block = p + 1 == k_blocks;
-      for (int64_t q = 0; q < chunk_panels; ++q)
-        pack_b(k0, kc, col0 + q * nr, std::min(nr, cols - q * nr), nr, packed_b.data() + q * kc * nr);
+      pack_b(k0, kc, col0, cols, nr, packed_b.data());
       for (int64_t block = strip0; block < strip1; block += strips_per_block) {
         const int64_t block_end = std::min(strip1, block + strips_per_block);
         for (int64_t q = 0; q < chunk_panels; ++q) {
@@ -233,7 +268,8 @@ inline void sgemm_packed(const PackedA& A, int64_t N, const PackB& pack_b, float
             const float* a_strip = A.strip(s, k0, kc);
             const int64_t i0 = s * mr, nrows = std::min(mr, M - i0);
             float* c = C + i0 * ldc + j0;
-            if (nrows == mr && ncols == nr) {
+            const bool full = nrows == mr && ncols == nr;
+            if (full) {
               uk.fn(kc, a_strip, b_panel, c, ldc, acc);
             } else {
               uk.fn(kc, a_strip, b_panel, tile, nr, false);
@@ -241,7 +277,9 @@ inline void sgemm_packed(const PackedA& A, int64_t N, const PackB& pack_b, float
                 for (int64_t j = 0; j < ncols; ++j)
                   c[i * ldc + j] = (acc ? c[i * ldc + j] : 0.0f) + tile[i * nr + j];
             }
-            if (with_epilogue && last_block) detail::apply_epilogue(epilogue, i0, nrows, ncols, c, ldc);
+            if (!with_epilogue || !last_block) continue;
+            if (full && uk.epilogue) uk.epilogue(c, ldc, epilogue.bias ? epilogue.bias + i0 : nullptr, epilogue.act);
+            else detail::apply_epilogue(epilogue, i0, nrows, ncols, c, ldc);
           }
         }
       }
@@ -261,7 +299,7 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, MatrixView A, MatrixView B, f
   PackedA& packed = detail::thread_packed_a();  // A is the small operand here: packed whole, each call
   pack_a(A, M, K, packed);
   sgemm_packed(packed, N, [&B](int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out) {
-    detail::pack_b_panel(B, k0, kc, col0, cols, nr, out);
+    detail::pack_b_panels(B, k0, kc, col0, cols, nr, out);
   }, C, ldc, accumulate);
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 
+#include "pdyolo/kernels/activation.hpp"
 #include "pdyolo/kernels/cpu/cpu_features.hpp"
 
 #ifdef PDYOLO_X86_KERNELS
@@ -83,6 +84,83 @@ __attribute__((target("avx2,fma"))) inline void sgemm_ukernel_avx2_6x16(
   }
   PDYOLO_STORE(0) PDYOLO_STORE(1) PDYOLO_STORE(2) PDYOLO_STORE(3) PDYOLO_STORE(4) PDYOLO_STORE(5)
 #undef PDYOLO_STORE
+}
+
+// ---- tile epilogues: C tile ← act(C tile + bias[row]) for a finished MR×NR tile ----------------
+// SiLU needs e^x on whole vectors: range reduction x = n·ln2 + r (n rounded to nearest), Cephes'
+// degree-6 polynomial for e^r, then · 2ⁿ. Within 2 ulp of std::exp on [-87, 88] (clamped there).
+constexpr float kExpLog2e = 1.44269504088896341f, kExpLn2Hi = 0.693359375f, kExpLn2Lo = -2.12194440e-4f;
+constexpr float kExpPoly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
+// (The masked forms with every lane set: GCC 12 warns -Wmaybe-uninitialized about the unmasked
+// max/min/roundscale/scalef, whose headers pass an undefined source vector.)
+constexpr __mmask16 kAllLanes = 0xFFFF;
+
+__attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
+  x = _mm512_mask_max_ps(x, kAllLanes, x, _mm512_set1_ps(-87.0f));
+  x = _mm512_mask_min_ps(x, kAllLanes, x, _mm512_set1_ps(88.0f));
+  const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(kExpLog2e));
+  const __m512 n = _mm512_mask_roundscale_ps(t, kAllLanes, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kExpLn2Lo), _mm512_fnmadd_ps(n, _mm512_set1_ps(kExpLn2Hi), x));
+  __m512 p = _mm512_set1_ps(kExpPoly[0]);
+  for (int i = 1; i < 6; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpPoly[i]));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_mask_scalef_ps(p, kAllLanes, p, n);  // p · 2ⁿ
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kExpLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kExpLn2Lo), _mm256_fnmadd_ps(n, _mm256_set1_ps(kExpLn2Hi), x));
+  __m256 p = _mm256_set1_ps(kExpPoly[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpPoly[i]));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(exponent));  // p · 2ⁿ
+}
+
+// act(v) on one vector. The switch is per vector: the branch always goes the same way within a tile.
+__attribute__((target("avx512f"))) inline __m512 activate_avx512(__m512 v, ActivationFn act) {
+  switch (act.kind) {
+    case Activation::identity: return v;
+    case Activation::relu: return _mm512_mask_max_ps(v, kAllLanes, v, _mm512_setzero_ps());
+    case Activation::leaky_relu:
+      return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ), v, _mm512_set1_ps(act.slope));
+    case Activation::silu:
+      return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+  }
+  return v;
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 activate_avx2(__m256 v, ActivationFn act) {
+  switch (act.kind) {
+    case Activation::identity: return v;
+    case Activation::relu: return _mm256_max_ps(v, _mm256_setzero_ps());
+    case Activation::leaky_relu:
+      return _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(act.slope)), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ));
+    case Activation::silu:
+      return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+  }
+  return v;
+}
+
+// C tile ← act(C tile + bias[row]) for a finished 8×32 (AVX-512) or 6×16 (AVX2) tile.
+__attribute__((target("avx512f"))) inline void sgemm_epilogue_avx512_8x32(float* c, int64_t ldc, const float* bias, ActivationFn act) {
+  for (int i = 0; i < 8; ++i) {
+    const __m512 b = _mm512_set1_ps(bias ? bias[i] : 0.0f);
+    float* row = c + i * ldc;
+    _mm512_storeu_ps(row, activate_avx512(_mm512_add_ps(_mm512_loadu_ps(row), b), act));
+    _mm512_storeu_ps(row + 16, activate_avx512(_mm512_add_ps(_mm512_loadu_ps(row + 16), b), act));
+  }
+}
+
+__attribute__((target("avx2,fma"))) inline void sgemm_epilogue_avx2_6x16(float* c, int64_t ldc, const float* bias, ActivationFn act) {
+  for (int i = 0; i < 6; ++i) {
+    const __m256 b = _mm256_set1_ps(bias ? bias[i] : 0.0f);
+    float* row = c + i * ldc;
+    _mm256_storeu_ps(row, activate_avx2(_mm256_add_ps(_mm256_loadu_ps(row), b), act));
+    _mm256_storeu_ps(row + 8, activate_avx2(_mm256_add_ps(_mm256_loadu_ps(row + 8), b), act));
+  }
 }
 
 }  // namespace pdyolo::kernels::x86
