@@ -154,14 +154,28 @@ inline void pack_b_panel(const MatrixView& B, int64_t k0, int64_t kc, int64_t co
 
 // Writes `count` values of packed row k starting at chunk column j, across panel boundaries:
 // src[t · stride] for t < count, or zeros when src is null.
+// Whole panel rows (n = NR, the common case) are copied with a constant size so the compiler
+// emits a few vector moves instead of a memmove call.
+inline bool copy_panel_row(const float* src, float* dst, int64_t n) {
+  switch (n) {
+    case 32: std::memcpy(dst, src, 32 * sizeof(float)); return true;
+    case 16: std::memcpy(dst, src, 16 * sizeof(float)); return true;
+    case 8: std::memcpy(dst, src, 8 * sizeof(float)); return true;
+    default: return false;
+  }
+}
+
 inline void put_packed_run(float* out, int64_t kc, int64_t nr, int64_t k, int64_t j, const float* src, int64_t stride, int64_t count) {
   while (count > 0) {
     const int64_t lane = j % nr, n = std::min(count, nr - lane);
     float* dst = out + (j / nr) * kc * nr + k * nr + lane;
-    if (!src) std::fill(dst, dst + n, 0.0f);
-    else if (stride == 1) std::copy(src, src + n, dst);
-    else
+    if (!src) {
+      std::fill(dst, dst + n, 0.0f);
+    } else if (stride != 1) {
       for (int64_t t = 0; t < n; ++t) dst[t] = src[t * stride];
+    } else if (!copy_panel_row(src, dst, n)) {
+      std::copy(src, src + n, dst);
+    }
     if (src) src += n * stride;
     j += n;
     count -= n;
