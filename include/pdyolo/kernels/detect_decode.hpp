@@ -9,8 +9,17 @@
 
 #include "pdyolo/core/parallel.hpp"
 #include "pdyolo/kernels/activation.hpp"
+#include "pdyolo/kernels/x86/sgemm_ukernels.hpp"
 
 namespace pdyolo::kernels {
+
+// out[i] = σ(in[i]): AVX-512 lanes where the CPU has them (within a few ulp of sigmoid_of).
+inline void sigmoid_row(const float* in, float* out, int64_t n) {
+#ifdef PDYOLO_X86_KERNELS
+  if (cpu::cpu_has_avx512f()) return x86::sigmoid_avx512(in, out, n);
+#endif
+  for (int64_t i = 0; i < n; ++i) out[i] = sigmoid_of(in[i]);
+}
 
 // map [na·no, h, w] (one image's head conv output) → out [na·h·w, no] rows ordered (anchor, row, column).
 // anchors [na, 2]: width and height in pixels.
@@ -22,8 +31,7 @@ inline void decode_yolo_level(const float* map, int64_t na, int64_t no, int64_t 
     for (int64_t ar = lo; ar < hi; ++ar) {
       const int64_t a = ar / h, row = ar % h;
       const float* in = map + a * no * plane + row * w;  // channel k of this row: in[k · plane + column]
-      for (int64_t k = 0; k < no; ++k)
-        for (int64_t col = 0; col < w; ++col) scores[k * w + col] = sigmoid_of(in[k * plane + col]);
+      for (int64_t k = 0; k < no; ++k) sigmoid_row(in + k * plane, scores.data() + k * w, w);
       for (int64_t col = 0; col < w; ++col) {
         float* box = out + ((a * h + row) * w + col) * no;
         for (int64_t k = 0; k < no; ++k) box[k] = scores[k * w + col];
