@@ -14,19 +14,6 @@ namespace kc = pdyolo::kernels::cpu;
 
 namespace {
 
-std::vector<kc::GemmIsa> available_isas() {
-  std::vector<kc::GemmIsa> isas;
-  for (kc::GemmIsa isa : {kc::GemmIsa::generic, kc::GemmIsa::avx2, kc::GemmIsa::avx512, kc::GemmIsa::neon})
-    if (kc::gemm_isa_available(isa)) isas.push_back(isa);
-  return isas;
-}
-
-// Restores the default micro-kernel when a test that switched it ends.
-struct IsaScope {
-  kc::GemmIsa saved = kc::gemm_isa();
-  ~IsaScope() { kc::set_gemm_isa(saved); }
-};
-
 std::vector<float> random_vector(int64_t n, Generator& gen) {
   std::vector<float> v(static_cast<size_t>(n));
   for (float& x : v) x = gen.uniform(-1.0f, 1.0f);
@@ -67,7 +54,6 @@ TEST_CASE("conv2d_inference (pre-packed weights, implicit im2col, bias + activat
       {"3x3 deep (several K blocks)", {1, 64, 6, 6, 19, 3, 3, 6, 6, 1, 1, 1, 1, 1, 1, 1}, Activation::leaky_relu},
       {"3x3 wide rows (panels span rows)", {1, 3, 4, 45, 8, 3, 3, 4, 45, 1, 1, 1, 1, 1, 1, 1}, Activation::identity},
   };
-  IsaScope restore;
   Generator gen(3);
   for (const Case& c : cases) {
     CAPTURE(c.name);
@@ -79,9 +65,9 @@ TEST_CASE("conv2d_inference (pre-packed weights, implicit im2col, bias + activat
     kernels::with_activation({c.act, 0.1f}, [&](auto f, auto) {
       for (float& v : expected) v = f(v);
     });
-    for (kc::GemmIsa isa : available_isas()) {
+    for (kc::GemmIsa isa : test::available_gemm_isas()) {
       CAPTURE(kc::gemm_micro_kernel(isa).name);
-      kc::set_gemm_isa(isa);
+      const test::IsaScope scope(isa);
       const kc::PackedConvWeights packed = kc::pack_conv_weights(g, w.data());
       std::vector<float> y(expected.size(), -7.0f);
       kc::conv2d_inference(g, packed, x.data(), bias.data(), {c.act, 0.1f}, y.data());
@@ -162,7 +148,7 @@ TEST_CASE("separable inference max-pooling equals the reference (SPP windows, st
 
 
 TEST_CASE("vectorised tile epilogues (bias + activation, SiLU's exp) match the scalar activations") {
-  for (kc::GemmIsa isa : available_isas()) {
+  for (kc::GemmIsa isa : test::available_gemm_isas()) {
     const kc::GemmMicroKernel uk = kc::gemm_micro_kernel(isa);
     if (!uk.epilogue) continue;  // the portable loop is the scalar definition itself
     CAPTURE(uk.name);

@@ -25,19 +25,6 @@ double max_rel(const std::vector<float>& got, const std::vector<float>& want) {
   return diff / scale;
 }
 
-std::vector<cpu::GemmIsa> available_isas() {
-  std::vector<cpu::GemmIsa> isas;
-  for (cpu::GemmIsa isa : {cpu::GemmIsa::generic, cpu::GemmIsa::avx2, cpu::GemmIsa::avx512, cpu::GemmIsa::neon})
-    if (cpu::gemm_isa_available(isa)) isas.push_back(isa);
-  return isas;
-}
-
-// Restores the default micro-kernel when a test section ends.
-struct IsaScope {
-  explicit IsaScope(cpu::GemmIsa isa) { cpu::set_gemm_isa(isa); }
-  ~IsaScope() { cpu::set_gemm_isa(cpu::best_gemm_isa()); }
-};
-
 struct GemmCase {
   int64_t M, N, K;
   bool trans_a, trans_b, accumulate;
@@ -57,8 +44,8 @@ TEST_CASE("sgemm: every micro-kernel matches the reference on odd shapes and str
     cases.push_back({1 + static_cast<int64_t>(gen.randint(90)), 1 + static_cast<int64_t>(gen.randint(300)),
                      1 + static_cast<int64_t>(gen.randint(600)), gen.randint(2) == 1, gen.randint(2) == 1,
                      gen.randint(2) == 1});
-  for (cpu::GemmIsa isa : available_isas()) {
-    IsaScope scope(isa);
+  for (cpu::GemmIsa isa : test::available_gemm_isas()) {
+    test::IsaScope scope(isa);
     for (const GemmCase& c : cases) {
       const std::string kernel = cpu::gemm_micro_kernel(isa).name;
       CAPTURE(kernel);
@@ -130,8 +117,8 @@ TEST_CASE("conv2d: im2col + GEMM matches the direct reference, forward and both 
                          groups * (1 + static_cast<int64_t>(gen.randint(9))), k, 1 + static_cast<int64_t>(gen.randint(2)),
                          static_cast<int64_t>(gen.randint(2)), 1, groups));
   }
-  for (cpu::GemmIsa isa : available_isas()) {
-    IsaScope scope(isa);
+  for (cpu::GemmIsa isa : test::available_gemm_isas()) {
+    test::IsaScope scope(isa);
     for (const auto& g : cases) {
       const std::string kernel = cpu::gemm_micro_kernel(isa).name;
       CAPTURE(kernel);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 #include <sys/stat.h>
+#include <vector>
 
 #include "pdyolo/pdyolo.hpp"
 
@@ -38,6 +39,23 @@ inline std::string shared_dir() {
   struct stat st {};
   return (stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ? dir : "";
 }
+
+// Every GEMM micro-kernel this CPU can run (fast kernels are tested with each).
+inline std::vector<kernels::cpu::GemmIsa> available_gemm_isas() {
+  namespace cpu = kernels::cpu;
+  std::vector<cpu::GemmIsa> isas;
+  for (cpu::GemmIsa isa : {cpu::GemmIsa::generic, cpu::GemmIsa::avx2, cpu::GemmIsa::avx512, cpu::GemmIsa::neon})
+    if (cpu::gemm_isa_available(isa)) isas.push_back(isa);
+  return isas;
+}
+
+// Selects a micro-kernel for the scope, then goes back to the best one.
+struct IsaScope {
+  explicit IsaScope(kernels::cpu::GemmIsa isa) { kernels::cpu::set_gemm_isa(isa); }
+  ~IsaScope() { kernels::cpu::set_gemm_isa(kernels::cpu::best_gemm_isa()); }
+  IsaScope(const IsaScope&) = delete;
+  IsaScope& operator=(const IsaScope&) = delete;
+};
 
 inline std::string temp_path(const std::string& name) {
   const char* tmp = std::getenv("TMPDIR");
