@@ -35,7 +35,8 @@ struct StepProfile {
 
 class Engine {
  public:
-  // g must be fused (no batch norm) and end in a detect node.
+  // g must be fused (no batch norm) and end in a detect node. The engine keeps a reference to g (its
+  // nodes and shapes), so g must outlive it; weights are packed on the first run.
   explicit Engine(const graph::Graph& g) : graph_(g) {
     PDYOLO_CHECK(!g.nodes.empty() && g.nodes[0].op == graph::Op::input, "infer: the graph has no input node");
     PDYOLO_CHECK(g.detect_node() >= 0, "infer: the graph has no detect node");
