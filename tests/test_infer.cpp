@@ -38,7 +38,7 @@ models::YoloModel fused_model(const std::string& cfg, int64_t nc, uint64_t seed)
 
 }  // namespace
 
-TEST_CASE("conv2d_inference (pre-packed weights, implicit im2col, bias + activation epilogue) matches the reference") {
+TEST_CASE("conv2d_image (pre-packed weights, implicit im2col, bias + activation epilogue) matches the reference") {
   struct Case {
     const char* name;
     kernels::Conv2dGeometry g;
@@ -68,9 +68,10 @@ TEST_CASE("conv2d_inference (pre-packed weights, implicit im2col, bias + activat
     for (kc::GemmIsa isa : test::available_gemm_isas()) {
       CAPTURE(kc::gemm_micro_kernel(isa).name);
       const test::IsaScope scope(isa);
-      const kc::PackedConvWeights packed = kc::pack_conv_weights(g, w.data());
+      kc::PackedConvWeights packed;
+      kc::pack_conv_weights(g, w.data(), packed);
       std::vector<float> y(expected.size(), -7.0f);
-      kc::conv2d_inference(g, packed, x.data(), bias.data(), {c.act, 0.1f}, y.data());
+      kc::conv2d_image(g, packed, x.data(), bias.data(), {c.act, 0.1f}, y.data());
       double worst = 0;
       for (size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::fabs(double(y[i]) - expected[i]) / std::max(1.0, std::fabs(double(expected[i]))));
       CHECK(worst < 1e-5);

@@ -93,10 +93,11 @@ class Engine {
     std::vector<int> inputs;            // value ids (= producing node indices)
     int output = -1;                    // value id
     kernels::ActivationFn act;          // convolutions: the activation merged into them
-    kernels::Conv2dGeometry geometry;   // convolutions (batch 1) and pools
+    kernels::Conv2dGeometry geometry;   // convolutions (batch 1)
     kernels::cpu::PackedConvWeights weights;
     Tensor bias;                        // convolutions with a bias, contiguous
     std::vector<bool> written_in_place; // concat: input j was written into the slice by its producer
+    std::vector<int64_t> channel0;      // concat: the channel where input j's slice starts
   };
 
   void build_steps() {
@@ -151,8 +152,10 @@ class Engine {
       own_buffer(step.output, s);
       if (op != graph::Op::concat) continue;
       step.written_in_place.assign(step.inputs.size(), false);
+      step.channel0.assign(step.inputs.size(), 0);
       int64_t channel0 = 0;
       for (size_t j = 0; j < step.inputs.size(); ++j) {
+        step.channel0[j] = channel0;
         const int v = step.inputs[j];
         const bool repeated = std::count(step.inputs.begin(), step.inputs.end(), v) > 1;
         const bool movable = v != 0 && !values_[v].in_concat && nodes[steps_[step_of[v]].node].op != graph::Op::concat && !repeated;
@@ -222,7 +225,7 @@ class Engine {
                                     shapes[step.node][3], c.stride, c.stride, c.padding, c.padding, 1, 1, c.groups};
         if (step.weights.groups.empty() || step.weights.groups[0].isa != kernels::cpu::gemm_isa()) {
           const Tensor weight = contiguous_copy(n.tensor("weight").detach());
-          step.weights = kernels::cpu::pack_conv_weights(g, weight.data<float>());
+          kernels::cpu::pack_conv_weights(g, weight.data<float>(), step.weights);
           if (n.has_tensor("bias")) step.bias = contiguous_copy(n.tensor("bias").detach());
         }
         profile_[s].gflop = 2.0 * static_cast<double>(g.out_channels * g.out_plane() * g.patch_size()) / 1e9;
@@ -250,7 +253,7 @@ class Engine {
       case graph::Op::conv: {
         const float* bias = step.bias.defined() ? step.bias.data<float>() : nullptr;
         for (int64_t i = 0; i < batch_; ++i)
-          kernels::cpu::conv2d_inference(step.geometry, step.weights, at(step.inputs[0], i), bias, step.act, at(step.output, i));
+          kernels::cpu::conv2d_image(step.geometry, step.weights, at(step.inputs[0], i), bias, step.act, at(step.output, i));
         return;
       }
       case graph::Op::max_pool: {
@@ -272,8 +275,8 @@ class Engine {
           if (step.written_in_place[j]) continue;
           const int v = step.inputs[j];
           const int64_t count = values_[v].channels * values_[v].h * values_[v].w;
-          const int64_t channel0 = channel_offset(step, j);
-          for (int64_t i = 0; i < batch_; ++i) std::memcpy(at(step.output, i) + channel0 * out.h * out.w, at(v, i), count * sizeof(float));
+          for (int64_t i = 0; i < batch_; ++i)
+            std::memcpy(at(step.output, i) + step.channel0[j] * out.h * out.w, at(v, i), count * sizeof(float));
         }
         return;
       }
@@ -309,12 +312,6 @@ class Engine {
       }
       default: throw_error("infer: node '", n.name, "' (", graph::op_name(n.op), ") cannot run in the inference engine");
     }
-  }
-
-  int64_t channel_offset(const Step& step, size_t j) const {
-    int64_t c = 0;
-    for (size_t k = 0; k < j; ++k) c += values_[step.inputs[k]].channels;
-    return c;
   }
 
   // fn(inputs, output, count) per image over an elementwise step (all inputs share the output's shape).

@@ -27,7 +27,8 @@ inline void decode_yolo_level(const float* map, int64_t na, int64_t no, int64_t 
                               const float* anchors, float* out) {
   const int64_t plane = h * w;
   parallel_for(0, na * h, 8, [&](int64_t lo, int64_t hi) {
-    std::vector<float> scores(static_cast<size_t>(no * w));  // σ of one row [no, w], computed along contiguous rows
+    thread_local std::vector<float> scores;  // σ of one row [no, w], computed along contiguous rows; reused
+    scores.resize(static_cast<size_t>(no * w));
     for (int64_t ar = lo; ar < hi; ++ar) {
       const int64_t a = ar / h, row = ar % h;
       const float* in = map + a * no * plane + row * w;  // channel k of this row: in[k · plane + column]

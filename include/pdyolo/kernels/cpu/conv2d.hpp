@@ -1,9 +1,10 @@
-// Fast conv2d: im2col + packed SGEMM, per image and group. A 1×1 convolution with stride 1 and no
-// padding reads its input directly as the GEMM operand (no column buffer). The inference path
-// (conv2d_inference) packs weights once and packs input patches straight into the GEMM panels.
+// Fast conv2d as packed SGEMM, per image and group. The forward pass packs input patches straight
+// into the GEMM panels (implicit im2col; a 1×1 convolution with stride 1 and no padding reads its
+// input rows directly); the inference executor packs the weights once and also fuses the activation.
+// The backward passes gather patches into a column buffer (im2col) and scatter them back (col2im).
 //
 // Per image n and group g (Cg = in channels per group, OCg = out channels per group):
-//   col [Cg·KH·KW, OH·OW]        gathered input patches (zeros in the padding)
+//   col [Cg·KH·KW, OH·OW]        input patches (zeros in the padding)
 //   y_g [OCg, OH·OW]  = w_g [OCg, Cg·KH·KW] · col
 //   dw_g             += dy_g · colᵀ
 //   dcol              = w_gᵀ · dy_g, then col2im adds dcol back into dx
@@ -97,31 +98,9 @@ inline ConvGroupOffsets conv_group_offsets(const Conv2dGeometry& g, int64_t n, i
           (n * g.out_channels + grp * g.out_per_group()) * g.out_plane()};
 }
 
-inline void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
-  const bool pointwise = conv_is_pointwise(g);
-  std::vector<float> col(pointwise ? 0 : static_cast<size_t>(g.patch_size() * g.out_plane()));
-  const int64_t K = g.patch_size(), N = g.out_plane();
-  for (int64_t n = 0; n < g.batch; ++n)
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const ConvGroupOffsets o = conv_group_offsets(g, n, grp);
-      if (!pointwise) im2col(g, x + o.x, col.data());
-      const float* b_operand = pointwise ? x + o.x : col.data();
-      sgemm(g.out_per_group(), N, K, MatrixView{w + o.w, K, 1}, MatrixView{b_operand, N, 1}, y + o.y, N, false);
-    }
-  if (bias) {
-    parallel_for(0, g.batch * g.out_channels, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t p = lo; p < hi; ++p) {
-        const float b = bias[p % g.out_channels];
-        float* out = y + p * N;
-        for (int64_t i = 0; i < N; ++i) out[i] += b;
-      }
-    });
-  }
-}
-
 // Packs the GEMM panels of B[k0 .. k0+kc, col0 .. col0+cols] (see PackB) for one image and group
 // straight from the input x_g [Cg, H, W] (row k = (c, kh, kw) of the patch, column j = (oh, ow)):
-// the implicit im2col of the inference path, so no column buffer is written and read back. Each
+// the implicit im2col, so no column buffer is written and read back. Each
 // packed row is a few runs of input row segments and padding zeros.
 inline void pack_conv_panels(const Conv2dGeometry& g, const float* x_g, int64_t k0, int64_t kc, int64_t col0, int64_t cols,
                              int64_t nr, float* out) {
@@ -156,20 +135,18 @@ struct PackedConvWeights {
   std::vector<PackedA> groups;
 };
 
-// w [OC, Cg, KH, KW] → packed per group (for the ISA selected now).
-inline PackedConvWeights pack_conv_weights(const Conv2dGeometry& g, const float* w) {
-  PackedConvWeights packed;
-  packed.groups.resize(static_cast<size_t>(g.groups));
+// w [OC, Cg, KH, KW] → packed per group (for the ISA selected now), reusing out's storage.
+inline void pack_conv_weights(const Conv2dGeometry& g, const float* w, PackedConvWeights& out) {
+  out.groups.resize(static_cast<size_t>(g.groups));
   for (int64_t grp = 0; grp < g.groups; ++grp)
     pack_a(MatrixView{w + conv_group_offsets(g, 0, grp).w, g.patch_size(), 1}, g.out_per_group(), g.patch_size(),
-           packed.groups[static_cast<size_t>(grp)]);
-  return packed;
+           out.groups[static_cast<size_t>(grp)]);
 }
 
-// Inference convolution of one image with pre-packed weights and the bias and activation applied
-// as each output tile is finished: y [OC, OH·OW] = act(w ⊛ x + bias), x [C, H, W].
-inline void conv2d_inference(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
-                             ActivationFn act, float* y) {
+// One image with packed weights, the bias and activation applied as each output tile is finished:
+// y [OC, OH·OW] = act(w ⊛ x + bias), x [C, H, W]. Patches are packed straight into the GEMM panels.
+inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
+                         ActivationFn act, float* y) {
   const bool pointwise = conv_is_pointwise(g);
   const int64_t N = g.out_plane();
   for (int64_t grp = 0; grp < g.groups; ++grp) {
@@ -185,6 +162,16 @@ inline void conv2d_inference(const Conv2dGeometry& g, const PackedConvWeights& w
         },
         y + o.y, N, false, epilogue);
   }
+}
+
+// y = w ⊛ x + bias over the batch (the op's forward); the weights are packed once per call.
+inline void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  thread_local PackedConvWeights packed;  // reused across calls: steady-state training allocates nothing here
+  pack_conv_weights(g, w, packed);
+  Conv2dGeometry image = g;
+  image.batch = 1;
+  for (int64_t n = 0; n < g.batch; ++n)
+    conv2d_image(image, packed, x + n * g.in_channels * g.in_h * g.in_w, bias, {}, y + n * g.out_channels * g.out_plane());
 }
 
 // dx (overwritten) from dy and w.

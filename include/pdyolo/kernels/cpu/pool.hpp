@@ -43,7 +43,8 @@ inline void max_pool2d_inference(const Pool2dGeometry& g, const float* x, float*
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
   constexpr float kLowest = -std::numeric_limits<float>::infinity();
   for_plane_ranges(g.planes, in_plane, [&](int64_t first, int64_t count) {
-    std::vector<float> row_max(static_cast<size_t>(g.in_h * g.out_w));  // [in_h, out_w]
+    thread_local std::vector<float> row_max;  // [in_h, out_w], reused across calls
+    row_max.resize(static_cast<size_t>(g.in_h * g.out_w));
     for (int64_t p = first; p < first + count; ++p) {
       const float* in = x + p * in_plane;
       float* out = y + p * out_plane;

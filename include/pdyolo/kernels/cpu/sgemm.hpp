@@ -14,7 +14,6 @@
 #pragma once
 #include <algorithm>
 #include <cstring>
-#include <functional>
 #include <vector>
 
 #include "pdyolo/core/error.hpp"
@@ -120,7 +119,23 @@ struct PackedA {
 // Packs rows [k0, k0 + kc) and columns [col0, col0 + cols) of B as ⌈cols / nr⌉ consecutive panels,
 // panel q at out + q·kc·nr holding kc rows of nr floats (columns col0 + q·nr …), the last one
 // zero-padded. A plain matrix or a convolution's input (implicit im2col) packs itself.
-using PackB = std::function<void(int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out)>;
+// A non-owning reference to the packing callable (std::function would allocate for larger
+// captures on every call): valid while the callable passed in lives, i.e. for one sgemm_packed call.
+class PackB {
+ public:
+  template <class F>
+  PackB(const F& pack)  // NOLINT: implicit, so a lambda can be passed directly
+      : callable_(&pack), call_([](const void* f, int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out) {
+          (*static_cast<const F*>(f))(k0, kc, col0, cols, nr, out);
+        }) {}
+  void operator()(int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out) const {
+    call_(callable_, k0, kc, col0, cols, nr, out);
+  }
+
+ private:
+  const void* callable_;
+  void (*call_)(const void*, int64_t, int64_t, int64_t, int64_t, int64_t, float*);
+};
 
 // What is applied to each finished tile of C: a bias per row, then an activation.
 struct GemmEpilogue {
