@@ -38,6 +38,50 @@ models::YoloModel fused_model(const std::string& cfg, int64_t nc, uint64_t seed)
 
 }  // namespace
 
+TEST_CASE("AVX-512 patch packing writes the same panels as the portable packing") {
+  if (!kc::gemm_isa_available(kc::GemmIsa::avx512)) {
+    MESSAGE("skipped: this CPU has no AVX-512");
+    return;
+  }
+#ifdef PDYOLO_X86_KERNELS
+  struct Case {
+    const char* name;
+    kernels::Conv2dGeometry g;
+    int64_t k0, kc, col0, cols;  // the block of the patch matrix packed
+  };
+  // batch, C, H, W, OC, KH, KW, OH, OW, stride h/w, pad h/w, dilation h/w, groups
+  const std::vector<Case> cases = {
+      {"3x3 s1 p1, whole matrix", {1, 5, 9, 40, 8, 3, 3, 9, 40, 1, 1, 1, 1, 1, 1, 1}, 0, 45, 0, 360},
+      {"3x3 s1 p1, block starting mid-channel and mid-row", {1, 5, 9, 40, 8, 3, 3, 9, 40, 1, 1, 1, 1, 1, 1, 1}, 13, 20, 57, 150},
+      {"3x3 s2 p1 (gathers)", {1, 4, 13, 10, 20, 3, 3, 7, 5, 2, 2, 1, 1, 1, 1, 1}, 0, 36, 0, 35},
+      {"5x5 dilation 2 p2, narrow rows", {1, 3, 12, 7, 8, 5, 5, 8, 3, 1, 1, 2, 2, 2, 2, 1}, 7, 60, 3, 19},
+      {"1x1 s2", {1, 6, 8, 8, 10, 1, 1, 4, 4, 2, 2, 0, 0, 1, 1, 1}, 0, 6, 0, 16},
+  };
+  Generator gen(11);
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    const kernels::Conv2dGeometry& g = c.g;
+    const std::vector<float> x = random_vector(g.in_channels * g.in_h * g.in_w, gen);
+    const size_t size = static_cast<size_t>(c.kc * ((c.cols + 31) / 32) * 32);
+    std::vector<float> expected(size, -1.0f), got(size, -2.0f);
+    kc::pack_conv_panels(g, x.data(), c.k0, c.kc, c.col0, c.cols, 32, expected.data());
+    kernels::x86::pack_conv_panels_avx512(g, x.data(), c.k0, c.kc, c.col0, c.cols, got.data());
+    CHECK(got == expected);
+  }
+  // A 1×1 convolution's input packed as a plain row-major matrix, with a partial last panel.
+  const std::vector<float> b = random_vector(7 * 50, gen);
+  for (int64_t cols : {50, 45, 12}) {
+    CAPTURE(cols);
+    std::vector<float> expected(static_cast<size_t>(5 * 64), -1.0f), got(expected.size(), -2.0f);
+    kc::detail::pack_b_panels(kernels::MatrixView{b.data(), 50, 1}, 2, 5, 50 - cols, cols, 32, expected.data());
+    kernels::x86::pack_rows_avx512(b.data(), 50, 2, 5, 50 - cols, cols, got.data());
+    expected.resize(static_cast<size_t>(5 * 32 * ((cols + 31) / 32)));
+    got.resize(expected.size());
+    CHECK(got == expected);
+  }
+#endif
+}
+
 TEST_CASE("conv2d_image (pre-packed weights, implicit im2col, bias + activation epilogue) matches the reference") {
   struct Case {
     const char* name;
@@ -53,6 +97,7 @@ TEST_CASE("conv2d_image (pre-packed weights, implicit im2col, bias + activation 
       {"5x5 groups 2 dilation 2", {1, 6, 12, 12, 8, 5, 5, 8, 8, 1, 1, 2, 2, 2, 2, 2}, Activation::silu},
       {"3x3 deep (several K blocks)", {1, 64, 6, 6, 19, 3, 3, 6, 6, 1, 1, 1, 1, 1, 1, 1}, Activation::leaky_relu},
       {"3x3 wide rows (panels span rows)", {1, 3, 4, 45, 8, 3, 3, 4, 45, 1, 1, 1, 1, 1, 1, 1}, Activation::identity},
+      {"3x3 s1 p1 on 48x48 (several column chunks)", {1, 8, 48, 48, 16, 3, 3, 48, 48, 1, 1, 1, 1, 1, 1, 1}, Activation::silu},
   };
   Generator gen(3);
   for (const Case& c : cases) {

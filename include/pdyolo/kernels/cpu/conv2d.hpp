@@ -15,6 +15,7 @@
 
 #include "pdyolo/kernels/cpu/sgemm.hpp"
 #include "pdyolo/kernels/ref/conv2d.hpp"
+#include "pdyolo/kernels/x86/conv_pack.hpp"
 
 namespace pdyolo::kernels::cpu {
 
@@ -130,6 +131,17 @@ inline void pack_conv_panels(const Conv2dGeometry& g, const float* x_g, int64_t 
   }
 }
 
+// Whether conv2d_image packs patches with the AVX-512 routine (kernels/x86/conv_pack.hpp): when the
+// 8×32 micro-kernel is selected and the plane fits its 32-bit gather indices.
+inline bool packs_with_avx512(const Conv2dGeometry& g) {
+#ifdef PDYOLO_X86_KERNELS
+  return gemm_isa() == GemmIsa::avx512 && g.in_h * g.in_w < (int64_t{1} << 31);
+#else
+  (void)g;
+  return false;
+#endif
+}
+
 // Convolution weights packed once for the GEMM micro-kernel, one PackedA per group.
 struct PackedConvWeights {
   std::vector<PackedA> groups;
@@ -149,6 +161,7 @@ inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, co
                          ActivationFn act, float* y) {
   const bool pointwise = conv_is_pointwise(g);
   const int64_t N = g.out_plane();
+  const bool avx512_packing = packs_with_avx512(g);
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     const ConvGroupOffsets o = conv_group_offsets(g, 0, grp);
     const float* x_g = x + o.x;
@@ -157,6 +170,13 @@ inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, co
     sgemm_packed(
         w.groups[static_cast<size_t>(grp)], N,
         [&](int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out) {
+#ifdef PDYOLO_X86_KERNELS
+          if (avx512_packing) {
+            if (pointwise) x86::pack_rows_avx512(x_g, N, k0, kc, col0, cols, out);
+            else x86::pack_conv_panels_avx512(g, x_g, k0, kc, col0, cols, out);
+            return;
+          }
+#endif
           if (pointwise) detail::pack_b_panels(image, k0, kc, col0, cols, nr, out);
           else pack_conv_panels(g, x_g, k0, kc, col0, cols, nr, out);
         },
