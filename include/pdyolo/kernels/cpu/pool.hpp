@@ -18,15 +18,6 @@ void for_plane_ranges(int64_t planes, int64_t elements_per_plane, const Fn& fn) 
   parallel_for(0, planes, grain, [&](int64_t lo, int64_t hi) { fn(lo, hi - lo); });
 }
 
-inline void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y, int64_t* argmax) {
-  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
-  for_plane_ranges(g.planes, in_plane, [&](int64_t first, int64_t count) {
-    Pool2dGeometry part = g;
-    part.planes = count;
-    ref::max_pool2d_forward(part, x + first * in_plane, y + first * out_plane, argmax + first * out_plane);
-  });
-}
-
 // Output positions o in [lo, hi) whose input index o·stride − pad + tap lies in [0, size).
 inline std::pair<int64_t, int64_t> pool_valid_range(int64_t size, int64_t out_size, int64_t stride, int64_t pad, int64_t tap) {
   const int64_t offset = tap - pad;  // input index = o · stride + offset
@@ -65,6 +56,67 @@ inline void max_pool2d_inference(const Pool2dGeometry& g, const float* x, float*
           const float* h = row_max.data() + (oh * g.stride_h + kh - g.pad_h) * g.out_w;
           float* o = out + oh * g.out_w;
           for (int64_t ow = 0; ow < g.out_w; ++ow) o[ow] = std::max(o[ow], h[ow]);
+        }
+      }
+    }
+  });
+}
+
+// Max-pooling with the argmax (training), separable like max_pool2d_inference: for every input row
+// the first column holding each window's row maximum, then the first of those rows holding the
+// window's maximum — which is the reference's first maximum in row-major order. Same values and
+// indices as the reference for inputs without NaN (the reference keeps a NaN only as a window's
+// first element; a row pass starting with one would hide the rest of its row). Small windows
+// (2×2 and the like) gain nothing from separating and run the reference loop.
+inline void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y, int64_t* argmax) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+  if (g.kernel_h * g.kernel_w <= 4) {
+    for_plane_ranges(g.planes, in_plane, [&](int64_t first, int64_t count) {
+      Pool2dGeometry part = g;
+      part.planes = count;
+      ref::max_pool2d_forward(part, x + first * in_plane, y + first * out_plane, argmax + first * out_plane);
+    });
+    return;
+  }
+  for_plane_ranges(g.planes, in_plane, [&](int64_t first, int64_t count) {
+    thread_local std::vector<float> row_max;    // [in_h, out_w], reused across calls
+    thread_local std::vector<int64_t> row_arg;  // input column of each row maximum (-1: none yet)
+    row_max.resize(static_cast<size_t>(g.in_h * g.out_w));
+    row_arg.resize(row_max.size());
+    for (int64_t p = first; p < first + count; ++p) {
+      const float* in = x + p * in_plane;
+      float* out = y + p * out_plane;
+      int64_t* arg = argmax + p * out_plane;
+      std::fill(row_arg.begin(), row_arg.end(), int64_t{-1});
+      for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
+        const auto [lo, hi] = pool_valid_range(g.in_w, g.out_w, g.stride_w, g.pad_w, kw);
+        const int64_t offset = kw - g.pad_w, stride = g.stride_w;
+        for (int64_t ih = 0; ih < g.in_h; ++ih) {
+          float* best = row_max.data() + ih * g.out_w;
+          int64_t* column = row_arg.data() + ih * g.out_w;
+          const float* src = in + ih * g.in_w + offset;
+          for (int64_t ow = lo; ow < hi; ++ow) {
+            const float v = src[ow * stride];
+            const bool better = column[ow] < 0 || v > best[ow];
+            best[ow] = better ? v : best[ow];
+            column[ow] = better ? ow * stride + offset : column[ow];
+          }
+        }
+      }
+      std::fill(arg, arg + out_plane, int64_t{-1});
+      for (int64_t kh = 0; kh < g.kernel_h; ++kh) {
+        const auto [lo, hi] = pool_valid_range(g.in_h, g.out_h, g.stride_h, g.pad_h, kh);
+        for (int64_t oh = lo; oh < hi; ++oh) {
+          const int64_t ih = oh * g.stride_h + kh - g.pad_h;
+          const float* best = row_max.data() + ih * g.out_w;
+          const int64_t* column = row_arg.data() + ih * g.out_w;
+          float* o = out + oh * g.out_w;
+          int64_t* a = arg + oh * g.out_w;
+          for (int64_t ow = 0; ow < g.out_w; ++ow) {
+            const bool better = a[ow] < 0 || best[ow] > o[ow];
+            o[ow] = better ? best[ow] : o[ow];
+            a[ow] = better ? ih * g.in_w + column[ow] : a[ow];
+          }
         }
       }
     }
