@@ -330,7 +330,7 @@ class Engine {
   std::vector<int> value_of_;  // node → the value holding its output (a merged activation → its conv)
   std::vector<Value> values_;
   std::vector<Buffer> buffers_;
-  std::vector<float> arena_;
+  AlignedVector<float> arena_;  // on a cache line: the kernels load and store whole lines
   std::vector<StepProfile> profile_;
   Tensor anchors_;
   int64_t batch_ = -1, height_ = -1, width_ = -1, detect_rows_ = 0, detect_no_ = 0, unplanned_floats_ = 0;

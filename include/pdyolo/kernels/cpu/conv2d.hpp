@@ -198,7 +198,7 @@ inline void conv2d_forward(const Conv2dGeometry& g, const float* x, const float*
 inline void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx) {
   const bool pointwise = conv_is_pointwise(g);
   const int64_t K = g.patch_size(), N = g.out_plane(), OCg = g.out_per_group();
-  std::vector<float> dcol(pointwise ? 0 : static_cast<size_t>(K * N));
+  AlignedVector<float> dcol(pointwise ? 0 : static_cast<size_t>(K * N));
   if (!pointwise) std::fill(dx, dx + g.batch * g.in_channels * g.in_h * g.in_w, 0.0f);
   for (int64_t n = 0; n < g.batch; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp) {
@@ -218,7 +218,7 @@ inline void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, cons
 inline void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw) {
   const bool pointwise = conv_is_pointwise(g);
   const int64_t K = g.patch_size(), N = g.out_plane(), OCg = g.out_per_group();
-  std::vector<float> col(pointwise ? 0 : static_cast<size_t>(K * N));
+  AlignedVector<float> col(pointwise ? 0 : static_cast<size_t>(K * N));
   for (int64_t n = 0; n < g.batch; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const ConvGroupOffsets o = conv_group_offsets(g, n, grp);

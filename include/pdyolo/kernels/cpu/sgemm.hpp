@@ -16,6 +16,7 @@
 #include <cstring>
 #include <vector>
 
+#include "pdyolo/core/aligned_vector.hpp"
 #include "pdyolo/core/error.hpp"
 #include "pdyolo/core/parallel.hpp"
 #include "pdyolo/kernels/activation.hpp"
@@ -109,7 +110,7 @@ constexpr int64_t kTasksPerThread = 4;   // enough tasks for dynamic scheduling 
 struct PackedA {
   GemmIsa isa = GemmIsa::generic;  // the micro-kernel it was packed for (its MR)
   int64_t M = 0, K = 0, mr = 1;
-  std::vector<float> data;
+  AlignedVector<float> data;
 
   int64_t strips() const { return (M + mr - 1) / mr; }
   // The strip of rows [s·MR, s·MR + MR) for the K block starting at k0 (kc rows long).
@@ -216,8 +217,8 @@ inline PackedA& thread_packed_a() {
   thread_local PackedA packed;
   return packed;
 }
-inline std::vector<float>& thread_pack_buffer_b() {
-  thread_local std::vector<float> buffer;
+inline AlignedVector<float>& thread_pack_buffer_b() {
+  thread_local AlignedVector<float> buffer;
   return buffer;
 }
 
@@ -280,7 +281,7 @@ inline void sgemm_packed(const PackedA& A, int64_t N, const PackB& pack_b, float
     const int64_t cols = std::min(panels_per_chunk * nr, N - col0);
     const int64_t strip0 = strips * split / row_splits, strip1 = strips * (split + 1) / row_splits;
     const int64_t chunk_panels = (cols + nr - 1) / nr;
-    std::vector<float>& packed_b = detail::thread_pack_buffer_b();
+    AlignedVector<float>& packed_b = detail::thread_pack_buffer_b();
     if (packed_b.size() < static_cast<size_t>(kKc * chunk_panels * nr)) packed_b.resize(static_cast<size_t>(kKc * chunk_panels * nr));
     float tile[32 * 32];  // edge tiles are computed here, then the valid part is copied out
 
