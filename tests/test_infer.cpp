@@ -53,7 +53,10 @@ TEST_CASE("AVX-512 patch packing writes the same panels as the portable packing"
   const std::vector<Case> cases = {
       {"3x3 s1 p1, whole matrix", {1, 5, 9, 40, 8, 3, 3, 9, 40, 1, 1, 1, 1, 1, 1, 1}, 0, 45, 0, 360},
       {"3x3 s1 p1, block starting mid-channel and mid-row", {1, 5, 9, 40, 8, 3, 3, 9, 40, 1, 1, 1, 1, 1, 1, 1}, 13, 20, 57, 150},
-      {"3x3 s2 p1 (gathers)", {1, 4, 13, 10, 20, 3, 3, 7, 5, 2, 2, 1, 1, 1, 1, 1}, 0, 36, 0, 35},
+      {"3x3 s2 p1, narrow rows (gathers)", {1, 4, 13, 10, 20, 3, 3, 7, 5, 2, 2, 1, 1, 1, 1, 1}, 0, 36, 0, 35},
+      {"3x3 s2 p1, rows of 20 (loads and permutes)", {1, 3, 11, 40, 8, 3, 3, 6, 20, 2, 2, 1, 1, 1, 1, 1}, 0, 27, 0, 120},
+      {"3x3 s2 p1, odd width, block mid-row", {1, 3, 11, 41, 8, 3, 3, 6, 21, 2, 2, 1, 1, 1, 1, 1}, 5, 20, 7, 100},
+      {"1x1 s2, rows of 17", {1, 2, 6, 34, 8, 1, 1, 3, 17, 2, 2, 0, 0, 1, 1, 1}, 0, 2, 0, 51},
       {"5x5 dilation 2 p2, narrow rows", {1, 3, 12, 7, 8, 5, 5, 8, 3, 1, 1, 2, 2, 2, 2, 1}, 7, 60, 3, 19},
       {"1x1 s2", {1, 6, 8, 8, 10, 1, 1, 4, 4, 2, 2, 0, 0, 1, 1, 1}, 0, 6, 0, 16},
   };
@@ -97,6 +100,7 @@ TEST_CASE("conv2d_image (pre-packed weights, implicit im2col, bias + activation 
       {"5x5 groups 2 dilation 2", {1, 6, 12, 12, 8, 5, 5, 8, 8, 1, 1, 2, 2, 2, 2, 2}, Activation::silu},
       {"3x3 deep (several K blocks)", {1, 64, 6, 6, 19, 3, 3, 6, 6, 1, 1, 1, 1, 1, 1, 1}, Activation::leaky_relu},
       {"3x3 wide rows (panels span rows)", {1, 3, 4, 45, 8, 3, 3, 4, 45, 1, 1, 1, 1, 1, 1, 1}, Activation::identity},
+      {"3x3 s2 p1 on 40x40", {1, 6, 40, 40, 16, 3, 3, 20, 20, 2, 2, 1, 1, 1, 1, 1}, Activation::leaky_relu},
       {"3x3 s1 p1 on 48x48 (several column chunks)", {1, 8, 48, 48, 16, 3, 3, 48, 48, 1, 1, 1, 1, 1, 1, 1}, Activation::silu},
   };
   Generator gen(3);

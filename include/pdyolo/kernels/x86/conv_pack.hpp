@@ -4,8 +4,8 @@
 // Every row k = (c, kh, kw) of a panel reads the same 32 output positions; only the channel plane
 // and the tap's shift change. So for each panel the lanes are resolved once per tap: which input
 // element each of the 32 columns reads, and which columns fall in the padding. Each packed row is
-// then two 16-lane reads from the channel's plane (see TapLanes): loads of consecutive elements at
-// stride 1, a masked gather otherwise. Padding lanes and the columns past the chunk are 0.
+// then two 16-lane reads from the channel's plane (see TapLanes): masked loads and a permute at
+// strides 1 and 2, a masked gather otherwise. Padding lanes and the columns past the chunk are 0.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -18,17 +18,39 @@
 
 namespace pdyolo::kernels::x86 {
 
-// Where 16 lanes of a panel read one tap of a channel plane. At stride 1 the lanes of one output
-// row read consecutive input elements, so a half-panel spanning at most two output rows is read
-// with at most two expanding loads (each fills its lanes from consecutive elements); otherwise
-// (stride > 1, narrower rows) with a gather.
-struct TapLanes {
-  int32_t index[16];      // element offset inside the plane (0 where the lane is padding)
-  __mmask16 inside;       // lanes that read the image
-  bool runs;              // read as the runs below, not gathered
-  __mmask16 run_mask[2];  // lanes of each run (an output row's lanes that read the image)
-  int32_t run_start[2];   // input offset read by the first lane of each run
+// The lanes of one output row that read the image at stride s ≤ 2: they read the elements
+// start, start + s, … of one input row, which lie in the span of at most 32 elements from start,
+// loaded as two masked vectors (never past the span) and picked into place with one permute.
+struct LaneRun {
+  __mmask16 lanes = 0;          // the run's lanes (consecutive)
+  __mmask16 low = 0, high = 0;  // elements of the span in the first / second 16 from start
+  int32_t start = 0;            // input offset read by the run's first lane
+  int32_t pick[16] = {};        // per lane: element of the span (0–31)
 };
+
+// Where 16 lanes of a panel read one tap of a channel plane: as one plain load when they read 16
+// consecutive elements, as at most two runs when they span at most two output rows at stride 1 or
+// 2, otherwise (larger strides, narrower rows) with a gather.
+struct TapLanes {
+  int32_t index[16];  // element offset inside the plane (0 where the lane is padding)
+  __mmask16 inside;   // lanes that read the image
+  enum class Read { whole, runs, gather } read;
+  LaneRun run[2];
+};
+
+// The run of `lanes` (consecutive, inside the image, one output row) at the given stride.
+inline LaneRun make_lane_run(__mmask16 lanes, const int32_t* index, int64_t stride) {
+  LaneRun r;
+  r.lanes = lanes;
+  if (!lanes) return r;
+  const int first = __builtin_ctz(lanes), count = __builtin_popcount(lanes);
+  const int64_t span = stride * (count - 1) + 1;  // ≤ 31 elements
+  r.start = index[first];
+  r.low = static_cast<__mmask16>(span >= 16 ? 0xFFFF : (1u << span) - 1);
+  r.high = static_cast<__mmask16>(span > 16 ? (1u << (span - 16)) - 1 : 0);
+  for (int l = first; l < first + count; ++l) r.pick[l] = static_cast<int32_t>(stride * (l - first));
+  return r;
+}
 
 // Resolves the lanes of columns [j0, j0 + 16) ∩ [.., col_end) of the output plane for every tap.
 __attribute__((target("avx512f"))) inline void resolve_tap_lanes(const Conv2dGeometry& g, int64_t j0, int64_t col_end,
@@ -44,7 +66,7 @@ __attribute__((target("avx512f"))) inline void resolve_tap_lanes(const Conv2dGeo
     __mmask16& row = row_lanes[std::min<int64_t>(oh - first_row, 2)];
     row = static_cast<__mmask16>(row | (1u << l));
   }
-  const bool unit_stride = g.stride_w == 1 && row_lanes[2] == 0;
+  const bool in_runs = g.stride_w <= 2 && row_lanes[2] == 0;
   const __m512i rows = _mm512_load_si512(row0), cols = _mm512_load_si512(col0);
   const __m512i height = _mm512_set1_epi32(static_cast<int32_t>(g.in_h)), width = _mm512_set1_epi32(static_cast<int32_t>(g.in_w));
   const __m512i zero = _mm512_setzero_si512();
@@ -59,20 +81,26 @@ __attribute__((target("avx512f"))) inline void resolve_tap_lanes(const Conv2dGeo
       TapLanes& lane = lanes[t];
       _mm512_storeu_si512(lane.index, _mm512_maskz_add_epi32(inside, _mm512_mullo_epi32(ih, width), iw));
       lane.inside = inside;
-      lane.runs = unit_stride;
-      for (int r = 0; r < 2; ++r) {
-        lane.run_mask[r] = static_cast<__mmask16>(row_lanes[r] & inside);
-        lane.run_start[r] = lane.run_mask[r] ? lane.index[__builtin_ctz(lane.run_mask[r])] : 0;
-      }
+      for (int r = 0; r < 2; ++r)
+        lane.run[r] = make_lane_run(in_runs ? static_cast<__mmask16>(row_lanes[r] & inside) : 0, lane.index, g.stride_w);
+      const bool whole = in_runs && g.stride_w == 1 && lane.run[0].lanes == 0xFFFF;
+      lane.read = whole ? TapLanes::Read::whole : in_runs ? TapLanes::Read::runs : TapLanes::Read::gather;
     }
 }
 
 // One packed half-row: the 16 lanes of `lanes` read from channel plane x_c.
 __attribute__((target("avx512f"))) inline __m512 read_tap_lanes(const TapLanes& lanes, const float* x_c) {
-  if (!lanes.runs) return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes.inside, _mm512_loadu_si512(lanes.index), x_c, 4);
-  if (lanes.run_mask[0] == 0xFFFF) return _mm512_loadu_ps(x_c + lanes.run_start[0]);
-  __m512 v = _mm512_maskz_expandloadu_ps(lanes.run_mask[0], x_c + lanes.run_start[0]);
-  if (lanes.run_mask[1]) v = _mm512_mask_expandloadu_ps(v, lanes.run_mask[1], x_c + lanes.run_start[1]);
+  if (lanes.read == TapLanes::Read::whole) return _mm512_loadu_ps(x_c + lanes.run[0].start);
+  if (lanes.read == TapLanes::Read::gather)
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes.inside, _mm512_loadu_si512(lanes.index), x_c, 4);
+  __m512 v = _mm512_setzero_ps();
+  for (const LaneRun& r : lanes.run) {
+    if (!r.lanes) continue;
+    const float* src = x_c + r.start;
+    const __m512 low = _mm512_maskz_loadu_ps(r.low, src);
+    const __m512 high = r.high ? _mm512_maskz_loadu_ps(r.high, src + 16) : _mm512_setzero_ps();
+    v = _mm512_mask_blend_ps(r.lanes, v, _mm512_permutex2var_ps(low, _mm512_loadu_si512(r.pick), high));
+  }
   return v;
 }
 
