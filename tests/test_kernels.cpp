@@ -66,6 +66,37 @@ TEST_CASE("sgemm: every micro-kernel matches the reference on odd shapes and str
   }
 }
 
+TEST_CASE("AVX-512 operand packers (copies and 16x16 transposes) write what the portable packers write") {
+  if (!cpu::gemm_isa_available(cpu::GemmIsa::avx512)) {
+    MESSAGE("skipped: this CPU has no AVX-512");
+    return;
+  }
+  Generator gen(5);
+  const auto data = random_values(70 * 90, gen);
+  // Packs with the given micro-kernel selected (the packers follow it).
+  const auto packed = [](cpu::GemmIsa isa, size_t size, const auto& pack) {
+    test::IsaScope scope(isa);
+    std::vector<float> out(size, -3.0f);
+    pack(out.data());
+    return out;
+  };
+  for (const kernels::MatrixView& A : {kernels::MatrixView{data.data(), 90, 1}, kernels::MatrixView{data.data(), 1, 70}})
+    for (int64_t rows : {8, 5}) {
+      CAPTURE(A.row_stride);
+      CAPTURE(rows);
+      const auto pack = [&](float* out) { cpu::detail::pack_a_strip(A, 9, rows, 3, 37, 8, out); };
+      CHECK(packed(cpu::GemmIsa::avx512, 8 * 37, pack) == packed(cpu::GemmIsa::generic, 8 * 37, pack));
+    }
+  for (const kernels::MatrixView& B : {kernels::MatrixView{data.data(), 90, 1}, kernels::MatrixView{data.data(), 1, 90}})
+    for (int64_t cols : {64, 50, 13}) {
+      CAPTURE(B.row_stride);
+      CAPTURE(cols);
+      const size_t size = static_cast<size_t>(21 * 32 * ((cols + 31) / 32));
+      const auto pack = [&](float* out) { cpu::detail::pack_b_panels(B, 3, 21, 2, cols, 32, out); };
+      CHECK(packed(cpu::GemmIsa::avx512, size, pack) == packed(cpu::GemmIsa::generic, size, pack));
+    }
+}
+
 TEST_CASE("sgemm writes only inside C's leading dimension") {
   Generator gen(2);
   const int64_t M = 10, N = 37, K = 19, ldc = 50;

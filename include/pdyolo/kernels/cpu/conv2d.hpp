@@ -170,14 +170,10 @@ inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, co
     sgemm_packed(
         w.groups[static_cast<size_t>(grp)], N,
         [&](int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out) {
-#ifdef PDYOLO_X86_KERNELS
-          if (avx512_packing) {
-            if (pointwise) x86::pack_rows_avx512(x_g, N, k0, kc, col0, cols, out);
-            else x86::pack_conv_panels_avx512(g, x_g, k0, kc, col0, cols, out);
-            return;
-          }
-#endif
           if (pointwise) detail::pack_b_panels(image, k0, kc, col0, cols, nr, out);
+#ifdef PDYOLO_X86_KERNELS
+          else if (avx512_packing) x86::pack_conv_panels_avx512(g, x_g, k0, kc, col0, cols, out);
+#endif
           else pack_conv_panels(g, x_g, k0, kc, col0, cols, nr, out);
         },
         y + o.y, N, false, epilogue);

@@ -22,6 +22,7 @@
 #include "pdyolo/kernels/activation.hpp"
 #include "pdyolo/kernels/ref/gemm.hpp"
 #include "pdyolo/kernels/neon/sgemm_ukernels.hpp"
+#include "pdyolo/kernels/x86/gemm_pack.hpp"
 #include "pdyolo/kernels/x86/sgemm_ukernels.hpp"
 
 namespace pdyolo::kernels::cpu {
@@ -150,6 +151,12 @@ namespace detail {
 // A[rows, K block] → strips of MR rows, k-major, zero-padded to a whole strip.
 inline void pack_a_strip(const MatrixView& A, int64_t row0, int64_t rows, int64_t k0, int64_t kc,
                          int64_t mr, float* out) {
+#ifdef PDYOLO_X86_KERNELS
+  if (mr == 8 && gemm_isa() == GemmIsa::avx512) {  // the 8×32 micro-kernel's strips, vectorised
+    if (A.col_stride == 1) return x86::pack_a_strip_rows_avx512(A.data, A.row_stride, row0, rows, k0, kc, out);
+    if (A.row_stride == 1) return x86::pack_a_strip_columns_avx512(A.data, A.col_stride, row0, rows, k0, kc, out);
+  }
+#endif
   for (int64_t k = 0; k < kc; ++k)
     for (int64_t i = 0; i < mr; ++i) out[k * mr + i] = i < rows ? A.at(row0 + i, k0 + k) : 0.0f;
 }
@@ -201,6 +208,12 @@ inline void put_packed_run(float* out, int64_t kc, int64_t nr, int64_t k, int64_
 // The panels of B[K block, col0 .. col0 + cols) one after another (see PackB); rows of a
 // row-major B are copied whole, run by run.
 inline void pack_b_panels(const MatrixView& B, int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out) {
+#ifdef PDYOLO_X86_KERNELS
+  if (nr == 32 && gemm_isa() == GemmIsa::avx512) {  // the 8×32 micro-kernel's panels, vectorised
+    if (B.col_stride == 1) return x86::pack_rows_avx512(B.data, B.row_stride, k0, kc, col0, cols, out);
+    if (B.row_stride == 1) return x86::pack_transposed_panels_avx512(B.data, B.col_stride, k0, kc, col0, cols, out);
+  }
+#endif
   if (B.col_stride != 1) {
     for (int64_t q = 0; q * nr < cols; ++q) pack_b_panel(B, k0, kc, col0 + q * nr, std::min(nr, cols - q * nr), nr, out + q * kc * nr);
     return;

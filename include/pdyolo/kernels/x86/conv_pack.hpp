@@ -126,22 +126,5 @@ __attribute__((target("avx512f"))) inline void pack_conv_panels_avx512(const Con
   }
 }
 
-// Packs rows [k0, k0 + kc) and columns [col0, col0 + cols) of a row-major B (row stride ldb; a 1×1
-// convolution's input) as 32-column panels, the last one zero-padded.
-__attribute__((target("avx512f"))) inline void pack_rows_avx512(const float* b, int64_t ldb, int64_t k0, int64_t kc, int64_t col0,
-                                                                 int64_t cols, float* out) {
-  for (int64_t q = 0; q * 32 < cols; ++q) {
-    const int64_t n = std::min<int64_t>(32, cols - q * 32);
-    const __mmask16 low = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
-    const __mmask16 high = n >= 32 ? 0xFFFF : n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0;
-    const float* src = b + k0 * ldb + col0 + q * 32;
-    float* panel = out + q * kc * 32;
-    for (int64_t k = 0; k < kc; ++k, src += ldb) {
-      _mm512_storeu_ps(panel + k * 32, _mm512_maskz_loadu_ps(low, src));
-      _mm512_storeu_ps(panel + k * 32 + 16, high ? _mm512_maskz_loadu_ps(high, src + 16) : _mm512_setzero_ps());
-    }
-  }
-}
-
 }  // namespace pdyolo::kernels::x86
 #endif
