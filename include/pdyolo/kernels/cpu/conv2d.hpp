@@ -196,17 +196,19 @@ inline void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, cons
   const int64_t K = g.patch_size(), N = g.out_plane(), OCg = g.out_per_group();
   AlignedVector<float> dcol(pointwise ? 0 : static_cast<size_t>(K * N));
   if (!pointwise) std::fill(dx, dx + g.batch * g.in_channels * g.in_h * g.in_w, 0.0f);
+  thread_local PackedConvWeights w_t;  // w_gᵀ [K, OCg] per group, packed once for the whole batch
+  w_t.groups.resize(static_cast<size_t>(g.groups));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    pack_a(MatrixView{w + conv_group_offsets(g, 0, grp).w, 1, K}, K, OCg, w_t.groups[static_cast<size_t>(grp)]);
   for (int64_t n = 0; n < g.batch; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const ConvGroupOffsets o = conv_group_offsets(g, n, grp);
-      const MatrixView w_t{w + o.w, 1, K};  // w_gᵀ [K, OCg]
       const MatrixView dy_g{dy + o.y, N, 1};
-      if (pointwise) {
-        sgemm(K, N, OCg, w_t, dy_g, dx + o.x, N, false);
-      } else {
-        sgemm(K, N, OCg, w_t, dy_g, dcol.data(), N, false);
-        col2im_add(g, dcol.data(), dx + o.x);
-      }
+      float* out = pointwise ? dx + o.x : dcol.data();
+      sgemm_packed(w_t.groups[static_cast<size_t>(grp)], N, [&dy_g](int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* panels) {
+        detail::pack_b_panels(dy_g, k0, kc, col0, cols, nr, panels);
+      }, out, N, false);
+      if (!pointwise) col2im_add(g, dcol.data(), dx + o.x);
     }
 }
 
