@@ -179,24 +179,6 @@ TEST_CASE("the executor refuses a graph that is not fused, naming the node") {
   CHECK(test::error_of([&] { engine.run(Tensor::zeros({1, 4, 64, 64})); }).find("the model takes 3 channels") != std::string::npos);
 }
 
-TEST_CASE("separable inference max-pooling equals the reference (SPP windows, strided, padded)") {
-  Generator gen(8);
-  // planes, in h/w, out h/w, kernel h/w, stride h/w, pad h/w
-  for (const kernels::Pool2dGeometry& g : {kernels::Pool2dGeometry{3, 20, 17, 20, 17, 13, 13, 1, 1, 6, 6},
-                                           kernels::Pool2dGeometry{2, 9, 8, 5, 4, 3, 3, 2, 2, 1, 1},
-                                           kernels::Pool2dGeometry{4, 10, 10, 5, 5, 2, 2, 2, 2, 0, 0},
-                                           kernels::Pool2dGeometry{1, 7, 7, 7, 7, 5, 5, 1, 1, 2, 2}}) {
-    CAPTURE(g.kernel_h);
-    const std::vector<float> x = random_vector(g.planes * g.in_h * g.in_w, gen);
-    std::vector<float> expected(static_cast<size_t>(g.planes * g.out_h * g.out_w)), y(expected.size());
-    std::vector<int64_t> argmax(expected.size());
-    kernels::ref::max_pool2d_forward(g, x.data(), expected.data(), argmax.data());
-    kc::max_pool2d_inference(g, x.data(), y.data());
-    CHECK(y == expected);
-  }
-}
-
-
 TEST_CASE("vectorised tile epilogues (bias + activation, SiLU's exp) match the scalar activations") {
   for (kc::GemmIsa isa : test::available_gemm_isas()) {
     const kc::GemmMicroKernel uk = kc::gemm_micro_kernel(isa);

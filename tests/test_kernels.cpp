@@ -281,13 +281,13 @@ std::pair<Tensor, Tensor> value_and_grad(Backend backend, const Tensor& x, const
   return {y, xg.grad()};
 }
 
-TEST_CASE("separable max-pool forward gives the reference's values and argmax, ties included") {
+TEST_CASE("separable max-pooling (training with argmax, inference without) equals the reference, ties included") {
   Generator gen(23);
-  // planes, in h/w, out h/w, kernel h/w, stride h/w, pad h/w
+  // planes, in h/w, out h/w, kernel h/w, stride h/w, pad h/w: SPP windows, strided, padded, 2×2
   for (const kernels::Pool2dGeometry& g : {kernels::Pool2dGeometry{3, 20, 17, 20, 17, 13, 13, 1, 1, 6, 6},
                                            kernels::Pool2dGeometry{2, 9, 8, 5, 4, 3, 3, 2, 2, 1, 1},
                                            kernels::Pool2dGeometry{1, 11, 7, 11, 7, 5, 5, 1, 1, 2, 2},
-                                           kernels::Pool2dGeometry{2, 8, 8, 4, 4, 2, 2, 2, 2, 0, 0}}) {
+                                           kernels::Pool2dGeometry{4, 10, 10, 5, 5, 2, 2, 2, 2, 0, 0}}) {
     CAPTURE(g.kernel_h);
     // Values from a small set, so most windows hold their maximum more than once.
     const Tensor x = Tensor::uniform({g.planes * g.in_h * g.in_w}, 0, 4, gen);
@@ -299,6 +299,9 @@ TEST_CASE("separable max-pool forward gives the reference's values and argmax, t
     kernels::cpu::max_pool2d_forward(g, x.data<float>(), got_y.data(), got_arg.data());
     CHECK(got_y == want_y);
     CHECK(got_arg == want_arg);
+    std::vector<float> inference_y(out);
+    kernels::cpu::max_pool2d_inference(g, x.data<float>(), inference_y.data());
+    CHECK(inference_y == want_y);
   }
 }
 
