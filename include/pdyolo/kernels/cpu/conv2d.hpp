@@ -161,7 +161,7 @@ inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, co
                          ActivationFn act, float* y) {
   const bool pointwise = conv_is_pointwise(g);
   const int64_t N = g.out_plane();
-  const bool avx512_packing = packs_with_avx512(g);
+  [[maybe_unused]] const bool avx512_packing = packs_with_avx512(g);  // unused where there is no x86 packer
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     const ConvGroupOffsets o = conv_group_offsets(g, 0, grp);
     const float* x_g = x + o.x;

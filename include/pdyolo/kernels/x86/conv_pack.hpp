@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "pdyolo/kernels/cpu/cpu_features.hpp"
 #include "pdyolo/kernels/ref/conv2d.hpp"
 
 #ifdef PDYOLO_X86_KERNELS
