@@ -13,6 +13,7 @@
 
 #include "pdyolo/kernels/cpu/cpu_features.hpp"
 #include "pdyolo/kernels/ref/conv2d.hpp"
+#include "pdyolo/kernels/x86/gemm_pack.hpp"
 
 #ifdef PDYOLO_X86_KERNELS
 #include <immintrin.h>
@@ -47,8 +48,8 @@ inline LaneRun make_lane_run(__mmask16 lanes, const int32_t* index, int64_t stri
   const int first = __builtin_ctz(lanes), count = __builtin_popcount(lanes);
   const int64_t span = stride * (count - 1) + 1;  // ≤ 31 elements
   r.start = index[first];
-  r.low = static_cast<__mmask16>(span >= 16 ? 0xFFFF : (1u << span) - 1);
-  r.high = static_cast<__mmask16>(span > 16 ? (1u << (span - 16)) - 1 : 0);
+  r.low = first_lanes(span);
+  r.high = span > 16 ? first_lanes(span - 16) : 0;
   for (int l = first; l < first + count; ++l) r.pick[l] = static_cast<int32_t>(stride * (l - first));
   return r;
 }

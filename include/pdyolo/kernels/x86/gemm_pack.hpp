@@ -51,6 +51,7 @@ __attribute__((target("avx512f"))) inline void transpose_16x16(__m512 r[16]) {
   }
 }
 
+// The mask of lanes [0, n), n ≥ 0 (all 16 from n = 16 on).
 inline __mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1); }
 
 // Loads `rows` rows (the others zero) of up to 16 elements (`count`) from src, row stride ld, and
@@ -68,8 +69,7 @@ __attribute__((target("avx512f"))) inline void pack_rows_avx512(const float* b, 
                                                                  int64_t cols, float* out) {
   for (int64_t q = 0; q * 32 < cols; ++q) {
     const int64_t n = std::min<int64_t>(32, cols - q * 32);
-    const __mmask16 low = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
-    const __mmask16 high = n >= 32 ? 0xFFFF : n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0;
+    const __mmask16 low = first_lanes(n), high = n > 16 ? first_lanes(n - 16) : 0;
     const float* src = b + k0 * ldb + col0 + q * 32;
     float* panel = out + q * kc * 32;
     for (int64_t k = 0; k < kc; ++k, src += ldb) {

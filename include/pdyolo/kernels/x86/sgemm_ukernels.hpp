@@ -150,16 +150,19 @@ __attribute__((target("avx2,fma"))) inline __m256 activate_avx2(__m256 v, Activa
   return v;
 }
 
+// σ(x) = 1 / (1 + e^−x) on 16 lanes.
+__attribute__((target("avx512f"))) inline __m512 sigmoid_lanes_avx512(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
 // out[i] = σ(in[i]) over an array (the detection head's scores), 16 lanes at a time.
 __attribute__((target("avx512f"))) inline void sigmoid_avx512(const float* in, float* out, int64_t n) {
-  const __m512 one = _mm512_set1_ps(1.0f);
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(out + i, _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_loadu_ps(in + i))))));
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, sigmoid_lanes_avx512(_mm512_loadu_ps(in + i)));
   if (i < n) {
     const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1u);
-    const __m512 x = _mm512_maskz_loadu_ps(tail, in + i);
-    _mm512_mask_storeu_ps(out + i, tail, _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x)))));
+    _mm512_mask_storeu_ps(out + i, tail, sigmoid_lanes_avx512(_mm512_maskz_loadu_ps(tail, in + i)));
   }
 }
 
