@@ -89,6 +89,29 @@ void run_conv(benchmark::State& state, ConvLayer l) {
                                                 benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
+// One image through conv2d_image's two routes for 3×3 stride-1 layers, weights packed once,
+// LeakyReLU fused: Winograd F(2×2, 3×3) against the packed-patch GEMM. GFLOP/s counts the direct
+// convolution's multiply-adds for both.
+enum class ConvRoute { winograd, gemm };
+void run_conv_route(benchmark::State& state, ConvLayer l, ConvRoute route) {
+  const kernels::Conv2dGeometry g{1, l.c, l.h, l.h, l.oc, 3, 3, l.h, l.h, 1, 1, 1, 1, 1, 1, 1};
+  if (route == ConvRoute::winograd && !kernels::cpu::conv_uses_winograd(g)) return state.SkipWithError("no Winograd on this CPU");
+  Generator gen(0);
+  const Tensor x = Tensor::uniform({l.c, l.h, l.h}, -1, 1, gen), w = Tensor::uniform({l.oc, l.c, 3, 3}, -1, 1, gen);
+  const Tensor b = Tensor::uniform({l.oc}, -1, 1, gen);
+  Tensor y = Tensor::empty({l.oc, l.h, l.h});
+  kernels::cpu::PackedConvWeights packed;
+  kernels::cpu::pack_conv_weights_for_inference(g, w.data<float>(), packed);
+  const kernels::ActivationFn act{Activation::leaky_relu, 0.1f};
+  for (auto _ : state) {
+    if (route == ConvRoute::winograd) kernels::cpu::conv2d_image_winograd(g, packed.winograd, x.data<float>(), b.data<float>(), act, y.data<float>());
+    else kernels::cpu::conv2d_image_gemm(g, packed, x.data<float>(), b.data<float>(), act, y.data<float>());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOPS"] = benchmark::Counter(2.0 * l.oc * l.h * l.h * l.c * 9, benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -111,6 +134,15 @@ int main(int argc, char** argv) {
       ->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
   for (const ConvLayer& l : kConvs)
     benchmark::RegisterBenchmark((std::string("conv2d/ours/") + l.name).c_str(), run_conv, l)->UseRealTime()->Unit(benchmark::kMillisecond);
+  const ConvLayer stride_one[] = {
+      {"L4 3x3 32-32 @160", 32, 160, 32, 3, 1},   {"L11 3x3 64-64 @80", 64, 80, 64, 3, 1},
+      {"L18 3x3 128-128 @40", 128, 40, 128, 3, 1}, {"L25 3x3 256-256 @20", 256, 20, 256, 3, 1},
+      {"L74 3x3 64-128 @80", 64, 80, 128, 3, 1},  {"L76 3x3 256-512 @20", 256, 20, 512, 3, 1},
+  };
+  for (const ConvLayer& l : stride_one)
+    for (ConvRoute route : {ConvRoute::winograd, ConvRoute::gemm})
+      benchmark::RegisterBenchmark((std::string(route == ConvRoute::winograd ? "conv3x3/winograd/" : "conv3x3/gemm/") + l.name).c_str(),
+                                   run_conv_route, l, route)->UseRealTime()->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -8,6 +8,7 @@
 //     buffers    every value lives in one arena; buffers whose lifetimes do not overlap share
 //                memory (greedy placement, largest first)
 //   run          the steps in order on raw pointers; weights were packed for the GEMM at build
+//                (and transformed for Winograd F(2×2, 3×3) in 3×3 stride-1 layers on AVX-512)
 //
 // Layout: NCHW. Image n of a value starts at arena + offset + n · image_stride, and holds its
 // [C, H, W] block contiguously (a value written into a concat slice has the concat's image stride).
@@ -225,7 +226,7 @@ class Engine {
                                     shapes[step.node][3], c.stride, c.stride, c.padding, c.padding, 1, 1, c.groups};
         if (step.weights.groups.empty() || step.weights.groups[0].isa != kernels::cpu::gemm_isa()) {
           const Tensor weight = contiguous_copy(n.tensor("weight").detach());
-          kernels::cpu::pack_conv_weights(g, weight.data<float>(), step.weights);
+          kernels::cpu::pack_conv_weights_for_inference(g, weight.data<float>(), step.weights);
           if (n.has_tensor("bias")) step.bias = contiguous_copy(n.tensor("bias").detach());
         }
         profile_[s].gflop = 2.0 * static_cast<double>(g.out_channels * g.out_plane() * g.patch_size()) / 1e9;

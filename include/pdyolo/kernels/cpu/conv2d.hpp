@@ -1,6 +1,7 @@
 // Fast conv2d as packed SGEMM, per image and group. The forward pass packs input patches straight
 // into the GEMM panels (implicit im2col; a 1×1 convolution with stride 1 and no padding reads its
-// input rows directly); the inference executor packs the weights once and also fuses the activation.
+// input rows directly); the inference executor packs the weights once and also fuses the activation,
+// and runs 3×3 stride-1 layers with Winograd F(2×2, 3×3) on AVX-512 (kernels/cpu/winograd.hpp).
 // The backward passes gather patches into a column buffer (im2col) and scatter them back (col2im).
 //
 // Per image n and group g (Cg = in channels per group, OCg = out channels per group):
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "pdyolo/kernels/cpu/sgemm.hpp"
+#include "pdyolo/kernels/cpu/winograd.hpp"
 #include "pdyolo/kernels/ref/conv2d.hpp"
 #include "pdyolo/kernels/x86/conv_pack.hpp"
 
@@ -142,9 +144,11 @@ inline bool packs_with_avx512(const Conv2dGeometry& g) {
 #endif
 }
 
-// Convolution weights packed once for the GEMM micro-kernel, one PackedA per group.
+// Convolution weights packed once for the GEMM micro-kernel, one PackedA per group, and their
+// Winograd transform where conv2d_image uses it.
 struct PackedConvWeights {
   std::vector<PackedA> groups;
+  WinogradWeights winograd;  // empty unless packed for inference and conv_uses_winograd
 };
 
 // w [OC, Cg, KH, KW] → packed per group (for the ISA selected now), reusing out's storage.
@@ -153,12 +157,20 @@ inline void pack_conv_weights(const Conv2dGeometry& g, const float* w, PackedCon
   for (int64_t grp = 0; grp < g.groups; ++grp)
     pack_a(MatrixView{w + conv_group_offsets(g, 0, grp).w, g.patch_size(), 1}, g.out_per_group(), g.patch_size(),
            out.groups[static_cast<size_t>(grp)]);
+  out.winograd.u.clear();
+}
+
+// The same plus the Winograd transform where conv2d_image can use it: for inference. (Training
+// keeps the direct convolution, whose rounding matches the reference's gradients more closely.)
+inline void pack_conv_weights_for_inference(const Conv2dGeometry& g, const float* w, PackedConvWeights& out) {
+  pack_conv_weights(g, w, out);
+  if (conv_uses_winograd(g)) pack_winograd_weights(g, w, out.winograd);
 }
 
 // One image with packed weights, the bias and activation applied as each output tile is finished:
 // y [OC, OH·OW] = act(w ⊛ x + bias), x [C, H, W]. Patches are packed straight into the GEMM panels.
-inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
-                         ActivationFn act, float* y) {
+inline void conv2d_image_gemm(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
+                              ActivationFn act, float* y) {
   const bool pointwise = conv_is_pointwise(g);
   const int64_t N = g.out_plane();
   [[maybe_unused]] const bool avx512_packing = packs_with_avx512(g);  // unused where there is no x86 packer
@@ -178,6 +190,13 @@ inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, co
         },
         y + o.y, N, false, epilogue);
   }
+}
+
+// The same, with Winograd F(2×2, 3×3) where the convolution allows it (conv_uses_winograd).
+inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
+                         ActivationFn act, float* y) {
+  if (!w.winograd.u.empty() && conv_uses_winograd(g)) return conv2d_image_winograd(g, w.winograd, x, bias, act, y);
+  conv2d_image_gemm(g, w, x, bias, act, y);
 }
 
 // y = w ⊛ x + bias over the batch (the op's forward); the weights are packed once per call.

@@ -1,0 +1,123 @@
+// Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions on the AVX-512 micro-kernel: each 2×2 output
+// tile comes from its 4×4 input window with 16 multiplies per (input, output) channel pair instead
+// of 36, so the GEMM does 4/9 of the direct convolution's work.
+//
+//   U[ξ] = (G g Gᵀ)[ξ]   the weights, transformed and packed once: 16 matrices [OC, IC]
+//   V[ξ] = (Bᵀ d B)[ξ]   the input windows of 32 tiles at a time: 16 GEMM panels [IC, 32]
+//   M[ξ] = U[ξ] · V[ξ]   16 micro-kernel tiles per strip of 8 output channels
+//   Y    = Aᵀ M A        the tile's 2×2 outputs, then bias and activation
+//
+// with G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1] (the transforms of B and A are in kernels/x86/winograd.hpp).
+// ξ = 4·row + column indexes the 4×4 transformed tile throughout.
+#pragma once
+#include <algorithm>
+#include <vector>
+
+#include "pdyolo/kernels/cpu/sgemm.hpp"
+#include "pdyolo/kernels/x86/winograd.hpp"
+
+namespace pdyolo::kernels::cpu {
+
+// Whether conv2d_image runs g with Winograd F(2×2, 3×3): a 3×3 stride-1 convolution without
+// dilation or groups, with the AVX-512 micro-kernel selected.
+inline bool conv_uses_winograd(const Conv2dGeometry& g) {
+#ifdef PDYOLO_X86_KERNELS
+  return gemm_isa() == GemmIsa::avx512 && g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 1 && g.stride_w == 1 &&
+         g.dilation_h == 1 && g.dilation_w == 1 && g.groups == 1 && g.in_h * g.in_w < (int64_t{1} << 31);
+#else
+  (void)g;
+  return false;
+#endif
+}
+
+// The tile grid as a convolution: tile (ty, tx) yields outputs (2ty + a, 2tx + b), a, b ∈ {0, 1},
+// from input rows 2ty − pad_h … + 3 and columns 2tx − pad_w … + 3 — the patches of a 4×4
+// convolution at stride 2, which is how the windows are gathered.
+inline Conv2dGeometry winograd_windows(const Conv2dGeometry& g) {
+  Conv2dGeometry w = g;
+  w.kernel_h = w.kernel_w = 4;
+  w.stride_h = w.stride_w = 2;
+  w.out_h = (g.out_h + 1) / 2;
+  w.out_w = (g.out_w + 1) / 2;
+  return w;
+}
+
+// The 16 transformed weight matrices U[ξ] [OC, IC], packed for the micro-kernel.
+struct WinogradWeights {
+  std::vector<PackedA> u;
+};
+
+// The 1-D weight transform G·(k0, k1, k2).
+inline void winograd_weight_1d(float k0, float k1, float k2, float out[4]) {
+  out[0] = k0;
+  out[1] = 0.5f * (k0 + k1 + k2);
+  out[2] = 0.5f * (k0 - k1 + k2);
+  out[3] = k2;
+}
+
+// w [OC, IC, 3, 3] → U, reusing out's storage.
+inline void pack_winograd_weights(const Conv2dGeometry& g, const float* w, WinogradWeights& out) {
+  const int64_t OC = g.out_channels, IC = g.in_channels;
+  std::vector<float> u(static_cast<size_t>(16 * OC * IC));  // [ξ][oc][ic]
+  for (int64_t oc = 0; oc < OC; ++oc)
+    for (int64_t ic = 0; ic < IC; ++ic) {
+      const float* k = w + (oc * IC + ic) * 9;
+      float columns[3][4];  // G g: the transform of each kernel column
+      for (int c = 0; c < 3; ++c) winograd_weight_1d(k[c], k[3 + c], k[6 + c], columns[c]);
+      for (int r = 0; r < 4; ++r) {  // (G g) Gᵀ: the transform of each row
+        float row[4];
+        winograd_weight_1d(columns[0][r], columns[1][r], columns[2][r], row);
+        for (int c = 0; c < 4; ++c) u[static_cast<size_t>(((4 * r + c) * OC + oc) * IC + ic)] = row[c];
+      }
+    }
+  out.u.resize(16);
+  for (int64_t xi = 0; xi < 16; ++xi) pack_a(MatrixView{u.data() + xi * OC * IC, IC, 1}, OC, IC, out.u[static_cast<size_t>(xi)]);
+}
+
+// y [OC, OH·OW] = act(w ⊛ x + bias) for one image, x [IC, H, W] (conv_uses_winograd(g)).
+// Tasks take a group of panels (32 tiles each; their V stays in L2) and a range of 8-row strips.
+inline void conv2d_image_winograd(const Conv2dGeometry& g, const WinogradWeights& w, const float* x, const float* bias,
+                                  ActivationFn act, float* y) {
+#ifdef PDYOLO_X86_KERNELS
+  constexpr int64_t mr = 8, nr = 32;
+  PDYOLO_CHECK(w.u.size() == 16 && w.u[0].isa == GemmIsa::avx512 && gemm_isa() == GemmIsa::avx512,
+               "conv2d_image_winograd: needs weights packed for avx512-8x32");
+  const Conv2dGeometry windows = winograd_windows(g);
+  const int64_t IC = g.in_channels, OC = g.out_channels, plane = g.in_h * g.in_w;
+  const int64_t tiles = windows.out_h * windows.out_w, panels = (tiles + nr - 1) / nr;
+  const int64_t strips = w.u[0].strips(), k_blocks = (IC + kKc - 1) / kKc, panel_floats = 16 * IC * nr;
+  const int64_t group = std::clamp<int64_t>(256 / IC, 1, 8);  // panels per task: 16·IC·32 floats each, ≤ 512 KB in all
+  const int64_t groups = (panels + group - 1) / group;
+  const int64_t wanted_tasks = kTasksPerThread * num_threads();
+  const int64_t row_splits = std::clamp<int64_t>((wanted_tasks + groups - 1) / groups, 1, std::max<int64_t>(1, strips * mr / 64));
+
+  parallel_tasks(groups * row_splits, [&](int64_t task) {
+    const int64_t q0 = task / row_splits * group, q1 = std::min(panels, q0 + group), split = task % row_splits;
+    const int64_t strip0 = strips * split / row_splits, strip1 = strips * (split + 1) / row_splits;
+    thread_local AlignedVector<float> v;  // V of each panel: [panel][ξ][IC][32]
+    v.resize(static_cast<size_t>((q1 - q0) * panel_floats));
+    for (int64_t q = q0; q < q1; ++q) {
+      x86::TapLanes lanes[32];  // the 16 window taps of each half of the panel
+      for (int half = 0; half < 2; ++half) x86::resolve_tap_lanes(windows, q * nr + half * 16, tiles, lanes + half * 16);
+      x86::winograd_input_panel_avx512(lanes, x, plane, 0, IC, v.data() + (q - q0) * panel_floats);
+    }
+    alignas(64) float m[16 * mr * nr];  // the 16 products M[ξ] of one strip × panel
+    for (int64_t s = strip0; s < strip1; ++s)
+      for (int64_t q = q0; q < q1; ++q) {
+        const float* vq = v.data() + (q - q0) * panel_floats;
+        for (int64_t xi = 0; xi < 16; ++xi)
+          for (int64_t p = 0; p < k_blocks; ++p) {
+            const int64_t k0 = p * kKc, kc = std::min(kKc, IC - k0);
+            x86::sgemm_ukernel_avx512_8x32(kc, w.u[static_cast<size_t>(xi)].strip(s, k0, kc), vq + (xi * IC + k0) * nr,
+                                           m + xi * mr * nr, nr, p > 0);
+          }
+        x86::winograd_store_panel_avx512(g, windows, q, s * mr, std::min(mr, OC - s * mr), m, bias, act, y);
+      }
+  });
+#else
+  (void)g, (void)w, (void)x, (void)bias, (void)act, (void)y;
+  throw_error("conv2d_image_winograd: built without the x86 kernels");
+#endif
+}
+
+}  // namespace pdyolo::kernels::cpu

@@ -1,0 +1,114 @@
+// AVX-512 transforms of the Winograd F(2×2, 3×3) convolution (kernels/cpu/winograd.hpp), 32 tiles
+// at a time as two 16-lane halves. Every value below is a vector over tiles:
+//   input   V = Bᵀ d B     d: the tile's 4×4 input window       Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]
+//   output  Y = Aᵀ M A     M: the 4×4 products U·V of the tile  Aᵀ = [1 1 1 0; 0 1 −1 −1]
+#pragma once
+#include <cstdint>
+
+#include "pdyolo/kernels/x86/conv_pack.hpp"
+#include "pdyolo/kernels/x86/sgemm_ukernels.hpp"
+
+#ifdef PDYOLO_X86_KERNELS
+#include <immintrin.h>
+
+namespace pdyolo::kernels::x86 {
+
+// The 4 values r·Bᵀ… of one row or column of 4 (the 1-D input transform).
+struct Quad {
+  __m512 v[4];
+};
+__attribute__((target("avx512f"))) inline Quad input_transform_1d(__m512 d0, __m512 d1, __m512 d2, __m512 d3) {
+  return {{_mm512_sub_ps(d0, d2), _mm512_add_ps(d1, d2), _mm512_sub_ps(d2, d1), _mm512_sub_ps(d1, d3)}};
+}
+
+// The 16 transformed rows V[ξ] (ξ = 4·row + column) of one channel, 16 tiles: d[4·r + c] are the
+// window's values, vectors over the tiles. out[ξ · ld] receives V[ξ].
+__attribute__((target("avx512f"))) inline void winograd_input_tile_avx512(const __m512 d[16], float* out, int64_t ld) {
+  Quad rows[4];  // Bᵀ d: transform each column
+  for (int c = 0; c < 4; ++c) {
+    const Quad q = input_transform_1d(d[c], d[4 + c], d[8 + c], d[12 + c]);
+    for (int r = 0; r < 4; ++r) rows[r].v[c] = q.v[r];
+  }
+  for (int r = 0; r < 4; ++r) {  // (Bᵀ d) B: transform each row
+    const Quad q = input_transform_1d(rows[r].v[0], rows[r].v[1], rows[r].v[2], rows[r].v[3]);
+    for (int c = 0; c < 4; ++c) _mm512_storeu_ps(out + (4 * r + c) * ld, q.v[c]);
+  }
+}
+
+// V for channels [c0, c1) of 32 tiles: lanes[0..15] / lanes[16..31] are the resolved taps of the
+// 4×4 windows (resolve_tap_lanes on the window geometry) of the panel's two halves. Channel c's
+// V[ξ] goes to out + (ξ · channels + c − c0) · 32, 32 floats (a packed GEMM B panel per ξ).
+__attribute__((target("avx512f"))) inline void winograd_input_panel_avx512(const TapLanes* lanes, const float* x, int64_t plane,
+                                                                           int64_t c0, int64_t c1, float* out) {
+  const int64_t channels = c1 - c0;
+  for (int64_t c = c0; c < c1; ++c)
+    for (int half = 0; half < 2; ++half) {
+      __m512 d[16];
+      for (int t = 0; t < 16; ++t) d[t] = read_tap_lanes(lanes[half * 16 + t], x + c * plane);
+      winograd_input_tile_avx512(d, out + (c - c0) * 32 + half * 16, channels * 32);
+    }
+}
+
+// The 2 values of Aᵀ applied to 4.
+__attribute__((target("avx512f"))) inline void output_transform_1d(__m512 m0, __m512 m1, __m512 m2, __m512 m3, __m512& y0, __m512& y1) {
+  y0 = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+  y1 = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+}
+
+// Y = act(Aᵀ M A + bias) of 16 tiles: m[ξ] the 16 products, y[2·a + b] receives output (a, b).
+__attribute__((target("avx512f"))) inline void winograd_output_tile_avx512(const __m512 m[16], float bias, ActivationFn act, __m512 y[4]) {
+  __m512 t[2][4];  // Aᵀ M: transform each column
+  for (int c = 0; c < 4; ++c) output_transform_1d(m[c], m[4 + c], m[8 + c], m[12 + c], t[0][c], t[1][c]);
+  const __m512 b = _mm512_set1_ps(bias);
+  for (int a = 0; a < 2; ++a) {  // (Aᵀ M) A: transform each row
+    __m512 y0, y1;
+    output_transform_1d(t[a][0], t[a][1], t[a][2], t[a][3], y0, y1);
+    y[2 * a] = activate_avx512(_mm512_add_ps(y0, b), act);
+    y[2 * a + 1] = activate_avx512(_mm512_add_ps(y1, b), act);
+  }
+}
+
+// Output row pairs of 16 tiles that lie side by side in one tile row, all inside the image: the
+// 32 values of output row a are y(a, 0) and y(a, 1) interleaved, stored as two vectors at row_a.
+__attribute__((target("avx512f"))) inline void store_interleaved_avx512(__m512 even, __m512 odd, float* row) {
+  const __m512i low = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i high = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  _mm512_storeu_ps(row, _mm512_permutex2var_ps(even, low, odd));
+  _mm512_storeu_ps(row + 16, _mm512_permutex2var_ps(even, high, odd));
+}
+
+// Writes the outputs of `rows` output channels × the 32 tiles of panel q (tiles q·32 …, row-major
+// over the tile grid of `windows`, see winograd_windows): m holds the 16 products of every tile,
+// m[ξ · 256 + i · 32 + lane] for row i. y [OC, OH, OW] from its row `row0` on.
+__attribute__((target("avx512f"))) inline void winograd_store_panel_avx512(const Conv2dGeometry& g, const Conv2dGeometry& windows,
+                                                                           int64_t q, int64_t row0, int64_t rows, const float* m,
+                                                                           const float* bias, ActivationFn act, float* y) {
+  const int64_t tiles = windows.out_h * windows.out_w, tiles_w = windows.out_w;
+  for (int half = 0; half < 2; ++half) {
+    const int64_t j0 = q * 32 + half * 16;
+    if (j0 >= tiles) break;
+    const int64_t ty = j0 / tiles_w, tx = j0 % tiles_w;
+    const bool side_by_side = tx + 16 <= tiles_w && 2 * tx + 32 <= g.out_w;  // 16 whole tiles in one tile row
+    for (int64_t i = 0; i < rows; ++i) {
+      __m512 products[16], out[4];
+      for (int xi = 0; xi < 16; ++xi) products[xi] = _mm512_load_ps(m + xi * 256 + i * 32 + half * 16);
+      winograd_output_tile_avx512(products, bias ? bias[row0 + i] : 0.0f, act, out);
+      float* plane = y + (row0 + i) * g.out_h * g.out_w;
+      if (side_by_side) {
+        for (int64_t a = 0; a < 2 && 2 * ty + a < g.out_h; ++a)
+          store_interleaved_avx512(out[2 * a], out[2 * a + 1], plane + (2 * ty + a) * g.out_w + 2 * tx);
+        continue;
+      }
+      alignas(64) float values[4][16];
+      for (int v = 0; v < 4; ++v) _mm512_store_ps(values[v], out[v]);
+      for (int64_t l = 0; l < 16 && j0 + l < tiles; ++l) {
+        const int64_t oh = (j0 + l) / tiles_w * 2, ow = (j0 + l) % tiles_w * 2;
+        for (int64_t a = 0; a < 2 && oh + a < g.out_h; ++a)
+          for (int64_t b = 0; b < 2 && ow + b < g.out_w; ++b) plane[(oh + a) * g.out_w + ow + b] = values[2 * a + b][l];
+      }
+    }
+  }
+}
+
+}  // namespace pdyolo::kernels::x86
+#endif
