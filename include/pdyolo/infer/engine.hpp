@@ -224,7 +224,7 @@ class Engine {
         kernels::Conv2dGeometry& g = step.geometry;
         g = kernels::Conv2dGeometry{1, c.in_channels, in.h, in.w, c.out_channels, c.kernel, c.kernel, shapes[step.node][2],
                                     shapes[step.node][3], c.stride, c.stride, c.padding, c.padding, 1, 1, c.groups};
-        if (step.weights.groups.empty() || step.weights.groups[0].isa != kernels::cpu::gemm_isa()) {
+        if (!step.weights.packed_for(kernels::cpu::gemm_isa())) {
           const Tensor weight = contiguous_copy(n.tensor("weight").detach());
           kernels::cpu::pack_conv_weights_for_inference(g, weight.data<float>(), step.weights);
           if (n.has_tensor("bias")) step.bias = contiguous_copy(n.tensor("bias").detach());

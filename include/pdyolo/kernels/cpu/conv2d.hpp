@@ -147,8 +147,14 @@ inline bool packs_with_avx512(const Conv2dGeometry& g) {
 // Convolution weights packed once for the GEMM micro-kernel, one PackedA per group, and their
 // Winograd transform where conv2d_image uses it.
 struct PackedConvWeights {
-  std::vector<PackedA> groups;
-  WinogradWeights winograd;  // empty unless packed for inference and conv_uses_winograd
+  std::vector<PackedA> groups;  // empty where Winograd serves
+  WinogradWeights winograd;     // empty unless packed for inference and conv_uses_winograd
+
+  // Whether they are packed, for the micro-kernel of `isa`.
+  bool packed_for(GemmIsa isa) const {
+    if (!winograd.u.empty()) return winograd.u[0].isa == isa;
+    return !groups.empty() && groups[0].isa == isa;
+  }
 };
 
 // w [OC, Cg, KH, KW] → packed per group (for the ISA selected now), reusing out's storage.
@@ -160,17 +166,20 @@ inline void pack_conv_weights(const Conv2dGeometry& g, const float* w, PackedCon
   out.winograd.u.clear();
 }
 
-// The same plus the Winograd transform where conv2d_image can use it: for inference. (Training
-// keeps the direct convolution, whose rounding matches the reference's gradients more closely.)
+// For inference: the Winograd transform where conv2d_image can use it, else the same as
+// pack_conv_weights. (Training keeps the direct convolution, whose rounding matches the
+// reference's gradients more closely.)
 inline void pack_conv_weights_for_inference(const Conv2dGeometry& g, const float* w, PackedConvWeights& out) {
-  pack_conv_weights(g, w, out);
-  if (conv_uses_winograd(g)) pack_winograd_weights(g, w, out.winograd);
+  if (!conv_uses_winograd(g)) return pack_conv_weights(g, w, out);
+  out.groups.clear();
+  pack_winograd_weights(g, w, out.winograd);
 }
 
 // One image with packed weights, the bias and activation applied as each output tile is finished:
 // y [OC, OH·OW] = act(w ⊛ x + bias), x [C, H, W]. Patches are packed straight into the GEMM panels.
 inline void conv2d_image_gemm(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
                               ActivationFn act, float* y) {
+  PDYOLO_CHECK(static_cast<int64_t>(w.groups.size()) == g.groups, "conv2d_image: the weights are not packed for the GEMM");
   const bool pointwise = conv_is_pointwise(g);
   const int64_t N = g.out_plane();
   [[maybe_unused]] const bool avx512_packing = packs_with_avx512(g);  // unused where there is no x86 packer
@@ -195,7 +204,11 @@ inline void conv2d_image_gemm(const Conv2dGeometry& g, const PackedConvWeights& 
 // The same, with Winograd F(2×2, 3×3) where the convolution allows it (conv_uses_winograd).
 inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
                          ActivationFn act, float* y) {
-  if (!w.winograd.u.empty() && conv_uses_winograd(g)) return conv2d_image_winograd(g, w.winograd, x, bias, act, y);
+  if (!w.winograd.u.empty()) {
+    PDYOLO_CHECK(conv_uses_winograd(g), "conv2d_image: the weights were packed for Winograd, which ",
+                 gemm_micro_kernel(gemm_isa()).name, " cannot run; pack them again");
+    return conv2d_image_winograd(g, w.winograd, x, bias, act, y);
+  }
   conv2d_image_gemm(g, w, x, bias, act, y);
 }
 
