@@ -36,6 +36,37 @@ models::YoloModel fused_model(const std::string& cfg, int64_t nc, uint64_t seed)
   return m;
 }
 
+// A convolution case: its geometry and the activation fused after it.
+struct ConvCase {
+  const char* name;
+  kernels::Conv2dGeometry g;
+  Activation act;
+};
+
+// Random input, weights and bias for a case, and the reference kernel's act(w ⊛ x + bias).
+struct ConvProblem {
+  std::vector<float> x, w, bias, expected;
+
+  ConvProblem(const ConvCase& c, Generator& gen) {
+    const kernels::Conv2dGeometry& g = c.g;
+    x = random_vector(g.in_channels * g.in_h * g.in_w, gen);
+    w = random_vector(g.out_channels * g.patch_size(), gen);
+    bias = random_vector(g.out_channels, gen);
+    expected.resize(static_cast<size_t>(g.out_channels * g.out_plane()));
+    kernels::ref::conv2d_forward(g, x.data(), w.data(), bias.data(), expected.data());
+    kernels::with_activation({c.act, 0.1f}, [&](auto f, auto) {
+      for (float& v : expected) v = f(v);
+    });
+  }
+  // The largest |y − expected| / max(1, |expected|) over the output (y may be longer).
+  double worst_error(const std::vector<float>& y) const {
+    double worst = 0;
+    for (size_t i = 0; i < expected.size(); ++i)
+      worst = std::max(worst, std::fabs(double(y[i]) - expected[i]) / std::max(1.0, std::fabs(double(expected[i]))));
+    return worst;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("AVX-512 patch packing writes the same panels as the portable packing") {
@@ -86,13 +117,8 @@ TEST_CASE("AVX-512 patch packing writes the same panels as the portable packing"
 }
 
 TEST_CASE("conv2d_image (pre-packed weights, implicit im2col, bias + activation epilogue) matches the reference") {
-  struct Case {
-    const char* name;
-    kernels::Conv2dGeometry g;
-    Activation act;
-  };
   // batch, C, H, W, OC, KH, KW, OH, OW, stride h/w, pad h/w, dilation h/w, groups
-  const std::vector<Case> cases = {
+  const std::vector<ConvCase> cases = {
       {"3x3 s1 p1", {1, 5, 9, 11, 37, 3, 3, 9, 11, 1, 1, 1, 1, 1, 1, 1}, Activation::leaky_relu},
       {"3x3 s2 p1", {1, 4, 13, 10, 20, 3, 3, 7, 5, 2, 2, 1, 1, 1, 1, 1}, Activation::silu},
       {"1x1", {1, 40, 6, 7, 9, 1, 1, 6, 7, 1, 1, 0, 0, 1, 1, 1}, Activation::identity},
@@ -104,26 +130,18 @@ TEST_CASE("conv2d_image (pre-packed weights, implicit im2col, bias + activation 
       {"3x3 s1 p1 on 48x48 (several column chunks)", {1, 8, 48, 48, 16, 3, 3, 48, 48, 1, 1, 1, 1, 1, 1, 1}, Activation::silu},
   };
   Generator gen(3);
-  for (const Case& c : cases) {
+  for (const ConvCase& c : cases) {
     CAPTURE(c.name);
     const kernels::Conv2dGeometry& g = c.g;
-    const std::vector<float> x = random_vector(g.in_channels * g.in_h * g.in_w, gen),
-                             w = random_vector(g.out_channels * g.patch_size(), gen), bias = random_vector(g.out_channels, gen);
-    std::vector<float> expected(static_cast<size_t>(g.out_channels * g.out_plane()));
-    kernels::ref::conv2d_forward(g, x.data(), w.data(), bias.data(), expected.data());
-    kernels::with_activation({c.act, 0.1f}, [&](auto f, auto) {
-      for (float& v : expected) v = f(v);
-    });
+    const ConvProblem p(c, gen);
     for (kc::GemmIsa isa : test::available_gemm_isas()) {
       CAPTURE(kc::gemm_micro_kernel(isa).name);
       const test::IsaScope scope(isa);
       kc::PackedConvWeights packed;
-      kc::pack_conv_weights(g, w.data(), packed);
-      std::vector<float> y(expected.size(), -7.0f);
-      kc::conv2d_image(g, packed, x.data(), bias.data(), {c.act, 0.1f}, y.data());
-      double worst = 0;
-      for (size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::fabs(double(y[i]) - expected[i]) / std::max(1.0, std::fabs(double(expected[i]))));
-      CHECK(worst < 1e-5);
+      kc::pack_conv_weights(g, p.w.data(), packed);
+      std::vector<float> y(p.expected.size(), -7.0f);
+      kc::conv2d_image(g, packed, p.x.data(), p.bias.data(), {c.act, 0.1f}, y.data());
+      CHECK(p.worst_error(y) < 1e-5);
     }
   }
 }
@@ -133,13 +151,8 @@ TEST_CASE("Winograd F(2x2, 3x3) matches the reference convolution and writes not
     MESSAGE("skipped: this CPU has no AVX-512");
     return;
   }
-  struct Case {
-    const char* name;
-    kernels::Conv2dGeometry g;
-    Activation act;
-  };
   // batch, C, H, W, OC, KH, KW, OH, OW, stride h/w, pad h/w, dilation h/w, groups
-  const std::vector<Case> cases = {
+  const std::vector<ConvCase> cases = {
       {"p1 on 40x40 (tile rows of 20: halves side by side and across rows)", {1, 7, 40, 40, 16, 3, 3, 40, 40, 1, 1, 1, 1, 1, 1, 1}, Activation::leaky_relu},
       {"p1 on 64x64 (16 tiles side by side in every half)", {1, 8, 64, 64, 20, 3, 3, 64, 64, 1, 1, 1, 1, 1, 1, 1}, Activation::silu},
       {"p1, odd sizes (half tiles at the bottom and right)", {1, 5, 9, 13, 12, 3, 3, 9, 13, 1, 1, 1, 1, 1, 1, 1}, Activation::silu},
@@ -151,27 +164,18 @@ TEST_CASE("Winograd F(2x2, 3x3) matches the reference convolution and writes not
   };
   const int64_t guard = 40;  // floats after the output that must stay untouched
   Generator gen(17);
-  for (const Case& c : cases) {
+  for (const ConvCase& c : cases) {
     CAPTURE(c.name);
     const kernels::Conv2dGeometry& g = c.g;
     const test::IsaScope scope(kc::GemmIsa::avx512);
     REQUIRE(kc::conv_uses_winograd(g));
-    const std::vector<float> x = random_vector(g.in_channels * g.in_h * g.in_w, gen),
-                             w = random_vector(g.out_channels * g.patch_size(), gen), bias = random_vector(g.out_channels, gen);
-    std::vector<float> expected(static_cast<size_t>(g.out_channels * g.out_plane()));
-    kernels::ref::conv2d_forward(g, x.data(), w.data(), bias.data(), expected.data());
-    kernels::with_activation({c.act, 0.1f}, [&](auto f, auto) {
-      for (float& v : expected) v = f(v);
-    });
+    const ConvProblem p(c, gen);
     kc::PackedConvWeights packed;
-    kc::pack_conv_weights_for_inference(g, w.data(), packed);
+    kc::pack_conv_weights_for_inference(g, p.w.data(), packed);
     REQUIRE(packed.winograd.u.size() == 16);
-    std::vector<float> y(expected.size() + guard, -7.0f);
-    kc::conv2d_image_winograd(g, packed.winograd, x.data(), bias.data(), {c.act, 0.1f}, y.data());
-    double worst = 0;
-    for (size_t i = 0; i < expected.size(); ++i)
-      worst = std::max(worst, std::fabs(double(y[i]) - expected[i]) / std::max(1.0, std::fabs(double(expected[i]))));
-    CHECK(worst < 1e-4);  // the issue's bound: the transforms add rounding on deep sums (2.4e-5 seen at K = 2700)
+    std::vector<float> y(p.expected.size() + guard, -7.0f);
+    kc::conv2d_image_winograd(g, packed.winograd, p.x.data(), p.bias.data(), {c.act, 0.1f}, y.data());
+    CHECK(p.worst_error(y) < 1e-4);  // the issue's bound: the transforms add rounding on deep sums (2.4e-5 seen at K = 2700)
     CHECK(std::all_of(y.end() - guard, y.end(), [](float v) { return v == -7.0f; }));
   }
 }
