@@ -201,7 +201,8 @@ inline void conv2d_image_gemm(const Conv2dGeometry& g, const PackedConvWeights& 
   }
 }
 
-// The same, with Winograd F(2×2, 3×3) where the convolution allows it (conv_uses_winograd).
+// The same, with Winograd F(2×2, 3×3) when the weights were packed for it
+// (pack_conv_weights_for_inference on a layer where conv_uses_winograd).
 inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
                          ActivationFn act, float* y) {
   if (!w.winograd.u.empty()) {
