@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "pdyolo/kernels/cpu/sgemm.hpp"
+#include "pdyolo/kernels/cpu/window.hpp"
 #include "pdyolo/kernels/cpu/winograd.hpp"
 #include "pdyolo/kernels/ref/conv2d.hpp"
 #include "pdyolo/kernels/x86/conv_pack.hpp"
@@ -26,18 +27,9 @@ inline bool conv_is_pointwise(const Conv2dGeometry& g) {
          g.pad_w == 0;
 }
 
-// The output columns [lo, hi) whose input column in_col(ow, kw) lies inside the image; the rest
-// read padding. Lets the inner loops run without bounds checks.
-struct ValidColumns {
-  int64_t lo, hi;
-};
-inline ValidColumns valid_columns(const Conv2dGeometry& g, int64_t kw) {
-  const int64_t offset = kw * g.dilation_w - g.pad_w;  // in_col(ow, kw) = ow · stride + offset
-  int64_t lo = offset >= 0 ? 0 : (-offset + g.stride_w - 1) / g.stride_w;
-  int64_t hi = g.in_w - offset <= 0 ? 0 : (g.in_w - offset - 1) / g.stride_w + 1;
-  lo = std::min(lo, g.out_w);
-  hi = std::max(lo, std::min(hi, g.out_w));
-  return {lo, hi};
+// The output columns whose input column in_col(ow, kw) lies inside the image; the rest read padding.
+inline ValidOutputs valid_columns(const Conv2dGeometry& g, int64_t kw) {
+  return valid_outputs(g.in_w, g.out_w, g.stride_w, kw * g.dilation_w - g.pad_w);
 }
 
 // x_g [Cg, H, W] → col [Cg·KH·KW, OH·OW]
@@ -48,7 +40,7 @@ inline void im2col(const Conv2dGeometry& g, const float* x_g, float* col) {
       const int64_t kw = r % g.kernel_w, kh = (r / g.kernel_w) % g.kernel_h, c = r / (g.kernel_w * g.kernel_h);
       const float* in = x_g + c * g.in_h * g.in_w;
       float* out = col + r * plane;
-      const ValidColumns v = valid_columns(g, kw);
+      const ValidOutputs v = valid_columns(g, kw);
       const int64_t offset = g.in_col(0, kw);  // column ow reads input column ow · stride + offset
       for (int64_t oh = 0; oh < g.out_h; ++oh) {
         const int64_t ih = g.in_row(oh, kh);
@@ -77,7 +69,7 @@ inline void col2im_add(const Conv2dGeometry& g, const float* dcol, float* dx_g) 
       for (int64_t t = 0; t < taps; ++t) {
         const int64_t kh = t / g.kernel_w, kw = t % g.kernel_w;
         const float* src = dcol + (c * taps + t) * plane;
-        const ValidColumns v = valid_columns(g, kw);
+        const ValidOutputs v = valid_columns(g, kw);
         const int64_t offset = g.in_col(0, kw);
         for (int64_t oh = 0; oh < g.out_h; ++oh) {
           const int64_t ih = g.in_row(oh, kh);
@@ -112,7 +104,7 @@ inline void pack_conv_panels(const Conv2dGeometry& g, const float* x_g, int64_t 
     const int64_t r = k0 + k;
     const int64_t kw = r % g.kernel_w, kh = (r / g.kernel_w) % g.kernel_h, c = r / (g.kernel_w * g.kernel_h);
     const float* in = x_g + c * g.in_h * g.in_w;
-    const ValidColumns v = valid_columns(g, kw);
+    const ValidOutputs v = valid_columns(g, kw);
     const int64_t offset = g.in_col(0, kw);
     int64_t oh = col0 / g.out_w, ow = col0 % g.out_w;
     for (int64_t j = 0; j < cols; oh += 1, ow = 0) {

@@ -3,10 +3,10 @@
 #pragma once
 #include <algorithm>
 #include <limits>
-#include <utility>
 #include <vector>
 
 #include "pdyolo/core/parallel.hpp"
+#include "pdyolo/kernels/cpu/window.hpp"
 #include "pdyolo/kernels/ref/pool.hpp"
 
 namespace pdyolo::kernels::cpu {
@@ -16,14 +16,6 @@ template <class Fn>
 void for_plane_ranges(int64_t planes, int64_t elements_per_plane, const Fn& fn) {
   const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(elements_per_plane, 1));
   parallel_for(0, planes, grain, [&](int64_t lo, int64_t hi) { fn(lo, hi - lo); });
-}
-
-// Output positions o in [lo, hi) whose input index o·stride − pad + tap lies in [0, size).
-inline std::pair<int64_t, int64_t> pool_valid_range(int64_t size, int64_t out_size, int64_t stride, int64_t pad, int64_t tap) {
-  const int64_t offset = tap - pad;  // input index = o · stride + offset
-  const int64_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  const int64_t hi = size - offset <= 0 ? 0 : (size - offset - 1) / stride + 1;
-  return {std::min(lo, out_size), std::max(std::min(lo, out_size), std::min(hi, out_size))};
 }
 
 // Max-pooling without argmax (inference), as two separable passes per plane: the maximum over each
@@ -41,7 +33,7 @@ inline void max_pool2d_inference(const Pool2dGeometry& g, const float* x, float*
       float* out = y + p * out_plane;
       std::fill(row_max.begin(), row_max.end(), kLowest);
       for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
-        const auto [lo, hi] = pool_valid_range(g.in_w, g.out_w, g.stride_w, g.pad_w, kw);
+        const auto [lo, hi] = valid_outputs(g.in_w, g.out_w, g.stride_w, kw - g.pad_w);
         const int64_t offset = kw - g.pad_w, stride = g.stride_w;
         for (int64_t ih = 0; ih < g.in_h; ++ih) {
           float* h = row_max.data() + ih * g.out_w;
@@ -51,7 +43,7 @@ inline void max_pool2d_inference(const Pool2dGeometry& g, const float* x, float*
       }
       std::fill(out, out + out_plane, kLowest);
       for (int64_t kh = 0; kh < g.kernel_h; ++kh) {
-        const auto [lo, hi] = pool_valid_range(g.in_h, g.out_h, g.stride_h, g.pad_h, kh);
+        const auto [lo, hi] = valid_outputs(g.in_h, g.out_h, g.stride_h, kh - g.pad_h);
         for (int64_t oh = lo; oh < hi; ++oh) {
           const float* h = row_max.data() + (oh * g.stride_h + kh - g.pad_h) * g.out_w;
           float* o = out + oh * g.out_w;
@@ -89,7 +81,7 @@ inline void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y
       int64_t* arg = argmax + p * out_plane;
       std::fill(row_arg.begin(), row_arg.end(), int64_t{-1});
       for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
-        const auto [lo, hi] = pool_valid_range(g.in_w, g.out_w, g.stride_w, g.pad_w, kw);
+        const auto [lo, hi] = valid_outputs(g.in_w, g.out_w, g.stride_w, kw - g.pad_w);
         const int64_t offset = kw - g.pad_w, stride = g.stride_w;
         for (int64_t ih = 0; ih < g.in_h; ++ih) {
           float* best = row_max.data() + ih * g.out_w;
@@ -105,7 +97,7 @@ inline void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y
       }
       std::fill(arg, arg + out_plane, int64_t{-1});
       for (int64_t kh = 0; kh < g.kernel_h; ++kh) {
-        const auto [lo, hi] = pool_valid_range(g.in_h, g.out_h, g.stride_h, g.pad_h, kh);
+        const auto [lo, hi] = valid_outputs(g.in_h, g.out_h, g.stride_h, kh - g.pad_h);
         for (int64_t oh = lo; oh < hi; ++oh) {
           const int64_t ih = oh * g.stride_h + kh - g.pad_h;
           const float* best = row_max.data() + ih * g.out_w;

@@ -99,7 +99,7 @@ inline void conv2d_image_winograd(const Conv2dGeometry& g, const WinogradWeights
     for (int64_t q = q0; q < q1; ++q) {
       x86::TapLanes lanes[32];  // the 16 window taps of each half of the panel
       for (int half = 0; half < 2; ++half) x86::resolve_tap_lanes(windows, q * nr + half * 16, tiles, lanes + half * 16);
-      x86::winograd_input_panel_avx512(lanes, x, plane, 0, IC, v.data() + (q - q0) * panel_floats);
+      x86::winograd_input_panel_avx512(lanes, x, plane, IC, v.data() + (q - q0) * panel_floats);
     }
     alignas(64) float m[16 * mr * nr];  // the 16 products M[ξ] of one strip × panel
     for (int64_t s = strip0; s < strip1; ++s)

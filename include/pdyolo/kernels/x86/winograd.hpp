@@ -35,17 +35,16 @@ __attribute__((target("avx512f"))) inline void winograd_input_tile_avx512(const 
   }
 }
 
-// V for channels [c0, c1) of 32 tiles: lanes[0..15] / lanes[16..31] are the resolved taps of the
-// 4×4 windows (resolve_tap_lanes on the window geometry) of the panel's two halves. Channel c's
-// V[ξ] goes to out + (ξ · channels + c − c0) · 32, 32 floats (a packed GEMM B panel per ξ).
+// V of every channel of x [channels, plane] for 32 tiles: lanes[0..15] / lanes[16..31] are the
+// resolved taps of the 4×4 windows (resolve_tap_lanes on the window geometry) of the panel's two
+// halves. Channel c's V[ξ] goes to out + (ξ · channels + c) · 32, 32 floats (a GEMM B panel per ξ).
 __attribute__((target("avx512f"))) inline void winograd_input_panel_avx512(const TapLanes* lanes, const float* x, int64_t plane,
-                                                                           int64_t c0, int64_t c1, float* out) {
-  const int64_t channels = c1 - c0;
-  for (int64_t c = c0; c < c1; ++c)
+                                                                           int64_t channels, float* out) {
+  for (int64_t c = 0; c < channels; ++c)
     for (int half = 0; half < 2; ++half) {
       __m512 d[16];
       for (int t = 0; t < 16; ++t) d[t] = read_tap_lanes(lanes[half * 16 + t], x + c * plane);
-      winograd_input_tile_avx512(d, out + (c - c0) * 32 + half * 16, channels * 32);
+      winograd_input_tile_avx512(d, out + c * 32 + half * 16, channels * 32);
     }
 }
 
@@ -88,7 +87,7 @@ __attribute__((target("avx512f"))) inline void winograd_store_panel_avx512(const
     const int64_t j0 = q * 32 + half * 16;
     if (j0 >= tiles) break;
     const int64_t ty = j0 / tiles_w, tx = j0 % tiles_w;
-    const bool side_by_side = tx + 16 <= tiles_w && 2 * tx + 32 <= g.out_w;  // 16 whole tiles in one tile row
+    const bool side_by_side = 2 * tx + 32 <= g.out_w;  // 16 whole tiles in one tile row
     for (int64_t i = 0; i < rows; ++i) {
       __m512 products[16], out[4];
       for (int xi = 0; xi < 16; ++xi) products[xi] = _mm512_load_ps(m + xi * 256 + i * 32 + half * 16);
