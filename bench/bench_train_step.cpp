@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  const HostBlockCacheScope block_cache;  // as train::Trainer does: no page faults on reused activations
   models::YoloModel model = models::build_yolo(models::load_model_config(cfg));
   model.graph.train();
   train::Optimizer sgd(model.graph.parameters(), {0.01, 0.937, 5e-4, true});

@@ -77,6 +77,34 @@ TEST_CASE("storage is 64-byte aligned and shared by views") {
   CHECK(base.to_vector() == std::vector<float>{0, 9, 9, 3, 9, 9});
 }
 
+TEST_CASE("the host block cache reuses freed large blocks only while a scope holds it on") {
+  const Shape large{1 << 17};  // 512 KiB, above kMinCachedBytes
+  auto address_after_free = [&](const Shape& shape) {
+    const void* freed = Tensor::empty(shape).data<float>();
+    const void* next = Tensor::empty(shape).data<float>();
+    return std::make_pair(freed, next);
+  };
+  HostBlockCache& cache = HostBlockCache::instance();
+  REQUIRE(cache.held_bytes() == 0);  // off by default
+  {
+    const HostBlockCacheScope scope;
+    auto [freed, next] = address_after_free(large);
+    CHECK(next == freed);  // the same block came back
+    CHECK(cache.held_bytes() > 0);
+    CHECK(reinterpret_cast<uintptr_t>(next) % 64 == 0);
+    { const Tensor smaller = Tensor::empty({(1 << 17) - 64}); CHECK(smaller.data<float>() != freed); }  // exact sizes only
+    const size_t held = cache.held_bytes();
+    { const Tensor small = Tensor::empty({1000}); }  // small blocks are not kept
+    CHECK(cache.held_bytes() == held);
+  }
+  CHECK(cache.held_bytes() == 0);  // the scope's end frees them
+  {
+    const HostBlockCacheScope tiny_limit(1 << 10);  // below one block: nothing is kept
+    { const Tensor t = Tensor::empty(large); }
+    CHECK(cache.held_bytes() == 0);
+  }
+}
+
 TEST_CASE("views: reshape, permute, transpose, narrow, expand, contiguous") {
   Tensor t = Tensor::from_vector({0, 1, 2, 3, 4, 5}, {2, 3});
   CHECK(t.reshape({3, 2}).at({2, 1}) == 5.0);

@@ -8,26 +8,26 @@
 #include "pdyolo/backend/cuda_api.hpp"
 #include "pdyolo/core/device.hpp"
 #include "pdyolo/core/error.hpp"
+#include "pdyolo/core/host_block_cache.hpp"
 
 namespace pdyolo {
 
-constexpr size_t kStorageAlignment = 64;
+constexpr size_t kStorageAlignment = HostBlockCache::kAlignment;
 
 class Storage {
  public:
   Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
     // Round up so vector kernels may read a full cache line past the end of small tensors.
-    const size_t padded = (nbytes + kStorageAlignment - 1) / kStorageAlignment * kStorageAlignment +
-                          kStorageAlignment;
+    padded_ = (nbytes + kStorageAlignment - 1) / kStorageAlignment * kStorageAlignment + kStorageAlignment;
     if (device.type == DeviceType::cpu) {
-      data_ = ::operator new(padded, std::align_val_t(kStorageAlignment));
+      data_ = HostBlockCache::instance().allocate(padded_);
     } else {
-      data_ = cuda::device_malloc(padded, device.index);
+      data_ = cuda::device_malloc(padded_, device.index);
     }
   }
   ~Storage() {
     if (device_.type == DeviceType::cpu) {
-      ::operator delete(data_, std::align_val_t(kStorageAlignment));
+      HostBlockCache::instance().release(data_, padded_);
     } else {
       cuda::device_free(data_, device_.index);
     }
@@ -42,6 +42,7 @@ class Storage {
  private:
   void* data_ = nullptr;
   size_t nbytes_ = 0;
+  size_t padded_ = 0;  // bytes allocated
   Device device_;
 };
 

@@ -96,6 +96,7 @@ class Trainer {
     lo.aug = data::AugmentOptions::from_hyp(hyp_);
     lo.cache_images = o_.cache_images;
     data::DataLoader loader(train_, lo);
+    const HostBlockCacheScope block_cache;  // each step reuses the last one's freed activation blocks
     const int64_t nb = loader.size(), warmup = warmup_iterations(recipe_, nb);
     std::vector<EpochRecord> records;
     for (int64_t epoch = start_epoch_; epoch < o_.epochs; ++epoch) {
