@@ -140,6 +140,11 @@ TEST_CASE("conv2d: im2col + GEMM matches the direct reference, forward and both 
   cases.push_back(make(1, 6, 10, 10, 6, 3, 1, 2, 2, 6));     // depthwise, dilated
   cases.push_back(make(2, 5, 8, 9, 7, 5, 1, 2, 1, 1));       // 5×5
   cases.push_back(make(1, 4, 9, 9, 3, 1, 2, 0, 1, 1));       // strided 1×1 (not the fast path)
+  cases.push_back(make(1, 4, 6, 5, 3, 1, 1, 1, 1, 1));       // padded 1×1: dx by col2im, not a convolution
+  // Planes of 1024 and more: dx as a forward convolution of dy with flipped, transposed weights.
+  cases.push_back(make(2, 3, 33, 34, 5, 3, 1, 1, 1, 1));     // padding 1
+  cases.push_back(make(1, 4, 36, 32, 6, 3, 1, 2, 2, 2));     // dilated, grouped
+  cases.push_back(make(1, 3, 35, 33, 4, 5, 1, 1, 1, 1));     // 5×5 with padding 1: dx pads by 3
   for (int i = 0; i < 6; ++i) {  // random geometries
     const int64_t groups = 1 + static_cast<int64_t>(gen.randint(2));
     const int64_t k = 1 + 2 * static_cast<int64_t>(gen.randint(2));
