@@ -97,6 +97,14 @@ TEST_CASE("AVX-512 operand packers (copies and 16x16 transposes) write what the 
     }
 }
 
+TEST_CASE("sgemm splits K into equal blocks of at most kKc rows") {
+  CHECK(cpu::k_block_rows(27) == 27);
+  CHECK(cpu::k_block_rows(256) == 256);
+  CHECK(cpu::k_block_rows(257) == 129);   // 129 + 128, not 256 + 1
+  CHECK(cpu::k_block_rows(288) == 144);   // a 3×3 convolution over 32 channels
+  CHECK(cpu::k_block_rows(1152) == 231);  // five blocks, the last 228 rows
+}
+
 TEST_CASE("sgemm writes only inside C's leading dimension") {
   Generator gen(2);
   const int64_t M = 10, N = 37, K = 19, ldc = 50;

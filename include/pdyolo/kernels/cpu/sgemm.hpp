@@ -1,6 +1,6 @@
 // Fast SGEMM: C[M,N] (+)= A[M,K] · B[K,N], cache-blocked with packed panels (the BLIS scheme).
 //
-//   for each K block of kKc rows
+//   for each K block (at most kKc rows, see k_block_rows)
 //     pack B[k-block, column chunk] into NR-wide panels   (one buffer per thread; stays in L2)
 //     for each block of kMcRows rows of A                 (packed once per call; stays in L2)
 //       for each NR panel of B                            (stays in L1)
@@ -101,12 +101,19 @@ inline void set_gemm_isa(GemmIsa isa) {
   gemm_isa_slot() = isa;
 }
 
-constexpr int64_t kKc = 256;             // K block: an NR-wide B panel of kKc rows stays in L1
+constexpr int64_t kKc = 256;             // largest K block: an NR-wide B panel of kKc rows stays in L1
 constexpr int64_t kMcRows = 192;         // rows of A revisited per B panel: kMcRows × kKc floats in L2
 constexpr int64_t kMaxChunkCols = 1024;  // column chunk per task: its packed B stays in L2
 constexpr int64_t kTasksPerThread = 4;   // enough tasks for dynamic scheduling to balance uneven ones
 
-// A packed for the micro-kernel: per K block of kKc rows, strips of MR rows, k-major, zero-padded
+// Rows per K block: K in ⌈K / kKc⌉ blocks of equal size (288 → 2 × 144, not 256 + 32: a short
+// last block would load and store every tile of C again for a few multiply-adds).
+inline int64_t k_block_rows(int64_t K) {
+  const int64_t blocks = (K + kKc - 1) / kKc;
+  return blocks > 0 ? (K + blocks - 1) / blocks : kKc;
+}
+
+// A packed for the micro-kernel: per K block of k_block_rows(K) rows, strips of MR rows, k-major, zero-padded
 // to whole strips. Convolution weights are packed once at load and reused by every call.
 struct PackedA {
   GemmIsa isa = GemmIsa::generic;  // the micro-kernel it was packed for (its MR)
@@ -253,11 +260,11 @@ inline void pack_a(const MatrixView& A, int64_t M, int64_t K, PackedA& out) {
   out.isa = gemm_isa();
   out.mr = gemm_micro_kernel(out.isa).mr;
   out.M = M, out.K = K;
-  const int64_t strips = out.strips(), k_blocks = (K + kKc - 1) / kKc;
+  const int64_t strips = out.strips(), kb = k_block_rows(K), k_blocks = (K + kb - 1) / kb;
   if (out.data.size() < static_cast<size_t>(strips * out.mr * K)) out.data.resize(static_cast<size_t>(strips * out.mr * K));
   parallel_tasks(strips * k_blocks, [&](int64_t task) {
     const int64_t p = task / strips, s = task % strips;
-    const int64_t k0 = p * kKc, kc = std::min(kKc, K - k0);
+    const int64_t k0 = p * kb, kc = std::min(kb, K - k0);
     detail::pack_a_strip(A, s * out.mr, std::min(out.mr, M - s * out.mr), k0, kc, out.mr,
                          out.data.data() + strips * out.mr * k0 + s * out.mr * kc);
   });
@@ -274,7 +281,7 @@ inline void sgemm_packed(const PackedA& A, int64_t N, const PackB& pack_b, float
   const GemmMicroKernel uk = gemm_micro_kernel(A.isa);
   const int64_t mr = uk.mr, nr = uk.nr;
   const int64_t strips = A.strips();
-  const int64_t k_blocks = (K + kKc - 1) / kKc;
+  const int64_t kb = k_block_rows(K), k_blocks = (K + kb - 1) / kb;
   const bool with_epilogue = epilogue.active();
 
   // Tasks: column chunks of whole panels, split by rows too when there are too few chunks to
@@ -295,11 +302,11 @@ inline void sgemm_packed(const PackedA& A, int64_t N, const PackB& pack_b, float
     const int64_t strip0 = strips * split / row_splits, strip1 = strips * (split + 1) / row_splits;
     const int64_t chunk_panels = (cols + nr - 1) / nr;
     AlignedVector<float>& packed_b = detail::thread_pack_buffer_b();
-    if (packed_b.size() < static_cast<size_t>(kKc * chunk_panels * nr)) packed_b.resize(static_cast<size_t>(kKc * chunk_panels * nr));
+    if (packed_b.size() < static_cast<size_t>(kb * chunk_panels * nr)) packed_b.resize(static_cast<size_t>(kb * chunk_panels * nr));
     float tile[32 * 32];  // edge tiles are computed here, then the valid part is copied out
 
     for (int64_t p = 0; p < k_blocks; ++p) {
-      const int64_t k0 = p * kKc, kc = std::min(kKc, K - k0);
+      const int64_t k0 = p * kb, kc = std::min(kb, K - k0);
       const bool acc = accumulate || p > 0, last_block = p + 1 == k_blocks;
       pack_b(k0, kc, col0, cols, nr, packed_b.data());
       for (int64_t block = strip0; block < strip1; block += strips_per_block) {

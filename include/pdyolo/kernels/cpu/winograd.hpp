@@ -85,7 +85,7 @@ inline void conv2d_image_winograd(const Conv2dGeometry& g, const WinogradWeights
   const Conv2dGeometry windows = winograd_windows(g);
   const int64_t IC = g.in_channels, OC = g.out_channels, plane = g.in_h * g.in_w;
   const int64_t tiles = windows.out_h * windows.out_w, panels = (tiles + nr - 1) / nr;
-  const int64_t strips = w.u[0].strips(), k_blocks = (IC + kKc - 1) / kKc, panel_floats = 16 * IC * nr;
+  const int64_t strips = w.u[0].strips(), kb = k_block_rows(IC), k_blocks = (IC + kb - 1) / kb, panel_floats = 16 * IC * nr;
   const int64_t group = std::clamp<int64_t>(256 / IC, 1, 8);  // panels per task: 16·IC·32 floats each, ≤ 512 KB in all
   const int64_t groups = (panels + group - 1) / group;
   const int64_t wanted_tasks = kTasksPerThread * num_threads();
@@ -107,7 +107,7 @@ inline void conv2d_image_winograd(const Conv2dGeometry& g, const WinogradWeights
         const float* vq = v.data() + (q - q0) * panel_floats;
         for (int64_t xi = 0; xi < 16; ++xi)
           for (int64_t p = 0; p < k_blocks; ++p) {
-            const int64_t k0 = p * kKc, kc = std::min(kKc, IC - k0);
+            const int64_t k0 = p * kb, kc = std::min(kb, IC - k0);
             x86::sgemm_ukernel_avx512_8x32(kc, w.u[static_cast<size_t>(xi)].strip(s, k0, kc), vq + (xi * IC + k0) * nr,
                                            m + xi * mr * nr, nr, p > 0);
           }
