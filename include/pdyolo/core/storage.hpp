@@ -17,17 +17,15 @@ constexpr size_t kStorageAlignment = HostBlockCache::kAlignment;
 class Storage {
  public:
   Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-    // Round up so vector kernels may read a full cache line past the end of small tensors.
-    padded_ = (nbytes + kStorageAlignment - 1) / kStorageAlignment * kStorageAlignment + kStorageAlignment;
     if (device.type == DeviceType::cpu) {
-      data_ = HostBlockCache::instance().allocate(padded_);
+      data_ = HostBlockCache::instance().allocate(padded_bytes());
     } else {
-      data_ = cuda::device_malloc(padded_, device.index);
+      data_ = cuda::device_malloc(padded_bytes(), device.index);
     }
   }
   ~Storage() {
     if (device_.type == DeviceType::cpu) {
-      HostBlockCache::instance().release(data_, padded_);
+      HostBlockCache::instance().release(data_, padded_bytes());
     } else {
       cuda::device_free(data_, device_.index);
     }
@@ -40,9 +38,11 @@ class Storage {
   Device device() const { return device_; }
 
  private:
+  // Bytes allocated: rounded up so vector kernels may read a full cache line past the end of small tensors.
+  size_t padded_bytes() const { return (nbytes_ + kStorageAlignment - 1) / kStorageAlignment * kStorageAlignment + kStorageAlignment; }
+
   void* data_ = nullptr;
   size_t nbytes_ = 0;
-  size_t padded_ = 0;  // bytes allocated
   Device device_;
 };
 
