@@ -99,10 +99,16 @@ TEST_CASE("the host block cache reuses freed large blocks only while a scope hol
   }
   CHECK(cache.held_bytes() == 0);  // the scope's end frees them
   {
-    const HostBlockCacheScope tiny_limit(1 << 10);  // below one block: nothing is kept
-    { const Tensor t = Tensor::empty(large); }
-    CHECK(cache.held_bytes() == 0);
+    const HostBlockCacheScope outer;
+    {
+      const HostBlockCacheScope tiny_limit(1 << 10);  // below one block: nothing is kept
+      { const Tensor t = Tensor::empty(large); }
+      CHECK(cache.held_bytes() == 0);
+    }
+    { const Tensor t = Tensor::empty(large); }  // the outer scope's limit is back
+    CHECK(cache.held_bytes() > 0);
   }
+  CHECK(cache.limit() == 0);
 }
 
 TEST_CASE("views: reshape, permute, transpose, narrow, expand, contiguous") {
