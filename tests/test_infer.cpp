@@ -107,7 +107,10 @@ TEST_CASE("AVX-512 patch packing writes the same panels as the portable packing"
   for (int64_t cols : {50, 45, 12}) {
     CAPTURE(cols);
     std::vector<float> expected(static_cast<size_t>(5 * 64), -1.0f), got(expected.size(), -2.0f);
-    kc::detail::pack_b_panels(kernels::MatrixView{b.data(), 50, 1}, 2, 5, 50 - cols, cols, 32, expected.data());
+    {
+      const test::IsaScope portable(kc::GemmIsa::generic);  // pack_b_panels would call pack_rows_avx512 itself
+      kc::detail::pack_b_panels(kernels::MatrixView{b.data(), 50, 1}, 2, 5, 50 - cols, cols, 32, expected.data());
+    }
     kernels::x86::pack_rows_avx512(b.data(), 50, 2, 5, 50 - cols, cols, got.data());
     expected.resize(static_cast<size_t>(5 * 32 * ((cols + 31) / 32)));
     got.resize(expected.size());

@@ -216,22 +216,19 @@ inline void conv2d_forward(const Conv2dGeometry& g, const float* x, const float*
     conv2d_image(image, packed, x + n * g.in_channels * g.in_h * g.in_w, bias, {}, y + n * g.out_channels * g.out_plane());
 }
 
-// The convolution whose forward pass is this one's input gradient, where one exists: with stride 1,
+// Whether conv2d_backward_input computes dx as a forward convolution: with stride 1,
 // dx = dy ⊛ w', w' the weights with input and output channels swapped and the taps flipped, and
-// the padding that makes the output the input's size (it must not be negative).
-inline bool backward_input_is_convolution(const Conv2dGeometry& g) {
-  return g.stride_h == 1 && g.stride_w == 1 && g.pad_h <= g.dilation_h * (g.kernel_h - 1) &&
-         g.pad_w <= g.dilation_w * (g.kernel_w - 1);
-}
-// Whether conv2d_backward_input runs it that way: on planes of 32×32 and more it saves the column
-// buffer and col2im (yolov7-tiny's 3×3 layers at 80² and 40², batch 8: 0.65× and 0.72× the time);
-// on small planes the transposed GEMM's few long K blocks are as fast or faster (10²: 0.99–1.10×).
+// the padding that makes the output the input's size (it must not be negative). On planes of
+// 32×32 and more it saves the column buffer and col2im (yolov7-tiny's 3×3 layers at 80² and 40²,
+// batch 8: 0.65× and 0.72× the time); on small planes the transposed GEMM's few long K blocks are
+// as fast or faster (10²: 0.99–1.10×).
 inline bool backward_input_as_convolution(const Conv2dGeometry& g) {
-  return backward_input_is_convolution(g) && g.out_plane() >= 1024;
+  return g.stride_h == 1 && g.stride_w == 1 && g.pad_h <= g.dilation_h * (g.kernel_h - 1) &&
+         g.pad_w <= g.dilation_w * (g.kernel_w - 1) && g.out_plane() >= 1024;
 }
+// The geometry of that convolution: dy [N, OC, OH, OW] → dx [N, C, H, W].
 inline Conv2dGeometry backward_input_geometry(const Conv2dGeometry& g) {
   Conv2dGeometry t = g;
-  t.batch = 1;
   t.in_channels = g.out_channels, t.in_h = g.out_h, t.in_w = g.out_w;
   t.out_channels = g.in_channels, t.out_h = g.in_h, t.out_w = g.in_w;
   t.pad_h = g.dilation_h * (g.kernel_h - 1) - g.pad_h;
@@ -254,21 +251,16 @@ inline void flip_transpose_weights(const Conv2dGeometry& g, const float* w, floa
 // GEMM panels) where backward_input_as_convolution; otherwise dcol = w_gᵀ · dy_g per image, scattered
 // back by col2im (a 1×1 convolution with stride 1 and no padding writes dx directly).
 inline void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx) {
-  const int64_t in_image = g.in_channels * g.in_h * g.in_w, out_image = g.out_channels * g.out_plane();
   if (backward_input_as_convolution(g)) {
-    const Conv2dGeometry t = backward_input_geometry(g);
     thread_local AlignedVector<float> flipped;
     flipped.resize(static_cast<size_t>(g.out_channels * g.patch_size()));
     flip_transpose_weights(g, w, flipped.data());
-    thread_local PackedConvWeights packed;
-    pack_conv_weights(t, flipped.data(), packed);
-    for (int64_t n = 0; n < g.batch; ++n) conv2d_image(t, packed, dy + n * out_image, nullptr, {}, dx + n * in_image);
-    return;
+    return conv2d_forward(backward_input_geometry(g), dy, flipped.data(), nullptr, dx);
   }
   const bool pointwise = conv_is_pointwise(g);
   const int64_t K = g.patch_size(), N = g.out_plane(), OCg = g.out_per_group();
   AlignedVector<float> dcol(pointwise ? 0 : static_cast<size_t>(K * N));
-  if (!pointwise) std::fill(dx, dx + g.batch * in_image, 0.0f);
+  if (!pointwise) std::fill(dx, dx + g.batch * g.in_channels * g.in_h * g.in_w, 0.0f);
   thread_local PackedConvWeights w_t;  // w_gᵀ [K, OCg] per group, packed once for the whole batch
   w_t.groups.resize(static_cast<size_t>(g.groups));
   for (int64_t grp = 0; grp < g.groups; ++grp)
