@@ -129,19 +129,42 @@ TEST_CASE("the Eigen alternative GEMM matches the reference") {
 }
 #endif
 
-TEST_CASE("conv2d: im2col + GEMM matches the direct reference, forward and both gradients") {
+// A square-kernel convolution: batch n, c × h × w in, oc out, kernel k, stride s, padding p, dilation d.
+kernels::Conv2dGeometry conv_geometry(int64_t n, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t k, int64_t s, int64_t p,
+                                      int64_t d, int64_t groups) {
+  kernels::Conv2dGeometry g;
+  g.batch = n; g.in_channels = c; g.in_h = h; g.in_w = w; g.out_channels = oc;
+  g.kernel_h = g.kernel_w = k; g.stride_h = g.stride_w = s; g.pad_h = g.pad_w = p;
+  g.dilation_h = g.dilation_w = d; g.groups = groups;
+  g.out_h = (h + 2 * p - d * (k - 1) - 1) / s + 1;
+  g.out_w = (w + 2 * p - d * (k - 1) - 1) / s + 1;
+  return g;
+}
+
+// The fast conv2d's forward and both gradients against the reference kernels (max relative error).
+void check_conv2d_against_reference(const kernels::Conv2dGeometry& g, Generator& gen) {
+  const auto x = random_values(g.batch * g.in_channels * g.in_h * g.in_w, gen);
+  const auto w = random_values(g.out_channels * g.patch_size(), gen);
+  const auto bias = random_values(g.out_channels, gen);
+  const auto dy = random_values(g.batch * g.out_channels * g.out_plane(), gen);
+  std::vector<float> y_ref(dy.size()), y_cpu(dy.size());
+  kernels::ref::conv2d_forward(g, x.data(), w.data(), bias.data(), y_ref.data());
+  cpu::conv2d_forward(g, x.data(), w.data(), bias.data(), y_cpu.data());
+  CHECK(max_rel(y_cpu, y_ref) < 1e-5);
+  std::vector<float> dx_ref(x.size()), dx_cpu(x.size(), 123.0f);
+  kernels::ref::conv2d_backward_input(g, dy.data(), w.data(), dx_ref.data());
+  cpu::conv2d_backward_input(g, dy.data(), w.data(), dx_cpu.data());
+  CHECK(max_rel(dx_cpu, dx_ref) < 1e-5);
+  std::vector<float> dw_ref(w.size()), dw_cpu(w.size(), 123.0f);
+  kernels::ref::conv2d_backward_weight(g, x.data(), dy.data(), dw_ref.data());
+  cpu::conv2d_backward_weight(g, x.data(), dy.data(), dw_cpu.data());
+  CHECK(max_rel(dw_cpu, dw_ref) < 1e-5);
+}
+
+TEST_CASE("conv2d: packed-patch GEMMs match the direct reference, forward and both gradients") {
   Generator gen(4);
   std::vector<kernels::Conv2dGeometry> cases;
-  auto make = [](int64_t n, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t k, int64_t s, int64_t p, int64_t d,
-                 int64_t groups) {
-    kernels::Conv2dGeometry g;
-    g.batch = n; g.in_channels = c; g.in_h = h; g.in_w = w; g.out_channels = oc;
-    g.kernel_h = g.kernel_w = k; g.stride_h = g.stride_w = s; g.pad_h = g.pad_w = p;
-    g.dilation_h = g.dilation_w = d; g.groups = groups;
-    g.out_h = (h + 2 * p - d * (k - 1) - 1) / s + 1;
-    g.out_w = (w + 2 * p - d * (k - 1) - 1) / s + 1;
-    return g;
-  };
+  const auto make = conv_geometry;
   cases.push_back(make(1, 3, 17, 19, 8, 3, 2, 1, 1, 1));     // YOLOv7 stem shape, odd size
   cases.push_back(make(2, 16, 9, 9, 32, 1, 1, 0, 1, 1));     // 1×1 fast path
   cases.push_back(make(1, 12, 11, 7, 10, 3, 1, 1, 1, 2));    // groups
@@ -170,24 +193,32 @@ TEST_CASE("conv2d: im2col + GEMM matches the direct reference, forward and both 
       CAPTURE(g.out_channels);
       CAPTURE(g.kernel_h);
       CAPTURE(g.groups);
-      const auto x = random_values(g.batch * g.in_channels * g.in_h * g.in_w, gen);
-      const auto w = random_values(g.out_channels * g.patch_size(), gen);
-      const auto bias = random_values(g.out_channels, gen);
-      const auto dy = random_values(g.batch * g.out_channels * g.out_plane(), gen);
-      std::vector<float> y_ref(dy.size()), y_cpu(dy.size());
-      kernels::ref::conv2d_forward(g, x.data(), w.data(), bias.data(), y_ref.data());
-      cpu::conv2d_forward(g, x.data(), w.data(), bias.data(), y_cpu.data());
-      CHECK(max_rel(y_cpu, y_ref) < 1e-5);
-      std::vector<float> dx_ref(x.size()), dx_cpu(x.size(), 123.0f);
-      kernels::ref::conv2d_backward_input(g, dy.data(), w.data(), dx_ref.data());
-      cpu::conv2d_backward_input(g, dy.data(), w.data(), dx_cpu.data());
-      CHECK(max_rel(dx_cpu, dx_ref) < 1e-5);
-      std::vector<float> dw_ref(w.size()), dw_cpu(w.size(), 123.0f);
-      kernels::ref::conv2d_backward_weight(g, x.data(), dy.data(), dw_ref.data());
-      cpu::conv2d_backward_weight(g, x.data(), dy.data(), dw_cpu.data());
-      CHECK(max_rel(dw_cpu, dw_ref) < 1e-5);
+      check_conv2d_against_reference(g, gen);
     }
   }
+}
+
+TEST_CASE("conv2d over a batch split across threads (each thread whole images) matches the reference") {
+  Generator gen(14);
+  const kernels::Conv2dGeometry cases[] = {
+      conv_geometry(6, 120, 19, 20, 9, 3, 1, 1, 1, 1),  // 1080 patch rows: two column chunks of dw's GEMM; 380 pixels: two K blocks
+      conv_geometry(6, 5, 21, 17, 12, 3, 2, 1, 1, 1),   // stride 2: dx by GEMM + col2im per thread
+      conv_geometry(6, 16, 33, 32, 8, 1, 1, 0, 1, 1),   // 1×1 reading x directly
+      conv_geometry(6, 8, 32, 33, 6, 3, 1, 1, 1, 2),    // grouped, dx as a convolution
+      conv_geometry(5, 7, 12, 11, 5, 3, 1, 1, 1, 1),    // a batch no thread count here divides but 1 and 5
+  };
+  const int threads_before = num_threads();
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    for (const auto& g : cases) {
+      CAPTURE(threads);
+      CAPTURE(g.batch);
+      CAPTURE(g.in_channels);
+      CAPTURE(g.stride_h);
+      check_conv2d_against_reference(g, gen);
+    }
+  }
+  set_num_threads(threads_before);
 }
 
 TEST_CASE("parallel elementwise kernels match the reference, with and without broadcasting") {

@@ -285,9 +285,11 @@ inline void sgemm_packed(const PackedA& A, int64_t N, const PackB& pack_b, float
   const bool with_epilogue = epilogue.active();
 
   // Tasks: column chunks of whole panels, split by rows too when there are too few chunks to
-  // balance (each row split repacks its B chunk, so splits keep at least 64 rows).
+  // balance (each row split repacks its B chunk, so splits keep at least 64 rows). Called from
+  // inside a parallel region (one thread's share of a batch), the tasks run on this thread alone,
+  // so only the cache-sized column chunks remain.
   const int64_t panels = (N + nr - 1) / nr;
-  const int64_t wanted_tasks = kTasksPerThread * num_threads();
+  const int64_t wanted_tasks = in_parallel_region() ? 1 : kTasksPerThread * num_threads();
   const int64_t panels_per_chunk =
       std::clamp<int64_t>((panels + wanted_tasks - 1) / wanted_tasks, 1, kMaxChunkCols / nr);
   const int64_t chunks = (panels + panels_per_chunk - 1) / panels_per_chunk;
