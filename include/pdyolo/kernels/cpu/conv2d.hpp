@@ -280,14 +280,25 @@ inline void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, cons
 }
 
 // Packs the GEMM panels of colᵀ [OH·OW, Cg·KH·KW] (the weight gradient's B: row k = output pixel,
-// column j = patch row) for pixels [k0, k0 + kc) and patch rows [col0, col0 + cols): the patch rows
-// are gathered from x_g as pack_conv_panels does (into one panel as wide as the pixel range, i.e.
-// an im2col block [cols, kc] that stays in L2) and transposed into the panels.
+// column j = patch row) for pixels [k0, k0 + kc) and patch rows [col0, col0 + cols). The patch rows
+// are gathered from x_g as the forward packs them, into a block that stays in L2 (the forward's
+// 32-pixel panels with AVX-512, else one panel as wide as the pixel range), then transposed into
+// the panels.
 inline void pack_patches_transposed(const Conv2dGeometry& g, const float* x_g, int64_t k0, int64_t kc, int64_t col0,
                                     int64_t cols, int64_t nr, float* out) {
   thread_local AlignedVector<float> block;
-  if (block.size() < static_cast<size_t>(cols * kc)) block.resize(static_cast<size_t>(cols * kc));
-  pack_conv_panels(g, x_g, col0, cols, k0, kc, kc, block.data());
+  const int64_t pixel_panels = (kc + 31) / 32;
+  if (block.size() < static_cast<size_t>(cols * pixel_panels * 32)) block.resize(static_cast<size_t>(cols * pixel_panels * 32));
+#ifdef PDYOLO_X86_KERNELS
+  if (nr == 32 && packs_with_avx512(g)) {
+    x86::pack_conv_panels_avx512(g, x_g, col0, cols, k0, kc, block.data());  // [pixel panel][patch row][32 pixels]
+    for (int64_t p = 0; p < pixel_panels; ++p)  // each pixel panel is rows 32p … of every output panel
+      x86::pack_transposed_panels_avx512(block.data() + p * cols * 32, 32, 0, std::min<int64_t>(32, kc - 32 * p), 0, cols,
+                                         out + p * 32 * 32, kc * 32);
+    return;
+  }
+#endif
+  pack_conv_panels(g, x_g, col0, cols, k0, kc, kc, block.data());  // [patch row][pixel]
   detail::pack_b_panels(MatrixView{block.data(), 1, kc}, 0, kc, 0, cols, nr, out);
 }
 

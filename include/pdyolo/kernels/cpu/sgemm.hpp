@@ -218,7 +218,7 @@ inline void pack_b_panels(const MatrixView& B, int64_t k0, int64_t kc, int64_t c
 #ifdef PDYOLO_X86_KERNELS
   if (nr == 32 && gemm_isa() == GemmIsa::avx512) {  // the 8×32 micro-kernel's panels, vectorised
     if (B.col_stride == 1) return x86::pack_rows_avx512(B.data, B.row_stride, k0, kc, col0, cols, out);
-    if (B.row_stride == 1) return x86::pack_transposed_panels_avx512(B.data, B.col_stride, k0, kc, col0, cols, out);
+    if (B.row_stride == 1) return x86::pack_transposed_panels_avx512(B.data, B.col_stride, k0, kc, col0, cols, out, kc * 32);
   }
 #endif
   if (B.col_stride != 1) {

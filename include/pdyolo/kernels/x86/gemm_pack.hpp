@@ -80,13 +80,15 @@ __attribute__((target("avx512f"))) inline void pack_rows_avx512(const float* b, 
 }
 
 // Panels of B[k0 .. k0 + kc, col0 .. col0 + cols) for B[k][j] = s[j·lds + k] (B stored transposed:
-// its columns are rows of s), 32 columns per panel, the last one zero-padded (PackB's layout).
+// its columns are rows of s), 32 columns per panel, the last one zero-padded (PackB's layout),
+// panel q at out + q · panel_stride (kc · 32 for PackB; more when these rows are part of taller panels).
 __attribute__((target("avx512f"))) inline void pack_transposed_panels_avx512(const float* s, int64_t lds, int64_t k0, int64_t kc,
-                                                                              int64_t col0, int64_t cols, float* out) {
+                                                                              int64_t col0, int64_t cols, float* out,
+                                                                              int64_t panel_stride) {
   for (int64_t q = 0; q * 32 < cols; ++q)
     for (int64_t half = 0; half < 2; ++half) {
       const int64_t j = q * 32 + half * 16, rows = std::clamp<int64_t>(cols - j, 0, 16);
-      float* dst = out + q * kc * 32 + half * 16;
+      float* dst = out + q * panel_stride + half * 16;
       for (int64_t kb = 0; kb < kc; kb += 16) {
         __m512 r[16];
         const int64_t count = std::min<int64_t>(16, kc - kb);
