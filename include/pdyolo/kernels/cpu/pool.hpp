@@ -18,6 +18,41 @@ void for_plane_ranges(int64_t planes, int64_t elements_per_plane, const Fn& fn) 
   parallel_for(0, planes, grain, [&](int64_t lo, int64_t hi) { fn(lo, hi - lo); });
 }
 
+// Whether the window is YOLOv7's MP: 2×2, stride 2, no padding (each input element in at most one window).
+inline bool is_pool_2x2_stride_2(const Pool2dGeometry& g) {
+  return g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0;
+}
+
+// The 2×2, stride-2 max of planes [first, first + count): each output reads two adjacent pairs of
+// two input rows, with no bounds to check. With `argmax`, also the index of the first maximum in
+// row-major order (as the reference: a later element wins only when strictly greater).
+inline void max_pool2d_2x2_planes(const Pool2dGeometry& g, int64_t first, int64_t count, const float* x, float* y,
+                                  int64_t* argmax) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w, w = g.in_w;
+  for (int64_t p = first; p < first + count; ++p)
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      const float* top = x + p * in_plane + 2 * oh * w;
+      const float* bottom = top + w;
+      float* out = y + p * out_plane + oh * g.out_w;
+      if (!argmax) {
+        for (int64_t ow = 0; ow < g.out_w; ++ow)
+          out[ow] = std::max(std::max(top[2 * ow], top[2 * ow + 1]), std::max(bottom[2 * ow], bottom[2 * ow + 1]));
+        continue;
+      }
+      int64_t* arg = argmax + p * out_plane + oh * g.out_w;
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        const int64_t at = 2 * oh * w + 2 * ow;
+        float best = top[2 * ow];
+        int64_t index = at;
+        if (top[2 * ow + 1] > best) best = top[2 * ow + 1], index = at + 1;
+        if (bottom[2 * ow] > best) best = bottom[2 * ow], index = at + w;
+        if (bottom[2 * ow + 1] > best) best = bottom[2 * ow + 1], index = at + w + 1;
+        out[ow] = best;
+        arg[ow] = index;
+      }
+    }
+}
+
 // Max-pooling without argmax (inference), as two separable passes per plane: the maximum over each
 // window's columns for every input row, then over each window's rows. k_h + k_w comparisons per
 // output instead of k_h · k_w, and both passes run along contiguous rows (vectorised). Same values
@@ -25,6 +60,10 @@ void for_plane_ranges(int64_t planes, int64_t elements_per_plane, const Fn& fn) 
 inline void max_pool2d_inference(const Pool2dGeometry& g, const float* x, float* y) {
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
   constexpr float kLowest = -std::numeric_limits<float>::infinity();
+  if (is_pool_2x2_stride_2(g))
+    return for_plane_ranges(g.planes, in_plane, [&](int64_t first, int64_t count) {
+      max_pool2d_2x2_planes(g, first, count, x, y, nullptr);
+    });
   for_plane_ranges(g.planes, in_plane, [&](int64_t first, int64_t count) {
     thread_local std::vector<float> row_max;  // [in_h, out_w], reused across calls
     row_max.resize(static_cast<size_t>(g.in_h * g.out_w));
@@ -59,9 +98,14 @@ inline void max_pool2d_inference(const Pool2dGeometry& g, const float* x, float*
 // window's maximum — which is the reference's first maximum in row-major order. Same values and
 // indices as the reference for inputs without NaN (the reference keeps a NaN only as a window's
 // first element; a row pass starting with one would hide the rest of its row). Small windows
-// (2×2 and the like) gain nothing from separating and run the reference loop.
+// (2×2 and the like) gain nothing from separating: YOLOv7's MP has its own loop, others run the
+// reference loop.
 inline void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y, int64_t* argmax) {
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+  if (is_pool_2x2_stride_2(g))
+    return for_plane_ranges(g.planes, in_plane, [&](int64_t first, int64_t count) {
+      max_pool2d_2x2_planes(g, first, count, x, y, argmax);
+    });
   if (g.kernel_h * g.kernel_w <= 4) {
     for_plane_ranges(g.planes, in_plane, [&](int64_t first, int64_t count) {
       Pool2dGeometry part = g;
