@@ -79,8 +79,13 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (batch < 1 || reps < 1 || threads < 1) {
+    std::fprintf(stderr, "bench_train_convs: --batch-size, --reps and --threads must be at least 1\n");
+    return 2;
+  }
   set_num_threads(threads);
   double total[3] = {0, 0, 0};
+  int timed = 0;
   if (!json) std::printf("%-26s %5s %10s %10s %10s  (ms, best of %d; x count)\n", "layer", "count", "forward", "d input", "d weight", reps);
   for (const TrainConv& l : kLayers) {
     const std::string name = layer_name(l);
@@ -99,7 +104,12 @@ int main(int argc, char** argv) {
         best_ms(reps, [&] { kernels::cpu::conv2d_backward_weight(g, x.data<float>(), dy.data<float>(), dw.data<float>()); }),
     };
     for (int p = 0; p < 3; ++p) total[p] += ms[p] * static_cast<double>(l.count);
+    ++timed;
     if (!json) std::printf("%-26s %5lld %10.2f %10.2f %10.2f\n", name.c_str(), static_cast<long long>(l.count), ms[0], ms[1], ms[2]);
+  }
+  if (timed == 0) {
+    std::fprintf(stderr, "bench_train_convs: no layer name contains \"%s\"\n", only.c_str());
+    return 2;
   }
   const double sum = total[0] + total[1] + total[2];
   if (!json) std::printf("%-26s %5s %10.1f %10.1f %10.1f   all %.1f ms\n", "per training step", "", total[0], total[1], total[2], sum);

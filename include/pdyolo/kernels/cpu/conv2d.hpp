@@ -189,8 +189,9 @@ inline int64_t batch_parts(const Conv2dGeometry& g) {
 
 // Runs fn(n) for every image n of the batch, split across the threads by batch_parts: each
 // image's GEMMs then run on one thread, and the threads never wait for each other between images
-// (one image's GEMM shared by the threads ends in a barrier, where the faster thread idles; at
-// batch 8 on 2 threads the split takes 0.9× the time of yolov7-tiny's training convolutions).
+// (one image's GEMM shared by the threads ends in a barrier, where the faster thread idles). For
+// yolov7-tiny's training convolutions at batch 8 on 2 threads, forward and input gradient took
+// about 0.9× the time with the split (bench_train_convs).
 template <class Fn>
 void for_each_image(const Conv2dGeometry& g, const Fn& fn) {
   const int64_t parts = batch_parts(g);
@@ -302,8 +303,9 @@ inline void pack_patches_transposed(const Conv2dGeometry& g, const float* x_g, i
   detail::pack_b_panels(MatrixView{block.data(), 1, kc}, 0, kc, 0, cols, nr, out);
 }
 
-// dw_part (overwritten) = the weight gradient summed over images [n0, n1): per image and group, dw_g [OCg, K] (+)= dy_g [OCg, OH·OW] · colᵀ [OH·OW, K],
-// the patches packed straight from x (a 1×1 convolution with stride 1 and no padding reads x).
+// dw_part (overwritten) = the weight gradient summed over images [n0, n1): per image and group,
+// dw_g [OCg, K] (+)= dy_g [OCg, OH·OW] · colᵀ [OH·OW, K], the patches packed straight from x
+// (a 1×1 convolution with stride 1 and no padding reads x).
 inline void conv2d_backward_weight_images(const Conv2dGeometry& g, const float* x, const float* dy, int64_t n0, int64_t n1,
                                           float* dw_part) {
   const bool pointwise = conv_is_pointwise(g);
