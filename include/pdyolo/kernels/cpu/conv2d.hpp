@@ -187,20 +187,28 @@ inline int64_t batch_parts(const Conv2dGeometry& g) {
   return threads > 1 && g.batch % threads == 0 ? threads : 1;
 }
 
-// Runs fn(n) for every image n of the batch, split across the threads by batch_parts: each
-// image's GEMMs then run on one thread, and the threads never wait for each other between images
-// (one image's GEMM shared by the threads ends in a barrier, where the faster thread idles). For
-// yolov7-tiny's training convolutions at batch 8 on 2 threads, forward and input gradient took
-// about 0.9× the time with the split (bench_train_convs).
+// Runs fn(part, n0, n1) for the batch_parts(g) contiguous ranges [n0, n1) of the batch, each part
+// on its own thread: its images' GEMMs then run on that thread alone, and the threads never wait
+// for each other between images (one image's GEMM shared by the threads ends in a barrier, where
+// the faster thread idles). For yolov7-tiny's training convolutions at batch 8 on 2 threads,
+// forward and input gradient took about 0.9× the time with the split (bench_train_convs).
 template <class Fn>
-void for_each_image(const Conv2dGeometry& g, const Fn& fn) {
+void for_each_batch_part(const Conv2dGeometry& g, const Fn& fn) {
   const int64_t parts = batch_parts(g);
   if (parts == 1) {
-    for (int64_t n = 0; n < g.batch; ++n) fn(n);
+    fn(int64_t{0}, int64_t{0}, g.batch);
     return;
   }
   parallel_for(0, parts, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t n = g.batch * lo / parts; n < g.batch * hi / parts; ++n) fn(n);
+    for (int64_t p = lo; p < hi; ++p) fn(p, g.batch * p / parts, g.batch * (p + 1) / parts);
+  });
+}
+
+// Runs fn(n) for every image n of the batch, split across the threads by for_each_batch_part.
+template <class Fn>
+void for_each_image(const Conv2dGeometry& g, const Fn& fn) {
+  for_each_batch_part(g, [&fn](int64_t, int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) fn(n);
   });
 }
 
@@ -328,17 +336,14 @@ inline void conv2d_backward_weight_images(const Conv2dGeometry& g, const float* 
 // long K = OH·OW: split across threads, its few tiles balance badly), then the parts are added.
 // The split depends only on the thread count, so results are deterministic.
 inline void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw) {
-  const int64_t parts = batch_parts(g);
-  if (parts == 1) return conv2d_backward_weight_images(g, x, dy, 0, g.batch, dw);
-  const int64_t size = g.out_channels * g.patch_size();
+  const int64_t parts = batch_parts(g), size = g.out_channels * g.patch_size();
   thread_local AlignedVector<float> partial_sums;
   AlignedVector<float>& partials = partial_sums;  // named here: the workers must use this thread's buffer
   partials.resize(static_cast<size_t>((parts - 1) * size));
-  parallel_for(0, parts, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t p = lo; p < hi; ++p)
-      conv2d_backward_weight_images(g, x, dy, g.batch * p / parts, g.batch * (p + 1) / parts,
-                                    p == 0 ? dw : partials.data() + (p - 1) * size);
+  for_each_batch_part(g, [&](int64_t p, int64_t n0, int64_t n1) {
+    conv2d_backward_weight_images(g, x, dy, n0, n1, p == 0 ? dw : partials.data() + (p - 1) * size);
   });
+  if (parts == 1) return;
   parallel_for(0, size, 1 << 14, [&](int64_t lo, int64_t hi) {
     for (int64_t p = 1; p < parts; ++p) {
       const float* part = partials.data() + (p - 1) * size;
