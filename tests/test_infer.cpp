@@ -183,6 +183,49 @@ TEST_CASE("Winograd F(2x2, 3x3) matches the reference convolution and writes not
   }
 }
 
+TEST_CASE("the phase-row convolution (strided layers with long rows) gives the GEMM's results and writes nothing past its output") {
+  if (!kc::gemm_isa_available(kc::GemmIsa::avx512)) {
+    MESSAGE("skipped: this CPU has no AVX-512");
+    return;
+  }
+  // batch, C, H, W, OC, KH, KW, OH, OW, stride h/w, pad h/w, dilation h/w, groups
+  const std::vector<ConvCase> cases = {
+      {"3x3 s2 p1, rows of 160 (whole 32-column tiles)", {1, 4, 5, 320, 16, 3, 3, 3, 160, 2, 2, 1, 1, 1, 1, 1}, Activation::leaky_relu},
+      {"3x3 s2 p1, rows of 130 (a 16-column last tile), 13 output channels", {1, 5, 4, 259, 13, 3, 3, 2, 130, 2, 2, 1, 1, 1, 1, 1}, Activation::silu},
+      {"3x3 s2 p1, odd width (the last input column has no odd partner)", {1, 3, 3, 301, 9, 3, 3, 2, 151, 2, 2, 1, 1, 1, 1, 1}, Activation::identity},
+      {"3x3 s2 p1, rows of 143 (15 columns in the last tile)", {1, 2, 6, 285, 8, 3, 3, 3, 143, 2, 2, 1, 1, 1, 1, 1}, Activation::relu},
+      {"3x3 s2 p1, 33 input channels (two K blocks)", {1, 33, 3, 320, 10, 3, 3, 2, 160, 2, 2, 1, 1, 1, 1, 1}, Activation::leaky_relu},
+      {"3x3 s2 p0 (no leading padding)", {1, 3, 5, 257, 8, 3, 3, 2, 128, 2, 2, 0, 0, 1, 1, 1}, Activation::relu},
+      {"3x3, stride 1 down and 2 across", {1, 3, 6, 262, 8, 3, 3, 6, 131, 1, 2, 1, 1, 1, 1, 1}, Activation::leaky_relu},
+      {"5x5 s3 p2 dilation 2 (three phases)", {1, 2, 9, 386, 9, 5, 5, 2, 128, 3, 3, 2, 2, 2, 2, 1}, Activation::silu},
+      {"1x1 s2", {1, 6, 4, 300, 7, 1, 1, 2, 150, 2, 2, 0, 0, 1, 1, 1}, Activation::identity},
+  };
+  const int64_t guard = 40;  // floats after the output that must stay untouched
+  Generator gen(19);
+  for (const ConvCase& c : cases) {
+    CAPTURE(c.name);
+    const kernels::Conv2dGeometry& g = c.g;
+    const test::IsaScope scope(kc::GemmIsa::avx512);
+    REQUIRE(kc::conv_uses_phase_rows(g));
+    const ConvProblem p(c, gen);
+    kc::PackedConvWeights packed;
+    kc::pack_conv_weights_for_inference(g, p.w.data(), packed);
+    std::vector<float> y(p.expected.size() + guard, -7.0f), y_gemm(p.expected.size(), -8.0f);
+    kc::conv2d_image(g, packed, p.x.data(), p.bias.data(), {c.act, 0.1f}, y.data());
+    CHECK(p.worst_error(y) < 1e-5);
+    CHECK(std::all_of(y.end() - guard, y.end(), [](float v) { return v == -7.0f; }));
+    // It sums in the GEMM's order, so the sums are the GEMM's to the bit (the activations differ
+    // in rounding where the GEMM finishes an edge tile with the scalar loop).
+    std::vector<float> sums(p.expected.size(), -9.0f);
+    kc::conv2d_image(g, packed, p.x.data(), p.bias.data(), {}, sums.data());
+    kc::conv2d_image_gemm(g, packed, p.x.data(), p.bias.data(), {}, y_gemm.data());
+    CHECK(sums == y_gemm);
+  }
+  // Short rows stay with the GEMM (their tiles would be partly empty).
+  CHECK_FALSE(kc::conv_uses_phase_rows({1, 32, 160, 160, 64, 3, 3, 80, 80, 2, 2, 1, 1, 1, 1, 1}));
+  CHECK_FALSE(kc::conv_uses_phase_rows({1, 32, 320, 320, 64, 3, 3, 320, 320, 1, 1, 1, 1, 1, 1, 1}));  // stride 1
+}
+
 TEST_CASE("the planned executor gives the graph's detections on yolov7-tiny, reusing its buffers") {
   models::YoloModel m = fused_model("training/yolov7-tiny.yaml", 3, 11);
   Generator gen(5);
@@ -198,6 +241,20 @@ TEST_CASE("the planned executor gives the graph's detections on yolov7-tiny, reu
   MESSAGE("arena ", engine.arena_bytes(), " bytes vs ", engine.unplanned_bytes(), " unplanned");
   // A second run on the same plan gives the same result; another shape and batch replans.
   CHECK(engine.run(images).to_vector() == first.to_vector());
+  // The output's storage is reused by the next run once nothing holds it or a view of it.
+  const float* released = nullptr;
+  {
+    const Tensor second = engine.run(images);
+    CHECK(second.data<float>() != first.data<float>());  // `first` is still held
+    released = second.data<float>();
+  }
+  const Tensor third = engine.run(images);
+  CHECK(third.data<float>() == released);
+  const Tensor view = third.narrow(0, 1, 1);
+  const std::vector<float> view_before = view.to_vector();
+  CHECK(engine.run(images).data<float>() != third.data<float>());  // a view of `third` is held
+  CHECK(view.to_vector() == view_before);
+  CHECK(first.to_vector() == third.to_vector());
   const Tensor one = images.narrow(0, 1, 1);
   check_same_detections(engine.run(one), m.graph.forward(one).decoded);
 }

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <vector>
 
+#include "pdyolo/kernels/cpu/conv_rows.hpp"
 #include "pdyolo/kernels/cpu/sgemm.hpp"
 #include "pdyolo/kernels/cpu/window.hpp"
 #include "pdyolo/kernels/cpu/winograd.hpp"
@@ -115,6 +116,7 @@ inline bool packs_with_avx512(const Conv2dGeometry& g) {
 struct PackedConvWeights {
   std::vector<PackedA> groups;  // empty where Winograd serves
   WinogradWeights winograd;     // empty unless packed for inference and conv_uses_winograd
+  PhaseRowLayout phase_rows;    // where conv2d_image reads the inputs, where conv_uses_phase_rows
 
   // Whether they are packed, for the micro-kernel of `isa`.
   bool packed_for(GemmIsa isa) const {
@@ -130,6 +132,7 @@ inline void pack_conv_weights(const Conv2dGeometry& g, const float* w, PackedCon
     pack_a(MatrixView{w + conv_group_offsets(g, 0, grp).w, g.patch_size(), 1}, g.out_per_group(), g.patch_size(),
            out.groups[static_cast<size_t>(grp)]);
   out.winograd.u.clear();
+  if (conv_uses_phase_rows(g)) set_phase_row_layout(g, out.phase_rows);
 }
 
 // For inference: the Winograd transform where conv2d_image can use it, else the same as
@@ -168,13 +171,18 @@ inline void conv2d_image_gemm(const Conv2dGeometry& g, const PackedConvWeights& 
 }
 
 // The same, with Winograd F(2×2, 3×3) when the weights were packed for it
-// (pack_conv_weights_for_inference on a layer where conv_uses_winograd).
+// (pack_conv_weights_for_inference on a layer where conv_uses_winograd), and by phase rows where
+// conv_uses_phase_rows (which sums in the GEMM's order: the same sums).
 inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
                          ActivationFn act, float* y) {
   if (!w.winograd.u.empty()) {
     PDYOLO_CHECK(conv_uses_winograd(g), "conv2d_image: the weights were packed for Winograd, which ",
                  gemm_micro_kernel(gemm_isa()).name, " cannot run; pack them again");
     return conv2d_image_winograd(g, w.winograd, x, bias, act, y);
+  }
+  if (conv_uses_phase_rows(g)) {
+    PDYOLO_CHECK(w.groups.size() == 1 && !w.phase_rows.offset.empty(), "conv2d_image: the weights were not packed for ", "this layer");
+    return conv2d_image_phase_rows(g, w.groups[0], w.phase_rows, x, bias, act, y);
   }
   conv2d_image_gemm(g, w, x, bias, act, y);
 }

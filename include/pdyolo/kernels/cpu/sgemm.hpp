@@ -237,9 +237,12 @@ inline PackedA& thread_packed_a() {
   thread_local PackedA packed;
   return packed;
 }
-inline AlignedVector<float>& thread_pack_buffer_b() {
+// This thread's buffer for packed B panels (and the phase rows of kernels/cpu/conv_rows.hpp), at
+// least `floats` long.
+inline float* thread_pack_buffer_b(int64_t floats) {
   thread_local AlignedVector<float> buffer;
-  return buffer;
+  if (buffer.size() < static_cast<size_t>(floats)) buffer.resize(static_cast<size_t>(floats));
+  return buffer.data();
 }
 
 // C tile [rows, cols] (row stride ldc) ← act(C + bias[row]).
@@ -303,18 +306,17 @@ inline void sgemm_packed(const PackedA& A, int64_t N, const PackB& pack_b, float
     const int64_t cols = std::min(panels_per_chunk * nr, N - col0);
     const int64_t strip0 = strips * split / row_splits, strip1 = strips * (split + 1) / row_splits;
     const int64_t chunk_panels = (cols + nr - 1) / nr;
-    AlignedVector<float>& packed_b = detail::thread_pack_buffer_b();
-    if (packed_b.size() < static_cast<size_t>(kb * chunk_panels * nr)) packed_b.resize(static_cast<size_t>(kb * chunk_panels * nr));
+    float* packed_b = detail::thread_pack_buffer_b(kb * chunk_panels * nr);
     float tile[32 * 32];  // edge tiles are computed here, then the valid part is copied out
 
     for (int64_t p = 0; p < k_blocks; ++p) {
       const int64_t k0 = p * kb, kc = std::min(kb, K - k0);
       const bool acc = accumulate || p > 0, last_block = p + 1 == k_blocks;
-      pack_b(k0, kc, col0, cols, nr, packed_b.data());
+      pack_b(k0, kc, col0, cols, nr, packed_b);
       for (int64_t block = strip0; block < strip1; block += strips_per_block) {
         const int64_t block_end = std::min(strip1, block + strips_per_block);
         for (int64_t q = 0; q < chunk_panels; ++q) {
-          const float* b_panel = packed_b.data() + q * kc * nr;
+          const float* b_panel = packed_b + q * kc * nr;
           const int64_t j0 = col0 + q * nr, ncols = std::min(nr, N - j0);
           for (int64_t s = block; s < block_end; ++s) {
             const float* a_strip = A.strip(s, k0, kc);
