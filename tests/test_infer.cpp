@@ -149,6 +149,30 @@ TEST_CASE("conv2d_image (pre-packed weights, implicit im2col, bias + activation 
   }
 }
 
+// Runs each case through conv2d_image with weights packed for inference, on the AVX-512 micro-kernel:
+// `route` must take the case; the result must match the reference within `tolerance`, with nothing
+// written past the output; then more(g, problem, packed) checks what is particular to the route.
+template <class More>
+void check_avx512_route(const std::vector<ConvCase>& cases, uint64_t seed, bool (*route)(const kernels::Conv2dGeometry&),
+                        double tolerance, const More& more) {
+  const int64_t guard = 40;  // floats after the output that must stay untouched
+  Generator gen(seed);
+  for (const ConvCase& c : cases) {
+    CAPTURE(c.name);
+    const kernels::Conv2dGeometry& g = c.g;
+    const test::IsaScope scope(kc::GemmIsa::avx512);
+    REQUIRE(route(g));
+    const ConvProblem p(c, gen);
+    kc::PackedConvWeights packed;
+    kc::pack_conv_weights_for_inference(g, p.w.data(), packed);
+    std::vector<float> y(p.expected.size() + guard, -7.0f);
+    kc::conv2d_image(g, packed, p.x.data(), p.bias.data(), {c.act, 0.1f}, y.data());
+    CHECK(p.worst_error(y) < tolerance);
+    CHECK(std::all_of(y.end() - guard, y.end(), [](float v) { return v == -7.0f; }));
+    more(g, p, packed);
+  }
+}
+
 TEST_CASE("Winograd F(2x2, 3x3) matches the reference convolution and writes nothing past its output") {
   if (!kc::gemm_isa_available(kc::GemmIsa::avx512)) {
     MESSAGE("skipped: this CPU has no AVX-512");
@@ -165,22 +189,11 @@ TEST_CASE("Winograd F(2x2, 3x3) matches the reference convolution and writes not
       {"300 input channels (two K blocks), 200 output channels (row splits)", {1, 300, 6, 7, 200, 3, 3, 6, 7, 1, 1, 1, 1, 1, 1, 1}, Activation::leaky_relu},
       {"p1 on 70x66, 3 input channels (many panel groups)", {1, 3, 70, 66, 11, 3, 3, 70, 66, 1, 1, 1, 1, 1, 1, 1}, Activation::silu},
   };
-  const int64_t guard = 40;  // floats after the output that must stay untouched
-  Generator gen(17);
-  for (const ConvCase& c : cases) {
-    CAPTURE(c.name);
-    const kernels::Conv2dGeometry& g = c.g;
-    const test::IsaScope scope(kc::GemmIsa::avx512);
-    REQUIRE(kc::conv_uses_winograd(g));
-    const ConvProblem p(c, gen);
-    kc::PackedConvWeights packed;
-    kc::pack_conv_weights_for_inference(g, p.w.data(), packed);
-    REQUIRE(packed.winograd.u.size() == 16);
-    std::vector<float> y(p.expected.size() + guard, -7.0f);
-    kc::conv2d_image_winograd(g, packed.winograd, p.x.data(), p.bias.data(), {c.act, 0.1f}, y.data());
-    CHECK(p.worst_error(y) < 1e-4);  // the issue's bound: the transforms add rounding on deep sums (2.4e-5 seen at K = 2700)
-    CHECK(std::all_of(y.end() - guard, y.end(), [](float v) { return v == -7.0f; }));
-  }
+  // the issue's bound: the transforms add rounding on deep sums (2.4e-5 seen at K = 2700)
+  check_avx512_route(cases, 17, kc::conv_uses_winograd, 1e-4, [](const kernels::Conv2dGeometry&, const ConvProblem&,
+                                                                 const kc::PackedConvWeights& packed) {
+    CHECK(packed.winograd.u.size() == 16);  // conv2d_image ran Winograd
+  });
 }
 
 TEST_CASE("the phase-row convolution (strided layers with long rows) gives the GEMM's results and writes nothing past its output") {
@@ -200,27 +213,15 @@ TEST_CASE("the phase-row convolution (strided layers with long rows) gives the G
       {"5x5 s3 p2 dilation 2 (three phases)", {1, 2, 9, 386, 9, 5, 5, 2, 128, 3, 3, 2, 2, 2, 2, 1}, Activation::silu},
       {"1x1 s2", {1, 6, 4, 300, 7, 1, 1, 2, 150, 2, 2, 0, 0, 1, 1, 1}, Activation::identity},
   };
-  const int64_t guard = 40;  // floats after the output that must stay untouched
-  Generator gen(19);
-  for (const ConvCase& c : cases) {
-    CAPTURE(c.name);
-    const kernels::Conv2dGeometry& g = c.g;
-    const test::IsaScope scope(kc::GemmIsa::avx512);
-    REQUIRE(kc::conv_uses_phase_rows(g));
-    const ConvProblem p(c, gen);
-    kc::PackedConvWeights packed;
-    kc::pack_conv_weights_for_inference(g, p.w.data(), packed);
-    std::vector<float> y(p.expected.size() + guard, -7.0f), y_gemm(p.expected.size(), -8.0f);
-    kc::conv2d_image(g, packed, p.x.data(), p.bias.data(), {c.act, 0.1f}, y.data());
-    CHECK(p.worst_error(y) < 1e-5);
-    CHECK(std::all_of(y.end() - guard, y.end(), [](float v) { return v == -7.0f; }));
+  check_avx512_route(cases, 19, kc::conv_uses_phase_rows, 1e-5, [](const kernels::Conv2dGeometry& g, const ConvProblem& p,
+                                                                    const kc::PackedConvWeights& packed) {
     // It sums in the GEMM's order, so the sums are the GEMM's to the bit (the activations differ
     // in rounding where the GEMM finishes an edge tile with the scalar loop).
-    std::vector<float> sums(p.expected.size(), -9.0f);
+    std::vector<float> sums(p.expected.size(), -9.0f), gemm_sums(p.expected.size(), -8.0f);
     kc::conv2d_image(g, packed, p.x.data(), p.bias.data(), {}, sums.data());
-    kc::conv2d_image_gemm(g, packed, p.x.data(), p.bias.data(), {}, y_gemm.data());
-    CHECK(sums == y_gemm);
-  }
+    kc::conv2d_image_gemm(g, packed, p.x.data(), p.bias.data(), {}, gemm_sums.data());
+    CHECK(sums == gemm_sums);
+  });
   // Short rows stay with the GEMM (their tiles would be partly empty).
   CHECK_FALSE(kc::conv_uses_phase_rows({1, 32, 160, 160, 64, 3, 3, 80, 80, 2, 2, 1, 1, 1, 1, 1}));
   CHECK_FALSE(kc::conv_uses_phase_rows({1, 32, 320, 320, 64, 3, 3, 320, 320, 1, 1, 1, 1, 1, 1, 1}));  // stride 1
