@@ -181,7 +181,7 @@ inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, co
     return conv2d_image_winograd(g, w.winograd, x, bias, act, y);
   }
   if (conv_uses_phase_rows(g)) {
-    PDYOLO_CHECK(w.groups.size() == 1 && !w.phase_rows.offset.empty(), "conv2d_image: the weights were not packed for ", "this layer");
+    PDYOLO_CHECK(w.groups.size() == 1 && !w.phase_rows.offset.empty(), "conv2d_image: the weights were not packed for this strided layer; pack them with its geometry");
     return conv2d_image_phase_rows(g, w.groups[0], w.phase_rows, x, bias, act, y);
   }
   conv2d_image_gemm(g, w, x, bias, act, y);
