@@ -222,6 +222,17 @@ TEST_CASE("the phase-row convolution (strided layers with long rows) gives the G
     kc::conv2d_image_gemm(g, packed, p.x.data(), p.bias.data(), {}, gemm_sums.data());
     CHECK(sums == gemm_sums);
   });
+  // Weights packed for a narrower layer of the same shape lack the layout: a clear error, not a crash.
+  const kernels::Conv2dGeometry wide{1, 2, 3, 300, 8, 3, 3, 2, 150, 2, 2, 1, 1, 1, 1, 1}, narrow{1, 2, 3, 30, 8, 3, 3, 2, 15, 2, 2, 1, 1, 1, 1, 1};
+  {
+    const test::IsaScope scope(kc::GemmIsa::avx512);
+    kc::PackedConvWeights packed;
+    const std::vector<float> w(static_cast<size_t>(8 * 2 * 9), 0.5f), x(static_cast<size_t>(2 * 3 * 300), 1.0f);
+    std::vector<float> y(static_cast<size_t>(8 * 2 * 150));
+    kc::pack_conv_weights(narrow, w.data(), packed);
+    CHECK(test::error_of([&] { kc::conv2d_image(wide, packed, x.data(), nullptr, {}, y.data()); }).find("not packed for this strided layer") !=
+          std::string::npos);
+  }
   // Short rows stay with the GEMM (their tiles would be partly empty).
   CHECK_FALSE(kc::conv_uses_phase_rows({1, 32, 160, 160, 64, 3, 3, 80, 80, 2, 2, 1, 1, 1, 1, 1}));
   CHECK_FALSE(kc::conv_uses_phase_rows({1, 32, 320, 320, 64, 3, 3, 320, 320, 1, 1, 1, 1, 1, 1, 1}));  // stride 1
