@@ -133,6 +133,7 @@ inline void pack_conv_weights(const Conv2dGeometry& g, const float* w, PackedCon
            out.groups[static_cast<size_t>(grp)]);
   out.winograd.u.clear();
   if (conv_uses_phase_rows(g)) set_phase_row_layout(g, out.phase_rows);
+  else out.phase_rows.offset.clear();  // no layout of an earlier layer left to pass for this one's
 }
 
 // For inference: the Winograd transform where conv2d_image can use it, else the same as

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "pdyolo/kernels/x86/gemm_pack.hpp"
 #include "pdyolo/kernels/x86/sgemm_ukernels.hpp"
 
 #ifdef PDYOLO_X86_KERNELS
@@ -49,10 +50,7 @@ __attribute__((target("avx512f"))) inline void conv_rows_tile_avx512(int64_t kc,
     a += 8;
   }
   __mmask16 lanes[V];
-  for (int v = 0; v < V; ++v) {
-    const int64_t n = std::clamp<int64_t>(out_cols - 16 * v, 0, 16);
-    lanes[v] = n == 16 ? kAllLanes : static_cast<__mmask16>((1u << n) - 1u);
-  }
+  for (int v = 0; v < V; ++v) lanes[v] = first_lanes(std::max<int64_t>(out_cols - 16 * v, 0));
   for (int i = 0; i < 8 && i < out_rows; ++i) {
     const __m512 b = _mm512_set1_ps(bias && finish ? bias[i] : 0.0f);
     for (int v = 0; v < V; ++v) {
