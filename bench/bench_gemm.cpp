@@ -101,7 +101,7 @@ void run_conv_route(benchmark::State& state, ConvLayer l, ConvRoute route) {
   const Tensor b = Tensor::uniform({l.oc}, -1, 1, gen);
   Tensor y = Tensor::empty({l.oc, l.h, l.h});
   kernels::cpu::PackedConvWeights packed;
-  if (route == ConvRoute::winograd) kernels::cpu::pack_conv_weights_for_inference(g, w.data<float>(), packed);
+  if (route == ConvRoute::winograd) kernels::cpu::pack_conv_weights_with_winograd(g, w.data<float>(), packed);
   else kernels::cpu::pack_conv_weights(g, w.data<float>(), packed);
   const kernels::ActivationFn act{Activation::leaky_relu, 0.1f};
   for (auto _ : state) {

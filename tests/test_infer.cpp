@@ -149,9 +149,10 @@ TEST_CASE("conv2d_image (pre-packed weights, implicit im2col, bias + activation 
   }
 }
 
-// Runs each case through conv2d_image with weights packed for inference, on the AVX-512 micro-kernel:
-// `route` must take the case; the result must match the reference within `tolerance`, with nothing
-// written past the output; then more(g, problem, packed) checks what is particular to the route.
+// Runs each case through conv2d_image with weights packed as inference packs them (Winograd where
+// it serves), on the AVX-512 micro-kernel: `route` must take the case; the result must match the
+// reference within `tolerance`, with nothing written past the output; then more(g, problem, packed)
+// checks what is particular to the route.
 template <class More>
 void check_avx512_route(const std::vector<ConvCase>& cases, uint64_t seed, bool (*route)(const kernels::Conv2dGeometry&),
                         double tolerance, const More& more) {
@@ -164,7 +165,7 @@ void check_avx512_route(const std::vector<ConvCase>& cases, uint64_t seed, bool 
     REQUIRE(route(g));
     const ConvProblem p(c, gen);
     kc::PackedConvWeights packed;
-    kc::pack_conv_weights_for_inference(g, p.w.data(), packed);
+    kc::pack_conv_weights_with_winograd(g, p.w.data(), packed);
     std::vector<float> y(p.expected.size() + guard, -7.0f);
     kc::conv2d_image(g, packed, p.x.data(), p.bias.data(), {c.act, 0.1f}, y.data());
     CHECK(p.worst_error(y) < tolerance);

@@ -198,6 +198,40 @@ TEST_CASE("conv2d: packed-patch GEMMs match the direct reference, forward and bo
   }
 }
 
+TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd on planes of 32×32 and more (AVX-512)") {
+  if (!cpu::gemm_isa_available(cpu::GemmIsa::avx512)) {
+    MESSAGE("SKIPPED: this CPU has no AVX-512, where training's Winograd runs");
+    return;
+  }
+  test::IsaScope scope(cpu::GemmIsa::avx512);
+  const auto g = conv_geometry(2, 24, 34, 33, 40, 3, 1, 1, 1, 1);  // 34×33 outputs; dx is a 3×3 stride-1 conv too
+  CHECK(cpu::conv_trains_with_winograd(g));
+  CHECK(cpu::conv_trains_with_winograd(cpu::backward_input_geometry(g)));
+  CHECK_FALSE(cpu::conv_trains_with_winograd(conv_geometry(2, 24, 31, 33, 40, 3, 1, 1, 1, 1)));  // 1023 outputs
+  CHECK_FALSE(cpu::conv_trains_with_winograd(conv_geometry(2, 24, 66, 66, 40, 3, 2, 1, 1, 1)));  // stride 2
+  Generator gen(21);
+  const auto x = random_values(g.batch * g.in_channels * g.in_h * g.in_w, gen);
+  const auto w = random_values(g.out_channels * g.patch_size(), gen), bias = random_values(g.out_channels, gen);
+  const auto dy = random_values(g.batch * g.out_channels * g.out_plane(), gen);
+  std::vector<float> y_ref(dy.size()), y(dy.size()), y_gemm(dy.size());
+  kernels::ref::conv2d_forward(g, x.data(), w.data(), bias.data(), y_ref.data());
+  cpu::conv2d_forward(g, x.data(), w.data(), bias.data(), y.data());
+  CHECK(max_rel(y, y_ref) < 1e-4);  // Winograd's transforms round differently from the direct sums
+  kernels::Conv2dGeometry image = g;
+  image.batch = 1;
+  cpu::PackedConvWeights direct;
+  cpu::pack_conv_weights(image, w.data(), direct);
+  for (int64_t n = 0; n < g.batch; ++n)
+    cpu::conv2d_image_gemm(image, direct, x.data() + n * g.in_channels * g.in_h * g.in_w, bias.data(), {},
+                           y_gemm.data() + n * g.out_channels * g.out_plane());
+  CHECK(max_rel(y_gemm, y_ref) < 1e-5);
+  CHECK(y != y_gemm);  // the sums are not the direct GEMM's: Winograd ran
+  std::vector<float> dx_ref(x.size()), dx(x.size(), 123.0f);
+  kernels::ref::conv2d_backward_input(g, dy.data(), w.data(), dx_ref.data());
+  cpu::conv2d_backward_input(g, dy.data(), w.data(), dx.data());
+  CHECK(max_rel(dx, dx_ref) < 1e-4);
+}
+
 TEST_CASE("conv2d over a batch split across threads (each thread whole images) matches the reference") {
   Generator gen(14);
   const kernels::Conv2dGeometry cases[] = {

@@ -238,7 +238,7 @@ class Engine {
                                     shapes[step.node][3], c.stride, c.stride, c.padding, c.padding, 1, 1, c.groups};
         if (!step.weights.packed_for(kernels::cpu::gemm_isa())) {
           const Tensor weight = contiguous_copy(n.tensor("weight").detach());
-          kernels::cpu::pack_conv_weights_for_inference(g, weight.data<float>(), step.weights);
+          kernels::cpu::pack_conv_weights_with_winograd(g, weight.data<float>(), step.weights);
           if (n.has_tensor("bias")) step.bias = contiguous_copy(n.tensor("bias").detach());
         }
         profile_[s].gflop = 2.0 * static_cast<double>(g.out_channels * g.out_plane() * g.patch_size()) / 1e9;

@@ -136,10 +136,8 @@ inline void pack_conv_weights(const Conv2dGeometry& g, const float* w, PackedCon
   else out.phase_rows.offset.clear();  // no layout of an earlier layer left to pass for this one's
 }
 
-// For inference: the Winograd transform where conv2d_image can use it, else the same as
-// pack_conv_weights. (Training keeps the direct convolution, whose rounding matches the
-// reference's gradients more closely.)
-inline void pack_conv_weights_for_inference(const Conv2dGeometry& g, const float* w, PackedConvWeights& out) {
+// The Winograd transform where conv2d_image can use it, else the same as pack_conv_weights.
+inline void pack_conv_weights_with_winograd(const Conv2dGeometry& g, const float* w, PackedConvWeights& out) {
   if (!conv_uses_winograd(g)) return pack_conv_weights(g, w, out);
   out.groups.clear();
   pack_winograd_weights(g, w, out.winograd);
@@ -172,7 +170,7 @@ inline void conv2d_image_gemm(const Conv2dGeometry& g, const PackedConvWeights& 
 }
 
 // The same, with Winograd F(2×2, 3×3) when the weights were packed for it
-// (pack_conv_weights_for_inference on a layer where conv_uses_winograd), and by phase rows where
+// (pack_conv_weights_with_winograd on a layer where conv_uses_winograd), and by phase rows where
 // conv_uses_phase_rows (which sums in the GEMM's order: the same sums).
 inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
                          ActivationFn act, float* y) {
@@ -221,11 +219,22 @@ void for_each_image(const Conv2dGeometry& g, const Fn& fn) {
   });
 }
 
+// Whether conv2d_forward (training's forward, and its input gradient where that is a forward
+// convolution) runs g with Winograd: where inference does, on output planes of 32×32 and more.
+// On smaller planes each image has few tiles, and streaming the transformed weights (16/9 the
+// size of the direct ones) for each image bounds the layer: yolov7-tiny's 3×3 layers at 20² and
+// 10², batch 8, took 1.2–1.6× the direct convolution's time there, against 0.6–0.75× at 80² and
+// 40² (bench_train_convs).
+inline bool conv_trains_with_winograd(const Conv2dGeometry& g) {
+  return conv_uses_winograd(g) && g.out_plane() >= 1024;
+}
+
 // y = w ⊛ x + bias over the batch (the op's forward); the weights are packed once per call.
 inline void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   thread_local PackedConvWeights packed_here;  // reused across calls: steady-state training allocates nothing here
   PackedConvWeights& packed = packed_here;      // named here: the workers must read this thread's copy
-  pack_conv_weights(g, w, packed);
+  if (conv_trains_with_winograd(g)) pack_conv_weights_with_winograd(g, w, packed);
+  else pack_conv_weights(g, w, packed);
   Conv2dGeometry image = g;
   image.batch = 1;
   for_each_image(g, [&](int64_t n) {
