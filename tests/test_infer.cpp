@@ -193,7 +193,7 @@ TEST_CASE("Winograd F(2x2, 3x3) matches the reference convolution and writes not
   // the issue's bound: the transforms add rounding on deep sums (2.4e-5 seen at K = 2700)
   check_avx512_route(cases, 17, kc::conv_uses_winograd, 1e-4, [](const kernels::Conv2dGeometry&, const ConvProblem&,
                                                                  const kc::PackedConvWeights& packed) {
-    CHECK(packed.winograd.u.size() == 16);  // conv2d_image ran Winograd
+    CHECK((packed.uses_winograd && packed.winograd.u.size() == 16));  // packed for Winograd: conv2d_image took that route
   });
 }
 

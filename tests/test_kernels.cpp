@@ -205,9 +205,10 @@ TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd on planes 
   }
   test::IsaScope scope(cpu::GemmIsa::avx512);
   const auto g = conv_geometry(2, 24, 34, 33, 40, 3, 1, 1, 1, 1);  // 34×33 outputs; dx is a 3×3 stride-1 conv too
+  const auto small = conv_geometry(2, 24, 31, 33, 40, 3, 1, 1, 1, 1);  // 1023 outputs
   CHECK(cpu::conv_trains_with_winograd(g));
   CHECK(cpu::conv_trains_with_winograd(cpu::backward_input_geometry(g)));
-  CHECK_FALSE(cpu::conv_trains_with_winograd(conv_geometry(2, 24, 31, 33, 40, 3, 1, 1, 1, 1)));  // 1023 outputs
+  CHECK_FALSE(cpu::conv_trains_with_winograd(small));
   CHECK_FALSE(cpu::conv_trains_with_winograd(conv_geometry(2, 24, 66, 66, 40, 3, 2, 1, 1, 1)));  // stride 2
   Generator gen(21);
   const auto x = random_values(g.batch * g.in_channels * g.in_h * g.in_w, gen);
@@ -230,6 +231,17 @@ TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd on planes 
   kernels::ref::conv2d_backward_input(g, dy.data(), w.data(), dx_ref.data());
   cpu::conv2d_backward_input(g, dy.data(), w.data(), dx.data());
   CHECK(max_rel(dx, dx_ref) < 1e-4);
+  // conv2d_forward packs every layer into the same buffers: switching between the routes must
+  // leave nothing of the other route's packing in use
+  for (const auto& layer : {small, g, small}) {
+    CAPTURE(layer.in_h);
+    const auto x2 = random_values(layer.batch * layer.in_channels * layer.in_h * layer.in_w, gen);
+    const auto w2 = random_values(layer.out_channels * layer.patch_size(), gen);  // new weights: stale packing would show
+    std::vector<float> want(static_cast<size_t>(layer.batch * layer.out_channels * layer.out_plane())), got(want.size());
+    kernels::ref::conv2d_forward(layer, x2.data(), w2.data(), bias.data(), want.data());
+    cpu::conv2d_forward(layer, x2.data(), w2.data(), bias.data(), got.data());
+    CHECK(max_rel(got, want) < 1e-4);
+  }
 }
 
 TEST_CASE("conv2d over a batch split across threads (each thread whole images) matches the reference") {

@@ -111,16 +111,19 @@ inline bool packs_with_avx512(const Conv2dGeometry& g) {
 #endif
 }
 
-// Convolution weights packed once for the GEMM micro-kernel, one PackedA per group, and their
-// Winograd transform where conv2d_image uses it.
+// Convolution weights packed once for the GEMM micro-kernel, one PackedA per group, or their
+// Winograd transform where conv2d_image uses it. The storage of the form not in use is kept:
+// training packs every layer's weights into one of these each step, and freeing the other form's
+// megabytes for the next layer to fault them in again cost more than the Winograd transform itself.
 struct PackedConvWeights {
-  std::vector<PackedA> groups;  // empty where Winograd serves
-  WinogradWeights winograd;     // empty unless packed for inference and conv_uses_winograd
+  std::vector<PackedA> groups;  // the GEMM's, unless uses_winograd
+  WinogradWeights winograd;     // the transform, where uses_winograd
+  bool uses_winograd = false;   // packed by pack_conv_weights_with_winograd on a layer where conv_uses_winograd
   PhaseRowLayout phase_rows;    // where conv2d_image reads the inputs, where conv_uses_phase_rows
 
   // Whether they are packed, for the micro-kernel of `isa`.
   bool packed_for(GemmIsa isa) const {
-    if (!winograd.u.empty()) return winograd.u[0].isa == isa;
+    if (uses_winograd) return winograd.u[0].isa == isa;
     return !groups.empty() && groups[0].isa == isa;
   }
 };
@@ -131,7 +134,7 @@ inline void pack_conv_weights(const Conv2dGeometry& g, const float* w, PackedCon
   for (int64_t grp = 0; grp < g.groups; ++grp)
     pack_a(MatrixView{w + conv_group_offsets(g, 0, grp).w, g.patch_size(), 1}, g.out_per_group(), g.patch_size(),
            out.groups[static_cast<size_t>(grp)]);
-  out.winograd.u.clear();
+  out.uses_winograd = false;
   if (conv_uses_phase_rows(g)) set_phase_row_layout(g, out.phase_rows);
   else out.phase_rows.offset.clear();  // no layout of an earlier layer left to pass for this one's
 }
@@ -139,15 +142,15 @@ inline void pack_conv_weights(const Conv2dGeometry& g, const float* w, PackedCon
 // The Winograd transform where conv2d_image can use it, else the same as pack_conv_weights.
 inline void pack_conv_weights_with_winograd(const Conv2dGeometry& g, const float* w, PackedConvWeights& out) {
   if (!conv_uses_winograd(g)) return pack_conv_weights(g, w, out);
-  out.groups.clear();
   pack_winograd_weights(g, w, out.winograd);
+  out.uses_winograd = true;
 }
 
 // One image with packed weights, the bias and activation applied as each output tile is finished:
 // y [OC, OH·OW] = act(w ⊛ x + bias), x [C, H, W]. Patches are packed straight into the GEMM panels.
 inline void conv2d_image_gemm(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
                               ActivationFn act, float* y) {
-  PDYOLO_CHECK(static_cast<int64_t>(w.groups.size()) == g.groups, "conv2d_image: the weights are not packed for the GEMM");
+  PDYOLO_CHECK(!w.uses_winograd && static_cast<int64_t>(w.groups.size()) == g.groups, "conv2d_image: the weights are not packed for the GEMM");
   const bool pointwise = conv_is_pointwise(g);
   const int64_t N = g.out_plane();
   [[maybe_unused]] const bool avx512_packing = packs_with_avx512(g);  // unused where there is no x86 packer
@@ -174,7 +177,7 @@ inline void conv2d_image_gemm(const Conv2dGeometry& g, const PackedConvWeights& 
 // conv_uses_phase_rows (which sums in the GEMM's order: the same sums).
 inline void conv2d_image(const Conv2dGeometry& g, const PackedConvWeights& w, const float* x, const float* bias,
                          ActivationFn act, float* y) {
-  if (!w.winograd.u.empty()) {
+  if (w.uses_winograd) {
     PDYOLO_CHECK(conv_uses_winograd(g), "conv2d_image: the weights were packed for Winograd, which ",
                  gemm_micro_kernel(gemm_isa()).name, " cannot run; pack them again");
     return conv2d_image_winograd(g, w.winograd, x, bias, act, y);

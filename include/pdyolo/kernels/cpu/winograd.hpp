@@ -55,21 +55,43 @@ inline void winograd_weight_1d(float k0, float k1, float k2, float out[4]) {
   out[3] = k2;
 }
 
-// w [OC, IC, 3, 3] → U, reusing out's storage.
+// G applied to (k0[i], k1[i], k2[i]) for i < n: out[j][i] = (G·k)[j].
+inline void winograd_weight_1d_rows(const float* k0, const float* k1, const float* k2, int64_t n, float* const out[4]) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v[4];
+    winograd_weight_1d(k0[i], k1[i], k2[i], v);
+    for (int j = 0; j < 4; ++j) out[j][i] = v[j];
+  }
+}
+
+// w [OC, IC, 3, 3] → U, reusing out's storage. Training packs every step (for the forward, and
+// again for the input gradient), so the transform runs on all threads, one output channel at a
+// time over all its input channels: each of the 16 rows U[ξ][oc] is written by one loop of its
+// own (U[ξ] are OC·IC floats apart, and writing the 16 element by element in turn conflicted in
+// the cache). 256→512 channels took 9.8 ms before, 0.5 ms for the direct convolution's packing.
 inline void pack_winograd_weights(const Conv2dGeometry& g, const float* w, WinogradWeights& out) {
   const int64_t OC = g.out_channels, IC = g.in_channels;
-  std::vector<float> u(static_cast<size_t>(16 * OC * IC));  // [ξ][oc][ic]
-  for (int64_t oc = 0; oc < OC; ++oc)
-    for (int64_t ic = 0; ic < IC; ++ic) {
-      const float* k = w + (oc * IC + ic) * 9;
-      float columns[3][4];  // G g: the transform of each kernel column
-      for (int c = 0; c < 3; ++c) winograd_weight_1d(k[c], k[3 + c], k[6 + c], columns[c]);
-      for (int r = 0; r < 4; ++r) {  // (G g) Gᵀ: the transform of each row
-        float row[4];
-        winograd_weight_1d(columns[0][r], columns[1][r], columns[2][r], row);
-        for (int c = 0; c < 4; ++c) u[static_cast<size_t>(((4 * r + c) * OC + oc) * IC + ic)] = row[c];
+  thread_local AlignedVector<float> transformed_here;
+  AlignedVector<float>& u = transformed_here;  // [ξ][oc][ic]; named here: the workers must use this thread's buffer
+  u.resize(static_cast<size_t>(16 * OC * IC));
+  parallel_for(0, OC, 1, [&](int64_t oc0, int64_t oc1) {
+    std::vector<float> taps(static_cast<size_t>(9 * IC)), columns(static_cast<size_t>(12 * IC));
+    auto tap = [&](int64_t t) { return taps.data() + t * IC; };            // [tap][ic]
+    auto column = [&](int64_t c, int64_t r) { return columns.data() + (4 * c + r) * IC; };  // (G g)[r] of kernel column c
+    for (int64_t oc = oc0; oc < oc1; ++oc) {
+      for (int64_t ic = 0; ic < IC; ++ic)
+        for (int64_t t = 0; t < 9; ++t) tap(t)[ic] = w[(oc * IC + ic) * 9 + t];
+      for (int64_t c = 0; c < 3; ++c) {  // G g: the transform of each kernel column
+        float* const rows[4] = {column(c, 0), column(c, 1), column(c, 2), column(c, 3)};
+        winograd_weight_1d_rows(tap(c), tap(3 + c), tap(6 + c), IC, rows);
+      }
+      for (int64_t r = 0; r < 4; ++r) {  // (G g) Gᵀ: the transform of each row, into U[4r + c][oc]
+        float* const rows[4] = {u.data() + ((4 * r) * OC + oc) * IC, u.data() + ((4 * r + 1) * OC + oc) * IC,
+                                u.data() + ((4 * r + 2) * OC + oc) * IC, u.data() + ((4 * r + 3) * OC + oc) * IC};
+        winograd_weight_1d_rows(column(0, r), column(1, r), column(2, r), IC, rows);
       }
     }
+  });
   out.u.resize(16);
   for (int64_t xi = 0; xi < 16; ++xi) pack_a(MatrixView{u.data() + xi * OC * IC, IC, 1}, OC, IC, out.u[static_cast<size_t>(xi)]);
 }
