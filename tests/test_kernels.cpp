@@ -198,18 +198,20 @@ TEST_CASE("conv2d: packed-patch GEMMs match the direct reference, forward and bo
   }
 }
 
-TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd on planes of 32×32 and more (AVX-512)") {
+TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd, their input gradients too (AVX-512)") {
   if (!cpu::gemm_isa_available(cpu::GemmIsa::avx512)) {
     MESSAGE("SKIPPED: this CPU has no AVX-512, where training's Winograd runs");
     return;
   }
   test::IsaScope scope(cpu::GemmIsa::avx512);
-  const auto g = conv_geometry(2, 24, 34, 33, 40, 3, 1, 1, 1, 1);  // 34×33 outputs; dx is a 3×3 stride-1 conv too
-  const auto small = conv_geometry(2, 24, 31, 33, 40, 3, 1, 1, 1, 1);  // 1023 outputs
-  CHECK(cpu::conv_trains_with_winograd(g));
-  CHECK(cpu::conv_trains_with_winograd(cpu::backward_input_geometry(g)));
-  CHECK_FALSE(cpu::conv_trains_with_winograd(small));
-  CHECK_FALSE(cpu::conv_trains_with_winograd(conv_geometry(2, 24, 66, 66, 40, 3, 2, 1, 1, 1)));  // stride 2
+  const auto g = conv_geometry(2, 24, 34, 33, 40, 3, 1, 1, 1, 1);      // dx: a 3×3 stride-1 conv of the same plane
+  const auto small = conv_geometry(2, 40, 9, 10, 24, 3, 1, 1, 1, 1);  // a small plane: dx is a convolution only for Winograd
+  const auto strided = conv_geometry(2, 24, 34, 33, 40, 3, 2, 1, 1, 1);
+  CHECK(cpu::conv_uses_winograd(g));
+  CHECK(cpu::backward_input_as_convolution(g));
+  CHECK(cpu::conv_uses_winograd(cpu::backward_input_geometry(small)));
+  CHECK(cpu::backward_input_as_convolution(small));
+  CHECK_FALSE(cpu::conv_uses_winograd(strided));
   Generator gen(21);
   const auto x = random_values(g.batch * g.in_channels * g.in_h * g.in_w, gen);
   const auto w = random_values(g.out_channels * g.patch_size(), gen), bias = random_values(g.out_channels, gen);
@@ -233,14 +235,18 @@ TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd on planes 
   CHECK(max_rel(dx, dx_ref) < 1e-4);
   // conv2d_forward packs every layer into the same buffers: switching between the routes must
   // leave nothing of the other route's packing in use
-  for (const auto& layer : {small, g, small}) {
+  for (const auto& layer : {strided, g, strided, small}) {
     CAPTURE(layer.in_h);
     const auto x2 = random_values(layer.batch * layer.in_channels * layer.in_h * layer.in_w, gen);
     const auto w2 = random_values(layer.out_channels * layer.patch_size(), gen);  // new weights: stale packing would show
-    std::vector<float> want(static_cast<size_t>(layer.batch * layer.out_channels * layer.out_plane())), got(want.size());
+    const auto dy2 = random_values(layer.batch * layer.out_channels * layer.out_plane(), gen);
+    std::vector<float> want(dy2.size()), got(dy2.size()), dx_want(x2.size()), dx_got(x2.size(), 123.0f);
     kernels::ref::conv2d_forward(layer, x2.data(), w2.data(), bias.data(), want.data());
     cpu::conv2d_forward(layer, x2.data(), w2.data(), bias.data(), got.data());
     CHECK(max_rel(got, want) < 1e-4);
+    kernels::ref::conv2d_backward_input(layer, dy2.data(), w2.data(), dx_want.data());
+    cpu::conv2d_backward_input(layer, dy2.data(), w2.data(), dx_got.data());
+    CHECK(max_rel(dx_got, dx_want) < 1e-4);
   }
 }
 

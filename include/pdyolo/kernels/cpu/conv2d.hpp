@@ -222,22 +222,15 @@ void for_each_image(const Conv2dGeometry& g, const Fn& fn) {
   });
 }
 
-// Whether conv2d_forward (training's forward, and its input gradient where that is a forward
-// convolution) runs g with Winograd: where inference does, on output planes of 32×32 and more.
-// On smaller planes each image has few tiles, and streaming the transformed weights (16/9 the
-// size of the direct ones) for each image bounds the layer: yolov7-tiny's 3×3 layers at 20² and
-// 10², batch 8, took 1.2–1.6× the direct convolution's time there, against 0.6–0.75× at 80² and
-// 40² (bench_train_convs).
-inline bool conv_trains_with_winograd(const Conv2dGeometry& g) {
-  return conv_uses_winograd(g) && g.out_plane() >= 1024;
-}
-
-// y = w ⊛ x + bias over the batch (the op's forward); the weights are packed once per call.
+// y = w ⊛ x + bias over the batch (the op's forward); the weights are packed once per call, with
+// Winograd where conv_uses_winograd as inference packs them. Against the direct convolution, for
+// yolov7-tiny's 3×3 layers at batch 8: 0.60–0.70× the time at 80² and 40², 0.75–0.92× at 20²
+// and 10². (The gradients this gives stay as close to the reference's as the direct
+// convolution's: see the loss-parity test in tests/test_train.cpp.)
 inline void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   thread_local PackedConvWeights packed_here;  // reused across calls: steady-state training allocates nothing here
   PackedConvWeights& packed = packed_here;      // named here: the workers must read this thread's copy
-  if (conv_trains_with_winograd(g)) pack_conv_weights_with_winograd(g, w, packed);
-  else pack_conv_weights(g, w, packed);
+  pack_conv_weights_with_winograd(g, w, packed);
   Conv2dGeometry image = g;
   image.batch = 1;
   for_each_image(g, [&](int64_t n) {
@@ -245,17 +238,9 @@ inline void conv2d_forward(const Conv2dGeometry& g, const float* x, const float*
   });
 }
 
-// Whether conv2d_backward_input computes dx as a forward convolution: with stride 1,
+// The geometry of the forward convolution that gives a stride-1 convolution's input gradient:
 // dx = dy ⊛ w', w' the weights with input and output channels swapped and the taps flipped, and
-// the padding that makes the output the input's size (it must not be negative). On planes of
-// 32×32 and more it saves the column buffer and col2im (yolov7-tiny's 3×3 layers at 80² and 40²,
-// batch 8: 0.65× and 0.72× the time); on small planes the transposed GEMM's few long K blocks are
-// as fast or faster (10²: 0.99–1.10×).
-inline bool backward_input_as_convolution(const Conv2dGeometry& g) {
-  return g.stride_h == 1 && g.stride_w == 1 && g.pad_h <= g.dilation_h * (g.kernel_h - 1) &&
-         g.pad_w <= g.dilation_w * (g.kernel_w - 1) && g.out_plane() >= 1024;
-}
-// The geometry of that convolution: dy [N, OC, OH, OW] → dx [N, C, H, W].
+// the padding that makes the output the input's size. dy [N, OC, OH, OW] → dx [N, C, H, W].
 inline Conv2dGeometry backward_input_geometry(const Conv2dGeometry& g) {
   Conv2dGeometry t = g;
   t.in_channels = g.out_channels, t.in_h = g.out_h, t.in_w = g.out_w;
@@ -263,6 +248,18 @@ inline Conv2dGeometry backward_input_geometry(const Conv2dGeometry& g) {
   t.pad_h = g.dilation_h * (g.kernel_h - 1) - g.pad_h;
   t.pad_w = g.dilation_w * (g.kernel_w - 1) - g.pad_w;
   return t;
+}
+
+// Whether conv2d_backward_input computes dx as that forward convolution (stride 1, and its
+// padding not negative). On planes of 32×32 and more it saves the column buffer and col2im
+// (yolov7-tiny's 3×3 layers at 80² and 40², batch 8: 0.65× and 0.72× the time); on smaller planes
+// the transposed GEMM's few long K blocks are as fast or faster (10²: 0.99–1.10×) unless the
+// convolution runs with Winograd (20² and 10²: 0.70–0.94×, one layer 1.03×).
+inline bool backward_input_as_convolution(const Conv2dGeometry& g) {
+  if (g.stride_h != 1 || g.stride_w != 1 || g.pad_h > g.dilation_h * (g.kernel_h - 1) ||
+      g.pad_w > g.dilation_w * (g.kernel_w - 1))
+    return false;
+  return g.out_plane() >= 1024 || conv_uses_winograd(backward_input_geometry(g));
 }
 // w [OC, Cg, KH, KW] → w' [C, OCg, KH, KW]: per group, w'[c, oc, kh, kw] = w[oc, c, KH−1−kh, KW−1−kw].
 inline void flip_transpose_weights(const Conv2dGeometry& g, const float* w, float* flipped) {
