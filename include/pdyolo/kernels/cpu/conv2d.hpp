@@ -113,8 +113,9 @@ inline bool packs_with_avx512(const Conv2dGeometry& g) {
 
 // Convolution weights packed once for the GEMM micro-kernel, one PackedA per group, or their
 // Winograd transform where conv2d_image uses it. The storage of the form not in use is kept:
-// training packs every layer's weights into one of these each step, and freeing the other form's
-// megabytes for the next layer to fault them in again cost more than the Winograd transform itself.
+// training packs every layer's weights into one of these each step, switching forms from layer to
+// layer, and freeing the other form's megabytes only for a later layer to fault them in again
+// made packing several times slower.
 struct PackedConvWeights {
   std::vector<PackedA> groups;  // the GEMM's, unless uses_winograd
   WinogradWeights winograd;     // the transform, where uses_winograd
@@ -224,7 +225,7 @@ void for_each_image(const Conv2dGeometry& g, const Fn& fn) {
 
 // y = w ⊛ x + bias over the batch (the op's forward); the weights are packed once per call, with
 // Winograd where conv_uses_winograd as inference packs them. Against the direct convolution, for
-// yolov7-tiny's 3×3 layers at batch 8: 0.60–0.70× the time at 80² and 40², 0.75–0.92× at 20²
+// yolov7-tiny's 3×3 layers at batch 8: 0.60–0.75× the time at 80² and 40², 0.74–0.92× at 20²
 // and 10². (The gradients this gives stay as close to the reference's as the direct
 // convolution's: see the loss-parity test in tests/test_train.cpp.)
 inline void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {

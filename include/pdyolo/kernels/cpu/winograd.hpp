@@ -68,7 +68,8 @@ inline void winograd_weight_1d_rows(const float* k0, const float* k1, const floa
 // again for the input gradient), so the transform runs on all threads, one output channel at a
 // time over all its input channels: each of the 16 rows U[ξ][oc] is written by one loop of its
 // own (U[ξ] are OC·IC floats apart, and writing the 16 element by element in turn conflicted in
-// the cache). 256→512 channels took 9.8 ms before, 0.5 ms for the direct convolution's packing.
+// the cache). 256→512 channels: 1.6 ms, against 9.8 ms before (one thread, a fresh buffer) and
+// 0.3–0.5 ms for the direct convolution's packing (bench/RESULTS.md, seventh round).
 inline void pack_winograd_weights(const Conv2dGeometry& g, const float* w, WinogradWeights& out) {
   const int64_t OC = g.out_channels, IC = g.in_channels;
   thread_local AlignedVector<float> transformed_here;
