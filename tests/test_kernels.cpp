@@ -161,7 +161,7 @@ void check_conv2d_against_reference(const kernels::Conv2dGeometry& g, Generator&
   CHECK(max_rel(dw_cpu, dw_ref) < 1e-5);
 }
 
-TEST_CASE("conv2d: packed-patch GEMMs match the direct reference, forward and both gradients") {
+TEST_CASE("conv2d (packed-patch GEMMs, Winograd where it serves) matches the direct reference, forward and both gradients") {
   Generator gen(4);
   std::vector<kernels::Conv2dGeometry> cases;
   const auto make = conv_geometry;

@@ -1,10 +1,11 @@
 // Fast conv2d as packed SGEMM, per image and group. The forward pass packs input patches straight
 // into the GEMM panels (implicit im2col; a 1×1 convolution with stride 1 and no padding reads its
-// input rows directly); the inference executor packs the weights once and also fuses the activation,
-// and runs 3×3 stride-1 layers with Winograd F(2×2, 3×3) on AVX-512 (kernels/cpu/winograd.hpp).
-// The weight gradient packs transposed patches the same way, each thread summing its share of the
-// batch; the input gradient is a forward convolution of dy on large stride-1 planes, else a GEMM
-// scattered back by col2im.
+// input rows directly); 3×3 stride-1 layers run with Winograd F(2×2, 3×3) on AVX-512
+// (kernels/cpu/winograd.hpp) and strided layers with long output rows by phase rows
+// (kernels/cpu/conv_rows.hpp). The inference executor packs the weights once and also fuses the
+// activation; training packs them each call. The weight gradient packs transposed patches the same
+// way, each thread summing its share of the batch; the input gradient is a forward convolution of
+// dy where backward_input_as_convolution, else a GEMM scattered back by col2im.
 //
 // Per image n and group g (Cg = in channels per group, OCg = out channels per group):
 //   col [Cg·KH·KW, OH·OW]        input patches (zeros in the padding)
