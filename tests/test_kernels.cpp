@@ -379,18 +379,23 @@ std::pair<Tensor, Tensor> value_and_grad(Backend backend, const Tensor& x, const
 
 TEST_CASE("separable max-pooling (training with argmax, inference without) equals the reference, ties included") {
   Generator gen(23);
-  // planes, in h/w, out h/w, kernel h/w, stride h/w, pad h/w: SPP windows, strided, padded, 2×2
+  // planes, in h/w, out h/w, kernel h/w, stride h/w, pad h/w: SPP windows (the same-size route;
+  // SPP's 13×13 on 10×10 planes, windows wider than the plane), strided, padded with a smaller
+  // output (the general separable route), 2×2
   for (const kernels::Pool2dGeometry& g : {kernels::Pool2dGeometry{3, 20, 17, 20, 17, 13, 13, 1, 1, 6, 6},
+                                           kernels::Pool2dGeometry{5, 10, 10, 10, 10, 13, 13, 1, 1, 6, 6},
                                            kernels::Pool2dGeometry{2, 9, 8, 5, 4, 3, 3, 2, 2, 1, 1},
                                            kernels::Pool2dGeometry{1, 11, 7, 11, 7, 5, 5, 1, 1, 2, 2},
+                                           kernels::Pool2dGeometry{2, 11, 7, 9, 5, 5, 5, 1, 1, 1, 1},
                                            kernels::Pool2dGeometry{4, 10, 10, 5, 5, 2, 2, 2, 2, 0, 0}}) {
     CAPTURE(g.kernel_h);
+    CAPTURE(g.out_h);
     // Values from a small set, so most windows hold their maximum more than once.
     const Tensor x = Tensor::uniform({g.planes * g.in_h * g.in_w}, 0, 4, gen);
     for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = std::floor(x.data<float>()[i]);
     const size_t out = static_cast<size_t>(g.planes * g.out_h * g.out_w);
     std::vector<float> want_y(out), got_y(out);
-    std::vector<int64_t> want_arg(out), got_arg(out, -5);
+    std::vector<int32_t> want_arg(out), got_arg(out, -5);
     kernels::ref::max_pool2d_forward(g, x.data<float>(), want_y.data(), want_arg.data());
     kernels::cpu::max_pool2d_forward(g, x.data<float>(), got_y.data(), got_arg.data());
     CHECK(got_y == want_y);

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "pdyolo/autograd/node.hpp"
+#include "pdyolo/core/op_profile.hpp"
 
 namespace pdyolo::autograd {
 
@@ -86,7 +87,12 @@ inline void run_backward(const Tensor& root, const Tensor& seed, bool retain_gra
     pending.erase(it);
     PDYOLO_CHECK(node->backward != nullptr, "backward: the graph through '", node->op,
                  "' was already freed by an earlier backward(); pass retain_graph=true to reuse it");
-    std::vector<Tensor> grads = node->backward(grad_out);
+    std::vector<Tensor> grads;
+    {
+      const OpTimer timer("backward", node->op);
+      grads = node->backward(grad_out);
+    }
+    const OpTimer timer("backward", "(summing gradients)");
     PDYOLO_CHECK(grads.size() == node->inputs.size(), "backward of '", node->op, "' returned ",
                  grads.size(), " gradients for ", node->inputs.size(), " inputs");
     for (size_t i = 0; i < grads.size(); ++i) {

@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "pdyolo/core/op_profile.hpp"
 #include "pdyolo/kernels/detect_decode.hpp"
 #include "pdyolo/pdyolo.hpp"
 
@@ -161,6 +162,7 @@ class Graph {
       for (int j : node.inputs) in.push_back(values[j]);
       const bool fused_into_input = node.op == Op::activation && nodes[node.inputs[0]].op == Op::batch_norm &&
                                     uses[node.inputs[0]] == 1;
+      const OpTimer timer("forward", op_name(node.op));
       if (node.op == Op::detect) {
         result = run_detect(node, in);
       } else if (fused_into_input) {

@@ -1,6 +1,6 @@
 // Max-pooling and nearest-neighbour upsampling over [N, C, H, W].
 #pragma once
-#include <memory>
+#include <limits>
 
 #include "pdyolo/kernels/cpu/pool.hpp"
 #include "pdyolo/ops/common.hpp"
@@ -28,17 +28,19 @@ inline Tensor max_pool2d(const Tensor& x, const MaxPool2dParams& p = MaxPool2dPa
   g.out_h = (g.in_h + 2 * p.padding - p.kernel) / stride + 1;
   g.out_w = (g.in_w + 2 * p.padding - p.kernel) / stride + 1;
   PDYOLO_CHECK(g.out_h > 0 && g.out_w > 0, "max_pool2d: input ", shape_str(x.shape()), " is smaller than the kernel ", p.kernel);
+  PDYOLO_CHECK(g.in_h * g.in_w <= std::numeric_limits<int32_t>::max(), "max_pool2d: planes of ", g.in_h, "×", g.in_w,
+               " are too large for the 32-bit argmax");
   const Tensor xd = ops::detail::dense(x, "max_pool2d");
   Tensor y = Tensor::empty({x.shape()[0], x.shape()[1], g.out_h, g.out_w});
-  auto argmax = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(y.numel()));
+  const Tensor argmax = Tensor::empty(y.shape(), DType::i32);  // index inside the plane, for backward
   const bool fast = select_backend(OpKind::max_pool2d, DType::f32) == Backend::cpu;
-  if (fast) kernels::cpu::max_pool2d_forward(g, xd.data<float>(), y.data<float>(), argmax->data());
-  else kernels::ref::max_pool2d_forward(g, xd.data<float>(), y.data<float>(), argmax->data());
+  if (fast) kernels::cpu::max_pool2d_forward(g, xd.data<float>(), y.data<float>(), argmax.data<int32_t>());
+  else kernels::ref::max_pool2d_forward(g, xd.data<float>(), y.data<float>(), argmax.data<int32_t>());
   return autograd::record(y, "max_pool2d", {x}, [g, argmax, fast, shape = x.shape()](const Tensor& grad) {
     const Tensor dy = ops::detail::dense(grad, "max_pool2d backward");
     Tensor dx = Tensor::empty(shape);
-    if (fast) kernels::cpu::max_pool2d_backward(g, dy.data<float>(), argmax->data(), dx.data<float>());
-    else kernels::ref::max_pool2d_backward(g, dy.data<float>(), argmax->data(), dx.data<float>());
+    if (fast) kernels::cpu::max_pool2d_backward(g, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>());
+    else kernels::ref::max_pool2d_backward(g, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>());
     return std::vector<Tensor>{dx};
   });
 }

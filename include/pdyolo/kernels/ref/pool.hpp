@@ -12,8 +12,9 @@ struct Pool2dGeometry {
 
 namespace ref {
 
-// y = max over each window (padding counts as -inf); argmax = index (h·W + w) of the first maximum.
-inline void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y, int64_t* argmax) {
+// y = max over each window (padding counts as -inf); argmax = index (h·W + w) of the first maximum
+// inside its plane (32 bits: planes of 2³¹ elements and more are refused by the op).
+inline void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y, int32_t* argmax) {
   for (int64_t p = 0; p < g.planes; ++p) {
     const float* in = x + p * g.in_h * g.in_w;
     for (int64_t oh = 0; oh < g.out_h; ++oh)
@@ -35,13 +36,13 @@ inline void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y
         }
         const int64_t o = (p * g.out_h + oh) * g.out_w + ow;
         y[o] = best;
-        argmax[o] = best_index;
+        argmax[o] = static_cast<int32_t>(best_index);
       }
   }
 }
 
 // dx (overwritten) receives each dy at its window's argmax.
-inline void max_pool2d_backward(const Pool2dGeometry& g, const float* dy, const int64_t* argmax, float* dx) {
+inline void max_pool2d_backward(const Pool2dGeometry& g, const float* dy, const int32_t* argmax, float* dx) {
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
   for (int64_t i = 0; i < g.planes * in_plane; ++i) dx[i] = 0.0f;
   for (int64_t p = 0; p < g.planes; ++p)
