@@ -34,6 +34,51 @@ TEST_CASE("a tensor used twice gets the sum of both paths (diamond)") {
   CHECK(x.grad().item() == doctest::Approx(3 * std::exp(2.0) + 6 * std::exp(2.0)).epsilon(1e-5));
 }
 
+TEST_CASE("gradients meeting at a tensor are summed in place only where nothing else holds them") {
+  SUBCASE("add hands one gradient to both inputs: summing into one leaves the other's alone") {
+    Tensor x = Tensor::from_vector({1, 2}, {2}).set_requires_grad();
+    Tensor y = Tensor::from_vector({3, 4}, {2}).set_requires_grad();
+    for (bool a_first : {true, false}) {  // either order of the uses
+      x.zero_grad();
+      y.zero_grad();
+      const Tensor a = x * 1.0f, b = y * 1.0f;
+      const Tensor loss = a_first ? sum(a * 5.0f) + sum((a + b) * 2.0f) : sum((a + b) * 2.0f) + sum(a * 5.0f);
+      loss.backward();
+      CHECK(x.grad().to_vector() == std::vector<float>{7, 7});
+      CHECK(y.grad().to_vector() == std::vector<float>{2, 2});
+    }
+  }
+  SUBCASE("a slice of concat's gradient plus a gradient add also hands to another input") {
+    Tensor x = Tensor::from_vector({1, 2, 3, 4}, {2, 2}).set_requires_grad();
+    Tensor y = Tensor::from_vector({5, 6, 7, 8}, {2, 2}).set_requires_grad();
+    const Tensor weights = Tensor::from_vector({1, 2, 3, 4, 5, 6, 7, 8}, {2, 4});  // two rows: the slices are views
+    for (bool concat_first : {true, false}) {
+      x.zero_grad();
+      y.zero_grad();
+      const Tensor a = x * 1.0f, b = y * 1.0f;
+      const Tensor from_concat = sum(concat({a, b * 3.0f}, 1) * weights), from_add = sum((a + b) * 2.0f);
+      (concat_first ? from_concat + from_add : from_add + from_concat).backward();
+      CHECK(x.grad().to_vector() == std::vector<float>{1 + 2, 2 + 2, 5 + 2, 6 + 2});
+      CHECK(y.grad().to_vector() == std::vector<float>{3 * 3 + 2, 3 * 4 + 2, 3 * 7 + 2, 3 * 8 + 2});
+    }
+  }
+  SUBCASE("a slice of concat's gradient plus a fresh one") {
+    Tensor x = Tensor::from_vector({1, 2, 3, 4}, {1, 2, 2}).set_requires_grad();
+    const Tensor a = x * 2.0f;
+    const Tensor weights = Tensor::from_vector({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {1, 2, 6});
+    sum(concat({a, a * 3.0f, a}, 2) * weights).backward();  // a's gradient: w₀ + 3·w₁ + w₂ along the last axis
+    CHECK(x.grad().to_vector() == std::vector<float>{2 * (1 + 9 + 5), 2 * (2 + 12 + 6), 2 * (7 + 27 + 11), 2 * (8 + 30 + 12)});
+  }
+  SUBCASE("a gradient the caller holds does not change in a later backward") {
+    Tensor x = Tensor::from_vector({1, 2}, {2}).set_requires_grad();
+    sum(x * 2.0f).backward();
+    const Tensor first = x.grad();
+    sum(x * 3.0f).backward();
+    CHECK(first.to_vector() == std::vector<float>{2, 2});
+    CHECK(x.grad().to_vector() == std::vector<float>{5, 5});
+  }
+}
+
 TEST_CASE("backward with a seed gradient; non-scalars need one") {
   Tensor x = Tensor::from_vector({1, 2, 3}, {3}).set_requires_grad();
   Tensor y = x * x;

@@ -326,21 +326,28 @@ namespace {
 struct BatchNormRun {
   Tensor y, dx, dw, db, running_mean, running_var;
 };
+// With via_concat the output is concatenated behind other channels first, so its gradient reaches
+// the batch norm as a slice of concat's gradient (images further apart than their size).
 BatchNormRun run_batch_norm_act(const Tensor& x0, const Tensor& w0, const Tensor& b0, bool training,
-                                kernels::ActivationFn act, const Tensor& upstream) {
+                                kernels::ActivationFn act, const Tensor& upstream, bool via_concat = false) {
   BatchNormRun r;
   const Tensor x = x0.clone().set_requires_grad(), w = w0.clone().set_requires_grad(), b = b0.clone().set_requires_grad();
   r.running_mean = Tensor::full({x0.shape()[1]}, 0.1);
   r.running_var = Tensor::full({x0.shape()[1]}, 0.8);
   r.y = batch_norm_act2d(x, w, b, r.running_mean, r.running_var, {training, 0.03f, 1e-3f}, act);
-  sum(r.y * upstream).backward();
+  if (via_concat) {
+    const Tensor before = Tensor::ones(x0.shape());
+    sum(concat({before, r.y}, 1) * concat({before, upstream}, 1)).backward();
+  } else {
+    sum(r.y * upstream).backward();
+  }
   r.dx = x.grad(), r.dw = w.grad(), r.db = b.grad();
   return r;
 }
 
 }  // namespace
 
-TEST_CASE("batch norm + activation: the fused cpu kernel matches the reference ops, forward and gradients") {
+TEST_CASE("batch norm + activation: the fused cpu kernel matches the reference ops, forward and gradients (also read from a slice of concat's gradient)") {
   Generator gen(21);
   for (const Shape& shape : {Shape{2, 5, 7, 9}, Shape{3, 4, 16, 16}, Shape{1, 3, 1, 37}}) {
     const Tensor x = Tensor::uniform(shape, -2, 2, gen), upstream = Tensor::uniform(shape, -1, 1, gen);
@@ -353,16 +360,18 @@ TEST_CASE("batch norm + activation: the fused cpu kernel matches the reference o
           BackendScope scope(Backend::ref);
           want = run_batch_norm_act(x, w, b, training, act, upstream);
         }
-        const BatchNormRun got = run_batch_norm_act(x, w, b, training, act, upstream);
-        const std::string label = shape_str(shape) + " activation " + std::to_string(static_cast<int>(kind)) +
-                                  (training ? " training" : " eval");
-        CAPTURE(label);
-        CHECK(test::max_rel_diff(got.y, want.y) < 1e-5);
-        CHECK(test::max_rel_diff(got.dx, want.dx) < 1e-4);
-        CHECK(test::max_rel_diff(got.dw, want.dw) < 1e-4);
-        CHECK(test::max_rel_diff(got.db, want.db) < 1e-4);
-        CHECK(test::max_rel_diff(got.running_mean, want.running_mean) < 1e-6);
-        CHECK(test::max_rel_diff(got.running_var, want.running_var) < 1e-5);
+        for (bool via_concat : {false, true}) {
+          const BatchNormRun got = run_batch_norm_act(x, w, b, training, act, upstream, via_concat);
+          const std::string label = shape_str(shape) + " activation " + std::to_string(static_cast<int>(kind)) +
+                                    (training ? " training" : " eval") + (via_concat ? ", through concat" : "");
+          CAPTURE(label);
+          CHECK(test::max_rel_diff(got.y, want.y) < 1e-5);
+          CHECK(test::max_rel_diff(got.dx, want.dx) < 1e-4);
+          CHECK(test::max_rel_diff(got.dw, want.dw) < 1e-4);
+          CHECK(test::max_rel_diff(got.db, want.db) < 1e-4);
+          CHECK(test::max_rel_diff(got.running_mean, want.running_mean) < 1e-6);
+          CHECK(test::max_rel_diff(got.running_var, want.running_var) < 1e-5);
+        }
       }
   }
 }

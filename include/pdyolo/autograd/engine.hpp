@@ -16,22 +16,43 @@ namespace pdyolo::autograd {
 
 namespace detail {
 
-// Adds gradient g into an accumulator slot. The first gradient is stored as is (no copy); later
-// ones produce a fresh sum, so a stored gradient is never modified while something else shares it.
-inline void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g) {
+// Whether t alone references its storage: nothing else can see a change made to it in place.
+inline bool sole_owner(const std::shared_ptr<TensorImpl>& t) { return t.use_count() == 1 && t->storage.use_count() == 1; }
+
+// sum (contiguous f32, written in place) += g (f32, any layout, the same shape).
+inline void add_into(const Tensor& sum, const Tensor& g) {
+  float* out = sum.data<float>();
+  const float* in = g.data<float>();
+  if (g.is_contiguous())
+    return parallel_for(0, sum.numel(), 1 << 15, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) out[i] += in[i];
+    });
+  const int64_t inner = g.shape().back(), inner_stride = g.strides().back();
+  pdyolo::detail::for_each_strided_row(g.shape(), g.strides(), [&](int64_t row, int64_t offset) {
+    for (int64_t i = 0; i < inner; ++i) out[row * inner + i] += in[offset + i * inner_stride];
+  });
+}
+
+// Adds gradient g into an accumulator slot. The first gradient is stored as is (no copy; a view
+// such as a slice of concat's gradient stays one unless `contiguous`, which leaves' .grad are).
+// A later one is added in place into the slot's tensor or into g where that one is contiguous and
+// referenced from nowhere else, else into a fresh sum: a gradient still shared (add's backward
+// hands one tensor to both inputs) is never modified.
+inline void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g, bool contiguous) {
   if (!slot) {
-    slot = (g.is_contiguous() ? g.detach() : contiguous_copy(g)).impl_ptr();
+    slot = (g.is_contiguous() || !contiguous ? g.detach() : contiguous_copy(g)).impl_ptr();
     return;
   }
-  Tensor previous(slot);
-  Tensor gc = g.is_contiguous() ? g : contiguous_copy(g);
-  Tensor sum = Tensor::empty(previous.shape());
-  const float* a = previous.data<float>();
-  const float* b = gc.data<float>();
-  float* out = sum.data<float>();
-  parallel_for(0, sum.numel(), 1 << 15, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) out[i] = a[i] + b[i];
-  });
+  const bool slot_is_private = sole_owner(slot);  // asked before `previous` shares it
+  const Tensor previous(slot);
+  if (slot_is_private && previous.is_contiguous()) return add_into(previous, g);
+  if (g.is_contiguous() && sole_owner(g.impl_ptr())) {
+    add_into(g, previous);
+    slot = g.impl_ptr();
+    return;
+  }
+  Tensor sum = contiguous_copy(previous);
+  add_into(sum, g);
   slot = sum.impl_ptr();
 }
 
@@ -73,7 +94,7 @@ inline void run_backward(const Tensor& root, const Tensor& seed, bool retain_gra
   }
   NoGradGuard no_grad;
   if (root.is_leaf()) {
-    detail::accumulate(root.impl()->grad, grad_root);
+    detail::accumulate(root.impl()->grad, grad_root, true);
     return;
   }
 
@@ -102,9 +123,9 @@ inline void run_backward(const Tensor& root, const Tensor& seed, bool retain_gra
                    shape_str(grads[i].shape()), " for input ", i, " of shape ",
                    shape_str(input.shape()));
       if (input.is_leaf()) {
-        detail::accumulate(input.impl()->grad, grads[i]);
+        detail::accumulate(input.impl()->grad, grads[i], true);
       } else {
-        detail::accumulate(pending[input.grad_fn().get()], grads[i]);
+        detail::accumulate(pending[input.grad_fn().get()], grads[i], false);
       }
     }
   }

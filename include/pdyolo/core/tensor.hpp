@@ -203,32 +203,41 @@ class Tensor {
 
 namespace detail {
 
+// Calls fn(row, offset) in parallel for every row of a strided view's innermost dimension: row
+// is its index among the view's rows (row·inner in a contiguous copy), offset where it starts,
+// in elements from the view's first element.
+template <class Fn>
+void for_each_strided_row(const Shape& shape, const Shape& strides, const Fn& fn) {
+  const int64_t nd = static_cast<int64_t>(shape.size());
+  const int64_t inner = shape.back();
+  const int64_t rows = inner == 0 ? 0 : shape_numel(shape) / inner;
+  parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)), [&](int64_t lo, int64_t hi) {
+    for (int64_t row = lo; row < hi; ++row) {
+      int64_t rest = row, offset = 0;
+      for (int64_t d = nd - 2; d >= 0; --d) {
+        offset += (rest % shape[d]) * strides[d];
+        rest /= shape[d];
+      }
+      fn(row, offset);
+    }
+  });
+}
+
 // Copies a strided view into a contiguous destination of the same element size.
 template <class T>
 void copy_strided(const T* src, const Shape& shape, const Shape& strides, T* dst) {
-  const int64_t nd = static_cast<int64_t>(shape.size());
-  if (nd == 0) {
+  if (shape.empty()) {
     dst[0] = src[0];
     return;
   }
-  const int64_t inner = shape.back();
-  const int64_t inner_stride = strides.back();
-  const int64_t rows = inner == 0 ? 0 : shape_numel(shape) / inner;
-  parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)),
-               [&](int64_t lo, int64_t hi) {
-    for (int64_t row = lo; row < hi; ++row) {
-      int64_t rest = row, off = 0;
-      for (int64_t d = nd - 2; d >= 0; --d) {
-        off += (rest % shape[d]) * strides[d];
-        rest /= shape[d];
-      }
-      T* out = dst + row * inner;
-      const T* in = src + off;
-      if (inner_stride == 1) {
-        std::memcpy(out, in, inner * sizeof(T));
-      } else {
-        for (int64_t i = 0; i < inner; ++i) out[i] = in[i * inner_stride];
-      }
+  const int64_t inner = shape.back(), inner_stride = strides.back();
+  for_each_strided_row(shape, strides, [&](int64_t row, int64_t offset) {
+    T* out = dst + row * inner;
+    const T* in = src + offset;
+    if (inner_stride == 1) {
+      std::memcpy(out, in, inner * sizeof(T));
+    } else {
+      for (int64_t i = 0; i < inner; ++i) out[i] = in[i * inner_stride];
     }
   });
 }

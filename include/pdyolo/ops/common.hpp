@@ -15,6 +15,18 @@ inline Tensor dense(const Tensor& t, const char* op) {
   return t.is_contiguous() ? t : contiguous_copy(t);
 }
 
+// t [N, C, H, W] itself where each image is one dense block (the images may lie further apart, as
+// in a channel slice of a bigger tensor: read it with t.strides()[0]), else dense(t).
+inline Tensor dense_images(const Tensor& t, const char* op) {
+  if (t.defined() && t.dim() == 4 && t.dtype() == DType::f32 && t.device().type == DeviceType::cpu) {
+    const Shape& size = t.shape();
+    const Shape& stride = t.strides();
+    if (stride[3] == 1 && stride[2] == size[3] && stride[1] == size[2] * size[3] && stride[0] >= size[1] * stride[1])
+      return t;
+  }
+  return dense(t, op);
+}
+
 // A view of `base` with new geometry over the same storage (no autograd).
 inline Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset) {
   auto impl = std::make_shared<TensorImpl>();

@@ -75,13 +75,15 @@ inline Tensor batch_norm_act2d(const Tensor& x, const Tensor& weight, const Tens
   y = autograd::record(y, "batch_norm2d", {x, weight, bias},
                        [xs = xd.detach(), ws = wd.detach(), bs = bd.detach(), mean, var, p, N, C, plane, fused,
                         inner](const Tensor& g) {
-    const Tensor dy = ops::detail::dense(g, "batch_norm2d backward");
     Tensor dx = Tensor::empty(xs.shape()), dw = Tensor::empty({C}), db = Tensor::empty({C});
-    if (fused)
+    if (fused) {
+      const Tensor dy = ops::detail::dense_images(g, "batch_norm2d backward");  // a slice of concat's gradient stays one
       kernels::cpu::batch_norm_act_backward(N, C, plane, xs.data<float>(), mean.data<float>(), var.data<float>(),
-                                            ws.data<float>(), bs.data<float>(), p.eps, inner, dy.data<float>(), p.training,
-                                            dx.data<float>(), dw.data<float>(), db.data<float>());
-    else
+                                            ws.data<float>(), bs.data<float>(), p.eps, inner, dy.data<float>(),
+                                            dy.strides()[0], p.training, dx.data<float>(), dw.data<float>(), db.data<float>());
+      return std::vector<Tensor>{dx, dw, db};
+    }
+    const Tensor dy = ops::detail::dense(g, "batch_norm2d backward");
       kernels::ref::batch_norm_backward(N, C, plane, xs.data<float>(), mean.data<float>(), var.data<float>(), ws.data<float>(),
                                         p.eps, dy.data<float>(), p.training, dx.data<float>(), dw.data<float>(), db.data<float>());
     return std::vector<Tensor>{dx, dw, db};

@@ -70,10 +70,12 @@ inline void batch_norm_act_forward(int64_t batch, int64_t channels, int64_t plan
 
 // Gradients of batch_norm_act_forward: dz = dy · act'(z) with z recomputed from x, then the batch
 // norm gradients (with batch statistics the mean and variance depend on x, adding two terms).
+// dy's images lie dy_image_stride floats apart (channels · plane when dense; more where dy is a
+// slice of concat's gradient, read in place).
 inline void batch_norm_act_backward(int64_t batch, int64_t channels, int64_t plane, const float* x, const float* mean,
                                     const float* var, const float* weight, const float* bias, float eps,
-                                    ActivationFn act, const float* dy, bool batch_stats, float* dx, float* dweight,
-                                    float* dbias) {
+                                    ActivationFn act, const float* dy, int64_t dy_image_stride, bool batch_stats,
+                                    float* dx, float* dweight, float* dbias) {
   const double count = static_cast<double>(batch * plane);
   with_activation(act, [&](auto, auto derivative) {
     parallel_for(0, channels, 1, [&](int64_t lo, int64_t hi) {
@@ -86,7 +88,7 @@ inline void batch_norm_act_backward(int64_t batch, int64_t channels, int64_t pla
         double sum_dz = 0.0, sum_dz_centered = 0.0;
         for (int64_t n = 0; n < batch; ++n) {
           const float* xp = x + (n * channels + c) * plane;
-          const float* gp = dy + (n * channels + c) * plane;
+          const float* gp = dy + n * dy_image_stride + c * plane;
           double acc_dz[kLanes] = {}, acc_centered[kLanes] = {};
           int64_t i = 0;
           for (; i + kLanes <= plane; i += kLanes)
@@ -109,7 +111,7 @@ inline void batch_norm_act_backward(int64_t batch, int64_t channels, int64_t pla
         const float mean_dz_xhat = batch_stats ? static_cast<float>(sum_dz_xhat / count) : 0.0f;
         for (int64_t n = 0; n < batch; ++n) {
           const float* xp = x + (n * channels + c) * plane;
-          const float* gp = dy + (n * channels + c) * plane;
+          const float* gp = dy + n * dy_image_stride + c * plane;
           float* out = dx + (n * channels + c) * plane;
           for (int64_t i = 0; i < plane; ++i) {
             const float dz = gp[i] * df(xp[i] * scale + shift);
