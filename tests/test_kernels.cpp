@@ -198,7 +198,7 @@ TEST_CASE("conv2d (packed-patch GEMMs, Winograd where it serves) matches the dir
   }
 }
 
-TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd, their input gradients too (AVX-512)") {
+TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd, their input and weight gradients too (AVX-512)") {
   if (!cpu::gemm_isa_available(cpu::GemmIsa::avx512)) {
     MESSAGE("SKIPPED: this CPU has no AVX-512, where training's Winograd runs");
     return;
@@ -233,6 +233,14 @@ TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd, their inp
   kernels::ref::conv2d_backward_input(g, dy.data(), w.data(), dx_ref.data());
   cpu::conv2d_backward_input(g, dy.data(), w.data(), dx.data());
   CHECK(max_rel(dx, dx_ref) < 1e-4);
+  // The weight gradient, against the reference and the direct GEMM's (odd plane width: edge tiles)
+  std::vector<float> dw_ref(w.size()), dw(w.size(), 123.0f), dw_gemm(w.size());
+  kernels::ref::conv2d_backward_weight(g, x.data(), dy.data(), dw_ref.data());
+  cpu::conv2d_backward_weight(g, x.data(), dy.data(), dw.data());
+  CHECK(max_rel(dw, dw_ref) < 1e-4);
+  cpu::conv2d_backward_weight_images(g, x.data(), dy.data(), 0, g.batch, dw_gemm.data());
+  CHECK(max_rel(dw_gemm, dw_ref) < 1e-5);
+  CHECK(dw != dw_gemm);  // Winograd ran
   // conv2d_forward packs every layer into the same buffers: switching between the routes must
   // leave nothing of the other route's packing in use
   for (const auto& layer : {strided, g, strided, small}) {
@@ -247,6 +255,10 @@ TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd, their inp
     kernels::ref::conv2d_backward_input(layer, dy2.data(), w2.data(), dx_want.data());
     cpu::conv2d_backward_input(layer, dy2.data(), w2.data(), dx_got.data());
     CHECK(max_rel(dx_got, dx_want) < 1e-4);
+    std::vector<float> dw_want(w2.size()), dw_got(w2.size(), 123.0f);  // odd plane height on `small`
+    kernels::ref::conv2d_backward_weight(layer, x2.data(), dy2.data(), dw_want.data());
+    cpu::conv2d_backward_weight(layer, x2.data(), dy2.data(), dw_got.data());
+    CHECK(max_rel(dw_got, dw_want) < 1e-4);
   }
 }
 

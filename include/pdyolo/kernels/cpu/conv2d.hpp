@@ -351,11 +351,38 @@ inline void conv2d_backward_weight_images(const Conv2dGeometry& g, const float* 
     }
 }
 
+// sum [size] += each of the `count` arrays of `size` floats at partials, one after another.
+inline void add_partial_sums(float* sum, const float* partials, int64_t count, int64_t size) {
+  parallel_for(0, size, 1 << 14, [&](int64_t lo, int64_t hi) {
+    for (int64_t p = 0; p < count; ++p) {
+      const float* part = partials + p * size;
+      for (int64_t i = lo; i < hi; ++i) sum[i] += part[i];
+    }
+  });
+}
+
+// dw (overwritten) of a layer where conv_uses_winograd: each thread sums the Winograd products of
+// its share of the batch (winograd_weight_grad_products), the parts are added, and the sum is
+// transformed back to 3×3 taps once.
+inline void conv2d_backward_weight_winograd(const Conv2dGeometry& g, const float* x, const float* dy, float* dw) {
+  const int64_t parts = batch_parts(g), size = 16 * g.out_channels * g.in_channels;
+  thread_local AlignedVector<float> products_here;
+  AlignedVector<float>& products = products_here;  // [part][ξ][OC][IC]; named here: the workers must use this thread's buffer
+  products.resize(static_cast<size_t>(parts * size));
+  for_each_batch_part(g, [&](int64_t p, int64_t n0, int64_t n1) {
+    winograd_weight_grad_products(g, x, dy, n0, n1, products.data() + p * size);
+  });
+  if (parts > 1) add_partial_sums(products.data(), products.data() + size, parts - 1, size);
+  winograd_weight_grad_from_products(g.out_channels, g.in_channels, products.data(), dw);
+}
+
 // dw (overwritten) from x and dy, summed over the batch. Each thread sums its own share of the
 // images into its own buffer with no synchronisation (per image, the GEMM is small against its
 // long K = OH·OW: split across threads, its few tiles balance badly), then the parts are added.
-// The split depends only on the thread count, so results are deterministic.
+// The split depends only on the thread count, so results are deterministic. 3×3 stride-1 layers
+// run with Winograd where the forward does.
 inline void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw) {
+  if (conv_uses_winograd(g)) return conv2d_backward_weight_winograd(g, x, dy, dw);
   const int64_t parts = batch_parts(g), size = g.out_channels * g.patch_size();
   thread_local AlignedVector<float> partial_sums;
   AlignedVector<float>& partials = partial_sums;  // named here: the workers must use this thread's buffer
@@ -363,13 +390,7 @@ inline void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, cons
   for_each_batch_part(g, [&](int64_t p, int64_t n0, int64_t n1) {
     conv2d_backward_weight_images(g, x, dy, n0, n1, p == 0 ? dw : partials.data() + (p - 1) * size);
   });
-  if (parts == 1) return;
-  parallel_for(0, size, 1 << 14, [&](int64_t lo, int64_t hi) {
-    for (int64_t p = 1; p < parts; ++p) {
-      const float* part = partials.data() + (p - 1) * size;
-      for (int64_t i = lo; i < hi; ++i) dw[i] += part[i];
-    }
-  });
+  if (parts > 1) add_partial_sums(dw, partials.data(), parts - 1, size);
 }
 
 }  // namespace pdyolo::kernels::cpu

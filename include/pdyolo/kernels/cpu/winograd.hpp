@@ -143,4 +143,82 @@ inline void conv2d_image_winograd(const Conv2dGeometry& g, const WinogradWeights
 #endif
 }
 
+// The transpose of winograd_weight_1d: k = Gᵀ·(u0, u1, u2, u3).
+inline void winograd_weight_grad_1d(float u0, float u1, float u2, float u3, float out[3]) {
+  out[0] = u0 + 0.5f * (u1 + u2);
+  out[1] = 0.5f * (u1 - u2);
+  out[2] = 0.5f * (u1 + u2) + u3;
+}
+
+// dw [OC, IC, 3, 3] = Gᵀ dU[·][oc][ic] G for every channel pair: the transpose of the weight
+// transform. dU [16][OC][IC], ξ = 4·row + column.
+inline void winograd_weight_grad_from_products(int64_t OC, int64_t IC, const float* du, float* dw) {
+  parallel_for(0, OC * IC, 256, [&](int64_t lo, int64_t hi) {
+    for (int64_t pair = lo; pair < hi; ++pair) {
+      float rows[4][3];  // dU Gᵀ… : each row of the 4×4 gradient transformed to 3
+      for (int r = 0; r < 4; ++r) {
+        const float* u = du + (4 * r) * OC * IC + pair;
+        winograd_weight_grad_1d(u[0], u[OC * IC], u[2 * OC * IC], u[3 * OC * IC], rows[r]);
+      }
+      float* out = dw + pair * 9;
+      for (int c = 0; c < 3; ++c) {  // then each column
+        float k[3];
+        winograd_weight_grad_1d(rows[0][c], rows[1][c], rows[2][c], rows[3][c], k);
+        for (int r = 0; r < 3; ++r) out[3 * r + c] = k[r];
+      }
+    }
+  });
+}
+
+// The weight gradient of images [n0, n1) as Winograd products, du_part [16][OC][IC] (overwritten):
+// dU[ξ] = Σ over images and tiles of dM[ξ] [OC, tiles] · V[ξ]ᵀ [tiles, IC], with V the forward's
+// input transform and dM = A dY Aᵀ the gradient of the tile products; 16 GEMMs with K = the
+// tiles, 4/9 of the direct weight gradient's multiply-adds.
+inline void winograd_weight_grad_products(const Conv2dGeometry& g, const float* x, const float* dy, int64_t n0, int64_t n1,
+                                          float* du_part) {
+#ifdef PDYOLO_X86_KERNELS
+  const Conv2dGeometry windows = winograd_windows(g);
+  const int64_t IC = g.in_channels, OC = g.out_channels, plane = g.in_h * g.in_w, out_plane = g.out_plane();
+  const int64_t tiles_w = windows.out_w, tiles = windows.out_h * tiles_w, panels = (tiles + 31) / 32, row = panels * 32;
+  thread_local AlignedVector<float> v_here, dm_here;
+  AlignedVector<float>& v = v_here;    // V [ξ][IC][row]: tile t of the image at column t
+  AlignedVector<float>& dm = dm_here;  // dM [ξ][OC][row]
+  v.resize(static_cast<size_t>(16 * IC * row));
+  dm.resize(static_cast<size_t>(16 * OC * row));
+  PackedA& dm_packed = detail::thread_packed_a();
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* x_n = x + n * IC * plane;
+    const float* dy_n = dy + n * OC * out_plane;
+    parallel_for(0, panels, 1, [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) {
+        x86::TapLanes lanes[32];
+        for (int half = 0; half < 2; ++half) x86::resolve_tap_lanes(windows, q * 32 + half * 16, tiles, lanes + half * 16);
+        x86::winograd_input_panel_avx512(lanes, x_n, plane, IC, v.data() + q * 32, row);
+      }
+    });
+    parallel_for(0, OC, 1, [&](int64_t oc0, int64_t oc1) {
+      for (int64_t oc = oc0; oc < oc1; ++oc)
+        for (int64_t ty = 0; ty < windows.out_h; ++ty) {
+          const float* top = dy_n + (oc * g.out_h + 2 * ty) * g.out_w;
+          const float* bottom = 2 * ty + 1 < g.out_h ? top + g.out_w : nullptr;
+          for (int64_t tx = 0; tx < tiles_w; tx += 16)
+            x86::winograd_output_grad_tiles_avx512(top + 2 * tx, bottom ? bottom + 2 * tx : nullptr, g.out_w - 2 * tx,
+                                                   std::min<int64_t>(16, tiles_w - tx), dm.data() + oc * row + ty * tiles_w + tx,
+                                                   OC * row);
+        }
+    });
+    for (int64_t xi = 0; xi < 16; ++xi) {
+      pack_a(MatrixView{dm.data() + xi * OC * row, row, 1}, OC, tiles, dm_packed);
+      const MatrixView v_t{v.data() + xi * IC * row, 1, row};  // V[ξ]ᵀ [tiles, IC]
+      sgemm_packed(dm_packed, IC, [&v_t](int64_t k0, int64_t kc, int64_t col0, int64_t cols, int64_t nr, float* out) {
+        detail::pack_b_panels(v_t, k0, kc, col0, cols, nr, out);
+      }, du_part + xi * OC * IC, IC, n > n0);
+    }
+  }
+#else
+  (void)g, (void)x, (void)dy, (void)n0, (void)n1, (void)du_part;
+  throw_error("winograd_weight_grad_products: built without the x86 kernels");
+#endif
+}
+
 }  // namespace pdyolo::kernels::cpu

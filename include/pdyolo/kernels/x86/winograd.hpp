@@ -37,15 +37,59 @@ __attribute__((target("avx512f"))) inline void winograd_input_tile_avx512(const 
 
 // V of every channel of x [channels, plane] for 32 tiles: lanes[0..15] / lanes[16..31] are the
 // resolved taps of the 4×4 windows (resolve_tap_lanes on the window geometry) of the panel's two
-// halves. Channel c's V[ξ] goes to out + (ξ · channels + c) · 32, 32 floats (a GEMM B panel per ξ).
+// halves. Channel c's V[ξ] goes to out + (ξ · channels + c) · row_stride, 32 floats: with
+// row_stride 32 one GEMM B panel per ξ (the forward); with longer rows V[ξ] [channels, tiles]
+// of a whole image, this panel's 32 tiles being the columns at out (the weight gradient).
 __attribute__((target("avx512f"))) inline void winograd_input_panel_avx512(const TapLanes* lanes, const float* x, int64_t plane,
-                                                                           int64_t channels, float* out) {
+                                                                           int64_t channels, float* out,
+                                                                           int64_t row_stride = 32) {
   for (int64_t c = 0; c < channels; ++c)
     for (int half = 0; half < 2; ++half) {
       __m512 d[16];
       for (int t = 0; t < 16; ++t) d[t] = read_tap_lanes(lanes[half * 16 + t], x + c * plane);
-      winograd_input_tile_avx512(d, out + c * 32 + half * 16, channels * 32);
+      winograd_input_tile_avx512(d, out + c * row_stride + half * 16, channels * row_stride);
     }
+}
+
+// Columns 2t and 2t + 1 of 16 tiles t side by side: the first `columns` (≤ 32) values of row, the
+// rest (or all, where row is null) zeros, split into the tiles' left and right columns.
+__attribute__((target("avx512f"))) inline void split_tile_columns_avx512(const float* row, int64_t columns, __m512& left,
+                                                                         __m512& right) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __mmask16 low = first_lanes(std::min<int64_t>(columns, 16)), high = first_lanes(std::max<int64_t>(columns - 16, 0));
+  const __m512 a = row ? _mm512_maskz_loadu_ps(low, row) : _mm512_setzero_ps();
+  const __m512 b = row ? _mm512_maskz_loadu_ps(high, row + 16) : _mm512_setzero_ps();
+  left = _mm512_permutex2var_ps(a, even, b);
+  right = _mm512_permutex2var_ps(a, odd, b);
+}
+
+// The gradient of the tile products, dM = A dY Aᵀ (the transpose of Y = Aᵀ M A), for up to 16
+// tiles side by side in one tile row: top and bottom are the two output-gradient rows from the
+// tiles' first column (bottom null below the last output row), `columns` of them valid (≤ 32;
+// the rest, and the missing bottom row, read as zeros). out + ξ · ld receives dM[ξ] of the
+// `tiles` tiles.
+__attribute__((target("avx512f"))) inline void winograd_output_grad_tiles_avx512(const float* top, const float* bottom,
+                                                                                 int64_t columns, int64_t tiles, float* out,
+                                                                                 int64_t ld) {
+  __m512 y[2][2];
+  split_tile_columns_avx512(top, columns, y[0][0], y[0][1]);
+  split_tile_columns_avx512(bottom, columns, y[1][0], y[1][1]);
+  __m512 rows[4][2];  // A dY: the rows y0, y0 + y1, y0 − y1, −y1
+  for (int b = 0; b < 2; ++b) {
+    rows[0][b] = y[0][b];
+    rows[1][b] = _mm512_add_ps(y[0][b], y[1][b]);
+    rows[2][b] = _mm512_sub_ps(y[0][b], y[1][b]);
+    rows[3][b] = _mm512_sub_ps(_mm512_setzero_ps(), y[1][b]);
+  }
+  const __mmask16 store = first_lanes(tiles);
+  for (int r = 0; r < 4; ++r) {  // (A dY) Aᵀ: the same on each row
+    const __m512 p = rows[r][0], q = rows[r][1];
+    _mm512_mask_storeu_ps(out + (4 * r) * ld, store, p);
+    _mm512_mask_storeu_ps(out + (4 * r + 1) * ld, store, _mm512_add_ps(p, q));
+    _mm512_mask_storeu_ps(out + (4 * r + 2) * ld, store, _mm512_sub_ps(p, q));
+    _mm512_mask_storeu_ps(out + (4 * r + 3) * ld, store, _mm512_sub_ps(_mm512_setzero_ps(), q));
+  }
 }
 
 // The 2 values of Aᵀ applied to 4.
