@@ -172,6 +172,9 @@ TEST_CASE("conv2d (packed-patch GEMMs, Winograd where it serves) matches the dir
   cases.push_back(make(2, 5, 8, 9, 7, 5, 1, 2, 1, 1));       // 5×5
   cases.push_back(make(1, 4, 9, 9, 3, 1, 2, 0, 1, 1));       // strided 1×1 (not the fast path)
   cases.push_back(make(1, 4, 6, 5, 3, 1, 1, 1, 1, 1));       // padded 1×1: dx by col2im, not a convolution
+  cases.push_back(make(1, 4, 13, 11, 5, 3, 3, 1, 1, 1));     // stride 3: col2im's three column phases
+  cases.push_back(make(2, 4, 15, 14, 6, 3, 2, 2, 2, 2));     // stride 2, dilated, grouped, odd and even widths
+  cases.push_back(make(1, 3, 12, 15, 4, 4, 2, 1, 1, 1));     // even kernel, stride 2: taps of both phases
   // Planes of 1024 and more: dx as a forward convolution of dy with flipped, transposed weights.
   cases.push_back(make(2, 3, 33, 34, 5, 3, 1, 1, 1, 1));     // padding 1
   cases.push_back(make(1, 4, 36, 32, 6, 3, 1, 2, 2, 2));     // dilated, grouped
