@@ -4,8 +4,9 @@
 // (kernels/cpu/winograd.hpp) and strided layers with long output rows by phase rows
 // (kernels/cpu/conv_rows.hpp). The inference executor packs the weights once and also fuses the
 // activation; training packs them each call. The weight gradient packs transposed patches the same
-// way, each thread summing its share of the batch; the input gradient is a forward convolution of
-// dy where backward_input_as_convolution, else a GEMM scattered back by col2im.
+// way (Winograd's transforms where the forward runs Winograd), each thread summing its share of the
+// batch; the input gradient is a forward convolution of dy where backward_input_as_convolution,
+// else a GEMM summed back by col2im.
 //
 // Per image n and group g (Cg = in channels per group, OCg = out channels per group):
 //   col [Cg·KH·KW, OH·OW]        input patches (zeros in the padding)
