@@ -153,3 +153,22 @@ TEST_CASE("grad_check catches a wrong gradient") {
   CHECK_FALSE(autograd::grad_check(wrong_square, {x}).ok);
   CHECK(autograd::grad_check([](const std::vector<Tensor>& in) { return in[0] * in[0]; }, {x}).ok);
 }
+
+TEST_CASE("an active OpProfile times each backward op by name; none is timed without one") {
+  Tensor x = Tensor::from_vector({1, 2, 3}, {3}).set_requires_grad();
+  CHECK(OpProfile::active() == nullptr);
+  {
+    OpProfile profile;
+    CHECK(OpProfile::active() == &profile);
+    sum(x * x).backward();
+    { const OpTimer timer("forward", "custom"); }
+    const auto& entries = profile.entries();
+    REQUIRE(entries.count("backward mul") == 1);
+    CHECK(entries.at("backward mul").calls == 1);
+    CHECK(entries.at("backward sum").calls == 1);
+    CHECK(entries.at("forward custom").calls == 1);
+    CHECK(entries.at("backward mul").seconds >= 0.0);
+    CHECK(entries.count("backward (summing gradients)") == 1);
+  }
+  CHECK(OpProfile::active() == nullptr);
+}

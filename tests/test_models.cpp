@@ -230,7 +230,13 @@ TEST_CASE("a fused training model runs as the official deploy config (Detect, no
   Generator gen(9);
   const Tensor x = Tensor::uniform({1, 3, 64, 64}, 0, 1, gen);
   NoGradGuard no_grad;
-  const Tensor expected = train.graph.forward(x).decoded;
+  Tensor expected;
+  {
+    OpProfile profile;  // the forward pass times each node by its op
+    expected = train.graph.forward(x).decoded;
+    CHECK(profile.entries().at("forward conv").calls == 58);  // yolov7-tiny's conv layers
+    CHECK(profile.entries().at("forward concat").calls == 14);
+  }
   graph::fuse(train.graph);
   models::YoloModel deploy = models::build_yolo(models::load_model_config(cfg_path("deploy/yolov7-tiny.yaml")));
   graph::fold_batch_norms(deploy.graph);  // deploy checkpoints hold fused convs with biases
