@@ -97,7 +97,7 @@ inline void max_pool2d_same_size_planes(const Pool2dGeometry& g, int64_t first, 
       } else {
         for (int64_t i = lo; i < hi; ++i) {
           const int32_t c = col[i] + d32;
-          h[i] = (c >= 0) & (c < w32) ? std::max(h[i], in[i + d]) : h[i];
+          h[i] = ((c >= 0) & (c < w32)) ? std::max(h[i], in[i + d]) : h[i];
         }
       }
     }
