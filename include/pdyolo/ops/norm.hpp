@@ -84,8 +84,8 @@ inline Tensor batch_norm_act2d(const Tensor& x, const Tensor& weight, const Tens
       return std::vector<Tensor>{dx, dw, db};
     }
     const Tensor dy = ops::detail::dense(g, "batch_norm2d backward");
-      kernels::ref::batch_norm_backward(N, C, plane, xs.data<float>(), mean.data<float>(), var.data<float>(), ws.data<float>(),
-                                        p.eps, dy.data<float>(), p.training, dx.data<float>(), dw.data<float>(), db.data<float>());
+    kernels::ref::batch_norm_backward(N, C, plane, xs.data<float>(), mean.data<float>(), var.data<float>(), ws.data<float>(),
+                                      p.eps, dy.data<float>(), p.training, dx.data<float>(), dw.data<float>(), db.data<float>());
     return std::vector<Tensor>{dx, dw, db};
   });
   return fused ? y : activation(y, act);

@@ -186,15 +186,17 @@ inline void winograd_weight_grad_products(const Conv2dGeometry& g, const float* 
   v.resize(static_cast<size_t>(16 * IC * row));
   dm.resize(static_cast<size_t>(16 * OC * row));
   PackedA& dm_packed = detail::thread_packed_a();
+  thread_local std::vector<x86::TapLanes> lanes_here;
+  std::vector<x86::TapLanes>& lanes = lanes_here;  // [panel][half · 16 + tap]: the same for every image
+  lanes.resize(static_cast<size_t>(panels * 32));
+  for (int64_t q = 0; q < panels; ++q)
+    for (int half = 0; half < 2; ++half) x86::resolve_tap_lanes(windows, q * 32 + half * 16, tiles, lanes.data() + q * 32 + half * 16);
   for (int64_t n = n0; n < n1; ++n) {
     const float* x_n = x + n * IC * plane;
     const float* dy_n = dy + n * OC * out_plane;
     parallel_for(0, panels, 1, [&](int64_t q0, int64_t q1) {
-      for (int64_t q = q0; q < q1; ++q) {
-        x86::TapLanes lanes[32];
-        for (int half = 0; half < 2; ++half) x86::resolve_tap_lanes(windows, q * 32 + half * 16, tiles, lanes + half * 16);
-        x86::winograd_input_panel_avx512(lanes, x_n, plane, IC, v.data() + q * 32, row);
-      }
+      for (int64_t q = q0; q < q1; ++q)
+        x86::winograd_input_panel_avx512(lanes.data() + q * 32, x_n, plane, IC, v.data() + q * 32, row);
     });
     parallel_for(0, OC, 1, [&](int64_t oc0, int64_t oc1) {
       for (int64_t oc = oc0; oc < oc1; ++oc)
