@@ -106,7 +106,7 @@ inline void conv2d_image_winograd(const Conv2dGeometry& g, const WinogradWeights
   PDYOLO_CHECK(w.u.size() == 16 && w.u[0].isa == GemmIsa::avx512 && gemm_isa() == GemmIsa::avx512,
                "conv2d_image_winograd: needs weights packed for avx512-8x32");
   const Conv2dGeometry windows = winograd_windows(g);
-  const int64_t IC = g.in_channels, OC = g.out_channels, plane = g.in_h * g.in_w;
+  const int64_t IC = g.in_channels, OC = g.out_channels;
   const int64_t tiles = windows.out_h * windows.out_w, panels = (tiles + nr - 1) / nr;
   const int64_t strips = w.u[0].strips(), kb = k_block_rows(IC), k_blocks = (IC + kb - 1) / kb, panel_floats = 16 * IC * nr;
   const int64_t group = std::clamp<int64_t>(256 / IC, 1, 8);  // panels per task: 16·IC·32 floats each, ≤ 512 KB in all
@@ -119,10 +119,13 @@ inline void conv2d_image_winograd(const Conv2dGeometry& g, const WinogradWeights
     const int64_t strip0 = strips * split / row_splits, strip1 = strips * (split + 1) / row_splits;
     thread_local AlignedVector<float> v;  // V of each panel: [panel][ξ][IC][32]
     v.resize(static_cast<size_t>((q1 - q0) * panel_floats));
+    thread_local std::vector<x86::PanelHalf> halves_here;
+    std::vector<x86::PanelHalf>& halves = halves_here;  // [panel - q0][half]
+    halves.resize(static_cast<size_t>(2 * (q1 - q0)));
     for (int64_t q = q0; q < q1; ++q) {
-      x86::TapLanes lanes[32];  // the 16 window taps of each half of the panel
-      for (int half = 0; half < 2; ++half) x86::resolve_tap_lanes(windows, q * nr + half * 16, tiles, lanes + half * 16);
-      x86::winograd_input_panel_avx512(lanes, x, plane, IC, v.data() + (q - q0) * panel_floats);
+      x86::PanelHalf* panel = halves.data() + 2 * (q - q0);
+      for (int half = 0; half < 2; ++half) panel[half] = x86::resolve_panel_half(g, q * nr + half * 16);
+      x86::winograd_input_panel_avx512(panel, x, g.in_h, g.in_w, IC, v.data() + (q - q0) * panel_floats);
     }
     alignas(64) float m[16 * mr * nr];  // the 16 products M[ξ] of one strip × panel
     for (int64_t s = strip0; s < strip1; ++s)
@@ -134,7 +137,7 @@ inline void conv2d_image_winograd(const Conv2dGeometry& g, const WinogradWeights
             x86::sgemm_ukernel_avx512_8x32(kc, w.u[static_cast<size_t>(xi)].strip(s, k0, kc), vq + (xi * IC + k0) * nr,
                                            m + xi * mr * nr, nr, p > 0);
           }
-        x86::winograd_store_panel_avx512(g, windows, q, s * mr, std::min(mr, OC - s * mr), m, bias, act, y);
+        x86::winograd_store_panel_avx512(g, halves.data() + 2 * (q - q0), s * mr, std::min(mr, OC - s * mr), m, bias, act, y);
       }
   });
 #else
@@ -186,17 +189,17 @@ inline void winograd_weight_grad_products(const Conv2dGeometry& g, const float* 
   v.resize(static_cast<size_t>(16 * IC * row));
   dm.resize(static_cast<size_t>(16 * OC * row));
   PackedA& dm_packed = detail::thread_packed_a();
-  thread_local std::vector<x86::TapLanes> lanes_here;
-  std::vector<x86::TapLanes>& lanes = lanes_here;  // [panel][half · 16 + tap]: the same for every image
-  lanes.resize(static_cast<size_t>(panels * 32));
+  thread_local std::vector<x86::PanelHalf> halves_here;
+  std::vector<x86::PanelHalf>& halves = halves_here;  // [panel][half]: the same for every image
+  halves.resize(static_cast<size_t>(panels * 2));
   for (int64_t q = 0; q < panels; ++q)
-    for (int half = 0; half < 2; ++half) x86::resolve_tap_lanes(windows, q * 32 + half * 16, tiles, lanes.data() + q * 32 + half * 16);
+    for (int half = 0; half < 2; ++half) halves[static_cast<size_t>(2 * q + half)] = x86::resolve_panel_half(g, q * 32 + half * 16);
   for (int64_t n = n0; n < n1; ++n) {
     const float* x_n = x + n * IC * plane;
     const float* dy_n = dy + n * OC * out_plane;
     parallel_for(0, panels, 1, [&](int64_t q0, int64_t q1) {
       for (int64_t q = q0; q < q1; ++q)
-        x86::winograd_input_panel_avx512(lanes.data() + q * 32, x_n, plane, IC, v.data() + q * 32, row);
+        x86::winograd_input_panel_avx512(halves.data() + 2 * q, x_n, g.in_h, g.in_w, IC, v.data() + q * 32, row);
     });
     parallel_for(0, OC, 1, [&](int64_t oc0, int64_t oc1) {
       for (int64_t oc = oc0; oc < oc1; ++oc)

@@ -3,6 +3,7 @@
 //   input   V = Bᵀ d B     d: the tile's 4×4 input window       Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]
 //   output  Y = Aᵀ M A     M: the 4×4 products U·V of the tile  Aᵀ = [1 1 1 0; 0 1 −1 −1]
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "pdyolo/kernels/x86/conv_pack.hpp"
@@ -21,33 +22,106 @@ __attribute__((target("avx512f"))) inline Quad input_transform_1d(__m512 d0, __m
   return {{_mm512_sub_ps(d0, d2), _mm512_add_ps(d1, d2), _mm512_sub_ps(d2, d1), _mm512_sub_ps(d1, d3)}};
 }
 
-// The 16 transformed rows V[ξ] (ξ = 4·row + column) of one channel, 16 tiles: d[4·r + c] are the
-// window's values, vectors over the tiles. out[ξ · ld] receives V[ξ].
-__attribute__((target("avx512f"))) inline void winograd_input_tile_avx512(const __m512 d[16], float* out, int64_t ld) {
-  Quad rows[4];  // Bᵀ d: transform each column
-  for (int c = 0; c < 4; ++c) {
-    const Quad q = input_transform_1d(d[c], d[4 + c], d[8 + c], d[12 + c]);
-    for (int r = 0; r < 4; ++r) rows[r].v[c] = q.v[r];
-  }
-  for (int r = 0; r < 4; ++r) {  // (Bᵀ d) B: transform each row
-    const Quad q = input_transform_1d(rows[r].v[0], rows[r].v[1], rows[r].v[2], rows[r].v[3]);
-    for (int c = 0; c < 4; ++c) _mm512_storeu_ps(out + (4 * r + c) * ld, q.v[c]);
-  }
+// base + offset for a masked load or store: its enabled lanes lie inside the buffer, the address
+// itself may not (a window's padding columns before the plane). Formed on integers, so no pointer
+// arithmetic goes out of bounds.
+template <class T>
+T* masked_address(T* base, int64_t offset) {
+  return reinterpret_cast<T*>(reinterpret_cast<std::uintptr_t>(base) + static_cast<std::uintptr_t>(offset) * sizeof(T));
 }
 
-// V of every channel of x [channels, plane] for 32 tiles: lanes[0..15] / lanes[16..31] are the
-// resolved taps of the 4×4 windows (resolve_tap_lanes on the window geometry) of the panel's two
-// halves. Channel c's V[ξ] goes to out + (ξ · channels + c) · row_stride, 32 floats: with
-// row_stride 32 one GEMM B panel per ξ (the forward); with longer rows V[ξ] [channels, tiles]
-// of a whole image, this panel's 32 tiles being the columns at out (the weight gradient).
-__attribute__((target("avx512f"))) inline void winograd_input_panel_avx512(const TapLanes* lanes, const float* x, int64_t plane,
-                                                                           int64_t channels, float* out,
+// Bits i < 16 with lo ≤ base + i < hi.
+inline __mmask16 lanes_in_range(int64_t base, int64_t lo, int64_t hi) {
+  const int64_t first = std::clamp<int64_t>(lo - base, 0, 16), end = std::clamp<int64_t>(hi - base, 0, 16);
+  return first < end ? static_cast<__mmask16>(first_lanes(end) & ~first_lanes(first)) : __mmask16(0);
+}
+
+// The lanes of a panel half (16 consecutive tiles of the row-major tile grid) that lie in one tile
+// row. Lane l reads the 4×4 window at input rows row … row + 3, columns column + 2l … + 3, and
+// writes the 2×2 outputs at rows out_row, out_row + 1, columns out_column + 2l, + 1. column and
+// out_column are those of lane 0 as if it lay in this tile row too, so one load of the 34 input
+// columns column … column + 33 of a row serves all 16 lanes; the masks keep the loads inside the
+// image and the stores to the run's own outputs.
+struct TileRun {
+  __mmask16 lanes = 0;                   // the run's lanes (consecutive)
+  int32_t row = 0, column = 0;           // input row / column of lane 0's window (negative in the padding)
+  __mmask16 in_image[3] = {};            // which of the input columns column + 0 … 15, 16 … 31, 32 … 33 lie inside
+  int32_t out_row = 0, out_column = 0;   // output row / column of lane 0's tile
+  __mmask16 written[2] = {};             // which of the outputs out_column + 0 … 15, 16 … 31 are the run's, inside
+};
+
+// A panel half as at most 16 runs (one per tile row it touches; none for lanes past the last tile).
+struct PanelHalf {
+  int runs = 0;
+  TileRun run[16];
+};
+
+// The runs of the 16 tiles from j0 of the tile grid of g (a 3×3 stride-1 convolution: tile (ty, tx)
+// yields outputs (2ty + a, 2tx + b) from its window at (2ty − pad_h, 2tx − pad_w)).
+inline PanelHalf resolve_panel_half(const Conv2dGeometry& g, int64_t j0) {
+  const int64_t tiles_w = (g.out_w + 1) / 2, tiles = (g.out_h + 1) / 2 * tiles_w;
+  PanelHalf half;
+  for (int64_t l = 0; l < 16 && j0 + l < tiles;) {
+    const int64_t j = j0 + l, tx = j % tiles_w, n = std::min({16 - l, tiles_w - tx, tiles - j});
+    TileRun& r = half.run[half.runs++];
+    r.lanes = lanes_in_range(0, l, l + n);
+    r.out_row = static_cast<int32_t>(j / tiles_w * 2);
+    r.out_column = static_cast<int32_t>(2 * (tx - l));
+    r.row = static_cast<int32_t>(r.out_row - g.pad_h);
+    r.column = static_cast<int32_t>(r.out_column - g.pad_w);
+    for (int k = 0; k < 3; ++k) r.in_image[k] = lanes_in_range(r.column + 16 * k, 0, g.in_w);
+    r.in_image[2] &= 3;
+    for (int k = 0; k < 2; ++k)
+      r.written[k] = lanes_in_range(16 * k, 2 * l, 2 * (l + n)) & lanes_in_range(r.out_column + 16 * k, 0, g.out_w);
+    l += n;
+  }
+  return half;
+}
+
+// d·B of one window row for 16 side-by-side tiles: lane l's window row is src[2l … 2l + 3]; the
+// 34 values src[0 … 33] are loaded where `in_image` (see TileRun) and read as zeros elsewhere.
+__attribute__((target("avx512f"))) inline Quad window_row_transform_avx512(const float* src, const __mmask16 in_image[3]) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512i next = _mm512_set_epi32(16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1);  // lanes 1 … 15, then tail[0]
+  const __m512i next_odd = _mm512_mask_mov_epi32(next, 0x8000, _mm512_set1_epi32(17));            // … then tail[1]
+  const __m512 a = _mm512_maskz_loadu_ps(in_image[0], src), b = _mm512_maskz_loadu_ps(in_image[1], src + 16);
+  const __m512 tail = _mm512_maskz_loadu_ps(in_image[2], src + 32);
+  const __m512 c0 = _mm512_permutex2var_ps(a, even, b), c1 = _mm512_permutex2var_ps(a, odd, b);  // columns 2l, 2l + 1
+  const __m512 c2 = _mm512_permutex2var_ps(c0, next, tail);                                     // 2l + 2
+  const __m512 c3 = _mm512_permutex2var_ps(c1, next_odd, tail);                                 // 2l + 3
+  return input_transform_1d(c0, c1, c2, c3);
+}
+
+// V of every channel of x [channels, height, width] for the 32 tiles of a panel (halves: its two
+// resolved halves; lanes past the last tile read as zeros). Channel c's V[ξ] (ξ = 4·row + column)
+// goes to out + (ξ · channels + c) · row_stride, 32 floats: with row_stride 32 one GEMM B panel per
+// ξ (the forward); with longer rows V[ξ] [channels, tiles] of a whole image, this panel's 32
+// tiles being the columns at out (the weight gradient).
+__attribute__((target("avx512f"))) inline void winograd_input_panel_avx512(const PanelHalf halves[2], const float* x, int64_t height,
+                                                                           int64_t width, int64_t channels, float* out,
                                                                            int64_t row_stride = 32) {
+  const int64_t ld = channels * row_stride;
   for (int64_t c = 0; c < channels; ++c)
-    for (int half = 0; half < 2; ++half) {
-      __m512 d[16];
-      for (int t = 0; t < 16; ++t) d[t] = read_tap_lanes(lanes[half * 16 + t], x + c * plane);
-      winograd_input_tile_avx512(d, out + c * row_stride + half * 16, channels * row_stride);
+    for (int h = 0; h < 2; ++h) {
+      Quad rows[4];  // d·B of each window row
+      for (Quad& q : rows)
+        for (__m512& v : q.v) v = _mm512_setzero_ps();
+      const PanelHalf& half = halves[h];
+      for (int i = 0; i < half.runs; ++i) {
+        const TileRun& run = half.run[i];
+        for (int r = 0; r < 4; ++r) {
+          const int64_t ih = run.row + r;
+          if (ih < 0 || ih >= height) continue;  // a padding row: zeros
+          const Quad q = window_row_transform_avx512(masked_address(x, (c * height + ih) * width + run.column), run.in_image);
+          for (int k = 0; k < 4; ++k) rows[r].v[k] = _mm512_mask_mov_ps(rows[r].v[k], run.lanes, q.v[k]);
+        }
+      }
+      float* v = out + c * row_stride + h * 16;
+      for (int k = 0; k < 4; ++k) {  // Bᵀ·(d·B): the same down each column
+        const Quad q = input_transform_1d(rows[0].v[k], rows[1].v[k], rows[2].v[k], rows[3].v[k]);
+        for (int r = 0; r < 4; ++r) _mm512_storeu_ps(v + (4 * r + k) * ld, q.v[r]);
+      }
     }
 }
 
@@ -111,43 +185,31 @@ __attribute__((target("avx512f"))) inline void winograd_output_tile_avx512(const
   }
 }
 
-// Output row pairs of 16 tiles that lie side by side in one tile row, all inside the image: the
-// 32 values of output row a are y(a, 0) and y(a, 1) interleaved, stored as two vectors at row_a.
-__attribute__((target("avx512f"))) inline void store_interleaved_avx512(__m512 even, __m512 odd, float* row) {
-  const __m512i low = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  const __m512i high = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-  _mm512_storeu_ps(row, _mm512_permutex2var_ps(even, low, odd));
-  _mm512_storeu_ps(row + 16, _mm512_permutex2var_ps(even, high, odd));
-}
-
-// Writes the outputs of `rows` output channels × the 32 tiles of panel q (tiles q·32 …, row-major
-// over the tile grid of `windows`, see winograd_windows): m holds the 16 products of every tile,
-// m[ξ · 256 + i · 32 + lane] for row i. y [OC, OH, OW] from its row `row0` on.
-__attribute__((target("avx512f"))) inline void winograd_store_panel_avx512(const Conv2dGeometry& g, const Conv2dGeometry& windows,
-                                                                           int64_t q, int64_t row0, int64_t rows, const float* m,
+// Writes the outputs of `rows` output channels × the 32 tiles of a panel (halves: its resolved
+// halves): m holds the 16 products of every tile, m[ξ · 256 + i · 32 + lane] for row i. y
+// [OC, OH, OW] from its row `row0` on.
+__attribute__((target("avx512f"))) inline void winograd_store_panel_avx512(const Conv2dGeometry& g, const PanelHalf halves[2],
+                                                                           int64_t row0, int64_t rows, const float* m,
                                                                            const float* bias, ActivationFn act, float* y) {
-  const int64_t tiles = windows.out_h * windows.out_w, tiles_w = windows.out_w;
-  for (int half = 0; half < 2; ++half) {
-    const int64_t j0 = q * 32 + half * 16;
-    if (j0 >= tiles) break;
-    const int64_t ty = j0 / tiles_w, tx = j0 % tiles_w;
-    const bool side_by_side = 2 * tx + 32 <= g.out_w;  // 16 whole tiles in one tile row
-    for (int64_t i = 0; i < rows; ++i) {
+  const __m512i low = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);  // interleave y(a, 0), y(a, 1)
+  const __m512i high = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  for (int h = 0; h < 2; ++h) {
+    const PanelHalf& half = halves[h];
+    for (int64_t i = 0; i < rows && half.runs > 0; ++i) {
       __m512 products[16], out[4];
-      for (int xi = 0; xi < 16; ++xi) products[xi] = _mm512_load_ps(m + xi * 256 + i * 32 + half * 16);
+      for (int xi = 0; xi < 16; ++xi) products[xi] = _mm512_load_ps(m + xi * 256 + i * 32 + h * 16);
       winograd_output_tile_avx512(products, bias ? bias[row0 + i] : 0.0f, act, out);
       float* plane = y + (row0 + i) * g.out_h * g.out_w;
-      if (side_by_side) {
-        for (int64_t a = 0; a < 2 && 2 * ty + a < g.out_h; ++a)
-          store_interleaved_avx512(out[2 * a], out[2 * a + 1], plane + (2 * ty + a) * g.out_w + 2 * tx);
-        continue;
-      }
-      alignas(64) float values[4][16];
-      for (int v = 0; v < 4; ++v) _mm512_store_ps(values[v], out[v]);
-      for (int64_t l = 0; l < 16 && j0 + l < tiles; ++l) {
-        const int64_t oh = (j0 + l) / tiles_w * 2, ow = (j0 + l) % tiles_w * 2;
-        for (int64_t a = 0; a < 2 && oh + a < g.out_h; ++a)
-          for (int64_t b = 0; b < 2 && ow + b < g.out_w; ++b) plane[(oh + a) * g.out_w + ow + b] = values[2 * a + b][l];
+      for (int a = 0; a < 2; ++a) {  // output row a of each tile: 32 values, the tiles' two columns interleaved
+        const __m512 first = _mm512_permutex2var_ps(out[2 * a], low, out[2 * a + 1]);
+        const __m512 second = _mm512_permutex2var_ps(out[2 * a], high, out[2 * a + 1]);
+        for (int r = 0; r < half.runs; ++r) {
+          const TileRun& run = half.run[r];
+          if (run.out_row + a >= g.out_h) continue;
+          float* dst = masked_address(plane, (run.out_row + a) * g.out_w + run.out_column);
+          _mm512_mask_storeu_ps(dst, run.written[0], first);
+          _mm512_mask_storeu_ps(dst + 16, run.written[1], second);
+        }
       }
     }
   }
