@@ -237,12 +237,14 @@ void for_each_batch_part(const Conv2dGeometry& g, const Fn& fn) {
   });
 }
 
-// Runs fn(n) for every image n of the batch, split across the threads by for_each_batch_part.
+// Runs fn(n) for every image n of the batch (fn writes only image n's outputs). Where the batch
+// splits across the threads (batch_parts), each image runs on one thread as there, but the images
+// are handed out one at a time: a thread slowed by other load on a shared machine takes fewer
+// of them instead of holding the others at the barrier.
 template <class Fn>
 void for_each_image(const Conv2dGeometry& g, const Fn& fn) {
-  for_each_batch_part(g, [&fn](int64_t, int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) fn(n);
-  });
+  if (batch_parts(g) > 1) return parallel_tasks(g.batch, fn);
+  for (int64_t n = 0; n < g.batch; ++n) fn(n);
 }
 
 // y = w ⊛ x + bias over the batch (the op's forward); the weights are packed once per call, with
