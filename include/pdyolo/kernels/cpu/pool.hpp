@@ -96,8 +96,9 @@ inline void max_pool2d_same_size_planes(const Pool2dGeometry& g, int64_t first, 
         }
       } else {
         for (int64_t i = lo; i < hi; ++i) {
+          const float v = in[i + d];  // loaded unconditionally: a conditional load would keep the loop scalar
           const int32_t c = col[i] + d32;
-          h[i] = ((c >= 0) & (c < w32)) ? std::max(h[i], in[i + d]) : h[i];
+          h[i] = ((c >= 0) & (c < w32)) ? std::max(h[i], v) : h[i];
         }
       }
     }
@@ -108,9 +109,11 @@ inline void max_pool2d_same_size_planes(const Pool2dGeometry& g, int64_t first, 
       const int64_t d = (kh - g.pad_h) * W, lo = std::max<int64_t>(0, -d), hi = std::min(plane, plane - d);
       if (arg) {
         for (int64_t j = lo; j < hi; ++j) {
-          const bool better = (arg[j] < 0) | (h[j + d] > out[j]);
-          out[j] = better ? h[j + d] : out[j];
-          arg[j] = better ? h_arg[j + d] : arg[j];
+          const float v = h[j + d];
+          const int32_t index = h_arg[j + d];  // as above
+          const bool better = (arg[j] < 0) | (v > out[j]);
+          out[j] = better ? v : out[j];
+          arg[j] = better ? index : arg[j];
         }
       } else {
         for (int64_t j = lo; j < hi; ++j) out[j] = std::max(out[j], h[j + d]);
