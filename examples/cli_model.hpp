@@ -94,7 +94,8 @@ inline int run_forward(int argc, char** argv) {
   input = input.to(DType::f32);
   if (args.has("--fuse")) {
     const graph::FuseReport r = graph::fuse(model.graph);
-    std::printf("fused %d conv+bn, %d RepConv, %d implicit pairs\n", r.batch_norms, r.repconvs, r.implicits);
+    std::printf("fused %d conv+bn, %d RepConv, %d implicit pairs; chained %d SPP pools\n", r.batch_norms, r.repconvs, r.implicits,
+                r.pools);
   }
   model.graph.eval();
   NoGradGuard no_grad;

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <map>
 
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/models/weights.hpp"
@@ -221,6 +222,43 @@ TEST_CASE("fuse() leaves yolov7-tiny and yolov7 outputs unchanged") {
   CHECK(tiny.graph.parameter_count() < 6228762);
   models::YoloModel v7 = models::build_yolo(models::load_model_config(cfg_path("training/yolov7.yaml"), 20));
   CHECK(fused_difference(v7, 64, 64) < 1e-4);
+}
+
+TEST_CASE("fuse() chains SPP's max-pools: 9x9 and 13x13 become 5x5 pools of the pool before, with the same maxima") {
+  models::YoloModel tiny = models::build_yolo(models::load_model_config(cfg_path("training/yolov7-tiny.yaml")));
+  auto pools = [&tiny] {  // node index of each same-size pool, by its kernel
+    std::map<int64_t, int> found;
+    for (size_t i = 0; i < tiny.graph.nodes.size(); ++i) {
+      const graph::Node& n = tiny.graph.nodes[i];
+      if (n.op == graph::Op::max_pool && n.get<graph::PoolAttrs>().stride == 1) found[n.get<graph::PoolAttrs>().kernel] = static_cast<int>(i);
+    }
+    return found;
+  };
+  const std::map<int64_t, int> before = pools();
+  REQUIRE(before.size() == 3);
+  const std::vector<int> spp_input = tiny.graph.nodes[before.at(5)].inputs;
+  CHECK(tiny.graph.nodes[before.at(13)].inputs == spp_input);
+  CHECK(graph::fuse(tiny.graph).pools == 2);
+  const std::map<int64_t, int> after = pools();
+  REQUIRE(after.size() == 1);  // all three are 5×5 now
+  int five = -1, nine = -1, thirteen = -1;  // the nodes again: fuse() renumbers them
+  for (size_t i = 0; i < tiny.graph.nodes.size(); ++i) {
+    const graph::Node& n = tiny.graph.nodes[i];
+    if (n.op != graph::Op::max_pool || n.get<graph::PoolAttrs>().stride != 1) continue;
+    CHECK(n.get<graph::PoolAttrs>().padding == 2);
+    (five < 0 ? five : nine < 0 ? nine : thirteen) = static_cast<int>(i);
+  }
+  CHECK(tiny.graph.nodes[nine].inputs == std::vector<int>{five});
+  CHECK(tiny.graph.nodes[thirteen].inputs == std::vector<int>{nine});
+
+  // The identity it rests on, exactly, on planes smaller than the windows (edges everywhere).
+  Generator gen(5);
+  const Tensor x = Tensor::uniform({2, 3, 7, 12}, -1, 1, gen);
+  NoGradGuard no_grad;
+  const Tensor p5 = max_pool2d(x, {5, 1, 2}), p9 = max_pool2d(x, {9, 1, 4}), p13 = max_pool2d(x, {13, 1, 6});
+  CHECK(max_pool2d(p5, {5, 1, 2}).to_vector() == p9.to_vector());
+  CHECK(max_pool2d(p9, {5, 1, 2}).to_vector() == p13.to_vector());
+  CHECK(max_pool2d(p5, {5, 1, 2}).to_vector() != p5.to_vector());  // the windows did grow
 }
 
 TEST_CASE("a fused training model runs as the official deploy config (Detect, no implicit layers)") {

@@ -2,7 +2,8 @@
 //   fold_batch_norms  conv → bn            ⇒ conv with bias
 //   fuse_repconv      Σ(k×k, 1×1, identity) ⇒ one k×k conv (RepConv re-parameterisation)
 //   fold_implicit     ImplicitA → conv → ImplicitM ⇒ conv (IDetect becomes Detect)
-// fuse() runs all three and drops the bypassed nodes.
+//   chain_pools       SPP's k×k max-pools of one input ⇒ each the 5×5 pool of the one before
+// fuse() runs all four and drops the bypassed nodes.
 #pragma once
 #include <cmath>
 
@@ -231,8 +232,47 @@ inline int fold_implicit(Graph& g) {
   return folded;
 }
 
+namespace detail {
+
+// The kernel of a max-pool that keeps the plane's size (stride 1, odd kernel, padding kernel / 2),
+// else 0.
+inline int64_t same_size_pool_kernel(const Node& n) {
+  if (n.op != Op::max_pool) return 0;
+  const PoolAttrs& p = n.get<PoolAttrs>();
+  return p.stride == 1 && p.kernel % 2 == 1 && p.padding == p.kernel / 2 ? p.kernel : 0;
+}
+
+}  // namespace detail
+
+// Same-size max-pools of one input (SPP: 5×5, 9×9, 13×13) ⇒ each pool but the smallest reads the
+// largest smaller one, with kernel k − j + 1: a k×k window is the union of the j×j windows around
+// the points of the (k − j + 1)×(k − j + 1) window around its centre, and with the padding as −∞
+// (points outside the plane left out) the maxima are equal, exactly. SPP's windows then cost
+// 5 + 5 + 5 instead of 5 + 9 + 13 comparisons per element and pass. Returns how many were chained.
+inline int chain_pools(Graph& g) {
+  int chained = 0;
+  for (size_t i = g.nodes.size(); i-- > 0;) {  // last first: each pool looks among the original pools before it
+    Node& pool = g.nodes[i];
+    const int64_t k = detail::same_size_pool_kernel(pool);
+    if (k == 0) continue;
+    int source = -1;
+    int64_t source_kernel = 0;
+    for (size_t j = 0; j < i; ++j) {
+      const int64_t kj = detail::same_size_pool_kernel(g.nodes[j]);
+      if (kj > source_kernel && kj < k && g.nodes[j].inputs == pool.inputs) source = static_cast<int>(j), source_kernel = kj;
+    }
+    if (source < 0) continue;
+    pool.inputs = {source};
+    PoolAttrs& p = pool.get<PoolAttrs>();
+    p.kernel = k - source_kernel + 1;
+    p.padding = p.kernel / 2;
+    ++chained;
+  }
+  return chained;
+}
+
 struct FuseReport {
-  int batch_norms = 0, repconvs = 0, implicits = 0;
+  int batch_norms = 0, repconvs = 0, implicits = 0, pools = 0;
 };
 
 inline FuseReport fuse(Graph& g) {
@@ -240,6 +280,7 @@ inline FuseReport fuse(Graph& g) {
   r.batch_norms = fold_batch_norms(g);
   r.repconvs = fuse_repconv(g);
   r.implicits = fold_implicit(g);
+  r.pools = chain_pools(g);
   return r;
 }
 
