@@ -12,15 +12,22 @@
 
 namespace pdyolo::kernels::x86 {
 
+// The 32 floats low (0 … 15) and high (16 … 31) split into their even and odd elements, 16 each.
+__attribute__((target("avx512f"))) inline void split_even_odd_avx512(__m512 low, __m512 high, __m512& even, __m512& odd) {
+  const __m512i even_lanes = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd_lanes = _mm512_add_epi32(even_lanes, _mm512_set1_epi32(1));
+  even = _mm512_permutex2var_ps(low, even_lanes, high);
+  odd = _mm512_permutex2var_ps(low, odd_lanes, high);
+}
+
 // even[i] = src[2i], odd[i] = src[2i + 1] for i < count; src holds 2·count floats.
 __attribute__((target("avx512f"))) inline void deinterleave_avx512(const float* src, int64_t count, float* even, float* odd) {
-  const __m512i even_lanes = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i odd_lanes = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
   int64_t i = 0;
   for (; i + 16 <= count; i += 16) {
-    const __m512 low = _mm512_loadu_ps(src + 2 * i), high = _mm512_loadu_ps(src + 2 * i + 16);
-    _mm512_storeu_ps(even + i, _mm512_permutex2var_ps(low, even_lanes, high));
-    _mm512_storeu_ps(odd + i, _mm512_permutex2var_ps(low, odd_lanes, high));
+    __m512 e, o;
+    split_even_odd_avx512(_mm512_loadu_ps(src + 2 * i), _mm512_loadu_ps(src + 2 * i + 16), e, o);
+    _mm512_storeu_ps(even + i, e);
+    _mm512_storeu_ps(odd + i, o);
   }
   for (; i < count; ++i) even[i] = src[2 * i], odd[i] = src[2 * i + 1];
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "pdyolo/kernels/x86/conv_pack.hpp"
+#include "pdyolo/kernels/x86/conv_rows.hpp"
 #include "pdyolo/kernels/x86/sgemm_ukernels.hpp"
 
 #ifdef PDYOLO_X86_KERNELS
@@ -81,13 +82,12 @@ inline PanelHalf resolve_panel_half(const Conv2dGeometry& g, int64_t j0) {
 // d·B of one window row for 16 side-by-side tiles: lane l's window row is src[2l … 2l + 3]; the
 // 34 values src[0 … 33] are loaded where `in_image` (see TileRun) and read as zeros elsewhere.
 __attribute__((target("avx512f"))) inline Quad window_row_transform_avx512(const float* src, const __mmask16 in_image[3]) {
-  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __m512i next = _mm512_set_epi32(16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1);  // lanes 1 … 15, then tail[0]
   const __m512i next_odd = _mm512_mask_mov_epi32(next, 0x8000, _mm512_set1_epi32(17));            // … then tail[1]
   const __m512 a = _mm512_maskz_loadu_ps(in_image[0], src), b = _mm512_maskz_loadu_ps(in_image[1], src + 16);
   const __m512 tail = _mm512_maskz_loadu_ps(in_image[2], src + 32);
-  const __m512 c0 = _mm512_permutex2var_ps(a, even, b), c1 = _mm512_permutex2var_ps(a, odd, b);  // columns 2l, 2l + 1
+  __m512 c0, c1;  // columns 2l, 2l + 1
+  split_even_odd_avx512(a, b, c0, c1);
   const __m512 c2 = _mm512_permutex2var_ps(c0, next, tail);                                     // 2l + 2
   const __m512 c3 = _mm512_permutex2var_ps(c1, next_odd, tail);                                 // 2l + 3
   return input_transform_1d(c0, c1, c2, c3);
@@ -129,13 +129,10 @@ __attribute__((target("avx512f"))) inline void winograd_input_panel_avx512(const
 // rest (or all, where row is null) zeros, split into the tiles' left and right columns.
 __attribute__((target("avx512f"))) inline void split_tile_columns_avx512(const float* row, int64_t columns, __m512& left,
                                                                          __m512& right) {
-  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __mmask16 low = first_lanes(std::min<int64_t>(columns, 16)), high = first_lanes(std::max<int64_t>(columns - 16, 0));
   const __m512 a = row ? _mm512_maskz_loadu_ps(low, row) : _mm512_setzero_ps();
   const __m512 b = row ? _mm512_maskz_loadu_ps(high, row + 16) : _mm512_setzero_ps();
-  left = _mm512_permutex2var_ps(a, even, b);
-  right = _mm512_permutex2var_ps(a, odd, b);
+  split_even_odd_avx512(a, b, left, right);
 }
 
 // The gradient of the tile products, dM = A dY Aᵀ (the transpose of Y = Aᵀ M A), for up to 16
