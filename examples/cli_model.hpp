@@ -6,6 +6,7 @@
 
 #include "cli_args.hpp"
 #include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/io/npy.hpp"
 #include "pdyolo/models/weights.hpp"
 
 namespace pdyolo::cli {
@@ -58,10 +59,7 @@ inline int run_info(int argc, char** argv) {
       if (n.layer < 0) continue;
       for (const auto& [local, t] : n.tensors)
         if (t.requires_grad()) params[n.layer] += t.numel();
-      if (n.op == graph::Op::conv) {
-        const auto& c = n.get<graph::ConvAttrs>();
-        flops[n.layer] += 2.0 * shape_numel(shapes[i]) * (c.in_channels / c.groups) * c.kernel * c.kernel;
-      }
+      flops[n.layer] += g.node_flops(i, shapes);
     }
     std::printf("%4s %14s %3s %11s %8s  %-12s %-40s %s\n", "", "from", "n", "params", "GFLOPs", "module", "arguments", "output");
     for (const models::LayerSpec& l : model.config.layers) {

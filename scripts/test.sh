@@ -13,4 +13,12 @@ if command -v clang++ >/dev/null; then
   echo "clang++ build: warning-free with -Wall -Wextra -Werror"
 fi
 # Two suites run at once on two cores: passive OpenMP waiting keeps them from spinning against each other.
-OMP_WAIT_POLICY=PASSIVE ctest --test-dir build-test --output-on-failure -j2
+rc=0
+OMP_WAIT_POLICY=PASSIVE ctest --test-dir build-test --output-on-failure -j2 || rc=$?
+# CTest lists the skipped tests; the reasons are what each printed after "SKIPPED:".
+log=build-test/Testing/Temporary/LastTest.log
+if grep -q "SKIPPED:" "$log" 2>/dev/null; then
+  echo "Why tests were skipped:"
+  grep -o "SKIPPED: .*" "$log" | sort | uniq -c | sed 's/^/  /'
+fi
+exit $rc

@@ -1,6 +1,5 @@
 // The tape: requires_grad, accumulation, seeds, no_grad, detach, zero_grad, freeing the graph.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include "test_util.hpp"
 

@@ -1,6 +1,5 @@
 // Tensor, dtypes, storage, views, RNG, printing, parallel_for, device tag.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include <set>
 

@@ -1,15 +1,13 @@
 // The CUDA runtime entry points (built only with -DPDYOLO_CUDA=ON). Without a GPU it reports a skip.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include "test_util.hpp"
 
 using namespace pdyolo;
 
-TEST_CASE("tensors move to the GPU and back unchanged") {
+TEST_CASE("tensors move to the GPU and back unchanged" * doctest::test_suite("requires_gpu")) {
   if (cuda::device_count() == 0) {
-    MESSAGE("SKIPPED: no CUDA device on this machine");
-    return;
+    return test::skip("no CUDA device on this machine");
   }
   const Tensor host = Tensor::normal({3, 5, 7});
   const Tensor device = host.to(cuda_device());

@@ -1,7 +1,6 @@
 // Datasets and images: resizing bit-exact against OpenCV, the reference letterbox, the XML reader,
 // VOC / YOLO-txt / dataset-YAML loading, and every kind of bad input reported and skipped.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -104,11 +103,10 @@ TEST_CASE("letterbox: sizes, padding and Python's rounding") {
   CHECK(no_up.image.width == 320);
 }
 
-TEST_CASE("letterbox reproduces the reference's fixture input") {
+TEST_CASE("letterbox reproduces the reference's fixture input" * doctest::test_suite("requires_shared")) {
   const std::string shared = test::shared_dir();
   if (shared.empty()) {
-    MESSAGE("SKIPPED: ../shared is absent; no fixture image to compare");
-    return;
+    return test::skip("../shared is absent; no fixture image to compare");
   }
   const data::Image img = data::load_image(shared + "/data/coco128-voc/JPEGImages/000000000009.jpg");
   const Tensor ours = data::images_to_tensor({data::letterbox(img, 320, 320).image});
@@ -254,11 +252,10 @@ TEST_CASE("VOC 07+12 through a dataset YAML; YOLO txt datasets") {
   fs::remove_all(root);
 }
 
-TEST_CASE("the shared coco128-voc set loads from both layouts with the same boxes") {
+TEST_CASE("the shared coco128-voc set loads from both layouts with the same boxes" * doctest::test_suite("requires_shared")) {
   const std::string shared = test::shared_dir();
   if (shared.empty()) {
-    MESSAGE("SKIPPED: ../shared is absent; the coco128-voc dataset cannot be read");
-    return;
+    return test::skip("../shared is absent; the coco128-voc dataset cannot be read");
   }
   const data::Dataset voc = data::load_voc(shared + "/data/coco128-voc", {"train2017"});
   const data::Dataset yolo = data::load_yolo_txt({shared + "/data/coco128-voc/JPEGImages"}, voc.names);

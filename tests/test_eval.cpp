@@ -1,6 +1,5 @@
 // NMS, matching and AP on hand-computed cases, and mAP parity with the reference implementation.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include "pdyolo/eval/evaluate.hpp"
 #include "pdyolo/eval/report.hpp"
@@ -161,11 +160,10 @@ TEST_CASE("evaluate() reports and skips an unreadable image") {
   fs::remove_all(root);
 }
 
-TEST_CASE("mAP parity with the reference implementation on coco128-voc at 320") {
+TEST_CASE("mAP parity with the reference implementation on coco128-voc at 320" * doctest::test_suite("requires_shared")) {
   const std::string shared = test::shared_dir();
   if (shared.empty()) {
-    MESSAGE("SKIPPED: ../shared is absent; no fixture checkpoint or dataset");
-    return;
+    return test::skip("../shared is absent; no fixture checkpoint or dataset");
   }
   const io::Value ref = io::load_yaml(shared + "/fixtures/yolov7-tiny-coco128/reference.json");  // JSON is YAML
   const io::Value& expected = *ref.find("eval_train2017_320");

@@ -1,8 +1,7 @@
 // The inference path: the implicit-im2col convolution with pre-packed weights and a fused
 // epilogue against the reference kernel (every GEMM micro-kernel this CPU has), and the planned
 // executor against the graph's own forward pass on yolov7-tiny and yolov7, plus the fixture.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/infer/engine.hpp"
@@ -69,10 +68,9 @@ struct ConvProblem {
 
 }  // namespace
 
-TEST_CASE("AVX-512 patch packing writes the same panels as the portable packing") {
+TEST_CASE("AVX-512 patch packing writes the same panels as the portable packing" * doctest::test_suite("requires_avx512")) {
   if (!kc::gemm_isa_available(kc::GemmIsa::avx512)) {
-    MESSAGE("skipped: this CPU has no AVX-512");
-    return;
+    return test::skip("this CPU has no AVX-512");
   }
 #ifdef PDYOLO_X86_KERNELS
   struct Case {
@@ -176,10 +174,9 @@ void check_avx512_route(const std::vector<ConvCase>& cases, uint64_t seed, bool 
   }
 }
 
-TEST_CASE("Winograd F(2x2, 3x3) matches the reference convolution and writes nothing outside its output") {
+TEST_CASE("Winograd F(2x2, 3x3) matches the reference convolution and writes nothing outside its output" * doctest::test_suite("requires_avx512")) {
   if (!kc::gemm_isa_available(kc::GemmIsa::avx512)) {
-    MESSAGE("skipped: this CPU has no AVX-512");
-    return;
+    return test::skip("this CPU has no AVX-512");
   }
   // batch, C, H, W, OC, KH, KW, OH, OW, stride h/w, pad h/w, dilation h/w, groups
   const std::vector<ConvCase> cases = {
@@ -200,10 +197,9 @@ TEST_CASE("Winograd F(2x2, 3x3) matches the reference convolution and writes not
   });
 }
 
-TEST_CASE("the phase-row convolution (strided layers with long rows) gives the GEMM's results and writes nothing outside its output") {
+TEST_CASE("the phase-row convolution (strided layers with long rows) gives the GEMM's results and writes nothing outside its output" * doctest::test_suite("requires_avx512")) {
   if (!kc::gemm_isa_available(kc::GemmIsa::avx512)) {
-    MESSAGE("skipped: this CPU has no AVX-512");
-    return;
+    return test::skip("this CPU has no AVX-512");
   }
   // batch, C, H, W, OC, KH, KW, OH, OW, stride h/w, pad h/w, dilation h/w, groups
   const std::vector<ConvCase> cases = {
@@ -283,11 +279,10 @@ TEST_CASE("the planned executor gives the graph's detections on yolov7 (SiLU, Re
   check_same_detections(infer::Engine(m.graph).run(images), m.graph.forward(images).decoded);
 }
 
-TEST_CASE("the planned executor reproduces the reference's decoded boxes for the fixture checkpoint") {
+TEST_CASE("the planned executor reproduces the reference's decoded boxes for the fixture checkpoint" * doctest::test_suite("requires_shared")) {
   const std::string shared = test::shared_dir();
   if (shared.empty()) {
-    MESSAGE("SKIPPED: ../shared is absent (the fixture checkpoint and its reference outputs live there)");
-    return;
+    return test::skip("../shared is absent (the fixture checkpoint and its reference outputs live there)");
   }
   const std::string dir = shared + "/fixtures/yolov7-tiny-coco128/";
   models::YoloModel m = models::load_model(dir + "yolov7-tiny-coco128.pt");

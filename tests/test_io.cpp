@@ -1,7 +1,6 @@
 // safetensors and .npy: round trips for every dtype, files written by NumPy, the shared fixtures,
 // and clear errors naming the file and field for truncated or malformed input.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include <fstream>
 
@@ -200,11 +199,10 @@ TEST_CASE("atomic writes leave the old file intact when writing fails") {
   std::remove(path.c_str());
 }
 
-TEST_CASE("npy: the reference implementation's fixture tensors") {
+TEST_CASE("npy: the reference implementation's fixture tensors" * doctest::test_suite("requires_shared")) {
   const std::string shared = test::shared_dir();
   if (shared.empty()) {
-    MESSAGE("SKIPPED: ../shared is absent; the fixture npy files cannot be read");
-    return;
+    return test::skip("../shared is absent; the fixture npy files cannot be read");
   }
   const std::string dir = shared + "/fixtures/yolov7-tiny-coco128/";
   const Tensor input = io::load_npy(dir + "input_320.npy");

@@ -1,6 +1,5 @@
 // Every fast kernel against the reference kernel, on random shapes including odd sizes.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include "pdyolo/kernels/eigen/sgemm.hpp"
 #include "test_util.hpp"
@@ -66,10 +65,9 @@ TEST_CASE("sgemm: every micro-kernel matches the reference on odd shapes and str
   }
 }
 
-TEST_CASE("AVX-512 operand packers (copies and 16x16 transposes) write what the portable packers write") {
+TEST_CASE("AVX-512 operand packers (copies and 16x16 transposes) write what the portable packers write" * doctest::test_suite("requires_avx512")) {
   if (!cpu::gemm_isa_available(cpu::GemmIsa::avx512)) {
-    MESSAGE("skipped: this CPU has no AVX-512");
-    return;
+    return test::skip("this CPU has no AVX-512");
   }
   Generator gen(5);
   const auto data = random_values(70 * 90, gen);
@@ -201,10 +199,9 @@ TEST_CASE("conv2d (packed-patch GEMMs, Winograd where it serves) matches the dir
   }
 }
 
-TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd, their input and weight gradients too (AVX-512)") {
+TEST_CASE("conv2d in training runs 3×3 stride-1 layers with Winograd, their input and weight gradients too (AVX-512)" * doctest::test_suite("requires_avx512")) {
   if (!cpu::gemm_isa_available(cpu::GemmIsa::avx512)) {
-    MESSAGE("SKIPPED: this CPU has no AVX-512, where training's Winograd runs");
-    return;
+    return test::skip("this CPU has no AVX-512, where training's Winograd runs");
   }
   test::IsaScope scope(cpu::GemmIsa::avx512);
   const auto g = conv_geometry(2, 24, 34, 33, 40, 3, 1, 1, 1, 1);      // dx: a 3×3 stride-1 conv of the same plane

@@ -1,7 +1,6 @@
 // YOLOv7 models: the YAML reader, configs, exact sizes, checkpoints (.pt and safetensors), fusion,
 // parity with the reference implementation's outputs, and bad input.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include <fstream>
 #include <map>
@@ -140,8 +139,8 @@ TEST_CASE("width and depth multiples and strides") {
   models::ModelConfig narrow = cfg;
   narrow.width_multiple = 0.5;
   const models::YoloModel m = models::build_yolo(narrow);
-  CHECK(m.graph.nodes[m.graph.layer_output[0]].out_channels == 16);   // 32 · 0.5
-  CHECK(m.graph.nodes[m.graph.layer_output[28]].out_channels == 256);  // 512 · 0.5
+  CHECK(m.graph.channels(m.graph.layer_output[0]) == 16);   // 32 · 0.5
+  CHECK(m.graph.channels(m.graph.layer_output[28]) == 256);  // 512 · 0.5
   const auto& detect = m.graph.nodes[m.graph.detect_node()].get<graph::DetectAttrs>();
   CHECK(detect.strides == std::vector<float>{8, 16, 32});
   // Anchors are stored as the reference stores them: in grid units, and in pixels for decoding.
@@ -352,11 +351,10 @@ TEST_CASE(".pt: truncated archives and unknown pickle content fail clearly") {
   std::remove(path.c_str());
 }
 
-TEST_CASE("parity with the reference implementation on the fixture checkpoint") {
+TEST_CASE("parity with the reference implementation on the fixture checkpoint" * doctest::test_suite("requires_shared")) {
   const std::string dir = fixture_dir();
   if (dir.empty()) {
-    MESSAGE("SKIPPED: ../shared is absent; the fixture checkpoint and reference outputs cannot be read");
-    return;
+    return test::skip("../shared is absent; the fixture checkpoint and reference outputs cannot be read");
   }
   models::YoloModel m = models::load_model(dir + "yolov7-tiny-coco128.pt");
   CHECK(m.config.nc == 80);

@@ -1,6 +1,5 @@
 // Modules: hierarchical names, state dicts, train/eval, initialisation, hooks; SGD; the demo.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include "shapes_demo.hpp"
 #include "test_util.hpp"

@@ -1,7 +1,6 @@
 // Every op: forward values on hand-checked cases, a finite-difference gradient check on both CPU
 // backends, and clear errors for bad shapes.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include "test_util.hpp"
 

@@ -2,8 +2,7 @@
 // tests/data/make_torch_fixtures.py produced with Debian's python3-torch (1.13). Each file holds the
 // inputs (in.*), the output, a random seed gradient, and PyTorch's gradients (grad.*) of
 // sum(output · seed). Checked on both CPU backends.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include "test_util.hpp"
 

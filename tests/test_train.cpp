@@ -1,7 +1,6 @@
 // Training losses: the target builder by hand, CIoU, both assignments, and parity with the
 // reference implementation's losses and gradient norms.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_main.hpp"
 
 #include "pdyolo/models/weights.hpp"
 #include "pdyolo/train/loss.hpp"
@@ -113,11 +112,10 @@ TEST_CASE("hyperparameters are scaled as the reference's train.py scales them") 
   CHECK(h.anchor_t == doctest::Approx(4.0f));
 }
 
-TEST_CASE("parity with the reference's ComputeLoss and ComputeLossOTA on the fixture batch") {
+TEST_CASE("parity with the reference's ComputeLoss and ComputeLossOTA on the fixture batch" * doctest::test_suite("requires_shared")) {
   const std::string shared = test::shared_dir();
   if (shared.empty()) {
-    MESSAGE("SKIPPED: ../shared is absent; no fixture checkpoint or batch");
-    return;
+    return test::skip("../shared is absent; no fixture checkpoint or batch");
   }
   const std::string dir = shared + "/fixtures/yolov7-tiny-coco128/";
   const io::Value ref = io::load_yaml(dir + "reference.json");

@@ -76,7 +76,7 @@ inline void bn_affine(const Node& bn, std::vector<float>& scale, std::vector<flo
 
 inline Tensor conv_bias_or_zeros(const Node& conv) {
   return conv.has_tensor("bias") ? conv.tensor("bias").clone().detach()
-                                 : Tensor::zeros({conv.get<ConvAttrs>().out_channels});
+                                 : Tensor::zeros({conv.tensor("weight").shape()[0]});
 }
 
 inline void set_conv_tensors(Node& conv, Tensor weight, Tensor bias) {
@@ -141,17 +141,18 @@ inline int fuse_repconv(Graph& g) {
       if (g.nodes[b].op == Op::batch_norm && g.nodes[b].inputs[0] != source) ok = false;
     if (!ok || main < 0) continue;
     const ConvAttrs ca = g.nodes[main].get<ConvAttrs>();
-    const int64_t K = ca.kernel, in_per_group = ca.in_channels / ca.groups;
+    const Shape main_shape = g.nodes[main].tensor("weight").shape();  // [OC, IC/groups, K, K]
+    const int64_t K = ca.kernel, in_per_group = main_shape[1], out_channels = main_shape[0];
     bool compatible = true;
     for (int b : add.inputs) {
       const Node& n = g.nodes[b];
       if (n.op != Op::conv) continue;
       const ConvAttrs& c = n.get<ConvAttrs>();
-      compatible = compatible && c.stride == ca.stride && c.groups == ca.groups && c.out_channels == ca.out_channels &&
+      compatible = compatible && c.stride == ca.stride && c.groups == ca.groups && n.tensor("weight").shape()[0] == out_channels &&
                    c.kernel % 2 == 1 && ca.padding - c.padding == (K - c.kernel) / 2;
     }
     if (!compatible) continue;
-    Tensor w = Tensor::zeros({ca.out_channels, in_per_group, K, K}), bias = Tensor::zeros({ca.out_channels});
+    Tensor w = Tensor::zeros({out_channels, in_per_group, K, K}), bias = Tensor::zeros({out_channels});
     float* wp = w.data<float>();
     float* bp = bias.data<float>();
     for (int b : add.inputs) {
@@ -160,7 +161,7 @@ inline int fuse_repconv(Graph& g) {
         const int64_t k = n.get<ConvAttrs>().kernel, off = (K - k) / 2;
         const auto bw = n.tensor("weight").to_vector();
         const auto bb = detail::conv_bias_or_zeros(n).to_vector();
-        for (int64_t o = 0; o < ca.out_channels; ++o) {
+        for (int64_t o = 0; o < out_channels; ++o) {
           bp[o] += bb[o];
           for (int64_t c = 0; c < in_per_group; ++c)
             for (int64_t y = 0; y < k; ++y)
@@ -170,7 +171,7 @@ inline int fuse_repconv(Graph& g) {
       } else {  // identity through bn: scale on the centre tap of channel o's own input
         std::vector<float> scale, shift;
         detail::bn_affine(n, scale, shift);
-        for (int64_t o = 0; o < ca.out_channels; ++o) {
+        for (int64_t o = 0; o < out_channels; ++o) {
           wp[((o * in_per_group + o % in_per_group) * K + K / 2) * K + K / 2] += scale[o];
           bp[o] += shift[o];
         }
@@ -204,14 +205,14 @@ inline int fold_implicit(Graph& g) {
     if (conv.op != Op::conv || users[c] != 1) continue;
     const ConvAttrs& ca = conv.get<ConvAttrs>();
     Tensor w = conv.tensor("weight").clone().detach(), b = detail::conv_bias_or_zeros(conv);
-    const int64_t in_per_group = ca.in_channels / ca.groups, taps = ca.kernel * ca.kernel;
+    const int64_t out_channels = w.shape()[0], in_per_group = w.shape()[1], taps = w.shape()[2] * w.shape()[3];
     float* wp = w.data<float>();
     float* bp = b.data<float>();
     const int a = conv.inputs[0];
     if (g.nodes[a].op == Op::implicit_add && users[a] == 1 && ca.padding == 0) {
       const auto shift = g.nodes[a].tensor("implicit").to_vector();
-      const int64_t out_per_group = ca.out_channels / ca.groups;
-      for (int64_t o = 0; o < ca.out_channels; ++o)
+      const int64_t out_per_group = out_channels / ca.groups;
+      for (int64_t o = 0; o < out_channels; ++o)
         for (int64_t ci = 0; ci < in_per_group; ++ci)
           for (int64_t t = 0; t < taps; ++t)
             bp[o] += wp[(o * in_per_group + ci) * taps + t] * shift[(o / out_per_group) * in_per_group + ci];
@@ -219,7 +220,7 @@ inline int fold_implicit(Graph& g) {
       g.nodes[a].inputs.clear();
     }
     const auto scale = mul.tensor("implicit").to_vector();
-    for (int64_t o = 0; o < ca.out_channels; ++o) {
+    for (int64_t o = 0; o < out_channels; ++o) {
       for (int64_t j = 0; j < in_per_group * taps; ++j) wp[o * in_per_group * taps + j] *= scale[o];
       bp[o] *= scale[o];
     }

@@ -1,7 +1,10 @@
 // The model as an explicit DAG of primitive nodes. Every node carries its op kind, typed
-// attributes, its inputs by node index, the tensors it owns (under their checkpoint names) and a
-// channel rule saying how its output channels relate to its inputs'. Fusing, pruning, quantizing
-// and exporting are passes over this graph; running it calls the autograd ops.
+// attributes, its inputs by node index and the tensors it owns (under their checkpoint names).
+// Channel counts have one source: the tensors' shapes (a conv's weight [OC, IC/groups, KH, KW]),
+// from which every other node's count follows (Graph::channels). How each op's tensors index
+// channels, validate() and the coupled channel groups pruning needs are in graph/channels.hpp.
+// Fusing, pruning, quantizing and exporting are passes over this graph; running it calls the
+// autograd ops.
 #pragma once
 #include <map>
 #include <string>
@@ -9,25 +12,27 @@
 #include <vector>
 
 #include "pdyolo/core/op_profile.hpp"
+#include "pdyolo/core/tensor.hpp"
 #include "pdyolo/kernels/detect_decode.hpp"
-#include "pdyolo/pdyolo.hpp"
+#include "pdyolo/nn/module.hpp"
+#include "pdyolo/ops/conv.hpp"
+#include "pdyolo/ops/elementwise.hpp"
+#include "pdyolo/ops/norm.hpp"
+#include "pdyolo/ops/pool.hpp"
+#include "pdyolo/ops/shape.hpp"
 
 namespace pdyolo::graph {
 
 enum class Op { input, conv, batch_norm, activation, add, concat, max_pool, upsample, implicit_add, implicit_mul, detect };
 
-// How a node's output channels relate to its inputs' (what structured pruning reads).
-enum class ChannelRule {
-  produce,      // a new channel space (conv output); its input space is consumed
-  passthrough,  // output channel c is input channel c (bn, activation, add, pool, upsample, implicit)
-  concat,       // the inputs' spaces laid end to end, at the offsets of the inputs' channel counts
-  fixed,        // channels with a fixed meaning (detection outputs): never pruned
-};
-
 using pdyolo::Activation;  // identity, silu, leaky_relu, relu (kernels/activation.hpp)
 
+struct InputAttrs {
+  int64_t channels = 3;  // of the image
+};
+// The channel counts are the weight's: [out_channels, in_channels / groups, kernel, kernel].
 struct ConvAttrs {
-  int64_t in_channels = 0, out_channels = 0, kernel = 1, stride = 1, padding = 0, groups = 1;
+  int64_t kernel = 1, stride = 1, padding = 0, groups = 1;
 };
 struct BatchNormAttrs {
   float eps = 1e-3f, momentum = 0.03f;
@@ -47,15 +52,14 @@ struct DetectAttrs {
   std::vector<float> strides;  // per level, pixels per cell
   int64_t outputs_per_anchor() const { return nc + 5; }
 };
-using Attrs = std::variant<std::monostate, ConvAttrs, BatchNormAttrs, ActivationAttrs, PoolAttrs, UpsampleAttrs, DetectAttrs>;
+using Attrs = std::variant<std::monostate, InputAttrs, ConvAttrs, BatchNormAttrs, ActivationAttrs, PoolAttrs, UpsampleAttrs, DetectAttrs>;
 
 struct Node {
   Op op = Op::input;
   std::string name;                // prefix of its tensors: "model.3.conv" → "model.3.conv.weight"
   std::vector<int> inputs;         // producer node indices
-  ChannelRule rule = ChannelRule::passthrough;
   int layer = -1;                  // the config row it belongs to
-  int64_t out_channels = 0;
+  bool fixed_channels = false;     // its output channels have a fixed meaning (detection maps): never pruned
   Attrs attrs;
   nn::NamedTensors tensors;        // parameters (requires_grad) and buffers, in checkpoint order
 
@@ -110,6 +114,31 @@ class Graph {
     nodes.push_back(std::move(node));
     return static_cast<int>(nodes.size()) - 1;
   }
+  // Output channels of node i, derived from the tensors' shapes: the image's count for the input, a
+  // conv's weight.shape[0], the sum over a concat's inputs, 0 for detect, else its first input's.
+  int64_t channels(int i) const {
+    for (;;) {
+      const Node& n = nodes.at(static_cast<size_t>(i));
+      switch (n.op) {
+        case Op::input: return n.get<InputAttrs>().channels;
+        case Op::conv: return n.tensor("weight").shape().at(0);
+        case Op::detect: return 0;
+        case Op::concat: {
+          int64_t sum = 0;
+          for (int j : n.inputs) sum += channels(j);
+          return sum;
+        }
+        default:
+          PDYOLO_CHECK(!n.inputs.empty(), "graph: node '", n.name, "' (", op_name(n.op), ") has no input");
+          i = n.inputs[0];
+      }
+    }
+  }
+  // Input channels a conv reads: weight [OC, IC/groups, KH, KW] → IC.
+  static int64_t conv_in_channels(const Node& conv) {
+    return conv.tensor("weight").shape().at(1) * conv.get<ConvAttrs>().groups;
+  }
+
   int detect_node() const {
     for (int i = static_cast<int>(nodes.size()) - 1; i >= 0; --i)
       if (nodes[i].op == Op::detect) return i;
@@ -184,14 +213,14 @@ class Graph {
     for (size_t i = 0; i < nodes.size(); ++i) {
       const Node& n = nodes[i];
       if (n.op == Op::input) {
-        shapes[i] = {1, n.out_channels, height, width};
+        shapes[i] = {1, n.get<InputAttrs>().channels, height, width};
         continue;
       }
       const Shape& in = shapes[n.inputs.empty() ? 0 : n.inputs[0]];
       switch (n.op) {
         case Op::conv: {
           const auto& c = n.get<ConvAttrs>();
-          shapes[i] = {1, c.out_channels, (in[2] + 2 * c.padding - c.kernel) / c.stride + 1,
+          shapes[i] = {1, channels(static_cast<int>(i)), (in[2] + 2 * c.padding - c.kernel) / c.stride + 1,
                        (in[3] + 2 * c.padding - c.kernel) / c.stride + 1};
           break;
         }
@@ -221,13 +250,17 @@ class Graph {
   // 2 × the multiply-adds of every convolution for a square input of `size` (the reference's GFLOPs).
   double conv_flops(int64_t size) const {
     const std::vector<Shape> shapes = infer_shapes(size, size);
-    double macs = 0.0;
-    for (size_t i = 0; i < nodes.size(); ++i)
-      if (nodes[i].op == Op::conv) {
-        const auto& c = nodes[i].get<ConvAttrs>();
-        macs += static_cast<double>(shape_numel(shapes[i])) * (c.in_channels / c.groups) * c.kernel * c.kernel;
-      }
-    return 2.0 * macs;
+    double flops = 0.0;
+    for (size_t i = 0; i < nodes.size(); ++i) flops += node_flops(i, shapes);
+    return flops;
+  }
+  // 2 × the multiply-adds of node i (convolutions; 0 for every other op), given the output shapes of
+  // infer_shapes: each output element of a conv takes IC/groups · KH · KW of them. The one FLOPs
+  // formula: info, the profilers and the benchmarks all count with it.
+  double node_flops(size_t i, const std::vector<Shape>& shapes) const {
+    if (nodes[i].op != Op::conv) return 0.0;
+    const Shape& w = nodes[i].tensor("weight").shape();
+    return 2.0 * static_cast<double>(shape_numel(shapes[i])) * static_cast<double>(w[1] * w[2] * w[3]);
   }
 
  private:

@@ -52,7 +52,7 @@ class Engine {
   Tensor run(const Tensor& images) {
     PDYOLO_CHECK(images.dtype() == DType::f32 && images.dim() == 4, "infer: expected f32 images [N, C, H, W], got ",
                  shape_str(images.shape()));
-    PDYOLO_CHECK(images.shape()[1] == graph_.nodes[0].out_channels, "infer: the model takes ", graph_.nodes[0].out_channels,
+    PDYOLO_CHECK(images.shape()[1] == graph_.channels(0), "infer: the model takes ", graph_.channels(0),
                  " channels, the images have ", images.shape()[1]);
     const Tensor x = images.is_contiguous() ? images : contiguous_copy(images);
     plan(x.shape()[0], x.shape()[2], x.shape()[3]);
@@ -234,14 +234,14 @@ class Engine {
         const auto& c = n.get<graph::ConvAttrs>();
         const Value& in = values_[step.inputs[0]];
         kernels::Conv2dGeometry& g = step.geometry;
-        g = kernels::Conv2dGeometry{1, c.in_channels, in.h, in.w, c.out_channels, c.kernel, c.kernel, shapes[step.node][2],
+        g = kernels::Conv2dGeometry{1, graph::Graph::conv_in_channels(n), in.h, in.w, graph_.channels(step.node), c.kernel, c.kernel, shapes[step.node][2],
                                     shapes[step.node][3], c.stride, c.stride, c.padding, c.padding, 1, 1, c.groups};
         if (!step.weights.packed_for(kernels::cpu::gemm_isa())) {
           const Tensor weight = contiguous_copy(n.tensor("weight").detach());
           kernels::cpu::pack_conv_weights_with_winograd(g, weight.data<float>(), step.weights);
           if (n.has_tensor("bias")) step.bias = contiguous_copy(n.tensor("bias").detach());
         }
-        profile_[s].gflop = 2.0 * static_cast<double>(g.out_channels * g.out_plane() * g.patch_size()) / 1e9;
+        profile_[s].gflop = graph_.node_flops(step.node, shapes) / 1e9;
       } else if (n.op == graph::Op::detect) {
         const auto& d = n.get<graph::DetectAttrs>();
         detect_no_ = d.outputs_per_anchor();

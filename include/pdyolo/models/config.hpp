@@ -35,7 +35,7 @@ struct ModelConfig {
 
 // The modules the builder implements.
 inline const std::set<std::string>& known_modules() {
-  static const std::set<std::string> modules = {"Conv", "Concat", "MP", "SP", "SPPCSPC", "RepConv",
+  static const std::set<std::string> modules = {"Conv", "Concat", "MP", "SP", "SPPCSPC", "RepConv", "Bottleneck",
                                                 "nn.Upsample", "Detect", "IDetect"};
   return modules;
 }

@@ -7,6 +7,7 @@
 
 #include "pdyolo/graph/graph.hpp"
 #include "pdyolo/models/config.hpp"
+#include "pdyolo/nn/layers.hpp"
 
 namespace pdyolo::models {
 
@@ -36,11 +37,12 @@ class YoloBuilder {
     graph::Node input;
     input.op = graph::Op::input;
     input.name = "input";
-    input.out_channels = cfg_.in_channels;
+    input.fixed_channels = true;
+    input.attrs = graph::InputAttrs{cfg_.in_channels};
     graph_.add(input);
     for (const LayerSpec& layer : cfg_.layers) {
       layer_ = &layer;
-      if (layer.number != 1 && layer.module != "SPPCSPC")
+      if (layer.number != 1 && layer.module != "SPPCSPC" && layer.module != "Bottleneck")
         fail("field 'number': repeating module " + layer.module + " " + std::to_string(layer.number) + " times is not supported");
       const int out = build_layer(layer);
       graph_.layer_output.push_back(out);
@@ -59,7 +61,6 @@ class YoloBuilder {
   int64_t no() const { return na_ * (cfg_.nc + 5); }
   std::string prefix() const { return "model." + std::to_string(layer_->index); }
   int input_node(int from) const { return from < 0 ? 0 : graph_.layer_output[from]; }
-  int64_t channels(int from) const { return graph_.nodes[input_node(from)].out_channels; }
 
   // ---- argument evaluation, as the reference's eval of each arg ----------------------------------
   const io::Value* arg(size_t i) const {
@@ -74,6 +75,22 @@ class YoloBuilder {
     if (v->is(io::Value::Kind::string) && v->str == "nc") return cfg_.nc;
     if (!v->is(io::Value::Kind::integer)) fail(std::string("argument '") + field + "' must be an integer");
     return v->integer;
+  }
+  // A kernel size: an integer, or a list of equal integers ([1, 1], as yolov3.yaml writes it).
+  int64_t kernel_arg(size_t i, int64_t fallback) const {
+    const io::Value* v = arg(i);
+    if (!v || !v->is(io::Value::Kind::list)) return int_arg(i, fallback, "k");
+    if (v->items.empty()) fail("argument 'k' is an empty list");
+    for (const io::Value& k : v->items)
+      if (!k.is(io::Value::Kind::integer) || k.integer != v->items[0].integer)
+        fail("argument 'k': only square kernels (a list of equal integers) are supported");
+    return v->items[0].integer;
+  }
+  bool bool_arg(size_t i, bool fallback, const char* field) const {
+    const io::Value* v = arg(i);
+    if (!v) return fallback;
+    if (!v->is(io::Value::Kind::boolean)) fail(std::string("argument '") + field + "' must be True or False");
+    return v->boolean;
   }
   graph::ActivationAttrs activation_arg(size_t i) const {
     const io::Value* v = arg(i);
@@ -112,17 +129,20 @@ class YoloBuilder {
     return nn::init_uniform_fan_in(shape, fan_in, gen_).set_requires_grad();
   }
 
-  int conv_node(const std::string& name, int input, int64_t c1, int64_t c2, int64_t k, int64_t s, int64_t p, int64_t g,
-                bool bias, graph::ChannelRule rule = graph::ChannelRule::produce) {
+  int64_t channels_of(int node) const { return graph_.channels(node); }
+
+  // A conv reading all of `input`'s channels; fixed: its outputs are detection maps.
+  int conv_node(const std::string& name, int input, int64_t c2, int64_t k, int64_t s, int64_t p, int64_t g, bool bias,
+                bool fixed = false) {
+    const int64_t c1 = channels_of(input);
     if (c1 % g || c2 % g) fail("channels " + std::to_string(c1) + "→" + std::to_string(c2) + " not divisible by groups " + std::to_string(g));
     graph::Node n;
     n.op = graph::Op::conv;
     n.name = name;
     n.inputs = {input};
-    n.rule = rule;
+    n.fixed_channels = fixed;
     n.layer = layer_->index;
-    n.out_channels = c2;
-    n.attrs = graph::ConvAttrs{c1, c2, k, s, p, g};
+    n.attrs = graph::ConvAttrs{k, s, p, g};
     const int64_t fan_in = c1 / g * k * k;
     n.tensors.emplace_back("weight", weight_init({c2, c1 / g, k, k}, fan_in));
     if (bias) n.tensors.emplace_back("bias", weight_init({c2}, fan_in));
@@ -130,13 +150,12 @@ class YoloBuilder {
   }
 
   int bn_node(const std::string& name, int input) {
-    const int64_t c = graph_.nodes[input].out_channels;
+    const int64_t c = channels_of(input);
     graph::Node n;
     n.op = graph::Op::batch_norm;
     n.name = name;
     n.inputs = {input};
     n.layer = layer_->index;
-    n.out_channels = c;
     n.attrs = graph::BatchNormAttrs{};
     n.tensors = {{"weight", Tensor::ones({c}).set_requires_grad()},
                  {"bias", Tensor::zeros({c}).set_requires_grad()},
@@ -146,19 +165,12 @@ class YoloBuilder {
     return graph_.add(std::move(n));
   }
 
-  int simple_node(graph::Op op, const std::string& name, std::vector<int> inputs, graph::Attrs attrs,
-                  graph::ChannelRule rule = graph::ChannelRule::passthrough) {
+  int simple_node(graph::Op op, const std::string& name, std::vector<int> inputs, graph::Attrs attrs) {
     graph::Node n;
     n.op = op;
     n.name = name;
     n.layer = layer_->index;
-    n.rule = rule;
     n.attrs = std::move(attrs);
-    n.out_channels = graph_.nodes[inputs.at(0)].out_channels;
-    if (op == graph::Op::concat) {
-      n.out_channels = 0;
-      for (int i : inputs) n.out_channels += graph_.nodes[i].out_channels;
-    }
     n.inputs = std::move(inputs);
     return graph_.add(std::move(n));
   }
@@ -166,8 +178,7 @@ class YoloBuilder {
   // The reference's Conv block: conv (no bias, 'same' padding by default) → bn → act.
   int conv_block(const std::string& name, int input, int64_t c2, int64_t k, int64_t s, std::optional<int64_t> p,
                  int64_t g, graph::ActivationAttrs act) {
-    const int64_t c1 = graph_.nodes[input].out_channels;
-    int x = conv_node(name + ".conv", input, c1, c2, k, s, p.value_or(k / 2), g, false);
+    int x = conv_node(name + ".conv", input, c2, k, s, p.value_or(k / 2), g, false);
     x = bn_node(name + ".bn", x);
     if (act.kind == graph::Activation::identity) return x;
     return simple_node(graph::Op::activation, name + ".act", {x}, act);
@@ -179,14 +190,14 @@ class YoloBuilder {
     const int in = input_node(layer.from[0]);
     if (m == "Conv") {
       const io::Value* p = arg(3);
-      return conv_block(prefix(), in, width(int_arg(0, 0, "c2")), int_arg(1, 1, "k"), int_arg(2, 1, "s"),
+      return conv_block(prefix(), in, width(int_arg(0, 0, "c2")), kernel_arg(1, 1), int_arg(2, 1, "s"),
                         p ? std::optional<int64_t>(int_arg(3, 0, "p")) : std::nullopt, int_arg(4, 1, "g"), activation_arg(5));
     }
     if (m == "Concat") {
       if (int_arg(0, 1, "dimension") != 1) fail("only Concat along channels (dimension 1) is supported");
       std::vector<int> inputs;
       for (int f : layer.from) inputs.push_back(input_node(f));
-      return simple_node(graph::Op::concat, prefix(), inputs, std::monostate{}, graph::ChannelRule::concat);
+      return simple_node(graph::Op::concat, prefix(), inputs, std::monostate{});
     }
     if (m == "MP") {
       const int64_t k = int_arg(0, 2, "k");
@@ -203,6 +214,7 @@ class YoloBuilder {
       return simple_node(graph::Op::upsample, prefix(), {in}, graph::UpsampleAttrs{scale});
     }
     if (m == "SPPCSPC") return build_sppcspc(in, width(int_arg(0, 0, "c2")));
+    if (m == "Bottleneck") return build_bottlenecks(in, width(int_arg(0, 0, "c2")), bool_arg(1, true, "shortcut"), int_arg(2, 1, "g"));
     if (m == "RepConv") return build_repconv(in, width(int_arg(0, 0, "c2")), int_arg(1, 3, "k"), int_arg(2, 1, "s"),
                                              arg(3) ? std::optional<int64_t>(int_arg(3, 0, "p")) : std::nullopt,
                                              int_arg(4, 1, "g"), activation_arg(5));
@@ -221,26 +233,41 @@ class YoloBuilder {
     const int64_t kernels[3] = {5, 9, 13};
     for (int j = 0; j < 3; ++j)
       pooled.push_back(simple_node(graph::Op::max_pool, p + ".m." + std::to_string(j), {x1}, graph::PoolAttrs{kernels[j], 1, kernels[j] / 2}));
-    const int cat = simple_node(graph::Op::concat, p + ".cat1", pooled, std::monostate{}, graph::ChannelRule::concat);
+    const int cat = simple_node(graph::Op::concat, p + ".cat1", pooled, std::monostate{});
     const int y1 = conv_block(p + ".cv6", conv_block(p + ".cv5", cat, c_, 1, 1, {}, 1, silu), c_, 3, 1, {}, 1, silu);
     const int y2 = conv_block(p + ".cv2", in, c_, 1, 1, {}, 1, silu);
-    const int cat2 = simple_node(graph::Op::concat, p + ".cat2", {y1, y2}, std::monostate{}, graph::ChannelRule::concat);
+    const int cat2 = simple_node(graph::Op::concat, p + ".cat2", {y1, y2}, std::monostate{});
     return conv_block(p + ".cv7", cat2, c2, 1, 1, {}, 1, silu);
+  }
+
+  // Darknet's Bottleneck, `number` times in a row (tensors model.i.j.* when repeated, model.i.* when
+  // not): cv1 1×1 to c2/2 channels, cv2 3×3 to c2, plus the block's input when shortcut is on and
+  // the channel counts match — the residual add that couples channel spaces for pruning.
+  int build_bottlenecks(int in, int64_t c2, bool shortcut, int64_t g) {
+    const graph::ActivationAttrs silu;
+    const int64_t hidden = c2 / 2;  // the reference's int(c2 · 0.5)
+    int x = in;
+    for (int j = 0; j < layer_->number; ++j) {
+      const std::string p = layer_->number > 1 ? prefix() + "." + std::to_string(j) : prefix();
+      const int y = conv_block(p + ".cv2", conv_block(p + ".cv1", x, hidden, 1, 1, {}, 1, silu), c2, 3, 1, {}, g, silu);
+      x = shortcut && channels_of(x) == c2 ? simple_node(graph::Op::add, p + ".add", {x, y}, std::monostate{}) : y;
+    }
+    return x;
   }
 
   // RepConv: k×k conv-bn + 1×1 conv-bn (+ identity bn when shapes allow), summed, then act —
   // or, fused (deploy), one k×k conv with bias.
   int build_repconv(int in, int64_t c2, int64_t k, int64_t s, std::optional<int64_t> p, int64_t g, graph::ActivationAttrs act) {
-    const int64_t c1 = graph_.nodes[in].out_channels;
+    const int64_t c1 = channels_of(in);
     const int64_t pad = p.value_or(k / 2);
     const std::string pre = prefix();
     int sum_node;
     if (options_.repconv_deploy) {
-      sum_node = conv_node(pre + ".rbr_reparam", in, c1, c2, k, s, pad, g, true);
+      sum_node = conv_node(pre + ".rbr_reparam", in, c2, k, s, pad, g, true);
     } else {
       std::vector<int> branches;
-      branches.push_back(bn_node(pre + ".rbr_dense.1", conv_node(pre + ".rbr_dense.0", in, c1, c2, k, s, pad, g, false)));
-      branches.push_back(bn_node(pre + ".rbr_1x1.1", conv_node(pre + ".rbr_1x1.0", in, c1, c2, 1, s, pad - k / 2, g, false)));
+      branches.push_back(bn_node(pre + ".rbr_dense.1", conv_node(pre + ".rbr_dense.0", in, c2, k, s, pad, g, false)));
+      branches.push_back(bn_node(pre + ".rbr_1x1.1", conv_node(pre + ".rbr_1x1.0", in, c2, 1, s, pad - k / 2, g, false)));
       if (c1 == c2 && s == 1) branches.push_back(bn_node(pre + ".rbr_identity", in));
       sum_node = simple_node(graph::Op::add, pre + ".add", branches, std::monostate{});
     }
@@ -263,8 +290,8 @@ class YoloBuilder {
     for (size_t j = 0; j < layer_->from.size(); ++j) {
       const std::string idx = std::to_string(j);
       int x = input_node(layer_->from[j]);
-      if (implicit) x = implicit_node(graph::Op::implicit_add, pre + ".ia." + idx, x, graph_.nodes[x].out_channels, 0.0f);
-      x = conv_node(pre + ".m." + idx, x, graph_.nodes[x].out_channels, no(), 1, 1, 0, 1, true, graph::ChannelRule::fixed);
+      if (implicit) x = implicit_node(graph::Op::implicit_add, pre + ".ia." + idx, x, channels_of(x), 0.0f);
+      x = conv_node(pre + ".m." + idx, x, no(), 1, 1, 0, 1, true, /*fixed*/ true);
       if (implicit) x = implicit_node(graph::Op::implicit_mul, pre + ".im." + idx, x, no(), 1.0f);
       levels.push_back(x);
     }
@@ -272,7 +299,6 @@ class YoloBuilder {
     d.op = graph::Op::detect;
     d.name = pre;
     d.inputs = levels;
-    d.rule = graph::ChannelRule::fixed;
     d.layer = layer_->index;
     d.attrs = graph::DetectAttrs{cfg_.nc, na_, {}};
     return graph_.add(std::move(d));
@@ -284,8 +310,6 @@ class YoloBuilder {
     n.name = name;
     n.inputs = {input};
     n.layer = layer_->index;
-    n.out_channels = channels;
-    n.rule = op == graph::Op::implicit_mul ? graph::ChannelRule::fixed : graph::ChannelRule::passthrough;
     n.tensors.emplace_back("implicit", Tensor::normal({1, channels, 1, 1}, mean, 0.02f, gen_).set_requires_grad());
     return graph_.add(std::move(n));
   }

@@ -1,0 +1,261 @@
+// The model graph: channel counts from one source, validate(), the coupled channel groups pruning
+// reads (checked against groups derived by hand from the configs), and Bottleneck / YOLOv3.
+#include "test_main.hpp"
+
+#include <fstream>
+
+#include "pdyolo/graph/channels.hpp"
+#include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/models/weights.hpp"
+#include "test_util.hpp"
+
+using namespace pdyolo;
+
+namespace {
+
+const std::string kSource = PDYOLO_SOURCE_DIR;
+
+models::YoloModel build(const std::string& cfg_file, std::optional<int64_t> nc = std::nullopt) {
+  return models::build_yolo(models::load_model_config(cfg_file, nc));
+}
+
+int node_named(const graph::Graph& g, const std::string& name) {
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (g.nodes[i].name == name) return static_cast<int>(i);
+  FAIL("no node " << name);
+  return -1;
+}
+
+// The group holding the space node `name` creates.
+const graph::ChannelGroup& group_of(const graph::ChannelGroups& groups, const graph::Graph& g, const std::string& name) {
+  const int node = node_named(g, name);
+  for (size_t s = 0; s < groups.spaces.size(); ++s)
+    if (groups.spaces[s].node == node) return groups.groups[groups.group_of_space[s]];
+  FAIL("no space created by " << name);
+  return groups.groups[0];
+}
+
+// The names of the nodes creating a group's spaces.
+std::vector<std::string> space_names(const graph::ChannelGroups& groups, const graph::Graph& g, const graph::ChannelGroup& group) {
+  std::vector<std::string> names;
+  for (int s : group.spaces) names.push_back(g.nodes[groups.spaces[s].node].name);
+  return names;
+}
+
+// The uses of a group on one tensor axis, in order.
+std::vector<const graph::ChannelUse*> uses_on(const graph::ChannelGroup& group, const graph::Graph& g, const std::string& node,
+                                              const std::string& tensor, int axis) {
+  std::vector<const graph::ChannelUse*> found;
+  for (const graph::ChannelUse& u : group.uses)
+    if (g.nodes[u.node].name == node && u.tensor == tensor && u.axis == axis) found.push_back(&u);
+  return found;
+}
+
+bool index_is_offset(const graph::ChannelUse& u, int64_t offset) {
+  for (size_t k = 0; k < u.index.size(); ++k)
+    if (u.index[k] != offset + static_cast<int64_t>(k)) return false;
+  return true;
+}
+
+int count_op(const graph::Graph& g, graph::Op op) {
+  int n = 0;
+  for (const graph::Node& node : g.nodes) n += node.op == op;
+  return n;
+}
+
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+}  // namespace
+
+TEST_CASE("yolov7-tiny: one group per conv, fixed image and detection maps, concat offsets as the config lays them out") {
+  const models::YoloModel m = build(kSource + "/cfg/training/yolov7-tiny.yaml");
+  const graph::Graph& g = m.graph;
+  CHECK_NOTHROW(graph::validate(g));
+  const graph::ChannelGroups groups = graph::channel_groups(g);
+  MESSAGE("yolov7-tiny channel groups:\n" << groups.describe(g));
+  // No add in yolov7-tiny: 55 Conv rows, 3 detection convs and the image, each its own space and group.
+  CHECK(count_op(g, graph::Op::conv) == 58);
+  CHECK(groups.groups.size() == 59);
+  int fixed = 0;
+  for (const graph::ChannelGroup& group : groups.groups) {
+    CHECK(group.spaces.size() == 1);
+    fixed += !group.prunable;
+  }
+  CHECK(fixed == 4);
+  CHECK_FALSE(group_of(groups, g, "input").prunable);
+  CHECK_FALSE(group_of(groups, g, "model.77.m.2").prunable);
+  CHECK(group_of(groups, g, "model.77.m.2").channels == 255);
+  // Row 6 concatenates rows [5, 4, 3, 2] (32 channels each); row 7's conv reads them at 0, 32, 64, 96.
+  const std::pair<const char*, int64_t> concat_offsets[] = {{"model.5.conv", 0}, {"model.4.conv", 32}, {"model.3.conv", 64}, {"model.2.conv", 96}};
+  for (const auto& [name, offset] : concat_offsets) {
+    CAPTURE(name);
+    const graph::ChannelGroup& group = group_of(groups, g, name);
+    CHECK(group.channels == 32);
+    CHECK(group.prunable);
+    const auto uses = uses_on(group, g, "model.7.conv", "weight", 1);
+    REQUIRE(uses.size() == 1);
+    CHECK(index_is_offset(*uses[0], offset));
+    // Its own conv's weight and the batch norm after it are indexed too: 1 + 4 + the reader.
+    CHECK(uses_on(group, g, name, "weight", 0).size() == 1);
+  }
+  // A detection head's conv consumes prunable channels (its input axis) but produces fixed ones.
+  const graph::ChannelGroup& p3 = group_of(groups, g, "model.74.conv");
+  CHECK(p3.prunable);
+  CHECK(uses_on(p3, g, "model.77.m.0", "weight", 1).size() == 1);
+}
+
+TEST_CASE("yolov7: RepConv couples its branches, SPPCSPC's concat reads cv4's channels four times") {
+  const models::YoloModel m = build(kSource + "/cfg/training/yolov7.yaml");
+  const graph::Graph& g = m.graph;
+  CHECK_NOTHROW(graph::validate(g));
+  const graph::ChannelGroups groups = graph::channel_groups(g);
+  MESSAGE("yolov7 channel groups:\n" << groups.describe(g));
+  // Every conv and the image are a space; the three RepConvs (102–104, no identity branch: their
+  // inputs are narrower) each join two spaces.
+  CHECK(groups.spaces.size() == static_cast<size_t>(count_op(g, graph::Op::conv) + 1));
+  CHECK(groups.groups.size() == groups.spaces.size() - 3);
+  const std::pair<int, int64_t> repconvs[] = {{102, 256}, {103, 512}, {104, 1024}};
+  for (const auto& [layer, width] : repconvs) {
+    const std::string p = "model." + std::to_string(layer);
+    const graph::ChannelGroup& group = group_of(groups, g, p + ".rbr_dense.0");
+    CHECK(space_names(groups, g, group) == std::vector<std::string>{p + ".rbr_dense.0", p + ".rbr_1x1.0"});
+    CHECK(group.channels == width);
+    CHECK(group.prunable);  // the detection conv reads them; only its outputs are fixed
+    // Both convs, both batch norms, the ImplicitA and the detection conv's input axis.
+    CHECK(group.uses.size() == 2 + 8 + 2);
+    for (const graph::ChannelUse& u : group.uses) CHECK(index_is_offset(u, 0));
+  }
+  // SPPCSPC (row 51): cat1 = [cv4, pool5(cv4), pool9(cv4), pool13(cv4)], 512 channels each.
+  const graph::ChannelGroup& cv4 = group_of(groups, g, "model.51.cv4.conv");
+  const auto reads = uses_on(cv4, g, "model.51.cv5.conv", "weight", 1);
+  REQUIRE(reads.size() == 4);
+  for (int r = 0; r < 4; ++r) CHECK(index_is_offset(*reads[r], 512 * r));
+  CHECK(graph::channel_groups(g).describe(g) == groups.describe(g));  // deterministic
+}
+
+TEST_CASE("Bottleneck stacks: residual adds couple their spaces, shortcut=False and width changes do not") {
+  const std::string path = test::temp_path("residual.yaml");
+  write_text(path, R"(nc: 2
+anchors:
+  - [10,13, 16,30]
+backbone:
+  [[-1, 1, Conv, [16, 3, 2]],
+   [-1, 1, Bottleneck, [16]],
+   [-1, 1, Conv, [32, [1, 1]]],
+   [-1, 3, Bottleneck, [32]],
+   [-1, 1, Bottleneck, [32, False]],
+   [-1, 1, Bottleneck, [48]],
+   [-1, 1, RepConv, [48, 3, 1]],
+   [[-1, 3], 1, Concat, [1]],
+   [[-1], 1, Detect, [nc, anchors]],
+  ]
+head: []
+)");
+  models::YoloModel m = build(path);
+  std::remove(path.c_str());
+  const graph::Graph& g = m.graph;
+  CHECK_NOTHROW(graph::validate(g));
+  const auto sd = g.state_dict();
+  CHECK(sd.count("model.1.cv1.conv.weight"));    // number 1: no index
+  CHECK(sd.count("model.3.2.cv2.bn.running_var"));  // number 3: model.3.0 … model.3.2
+  CHECK(sd.at("model.2.conv.weight").shape() == Shape{32, 16, 1, 1});  // kernel given as [1, 1]
+  const graph::ChannelGroups groups = graph::channel_groups(g);
+  MESSAGE("residual config channel groups:\n" << groups.describe(g));
+  // Row 0 + row 1's cv2 (16 → 16 with shortcut); row 2 + the three blocks of row 3; row 4 has no
+  // shortcut; row 5 widens 32 → 48 (no add); row 6's RepConv (48 → 48, stride 1) adds its identity
+  // branch, so its two convs join row 5's cv2.
+  CHECK(space_names(groups, g, group_of(groups, g, "model.0.conv")) == std::vector<std::string>{"model.0.conv", "model.1.cv2.conv"});
+  CHECK(space_names(groups, g, group_of(groups, g, "model.2.conv")) ==
+        std::vector<std::string>{"model.2.conv", "model.3.0.cv2.conv", "model.3.1.cv2.conv", "model.3.2.cv2.conv"});
+  CHECK(group_of(groups, g, "model.4.cv2.conv").spaces.size() == 1);
+  CHECK(space_names(groups, g, group_of(groups, g, "model.5.cv2.conv")) ==
+        std::vector<std::string>{"model.5.cv2.conv", "model.6.rbr_dense.0", "model.6.rbr_1x1.0"});
+  const graph::ChannelGroup& residual = group_of(groups, g, "model.2.conv");
+  CHECK(residual.channels == 32);
+  // The residual stream leaves row 3 into row 4's cv1 and into the concat at offset 48.
+  CHECK(uses_on(residual, g, "model.4.cv1.conv", "weight", 1).size() == 1);
+  const auto head_reads = uses_on(residual, g, "model.8.m.0", "weight", 1);
+  REQUIRE(head_reads.size() == 1);
+  CHECK(index_is_offset(*head_reads[0], 48));
+  // Bottlenecks run and fuse like every other block.
+  m.graph.eval();
+  const Tensor x = Tensor::uniform({1, 3, 64, 64}, 0.0f, 1.0f);
+  const Tensor before = m.graph.forward(x).decoded;
+  graph::fuse(m.graph);
+  CHECK_NOTHROW(graph::validate(m.graph));
+  CHECK(test::max_rel_diff(m.graph.forward(x).decoded, before) < 1e-5);
+}
+
+TEST_CASE("validate() names the node and both numbers of a channel mismatch") {
+  const std::string cfg = kSource + "/cfg/training/yolov7-tiny.yaml";
+  {
+    models::YoloModel m = build(cfg);
+    graph::Node& conv = m.graph.nodes[node_named(m.graph, "model.7.conv")];
+    conv.tensor("weight") = Tensor::zeros({64, 96, 1, 1});
+    const std::string error = test::error_of([&] { graph::validate(m.graph); });
+    CHECK(error.find("model.7.conv") != std::string::npos);
+    CHECK(error.find("reads 96 input channels") != std::string::npos);
+    CHECK(error.find("'model.6' has 128") != std::string::npos);
+  }
+  {
+    models::YoloModel m = build(cfg);
+    m.graph.nodes[node_named(m.graph, "model.3.bn")].tensor("running_var") = Tensor::ones({31});
+    const std::string error = test::error_of([&] { graph::validate(m.graph); });
+    CHECK(error.find("model.3.bn") != std::string::npos);
+    CHECK(error.find("'running_var' [31] should have 32 channels") != std::string::npos);
+  }
+  {
+    models::YoloModel m = build(cfg);
+    m.graph.nodes[node_named(m.graph, "model.0.conv")].get<graph::ConvAttrs>().kernel = 5;
+    CHECK(test::error_of([&] { graph::validate(m.graph); }).find("model.0.conv' (conv): kernel 5 but the weight is 3x3") != std::string::npos);
+  }
+  {
+    models::YoloModel m = build(cfg, 3);
+    m.graph.nodes[node_named(m.graph, "model.77.m.1")].tensor("weight") = Tensor::zeros({25, 256, 1, 1});
+    m.graph.nodes[node_named(m.graph, "model.77.m.1")].tensor("bias") = Tensor::zeros({25});
+    m.graph.nodes[node_named(m.graph, "model.77.im.1")].tensor("implicit") = Tensor::zeros({1, 25, 1, 1});
+    CHECK(test::error_of([&] { graph::validate(m.graph); }).find("input 'model.77.im.1' has 25 channels, na·(nc+5) is 24") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("YOLOv3 (the reference's cfg/baseline/yolov3.yaml): sizes exactly the reference's, Darknet's residual groups" *
+          doctest::test_suite("requires_shared")) {
+  const std::string shared = test::shared_dir();
+  if (shared.empty()) return test::skip("../shared is absent; yolov3.yaml lives in ../shared/fixtures/cfg/baseline");
+  const std::string cfg = shared + "/fixtures/cfg/baseline/yolov3.yaml";
+  // Counted by the reference's Model (tests/data/reference_sizes.py): parameters, 2 × conv MACs at 640².
+  CHECK(build(cfg, 80).graph.parameter_count() == 61949149);
+  CHECK(build(cfg, 80).graph.conv_flops(640) / 1e9 == doctest::Approx(155.8913).epsilon(1e-5));
+  CHECK(build(cfg, 20).graph.parameter_count() == 61626049);
+  CHECK(build(cfg, 20).graph.conv_flops(640) / 1e9 == doctest::Approx(154.8591).epsilon(1e-5));
+  const models::YoloModel m = build(cfg);
+  const graph::Graph& g = m.graph;
+  CHECK_NOTHROW(graph::validate(g));
+  const graph::ChannelGroups groups = graph::channel_groups(g);
+  MESSAGE("yolov3 channel groups:\n" << groups.describe(g));
+  // Darknet-53: each downsampling conv and the 1, 2, 8, 8, 4 residual blocks after it share channels;
+  // the head's Bottlenecks have shortcut=False.
+  struct Stage {
+    const char* conv;
+    int blocks;
+    int64_t channels;
+  };
+  const Stage stages[] = {{"model.1.conv", 1, 64}, {"model.3.conv", 2, 128}, {"model.5.conv", 8, 256},
+                          {"model.7.conv", 8, 512}, {"model.9.conv", 4, 1024}};
+  size_t coupled = 0;
+  for (const graph::ChannelGroup& group : groups.groups) coupled += group.spaces.size() > 1;
+  CHECK(coupled == 5);
+  for (const Stage& s : stages) {
+    CAPTURE(s.conv);
+    const graph::ChannelGroup& group = group_of(groups, g, s.conv);
+    CHECK(group.spaces.size() == static_cast<size_t>(s.blocks + 1));
+    CHECK(group.channels == s.channels);
+    CHECK(group.prunable);
+  }
+  // Row 18 concatenates [row 17 (256 channels), row 8]: row 19's cv1 reads the P4 stream at 256.
+  const auto p4_reads = uses_on(group_of(groups, g, "model.7.conv"), g, "model.19.cv1.conv", "weight", 1);
+  REQUIRE(p4_reads.size() == 1);
+  CHECK(index_is_offset(*p4_reads[0], 256));
+  CHECK(groups.groups.size() == groups.spaces.size() - (1 + 2 + 8 + 8 + 4));
+}
