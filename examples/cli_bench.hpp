@@ -9,6 +9,7 @@
 #include <map>
 
 #include "cli_args.hpp"
+#include "cli_load.hpp"
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/infer/engine.hpp"
 #include "pdyolo/models/weights.hpp"
@@ -56,25 +57,12 @@ inline int run_bench(int argc, char** argv) {
   PDYOLO_CHECK(batch > 0 && runs > 0 && warmup >= 0, "--batch-size and --runs must be positive, --warmup not negative");
   PDYOLO_CHECK(executor == "planned" || executor == "graph", "--executor must be planned or graph, got '", executor, "'");
   set_num_threads(static_cast<int>(args.integer("--threads", 2)));
-  models::YoloModel model;
-  std::string source;
-  if (args.has("--weights")) {
-    models::LoadOptions lo;
-    if (args.has("--cfg")) lo.cfg = args.str("--cfg");
-    if (args.has("--nc")) lo.nc = args.integer("--nc", 80);
-    source = args.str("--weights");
-    model = models::load_model(source, lo);
-  } else {
-    source = args.required("--cfg") + " (random weights)";
-    std::optional<int64_t> nc;
-    if (args.has("--nc")) nc = args.integer("--nc", 80);
-    model = models::build_yolo(models::load_model_config(args.str("--cfg"), nc));
-  }
+  auto [model, source] = model_from_args(args);
   graph::fuse(model.graph);
   model.graph.eval();
   NoGradGuard no_grad;
   Generator gen(0);
-  const Tensor images = Tensor::uniform({batch, model.config.in_channels, size, size}, 0.0f, 1.0f, gen);
+  const Tensor images = Tensor::uniform({batch, model.in_channels(), size, size}, 0.0f, 1.0f, gen);
   infer::Engine engine(model.graph);
   auto run_once = [&] {
     if (executor == "planned") engine.run(images);

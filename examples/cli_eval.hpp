@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli_args.hpp"
+#include "cli_load.hpp"
 #include "pdyolo/eval/evaluate.hpp"
 #include "pdyolo/eval/report.hpp"
 #include "pdyolo/graph/fuse.hpp"
@@ -12,9 +13,8 @@
 namespace pdyolo::cli {
 
 inline models::YoloModel load_for_inference(const Args& args) {
-  models::LoadOptions options;
-  if (args.has("--cfg")) options.cfg = args.str("--cfg");
-  models::YoloModel model = models::load_model(args.required("--weights"), options);
+  PDYOLO_CHECK(args.has("--weights"), "option --weights is required");
+  models::YoloModel model = model_from_args(args).model;
   graph::fuse(model.graph);  // same outputs, faster
   model.graph.eval();
   return model;
@@ -48,7 +48,7 @@ inline int run_eval(int argc, char** argv) {
   const data::Dataset ds = data::load_dataset(args.required("--data"), args.str("--split", "val"));
   PDYOLO_CHECK(!ds.samples.empty(), args.str("--data"), ": the split has no usable images");
   models::YoloModel model = load_for_inference(args);
-  PDYOLO_CHECK(model.config.nc == static_cast<int64_t>(ds.names.size()), "the model has ", model.config.nc,
+  PDYOLO_CHECK(model.nc() == static_cast<int64_t>(ds.names.size()), "the model has ", model.nc(),
                " classes but the dataset ", ds.names.size());
   const eval::EvalRun run = eval::evaluate(model.graph, ds, o);
   eval::print_class_table(std::cout, run.metrics, ds.names);

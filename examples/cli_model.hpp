@@ -5,6 +5,8 @@
 #include <iostream>
 
 #include "cli_args.hpp"
+#include "cli_load.hpp"
+#include "pdyolo/graph/channels.hpp"
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/io/npy.hpp"
 #include "pdyolo/models/weights.hpp"
@@ -37,58 +39,89 @@ inline std::string from_text(const models::LayerSpec& l) {
   return s + "]";
 }
 
-// pdyolo info --cfg FILE [--nc N] [--img-size S] [--verbose] [--json]
-inline int run_info(int argc, char** argv) {
-  const Args args(argc, argv, 2, {"--cfg", "--nc", "--img-size"}, {"--json", "--verbose"});
-  const std::string path = args.required("--cfg");
-  std::optional<int64_t> nc;
-  if (args.has("--nc")) nc = args.integer("--nc", 80);
-  const int64_t size = args.integer("--img-size", 640);
-  PDYOLO_CHECK(size > 0 && size % 32 == 0, "--img-size must be a positive multiple of 32, got ", size);
-  const models::YoloModel model = models::build_yolo(models::load_model_config(path, nc));
+// Per config row (or, for a model no config describes, per graph layer): parameters and GFLOPs.
+inline void print_layers(const models::YoloModel& model, int64_t size) {
   const graph::Graph& g = model.graph;
-  const double gflops = g.conv_flops(size) / 1e9;
-  const int64_t layers = static_cast<int64_t>(model.config.layers.size());
-
-  if (args.has("--verbose")) {
-    const std::vector<Shape> shapes = g.infer_shapes(size, size);
-    std::vector<int64_t> params(layers, 0);
-    std::vector<double> flops(layers, 0.0);
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-      const graph::Node& n = g.nodes[i];
-      if (n.layer < 0) continue;
-      for (const auto& [local, t] : n.tensors)
-        if (t.requires_grad()) params[n.layer] += t.numel();
-      flops[n.layer] += g.node_flops(i, shapes);
-    }
-    std::printf("%4s %14s %3s %11s %8s  %-12s %-40s %s\n", "", "from", "n", "params", "GFLOPs", "module", "arguments", "output");
-    for (const models::LayerSpec& l : model.config.layers) {
-      const Shape& out = shapes[g.layer_output[l.index]];
-      const std::string shape = out.empty() ? "detections" : std::to_string(out[1]) + "x" + std::to_string(out[2]) + "x" + std::to_string(out[3]);
-      std::printf("%4d %14s %3d %11s %8.3f  %-12s %-40s %s\n", l.index, from_text(l).c_str(), l.number,
-                  with_commas(params[l.index]).c_str(), flops[l.index] / 1e9, l.module.c_str(), args_text(l).c_str(), shape.c_str());
+  const std::vector<Shape> shapes = g.infer_shapes(size, size);
+  const size_t layers = g.layer_output.size();
+  std::vector<int64_t> params(layers, 0);
+  std::vector<double> flops(layers, 0.0);
+  std::vector<std::string> ops(layers);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const graph::Node& n = g.nodes[i];
+    if (n.layer < 0 || n.layer >= static_cast<int>(layers)) continue;
+    for (const auto& [local, t] : n.tensors)
+      if (t.requires_grad()) params[n.layer] += t.numel();
+    flops[n.layer] += g.node_flops(i, shapes);
+    ops[n.layer] += (ops[n.layer].empty() ? "" : "+") + std::string(graph::op_name(n.op));
+  }
+  auto output = [&](size_t layer) {
+    const Shape& out = shapes[g.layer_output[layer]];
+    return out.empty() ? std::string("detections") : std::to_string(out[1]) + "x" + std::to_string(out[2]) + "x" + std::to_string(out[3]);
+  };
+  const bool from_config = model.config && model.config->layers.size() == layers;
+  std::printf("%4s %14s %3s %11s %8s  %-12s %-40s %s\n", "", "from", "n", "params", "GFLOPs", "module", from_config ? "arguments" : "ops",
+              "output");
+  for (size_t i = 0; i < layers; ++i) {
+    if (from_config) {
+      const models::LayerSpec& l = model.config->layers[i];
+      std::printf("%4d %14s %3d %11s %8.3f  %-12s %-40s %s\n", l.index, from_text(l).c_str(), l.number, with_commas(params[i]).c_str(),
+                  flops[i] / 1e9, l.module.c_str(), args_text(l).c_str(), output(i).c_str());
+    } else {
+      std::printf("%4zu %14s %3s %11s %8.3f  %-12s %-40s %s\n", i, "", "", with_commas(params[i]).c_str(), flops[i] / 1e9, "",
+                  ops[i].c_str(), output(i).c_str());
     }
   }
-  std::printf("%s: %lld layers, %s parameters, %.2f GFLOPs at %lldx%lld (nc=%lld)\n", path.c_str(),
-              static_cast<long long>(layers), with_commas(g.parameter_count()).c_str(), gflops,
-              static_cast<long long>(size), static_cast<long long>(size), static_cast<long long>(model.config.nc));
+}
+
+// pdyolo info --weights FILE | --cfg FILE [--nc N] [--img-size S] [--verbose] [--groups] [--json]
+inline int run_info(int argc, char** argv) {
+  const Args args(argc, argv, 2, {"--weights", "--cfg", "--nc", "--img-size"}, {"--json", "--verbose", "--groups"});
+  const int64_t size = args.integer("--img-size", 640);
+  PDYOLO_CHECK(size > 0 && size % 32 == 0, "--img-size must be a positive multiple of 32, got ", size);
+  const auto [model, source] = model_from_args(args);
+  const graph::Graph& g = model.graph;
+  const double gflops = g.conv_flops(size) / 1e9;
+  const int64_t layers = static_cast<int64_t>(g.layer_output.size());
+  if (args.has("--verbose")) print_layers(model, size);
+  if (args.has("--groups")) std::printf("channel groups (what structured pruning removes together):\n%s",
+                                        graph::channel_groups(g).describe(g).c_str());
+  const std::string name = args.has("--weights") ? args.str("--weights") : args.str("--cfg");
+  std::printf("%s: %lld layers, %s parameters, %.2f GFLOPs at %lldx%lld (nc=%lld)\n", name.c_str(), static_cast<long long>(layers),
+              with_commas(g.parameter_count()).c_str(), gflops, static_cast<long long>(size), static_cast<long long>(size),
+              static_cast<long long>(model.nc()));
   if (args.has("--json"))
     std::printf("{\"layers\":%lld,\"params\":%lld,\"gflops\":%.4f}\n", static_cast<long long>(layers),
                 static_cast<long long>(g.parameter_count()), gflops);
   return 0;
 }
 
+// pdyolo convert --weights IN.pt|IN.safetensors [--cfg F] [--fuse] --out OUT.safetensors
+//                --cfg F [--nc N] [--seed S] [--fuse] --out OUT.safetensors       (random weights)
+inline int run_convert(int argc, char** argv) {
+  const Args args(argc, argv, 2, {"--weights", "--cfg", "--nc", "--seed", "--out"}, {"--fuse"});
+  const std::string out = args.required("--out");
+  PDYOLO_CHECK(models::detail::ends_with(out, ".safetensors"), "--out must name a .safetensors file, got '", out, "'");
+  auto [model, source] = model_from_args(args, std::nullopt, static_cast<uint64_t>(args.integer("--seed", 0)));
+  if (args.has("--fuse")) {
+    const graph::FuseReport r = graph::fuse(model.graph);
+    std::printf("fused %d conv+bn, %d RepConv, %d implicit pairs; chained %d SPP pools\n", r.batch_norms, r.repconvs, r.implicits, r.pools);
+  }
+  models::save_model(out, model);
+  std::printf("%s -> %s: %zu nodes, %s parameters, nc=%lld\n", source.c_str(), out.c_str(), model.graph.nodes.size(),
+              with_commas(model.graph.parameter_count()).c_str(), static_cast<long long>(model.nc()));
+  return 0;
+}
+
 // pdyolo forward --weights W.pt|W.safetensors [--cfg FILE] --input X.npy --out DIR [--fuse]
 inline int run_forward(int argc, char** argv) {
   const Args args(argc, argv, 2, {"--weights", "--cfg", "--input", "--out", "--nc"}, {"--fuse"});
-  models::LoadOptions options;
-  if (args.has("--cfg")) options.cfg = args.str("--cfg");
-  if (args.has("--nc")) options.nc = args.integer("--nc", 80);
-  models::YoloModel model = models::load_model(args.required("--weights"), options);
+  PDYOLO_CHECK(args.has("--weights"), "option --weights is required");
+  models::YoloModel model = model_from_args(args).model;
   const std::string input_path = args.required("--input"), out_dir = args.required("--out");
   Tensor input = io::load_npy(input_path);
-  PDYOLO_CHECK(input.dim() == 4 && input.shape()[1] == model.config.in_channels, input_path, ": expected an image batch [N, ",
-               model.config.in_channels, ", H, W], got ", shape_str(input.shape()));
+  PDYOLO_CHECK(input.dim() == 4 && input.shape()[1] == model.in_channels(), input_path, ": expected an image batch [N, ",
+               model.in_channels(), ", H, W], got ", shape_str(input.shape()));
   input = input.to(DType::f32);
   if (args.has("--fuse")) {
     const graph::FuseReport r = graph::fuse(model.graph);

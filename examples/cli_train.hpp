@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli_args.hpp"
+#include "cli_load.hpp"
 #include "pdyolo/train/trainer.hpp"
 
 namespace pdyolo::cli {
@@ -51,19 +52,10 @@ inline int run_train(int argc, char** argv) {
   const data::Dataset val_set = data::load_dataset(data_path, args.str("--split", "val"));
   train_set.report(std::cerr);
   const io::Value hyp = io::load_yaml(args.str("--hyp", "cfg/hyp/hyp.scratch.tiny.yaml"));
-  models::YoloModel model;
-  if (args.has("--weights")) {
-    models::LoadOptions lo;
-    if (args.has("--cfg")) lo.cfg = args.str("--cfg");
-    lo.nc = static_cast<int64_t>(train_set.names.size());
-    model = models::load_model(args.str("--weights"), lo);
-  } else {
-    model = models::build_yolo(models::load_model_config(args.required("--cfg"), static_cast<int64_t>(train_set.names.size())),
-                               {false, o.seed});
-  }
+  auto [model, source] = model_from_args(args, static_cast<int64_t>(train_set.names.size()), o.seed);
   model.names = train_set.names;
   std::printf("training %s: %lld images, %lld classes, %lld epochs, batch %lld, %lldx%lld, %d workers -> %s\n",
-              model.config.source.c_str(), static_cast<long long>(train_set.samples.size()), static_cast<long long>(train_set.names.size()),
+              source.c_str(), static_cast<long long>(train_set.samples.size()), static_cast<long long>(train_set.names.size()),
               static_cast<long long>(o.epochs), static_cast<long long>(o.batch_size), static_cast<long long>(o.img_size),
               static_cast<long long>(o.img_size), o.workers, o.out_dir.c_str());
   train::Trainer trainer(std::move(model), train_set, &val_set, hyp, o);

@@ -1,5 +1,6 @@
 // pdyolo — the command-line tool. Each pipeline stage is a subcommand:
-//   pdyolo info --cfg FILE [--nc N] [--img-size S] [--verbose] [--json]
+//   pdyolo info --weights W | --cfg FILE [--nc N] [--img-size S] [--verbose] [--groups] [--json]
+//   pdyolo convert --weights W | --cfg FILE [--nc N] [--seed S] [--fuse] --out OUT.safetensors
 //   pdyolo forward --weights W [--cfg FILE] --input X.npy --out DIR [--fuse]
 //   pdyolo detect --weights W --source IMG|DIR [--img-size 640] [--conf-thres 0.25] [--iou-thres 0.45] --out DIR
 //   pdyolo eval --weights W --data DATA [--split NAME] [--img-size 640] [--protocol coco|voc07|voc12] [--out DIR] [--json]
@@ -22,8 +23,11 @@ namespace {
 int usage(std::ostream& os, int code) {
   os << "usage: pdyolo <command> [options]\n\n"
         "commands:\n"
-        "  info     layers, parameters and GFLOPs of a model config\n"
-        "           --cfg FILE  [--nc N] [--img-size 640] [--verbose] [--json]\n"
+        "  info     layers, parameters, GFLOPs and channel groups of a model (any model file) or a config\n"
+        "           --weights W | --cfg FILE  [--nc N] [--img-size 640] [--verbose] [--groups] [--json]\n"
+        "  convert  write any model as a self-describing .safetensors (graph, names, config in its metadata);\n"
+        "           --cfg alone writes a randomly initialised model\n"
+        "           --weights W | --cfg FILE  [--nc N] [--seed 0] [--fuse] --out OUT.safetensors\n"
         "  forward  run a checkpoint (.pt or .safetensors) on an input .npy, write raw maps and decoded boxes\n"
         "           --weights W  [--cfg FILE] [--nc N] --input X.npy --out DIR [--fuse]\n"
         "  detect   annotate images with a model's detections; writes images and detections.json\n"
@@ -74,6 +78,7 @@ int main(int argc, char** argv) {
   try {
     if (command == "demo") return run_demo(argc, argv);
     if (command == "info") return pdyolo::cli::run_info(argc, argv);
+    if (command == "convert") return pdyolo::cli::run_convert(argc, argv);
     if (command == "eval") return pdyolo::cli::run_eval(argc, argv);
     if (command == "train") return pdyolo::cli::run_train(argc, argv);
     if (command == "detect") return pdyolo::cli::run_detect(argc, argv);

@@ -259,3 +259,127 @@ TEST_CASE("YOLOv3 (the reference's cfg/baseline/yolov3.yaml): sizes exactly the 
   CHECK(index_is_offset(*p4_reads[0], 256));
   CHECK(groups.groups.size() == groups.spaces.size() - (1 + 2 + 8 + 8 + 4));
 }
+
+namespace {
+
+// Zeroes batch norm γ and β of the group channels not in `keep` (through LeakyReLU they then output
+// exactly 0), so removing them must leave the model's outputs unchanged.
+void silence_channels(graph::Graph& g, const graph::ChannelGroup& group, const std::vector<int64_t>& keep) {
+  for (const graph::ChannelUse& u : group.uses) {
+    graph::Node& n = g.nodes[u.node];
+    if (n.op != graph::Op::batch_norm || (u.tensor != "weight" && u.tensor != "bias")) continue;
+    float* v = n.tensor(u.tensor).data<float>();
+    for (int64_t k = 0; k < static_cast<int64_t>(u.index.size()); ++k)
+      if (std::find(keep.begin(), keep.end(), k) == keep.end()) v[u.index[k]] = 0.0f;
+  }
+}
+
+std::vector<int64_t> every_but_thirds(int64_t n) {
+  std::vector<int64_t> keep;
+  for (int64_t k = 0; k < n; ++k)
+    if (k % 3) keep.push_back(k);
+  return keep;
+}
+
+Tensor decoded(graph::Graph& g, const Tensor& x) {
+  NoGradGuard no_grad;
+  g.eval();
+  return g.forward(x).decoded;
+}
+
+}  // namespace
+
+TEST_CASE("surgery: removing channels of a group leaves a consistent graph with the same outputs as silencing them") {
+  models::YoloModel m = build(kSource + "/cfg/training/yolov7-tiny.yaml", 3);
+  const Tensor x = Tensor::uniform({1, 3, 64, 64}, 0.0f, 1.0f);
+  const int64_t params = m.graph.parameter_count();
+  // model.2 (read by row 7 through the concat at offset 96) and model.7 (read by rows 8 and 9).
+  for (const char* name : {"model.2.conv", "model.7.conv"}) {
+    const graph::ChannelGroups groups = graph::channel_groups(m.graph);
+    const graph::ChannelGroup& group = group_of(groups, m.graph, name);
+    const std::vector<int64_t> keep = every_but_thirds(group.channels);
+    silence_channels(m.graph, group, keep);
+    const Tensor before = decoded(m.graph, x);
+    graph::keep_channels(m.graph, group, keep);
+    CHECK_NOTHROW(graph::validate(m.graph));
+    CHECK(test::max_rel_diff(decoded(m.graph, x), before) < 1e-5);
+  }
+  CHECK(m.graph.channels(node_named(m.graph, "model.2.conv")) == 21);  // 32 − ⌈32/3⌉
+  CHECK(m.graph.nodes[node_named(m.graph, "model.7.conv")].tensor("weight").shape() == Shape{42, 117, 1, 1});
+  CHECK(m.graph.parameter_count() < params);
+  // Fixed channels and bad lists are refused.
+  const graph::ChannelGroups groups = graph::channel_groups(m.graph);
+  CHECK(test::error_of([&] { graph::keep_channels(m.graph, group_of(groups, m.graph, "input"), {0}); }).find("fixed meaning") !=
+        std::string::npos);
+  CHECK(test::error_of([&] { graph::keep_channels(m.graph, group_of(groups, m.graph, "model.3.conv"), {2, 1}); }).find("out of order") !=
+        std::string::npos);
+}
+
+TEST_CASE("a model no config can express saves, reloads, clones and runs with identical outputs") {
+  models::YoloModel m = build(kSource + "/cfg/training/yolov7-tiny.yaml", 3);
+  m.names = {"x", "y", "z"};
+  for (const char* name : {"model.2.conv", "model.14.conv", "model.74.conv"}) {
+    const graph::ChannelGroups groups = graph::channel_groups(m.graph);
+    const graph::ChannelGroup& group = group_of(groups, m.graph, name);
+    graph::keep_channels(m.graph, group, every_but_thirds(group.channels));
+  }
+  const Tensor x = Tensor::uniform({2, 3, 64, 96}, 0.0f, 1.0f);
+  const Tensor expected = decoded(m.graph, x);
+  const std::string path = test::temp_path("pruned.safetensors");
+  models::save_model(path, m);
+  models::YoloModel back = models::load_model(path);  // no config needed: the graph is in the file
+  CHECK(back.names == m.names);
+  CHECK(back.nc() == 3);
+  CHECK(back.graph.channels(node_named(back.graph, "model.74.conv")) == 85);
+  CHECK(back.graph.parameter_count() == m.graph.parameter_count());
+  CHECK(test::max_rel_diff(decoded(back.graph, x), expected) == 0.0);
+  // The config it came from no longer describes it: rebuilding from it names the mismatch.
+  models::LoadOptions with_cfg;
+  with_cfg.cfg = kSource + "/cfg/training/yolov7-tiny.yaml";
+  with_cfg.nc = 3;
+  const std::string mismatch = test::error_of([&] { models::load_model(path, with_cfg); });
+  CHECK(mismatch.find(path + ": 'model.") != std::string::npos);
+  CHECK(mismatch.find("but the model expects") != std::string::npos);
+  // A clone is a deep copy: same outputs, and changing it leaves the original alone.
+  graph::Graph copy = back.graph.clone();
+  CHECK(test::max_rel_diff(decoded(copy, x), expected) == 0.0);
+  copy.nodes[node_named(copy, "model.0.conv")].tensor("weight").data<float>()[0] += 1.0f;
+  CHECK(test::max_rel_diff(decoded(back.graph, x), expected) == 0.0);
+  CHECK(copy.nodes[node_named(copy, "model.0.conv")].tensor("weight").requires_grad());
+  // Fused, it saves and reloads too (RepConv-free tiny: conv+bn and implicit folds).
+  graph::fuse(back.graph);
+  const Tensor fused = decoded(back.graph, x);
+  CHECK(test::max_rel_diff(fused, expected) < 1e-4);
+  models::save_model(path, back);
+  models::YoloModel fused_back = models::load_model(path);
+  CHECK(test::max_rel_diff(decoded(fused_back.graph, x), fused) == 0.0);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("a model file whose graph disagrees with its tensors is refused with the node and field named") {
+  models::YoloModel m = build(kSource + "/cfg/training/yolov7-tiny.yaml", 3);
+  const std::string path = test::temp_path("bad_graph.safetensors");
+  auto save_with = [&](const std::function<void(io::Value&)>& edit) {
+    io::Value graph_value = graph::graph_to_value(m.graph);
+    edit(graph_value);
+    auto metadata = models::model_metadata(m);
+    metadata["pdyolo.graph"] = io::to_json(graph_value);
+    io::save_safetensors(path, m.graph.state_dict(), metadata);
+    return test::error_of([&] { models::load_model(path); });
+  };
+  auto node = [](io::Value& root, size_t i) -> io::Value& { return root.find("nodes") ? const_cast<io::Value&>(*root.find("nodes")).items[i] : root; };
+  const size_t conv2 = static_cast<size_t>(node_named(m.graph, "model.2.conv"));
+  CHECK(save_with([&](io::Value& g) { node(g, conv2).set("channels", io::Value::make_int(31)); })
+            .find("node " + std::to_string(conv2) + " ('model.2.conv') says 31 channels but its tensors give 32") != std::string::npos);
+  CHECK(save_with([&](io::Value& g) { node(g, conv2).set("op", io::Value::make_string("deconv")); })
+            .find("('model.2.conv'): field 'op' 'deconv' is not an op pdyolo knows") != std::string::npos);
+  CHECK(save_with([&](io::Value& g) { node(g, conv2).set("inputs", io::Value::make_list({io::Value::make_int(99)})); })
+            .find("field 'inputs' must hold indices of earlier nodes") != std::string::npos);
+  CHECK(save_with([&](io::Value& g) { node(g, conv2).set("tensors", io::Value::make_list()); })
+            .find("tensor 'model.2.conv.weight' belongs to no node") != std::string::npos);
+  CHECK(save_with([&](io::Value& g) {
+          io::Value& attrs = const_cast<io::Value&>(*node(g, conv2).find("attrs"));
+          attrs.set("kernel", io::Value::make_int(3));
+        }).find("'model.2.conv' (conv): kernel 3 but the weight is 1x1") != std::string::npos);
+  std::remove(path.c_str());
+}

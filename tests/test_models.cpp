@@ -289,7 +289,7 @@ TEST_CASE("safetensors save/load keeps the config, names and outputs") {
   const std::string path = test::temp_path("tiny.safetensors");
   models::save_model(path, m);
   models::YoloModel back = models::load_model(path);
-  CHECK(back.config.nc == 5);
+  CHECK(back.nc() == 5);
   CHECK(back.names == m.names);
   m.graph.eval();
   back.graph.eval();
@@ -297,9 +297,12 @@ TEST_CASE("safetensors save/load keeps the config, names and outputs") {
   const Tensor x = Tensor::uniform({1, 3, 64, 64}, 0, 1, gen);
   NoGradGuard no_grad;
   CHECK(test::max_rel_diff(back.graph.forward(x).decoded, m.graph.forward(x).decoded) == 0.0);
-  // The same weights with a config for another class count: the error names the parameter and both shapes.
+  // Another class count cannot change a saved graph's head...
   models::LoadOptions other;
   other.nc = 20;
+  CHECK(test::error_of([&] { models::load_model(path, other); }).find("detects 5 classes; --nc 20 cannot change") != std::string::npos);
+  // ...and rebuilt from a config for 20 classes, the error names the parameter and both shapes.
+  other.cfg = cfg_path("training/yolov7-tiny.yaml");
   const std::string err = test::error_of([&] { models::load_model(path, other); });
   CHECK(err.find(path) != std::string::npos);
   CHECK(err.find("'model.77.im.0.implicit' has shape [1, 30, 1, 1] but the model expects [1, 75, 1, 1]") != std::string::npos);
@@ -357,7 +360,7 @@ TEST_CASE("parity with the reference implementation on the fixture checkpoint" *
     return test::skip("../shared is absent; the fixture checkpoint and reference outputs cannot be read");
   }
   models::YoloModel m = models::load_model(dir + "yolov7-tiny-coco128.pt");
-  CHECK(m.config.nc == 80);
+  CHECK(m.nc() == 80);
   CHECK(m.names.size() == 80);
   CHECK(m.graph.parameter_count() == 6228762);
   m.graph.eval();

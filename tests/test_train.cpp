@@ -4,6 +4,7 @@
 
 #include "pdyolo/models/weights.hpp"
 #include "pdyolo/train/loss.hpp"
+#include "pdyolo/graph/channels.hpp"
 #include "test_util.hpp"
 
 #include <set>
@@ -331,9 +332,32 @@ TEST_CASE("training writes results, plots and checkpoints; resuming gives exactl
   CHECK(lines == 1 + 3);
   // The checkpoint loads as a model (EMA weights; the training state is ignored).
   const models::YoloModel loaded = models::load_model(straight + "/last.safetensors");
-  CHECK(loaded.config.nc == 2);
+  CHECK(loaded.nc() == 2);
   CHECK(loaded.graph.state_dict().at("model.0.conv.weight").to_vector() == a.ema().state_dict().at("model.0.conv.weight").to_vector());
   for (const std::string& d : {root, straight, split}) std::filesystem::remove_all(d);
+}
+
+TEST_CASE("a pruned model (no config describes it) trains, and its checkpoint holds the pruned graph") {
+  const std::string root = test::temp_path("pruned_data"), out = test::temp_path("pruned_run");
+  const data::Dataset ds = synthetic_dataset(root);
+  models::YoloModel m = tiny_model();
+  const graph::ChannelGroups groups = graph::channel_groups(m.graph);
+  int conv2 = -1;
+  for (size_t s = 0; s < groups.spaces.size(); ++s)
+    if (m.graph.nodes[groups.spaces[s].node].name == "model.2.conv") {
+      conv2 = groups.spaces[s].node;
+      graph::keep_channels(m.graph, groups.groups[groups.group_of_space[s]], {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+    }
+  m.config.reset();
+  std::ostringstream log;
+  train::Trainer trainer(std::move(m), ds, &ds, tiny_hyp(), small_run(out, 1));
+  REQUIRE(trainer.run(log).size() == 1);
+  CHECK(trainer.graph().channels(conv2) == 16);
+  const models::YoloModel loaded = models::load_model(out + "/last.safetensors");
+  CHECK_FALSE(loaded.config.has_value());
+  CHECK(loaded.graph.channels(conv2) == 16);
+  CHECK(loaded.graph.state_dict().at("model.7.conv.weight").to_vector() == trainer.ema().state_dict().at("model.7.conv.weight").to_vector());
+  for (const std::string& d : {root, out}) std::filesystem::remove_all(d);
 }
 
 TEST_CASE("Adam/AdamW state resumes exactly; resuming with another optimizer is refused") {

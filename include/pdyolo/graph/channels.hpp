@@ -16,8 +16,10 @@
 // maps) cannot be pruned.
 #pragma once
 #include <algorithm>
+#include <map>
 #include <numeric>
 #include <sstream>
+#include <tuple>
 
 #include "pdyolo/graph/graph.hpp"
 
@@ -331,6 +333,64 @@ inline ChannelGroups channel_groups(const Graph& g) {
     }
   }
   return result;
+}
+
+// ---- surgery ------------------------------------------------------------------------------------
+
+namespace detail {
+// t with only `positions` kept along `axis` (f32; every channel-indexed tensor is).
+inline Tensor keep_along(const Tensor& t, int axis, const std::vector<int64_t>& positions) {
+  PDYOLO_CHECK(t.dtype() == DType::f32, "keep_channels: a channel-indexed tensor must be f32, got ", dtype_name(t.dtype()));
+  const Tensor src = contiguous_copy(t.detach());
+  Shape shape = src.shape();
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= shape[d];
+  for (int d = axis + 1; d < static_cast<int>(shape.size()); ++d) inner *= shape[d];
+  const int64_t extent = shape[axis];
+  shape[axis] = static_cast<int64_t>(positions.size());
+  Tensor out = Tensor::empty(shape);
+  const float* from = src.data<float>();
+  float* to = out.data<float>();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t p : positions) to = std::copy_n(from + (o * extent + p) * inner, inner, to);
+  if (t.requires_grad()) out.set_requires_grad();
+  return out;
+}
+}  // namespace detail
+
+// Keeps the group channels `keep` (ascending, at least one) of a prunable group and removes every
+// other channel of it from each tensor axis that indexes it. Channel counts follow from the tensors,
+// so the graph is consistent afterwards (validate() checks); other groups' positions may have moved,
+// so take channel_groups(g) afresh before the next removal.
+inline void keep_channels(Graph& g, const ChannelGroup& group, const std::vector<int64_t>& keep) {
+  PDYOLO_CHECK(group.prunable, "keep_channels: the group holds channels with a fixed meaning (image or detection maps)");
+  PDYOLO_CHECK(!keep.empty(), "keep_channels: at least one channel must stay");
+  std::vector<bool> kept(static_cast<size_t>(group.channels), false);
+  for (size_t i = 0; i < keep.size(); ++i) {
+    PDYOLO_CHECK(keep[i] >= 0 && keep[i] < group.channels && (i == 0 || keep[i] > keep[i - 1]), "keep_channels: channel ", keep[i],
+                 " is out of order or outside the group's ", group.channels);
+    kept[static_cast<size_t>(keep[i])] = true;
+  }
+  // Positions to drop, per tensor axis (an axis may carry several uses: repeated reads).
+  std::map<std::tuple<int, std::string, int>, std::vector<bool>> dropped;
+  for (const ChannelUse& u : group.uses) {
+    const Tensor& t = g.nodes[u.node].tensor(u.tensor);
+    auto& drop = dropped.try_emplace({u.node, u.tensor, u.axis}, static_cast<size_t>(t.shape()[u.axis]), false).first->second;
+    for (size_t k = 0; k < u.index.size(); ++k)
+      if (!kept[k] && u.index[k] >= 0) drop[static_cast<size_t>(u.index[k])] = true;
+  }
+  for (const auto& [where, drop] : dropped) {
+    const auto& [node, tensor, axis] = where;
+    std::vector<int64_t> positions;
+    for (size_t p = 0; p < drop.size(); ++p)
+      if (!drop[p]) positions.push_back(static_cast<int64_t>(p));
+    Tensor& t = g.nodes[node].tensor(tensor);
+    t = detail::keep_along(t, axis, positions);
+  }
+  for (const ChannelUse& u : group.uses) {  // a depthwise conv keeps one group per channel
+    Node& n = g.nodes[u.node];
+    if (n.op == Op::conv && n.get<ConvAttrs>().groups > 1) n.get<ConvAttrs>().groups = n.tensor("weight").shape()[0];
+  }
 }
 
 }  // namespace pdyolo::graph

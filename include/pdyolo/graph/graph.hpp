@@ -168,6 +168,19 @@ class Graph {
     nn::load_named_tensors(state_dict(), values, strict, source);
   }
 
+  // A deep copy: the same nodes with their tensors copied (parameters stay parameters). What an
+  // EMA or a teacher copy is made from: no config is needed, so a pruned graph copies as well.
+  Graph clone() const {
+    Graph copy = *this;
+    for (Node& n : copy.nodes)
+      for (auto& [local, t] : n.tensors) {
+        const bool parameter = t.requires_grad();
+        t = t.detach().clone();
+        if (parameter) t.set_requires_grad();
+      }
+    return copy;
+  }
+
   void train(bool on = true) { training_ = on; }
   void eval() { train(false); }
   bool is_training() const { return training_; }

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <optional>
 
-#include "pdyolo/graph/graph.hpp"
+#include "pdyolo/graph/channels.hpp"
 #include "pdyolo/models/config.hpp"
 #include "pdyolo/nn/layers.hpp"
 
@@ -16,10 +16,20 @@ struct BuildOptions {
   uint64_t seed = 0;            // initial weights
 };
 
+// A detection model: its graph (which alone describes it), its class names, and the config it was
+// built from while one still describes it (a pruned model has none).
 struct YoloModel {
-  ModelConfig config;
   graph::Graph graph;
-  std::vector<std::string> names;  // class names (empty when unknown)
+  std::vector<std::string> names;   // class names (empty when unknown)
+  std::optional<ModelConfig> config;
+
+  const graph::DetectAttrs& detect() const {
+    const int d = graph.detect_node();
+    PDYOLO_CHECK(d >= 0, "the model has no detect node");
+    return graph.nodes[d].get<graph::DetectAttrs>();
+  }
+  int64_t nc() const { return detect().nc; }
+  int64_t in_channels() const { return graph.channels(0); }
 };
 
 namespace detail {
@@ -354,7 +364,9 @@ class YoloBuilder {
 }  // namespace detail
 
 inline YoloModel build_yolo(const ModelConfig& cfg, const BuildOptions& options = BuildOptions()) {
-  return YoloModel{cfg, detail::YoloBuilder(cfg, options).build(), {}};
+  YoloModel model{detail::YoloBuilder(cfg, options).build(), {}, cfg};
+  graph::validate(model.graph);
+  return model;
 }
 
 }  // namespace pdyolo::models

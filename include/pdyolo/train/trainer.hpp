@@ -166,9 +166,8 @@ class Trainer {
 
   // The EMA weights as a model of their own (what checkpoints hold and evaluation uses).
   models::YoloModel ema_model_copy() const {
-    models::YoloModel copy = models::build_yolo(model_.config, {models::detail::has_reparam(model_.graph.state_dict()), 0});
+    models::YoloModel copy{model_.graph.clone(), model_.names, model_.config};
     copy.graph.load_state_dict(ema_.state_dict());
-    copy.names = model_.names;
     return copy;
   }
 
@@ -176,19 +175,15 @@ class Trainer {
     std::map<std::string, Tensor> tensors = ema_.state_dict();  // inference weights under their own names
     for (const auto& [name, t] : model_.graph.state_dict()) tensors["train.model." + name] = t;
     std::map<std::string, std::string> metadata = optimizer_state(tensors);
-    io::Value names = io::Value::make_list();
-    for (const std::string& n : model_.names) names.items.push_back(io::Value::make_string(n));
     std::ostringstream fitness;
     fitness.precision(17);
     fitness << best_fitness_;
-    metadata.insert({{"pdyolo.config", io::to_json(model_.config.raw)},
-                     {"pdyolo.names", io::to_json(names)},
-                     {"pdyolo.epoch", std::to_string(epoch)},
+    metadata.merge(models::model_metadata(model_));  // graph, names, config: the file is a model file too
+    metadata.insert({{"pdyolo.epoch", std::to_string(epoch)},
                      {"pdyolo.iteration", std::to_string(iteration_)},
                      {"pdyolo.ema_updates", std::to_string(ema_.updates())},
                      {"pdyolo.best_fitness", fitness.str()},
-                     {"pdyolo.history", history_csv_},
-                     {"format", "pt"}});
+                     {"pdyolo.history", history_csv_}});
     io::save_safetensors(path, tensors, metadata);
   }
 

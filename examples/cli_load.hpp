@@ -1,0 +1,30 @@
+// The one way the commands get a model: --weights FILE (any model file: pdyolo's safetensors, an
+// official .pt, a checkpoint; --cfg then rebuilds a plain state dict's model), or --cfg FILE alone
+// for a randomly initialised model (seeded).
+#pragma once
+#include <optional>
+#include <string>
+
+#include "cli_args.hpp"
+#include "pdyolo/models/weights.hpp"
+
+namespace pdyolo::cli {
+
+struct LoadedModel {
+  models::YoloModel model;
+  std::string source;  // what it came from, for messages: "FILE" or "CFG (random weights)"
+};
+
+inline LoadedModel model_from_args(const Args& args, std::optional<int64_t> nc = std::nullopt, uint64_t seed = 0) {
+  if (!nc && args.has("--nc")) nc = args.integer("--nc", 80);
+  if (args.has("--weights")) {
+    models::LoadOptions options;
+    if (args.has("--cfg")) options.cfg = args.str("--cfg");
+    options.nc = nc;
+    return {models::load_model(args.str("--weights"), options), args.str("--weights")};
+  }
+  PDYOLO_CHECK(args.has("--cfg"), "pass a model: --weights FILE (.safetensors or .pt) or --cfg FILE (random weights)");
+  return {models::build_yolo(models::load_model_config(args.str("--cfg"), nc), {false, seed}), args.str("--cfg") + " (random weights)"};
+}
+
+}  // namespace pdyolo::cli

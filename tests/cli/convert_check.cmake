@@ -1,0 +1,21 @@
+# `pdyolo convert` and `pdyolo info --weights`: a config becomes a seeded random model file, which
+# info reads with no config (same sizes as the config), and which converts again, fused.
+#   cmake -DPDYOLO=... -DSOURCE_DIR=... -DOUT=... -P convert_check.cmake
+file(REMOVE_RECURSE ${OUT})
+file(MAKE_DIRECTORY ${OUT})
+function(run expect)
+  execute_process(COMMAND ${PDYOLO} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message("${out}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pdyolo ${ARGN} failed (${rc}): ${err}")
+  endif()
+  if(NOT out MATCHES "${expect}")
+    message(FATAL_ERROR "pdyolo ${ARGN}: output does not match ${expect}")
+  endif()
+endfunction()
+set(cfg ${SOURCE_DIR}/cfg/training/yolov7-tiny.yaml)
+run("nc=3" convert --cfg ${cfg} --nc 3 --seed 7 --out ${OUT}/tiny.safetensors)
+run("\"params\":6020400,\"gflops\":13.0384" info --cfg ${cfg} --nc 3 --json)
+run("\"params\":6020400,\"gflops\":13.0384" info --weights ${OUT}/tiny.safetensors --json)
+run("fused [0-9]+ conv\\+bn" convert --weights ${OUT}/tiny.safetensors --fuse --out ${OUT}/tiny-fused.safetensors)
+run("group 0: 3 ch \\(fixed\\): input" info --weights ${OUT}/tiny-fused.safetensors --groups --verbose)
