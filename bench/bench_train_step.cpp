@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   for (int64_t step = 0; step < warmup + steps; ++step) {
     if (profile && step == warmup) op_times = std::make_unique<OpProfile>();
     const auto t0 = std::chrono::steady_clock::now();
-    const graph::DetectOutput out = model.graph.forward(images);
+    const graph::DetectOutput out = graph::forward(model.graph, images);
     Tensor loss;
     {
       const OpTimer timer("forward", "(synthetic loss)");

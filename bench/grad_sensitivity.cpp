@@ -32,7 +32,7 @@ Differences run_once(const std::string& dir, const Tensor& images, const Tensor&
                      const io::Value& expected, bool ota) {
   models::YoloModel m = models::load_model(dir + "yolov7-tiny-coco128.pt");
   m.graph.train();
-  const graph::DetectOutput out = m.graph.forward(images);
+  const graph::DetectOutput out = graph::forward(m.graph, images);
   const train::DetectHead head = train::detect_head(m.graph);
   const train::LossHyp h = train::LossHyp::from_hyp(hyp, 3, head.nc, 320);
   const train::LossResult r = ota ? train::compute_loss_ota(out.raw, targets, head, h, 320) : train::compute_loss(out.raw, targets, head, h);

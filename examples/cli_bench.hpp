@@ -11,7 +11,7 @@
 #include "cli_args.hpp"
 #include "cli_load.hpp"
 #include "pdyolo/graph/fuse.hpp"
-#include "pdyolo/infer/engine.hpp"
+#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/weights.hpp"
 
 namespace pdyolo::cli {
@@ -28,14 +28,14 @@ inline double quantile(const std::vector<double>& sorted, double p) {
   return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * static_cast<double>(sorted.size())))];
 }
 
-inline void print_profile(const std::vector<infer::StepProfile>& steps, int runs, double total_ms) {
+inline void print_profile(const std::vector<graph::StepProfile>& steps, int runs, double total_ms) {
   std::map<std::string, std::pair<double, double>> by_op;  // op → (ms, GFLOP)
   for (const auto& s : steps) by_op[s.op].first += s.seconds * 1e3 / runs, by_op[s.op].second += s.gflop;
   std::printf("\ntime per op (ms per run, share, GFLOP/s):\n");
   for (const auto& [op, v] : by_op)
     std::printf("  %-10s %8.2f  %5.1f%%  %s\n", op.c_str(), v.first, 100.0 * v.first / total_ms,
                 v.second > 0 ? std::to_string(static_cast<int>(v.second / (v.first / 1e3))).c_str() : "");
-  std::vector<infer::StepProfile> sorted = steps;
+  std::vector<graph::StepProfile> sorted = steps;
   std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
   std::printf("\nslowest steps (ms per run, share, GFLOP, GFLOP/s):\n");
   for (size_t i = 0; i < std::min<size_t>(15, sorted.size()); ++i) {
@@ -63,10 +63,10 @@ inline int run_bench(int argc, char** argv) {
   NoGradGuard no_grad;
   Generator gen(0);
   const Tensor images = Tensor::uniform({batch, model.in_channels(), size, size}, 0.0f, 1.0f, gen);
-  infer::Engine engine(model.graph);
+  graph::Executor engine(model.graph);
   auto run_once = [&] {
     if (executor == "planned") engine.run(images);
-    else model.graph.forward(images);
+    else graph::forward(model.graph, images);
   };
   for (int i = 0; i < warmup; ++i) run_once();
   engine.set_profiling(args.has("--profile"));

@@ -7,7 +7,7 @@
 #include "cli_args.hpp"
 #include "cli_load.hpp"
 #include "pdyolo/graph/channels.hpp"
-#include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/io/npy.hpp"
 #include "pdyolo/models/weights.hpp"
 
@@ -130,7 +130,9 @@ inline int run_forward(int argc, char** argv) {
   }
   model.graph.eval();
   NoGradGuard no_grad;
-  const graph::DetectOutput out = model.graph.forward(input);
+  // Fused: the planned executor a deployment runs; unfused: the autograd forward of training.
+  const graph::DetectOutput out = args.has("--fuse") ? graph::Executor(model.graph).run(input, /*raw*/ true)
+                                                     : graph::forward(model.graph, input);
   std::filesystem::create_directories(out_dir);
   for (size_t level = 0; level < out.raw.size(); ++level)
     io::save_npy(out_dir + "/raw_p" + std::to_string(level + 3) + ".npy", out.raw[level]);

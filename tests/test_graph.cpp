@@ -180,10 +180,10 @@ head: []
   // Bottlenecks run and fuse like every other block.
   m.graph.eval();
   const Tensor x = Tensor::uniform({1, 3, 64, 64}, 0.0f, 1.0f);
-  const Tensor before = m.graph.forward(x).decoded;
+  const Tensor before = graph::forward(m.graph, x).decoded;
   graph::fuse(m.graph);
   CHECK_NOTHROW(graph::validate(m.graph));
-  CHECK(test::max_rel_diff(m.graph.forward(x).decoded, before) < 1e-5);
+  CHECK(test::max_rel_diff(graph::forward(m.graph, x).decoded, before) < 1e-5);
 }
 
 TEST_CASE("validate() names the node and both numbers of a channel mismatch") {
@@ -284,7 +284,7 @@ std::vector<int64_t> every_but_thirds(int64_t n) {
 Tensor decoded(graph::Graph& g, const Tensor& x) {
   NoGradGuard no_grad;
   g.eval();
-  return g.forward(x).decoded;
+  return graph::forward(g, x).decoded;
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 #include "test_main.hpp"
 
 #include "pdyolo/graph/fuse.hpp"
-#include "pdyolo/infer/engine.hpp"
+#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/weights.hpp"
 #include "test_util.hpp"
 
@@ -243,32 +243,32 @@ TEST_CASE("the planned executor gives the graph's detections on yolov7-tiny, reu
   Generator gen(5);
   const Tensor images = Tensor::uniform({2, 3, 96, 64}, 0.0f, 1.0f, gen);
   NoGradGuard no_grad;
-  const Tensor expected = m.graph.forward(images).decoded;
-  infer::Engine engine(m.graph);
-  const Tensor first = engine.run(images);
+  const Tensor expected = graph::forward(m.graph, images).decoded;
+  graph::Executor engine(m.graph);
+  const Tensor first = engine.run(images).decoded;
   check_same_detections(first, expected);
   // Buffers whose lifetimes do not overlap share memory; the values would need much more.
   CHECK(engine.arena_bytes() > 0);
   CHECK(engine.arena_bytes() < engine.unplanned_bytes() / 2);
   MESSAGE("arena ", engine.arena_bytes(), " bytes vs ", engine.unplanned_bytes(), " unplanned");
   // A second run on the same plan gives the same result; another shape and batch replans.
-  CHECK(engine.run(images).to_vector() == first.to_vector());
+  CHECK(engine.run(images).decoded.to_vector() == first.to_vector());
   // The output's storage is reused by the next run once nothing holds it or a view of it.
   const float* released = nullptr;
   {
-    const Tensor second = engine.run(images);
+    const Tensor second = engine.run(images).decoded;
     CHECK(second.data<float>() != first.data<float>());  // `first` is still held
     released = second.data<float>();
   }
-  const Tensor third = engine.run(images);
+  const Tensor third = engine.run(images).decoded;
   CHECK(third.data<float>() == released);
   const Tensor view = third.narrow(0, 1, 1);
   const std::vector<float> view_before = view.to_vector();
-  CHECK(engine.run(images).data<float>() != third.data<float>());  // a view of `third` is held
+  CHECK(engine.run(images).decoded.data<float>() != third.data<float>());  // a view of `third` is held
   CHECK(view.to_vector() == view_before);
   CHECK(first.to_vector() == third.to_vector());
   const Tensor one = images.narrow(0, 1, 1);
-  check_same_detections(engine.run(one), m.graph.forward(one).decoded);
+  check_same_detections(engine.run(one).decoded, graph::forward(m.graph, one).decoded);
 }
 
 TEST_CASE("the planned executor gives the graph's detections on yolov7 (SiLU, RepConv and implicit layers fused)") {
@@ -276,7 +276,7 @@ TEST_CASE("the planned executor gives the graph's detections on yolov7 (SiLU, Re
   Generator gen(6);
   const Tensor images = Tensor::uniform({1, 3, 64, 64}, 0.0f, 1.0f, gen);
   NoGradGuard no_grad;
-  check_same_detections(infer::Engine(m.graph).run(images), m.graph.forward(images).decoded);
+  check_same_detections(graph::Executor(m.graph).run(images).decoded, graph::forward(m.graph, images).decoded);
 }
 
 TEST_CASE("the planned executor reproduces the reference's decoded boxes for the fixture checkpoint" * doctest::test_suite("requires_shared")) {
@@ -288,17 +288,17 @@ TEST_CASE("the planned executor reproduces the reference's decoded boxes for the
   models::YoloModel m = models::load_model(dir + "yolov7-tiny-coco128.pt");
   graph::fuse(m.graph);
   m.graph.eval();
-  const Tensor decoded = infer::Engine(m.graph).run(io::load_npy(dir + "input_320.npy").to(DType::f32));
+  const Tensor decoded = graph::Executor(m.graph).run(io::load_npy(dir + "input_320.npy").to(DType::f32)).decoded;
   check_same_detections(decoded, io::load_npy(dir + "decoded_320.npy"));
 }
 
 TEST_CASE("the executor refuses a graph that is not fused, naming the node") {
   const models::YoloModel m =
       models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 3));
-  const std::string err = test::error_of([&] { infer::Engine engine(m.graph); });
+  const std::string err = test::error_of([&] { graph::Executor engine(m.graph); });
   CHECK(err.find("'model.0.bn' (batch_norm) is not fused; run graph::fuse") != std::string::npos);
   models::YoloModel fused = fused_model("training/yolov7-tiny.yaml", 3, 1);
-  infer::Engine engine(fused.graph);
+  graph::Executor engine(fused.graph);
   CHECK(test::error_of([&] { engine.run(Tensor::zeros({1, 4, 64, 64})); }).find("the model takes 3 channels") != std::string::npos);
 }
 

@@ -42,9 +42,9 @@ double fused_difference(models::YoloModel& m, int64_t h, int64_t w) {
   Generator gen(8);
   const Tensor x = Tensor::uniform({1, 3, h, w}, 0, 1, gen);
   NoGradGuard no_grad;
-  const graph::DetectOutput before = m.graph.forward(x);
+  const graph::DetectOutput before = graph::forward(m.graph, x);
   graph::fuse(m.graph);
-  const graph::DetectOutput after = m.graph.forward(x);
+  const graph::DetectOutput after = graph::forward(m.graph, x);
   double worst = test::max_rel_diff(after.decoded, before.decoded);
   for (size_t l = 0; l < before.raw.size(); ++l) worst = std::max(worst, test::max_rel_diff(after.raw[l], before.raw[l]));
   return worst;
@@ -270,7 +270,7 @@ TEST_CASE("a fused training model runs as the official deploy config (Detect, no
   Tensor expected;
   {
     OpProfile profile;  // the forward pass times each node by its op
-    expected = train.graph.forward(x).decoded;
+    expected = graph::forward(train.graph, x).decoded;
     CHECK(profile.entries().at("forward conv").calls == 58);  // yolov7-tiny's conv layers
     CHECK(profile.entries().at("forward concat").calls == 14);
   }
@@ -279,7 +279,7 @@ TEST_CASE("a fused training model runs as the official deploy config (Detect, no
   graph::fold_batch_norms(deploy.graph);  // deploy checkpoints hold fused convs with biases
   deploy.graph.load_state_dict(train.graph.state_dict());
   deploy.graph.eval();
-  CHECK(test::max_rel_diff(deploy.graph.forward(x).decoded, expected) < 1e-4);
+  CHECK(test::max_rel_diff(graph::forward(deploy.graph, x).decoded, expected) < 1e-4);
 }
 
 TEST_CASE("safetensors save/load keeps the config, names and outputs") {
@@ -296,7 +296,7 @@ TEST_CASE("safetensors save/load keeps the config, names and outputs") {
   Generator gen(1);
   const Tensor x = Tensor::uniform({1, 3, 64, 64}, 0, 1, gen);
   NoGradGuard no_grad;
-  CHECK(test::max_rel_diff(back.graph.forward(x).decoded, m.graph.forward(x).decoded) == 0.0);
+  CHECK(test::max_rel_diff(graph::forward(back.graph, x).decoded, graph::forward(m.graph, x).decoded) == 0.0);
   // Another class count cannot change a saved graph's head...
   models::LoadOptions other;
   other.nc = 20;
@@ -370,7 +370,7 @@ TEST_CASE("parity with the reference implementation on the fixture checkpoint" *
     CAPTURE(fused);
     if (fused) graph::fuse(m.graph);
     NoGradGuard no_grad;
-    const graph::DetectOutput out = m.graph.forward(x);
+    const graph::DetectOutput out = graph::forward(m.graph, x);
     for (int l = 0; l < 3; ++l) {
       const Tensor ref = io::load_npy(dir + raw_files[l]);
       CHECK(out.raw[l].shape() == ref.shape());
@@ -392,7 +392,7 @@ TEST_CASE("training mode returns the raw maps and backpropagates to every parame
   models::YoloModel m = models::build_yolo(models::load_model_config(cfg_path("training/yolov7-tiny.yaml"), 3));
   m.graph.train();
   Generator gen(10);
-  const graph::DetectOutput out = m.graph.forward(Tensor::uniform({2, 3, 64, 64}, 0, 1, gen));
+  const graph::DetectOutput out = graph::forward(m.graph, Tensor::uniform({2, 3, 64, 64}, 0, 1, gen));
   CHECK_FALSE(out.decoded.defined());
   REQUIRE(out.raw.size() == 3);
   CHECK(out.raw[0].shape() == Shape{2, 3, 8, 8, 8});

@@ -127,7 +127,7 @@ TEST_CASE("parity with the reference's ComputeLoss and ComputeLossOTA on the fix
     const io::Value& expected = *ref.find(ota ? "ComputeLossOTA" : "ComputeLoss");
     models::YoloModel m = models::load_model(dir + "yolov7-tiny-coco128.pt");
     m.graph.train();
-    const graph::DetectOutput out = m.graph.forward(images);
+    const graph::DetectOutput out = graph::forward(m.graph, images);
     const train::DetectHead head = train::detect_head(m.graph);
     const train::LossHyp h = train::LossHyp::from_hyp(hyp, 3, head.nc, 320);
     const train::LossResult r = ota ? train::compute_loss_ota(out.raw, targets, head, h, 320) : train::compute_loss(out.raw, targets, head, h);

@@ -1,12 +1,12 @@
 // Evaluating a detector on a dataset as the reference figures were made: each image letterboxed
-// square to img_size (the reference letterbox, INTER_LINEAR from the original), a batch forward in
-// eval mode, NMS as the test script calls it, predictions mapped back to original pixels and
+// square to img_size (the reference letterbox, INTER_LINEAR from the original), a batch through the
+// fused model's planned executor, NMS as the test script calls it, predictions mapped back to original pixels and
 // matched against the annotations there. Images that cannot be read are reported and skipped.
 #pragma once
 #include "pdyolo/core/progress.hpp"
 #include "pdyolo/data/image_io.hpp"
 #include "pdyolo/eval/metrics.hpp"
-#include "pdyolo/graph/graph.hpp"
+#include "pdyolo/graph/executor.hpp"
 
 namespace pdyolo::eval {
 
@@ -35,11 +35,16 @@ inline void unletterbox(std::vector<Detection>& dets, const data::LetterboxInfo&
   }
 }
 
-inline EvalRun evaluate(graph::Graph& model, const data::Dataset& ds, const EvalOptions& o) {
+// Runs the planned executor (graph/executor.hpp) — what `pdyolo bench` times and a deployment
+// runs — on a fused copy of the model, so the mAP is that of the deployed path.
+inline EvalRun evaluate(const graph::Graph& model, const data::Dataset& ds, const EvalOptions& o) {
   PDYOLO_CHECK(o.img_size > 0 && o.img_size % 32 == 0, "evaluate: img_size must be a positive multiple of 32, got ", o.img_size);
   PDYOLO_CHECK(o.batch_size > 0, "evaluate: batch_size must be positive");
-  model.eval();
   NoGradGuard no_grad;
+  graph::Graph fused = model.clone();
+  graph::fuse(fused);
+  fused.eval();
+  graph::Executor executor(fused);
   EvalRun run;
   Evaluator evaluator(o.protocol);
   const int64_t n = static_cast<int64_t>(ds.samples.size());
@@ -70,7 +75,7 @@ inline EvalRun evaluate(graph::Graph& model, const data::Dataset& ds, const Eval
       index.push_back(i);
     }
     if (!batch.empty()) {
-      const graph::DetectOutput out = model.forward(data::images_to_tensor(batch));
+      const graph::DetectOutput out = executor.run(data::images_to_tensor(batch));
       std::vector<std::vector<Detection>> dets = non_max_suppression(out.decoded, o.nms);
       for (size_t b = 0; b < index.size(); ++b) {
         const int64_t i = index[b];

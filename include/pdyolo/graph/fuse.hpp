@@ -4,8 +4,14 @@
 //   fold_implicit     ImplicitA → conv → ImplicitM ⇒ conv (IDetect becomes Detect)
 //   chain_pools       SPP's k×k max-pools of one input ⇒ each the 5×5 pool of the one before
 // fuse() runs all four and drops the bypassed nodes.
+//
+// And the one run-time peephole fusion both executors (graph/executor.hpp) plan their steps with:
+//   plan_steps        producer → activation ⇒ one step, the activation applied as the producer's
+//                     epilogue (batch norm in training, conv in planned inference)
 #pragma once
 #include <cmath>
+#include <functional>
+#include <map>
 
 #include "pdyolo/graph/graph.hpp"
 
@@ -270,6 +276,42 @@ inline int chain_pools(Graph& g) {
     ++chained;
   }
   return chained;
+}
+
+// ---- run-time fusion: the steps the executors run ----------------------------------------------
+
+// A tap sees a node's output and returns the value the graph goes on with: the same tensor to
+// observe it (distillation features, calibration statistics) or a replacement of the same shape
+// (fake quantization). A tapped node always runs as its own step, so its output exists.
+using TapFn = std::function<Tensor(const Tensor&)>;
+using Taps = std::map<int, TapFn>;  // node index → its tap
+
+struct Step {
+  int node = -1;        // the node this step runs
+  int activation = -1;  // an activation node applied as the step's epilogue (−1: none)
+  int output() const { return activation >= 0 ? activation : node; }  // the node whose value it produces
+};
+
+// One step per node (the input excepted), except that an activation whose input is read by nothing
+// else and is a `producer` op is merged into that node's step. Taps on the producer prevent it.
+inline std::vector<Step> plan_steps(const Graph& g, Op producer, const Taps* taps = nullptr) {
+  const std::vector<int> users = detail::user_counts(g);
+  std::vector<int> merged_into(g.nodes.size(), -1);  // producer → the step index it is merged into
+  std::vector<Step> steps;
+  for (int i = 1; i < static_cast<int>(g.nodes.size()); ++i) {
+    const Node& n = g.nodes[i];
+    if (n.op == Op::activation) {
+      const int source = n.inputs[0];
+      const bool tapped = taps && taps->count(source);
+      if (g.nodes[source].op == producer && users[source] == 1 && !tapped && merged_into[source] >= 0) {
+        steps[merged_into[source]].activation = i;
+        continue;
+      }
+    }
+    merged_into[i] = static_cast<int>(steps.size());
+    steps.push_back({i, -1});
+  }
+  return steps;
 }
 
 struct FuseReport {

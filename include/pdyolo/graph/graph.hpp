@@ -185,40 +185,7 @@ class Graph {
   void eval() { train(false); }
   bool is_training() const { return training_; }
 
-  // ---- execution --------------------------------------------------------------------------------
-  // x [N, C, H, W] → the detect node's outputs. Intermediate results are released as soon as their
-  // last consumer has run (autograd keeps what backward needs).
-  DetectOutput forward(const Tensor& x) const {
-    PDYOLO_CHECK(!nodes.empty() && nodes[0].op == Op::input, "graph: no input node");
-    const int detect = detect_node();
-    PDYOLO_CHECK(detect >= 0, "graph: no detect node");
-    std::vector<int> last_use(nodes.size(), -1), uses(nodes.size(), 0);
-    for (int i = 0; i < static_cast<int>(nodes.size()); ++i)
-      for (int in : nodes[i].inputs) last_use[in] = i, ++uses[in];
-    std::vector<Tensor> values(nodes.size());
-    values[0] = x;
-    DetectOutput result;
-    for (int i = 1; i < static_cast<int>(nodes.size()); ++i) {
-      const Node& node = nodes[i];
-      std::vector<Tensor> in;
-      for (int j : node.inputs) in.push_back(values[j]);
-      const bool fused_into_input = node.op == Op::activation && nodes[node.inputs[0]].op == Op::batch_norm &&
-                                    uses[node.inputs[0]] == 1;
-      const OpTimer timer("forward", op_name(node.op));
-      if (node.op == Op::detect) {
-        result = run_detect(node, in);
-      } else if (fused_into_input) {
-        values[i] = in[0];  // the batch norm before it already applied this activation
-      } else if (node.op == Op::batch_norm && uses[i] == 1 && nodes[last_use[i]].op == Op::activation) {
-        values[i] = run_batch_norm(node, in[0], nodes[last_use[i]].get<ActivationAttrs>());
-      } else {
-        values[i] = run_node(node, in);
-      }
-      for (int j : node.inputs)
-        if (last_use[j] == i) values[j] = Tensor();
-    }
-    return result;
-  }
+  // Running the graph: graph::forward and graph::Executor (graph/executor.hpp).
 
   // Output shape of every node for a [1, C, size, size] input (no data is computed).
   std::vector<Shape> infer_shapes(int64_t height, int64_t width) const {
@@ -277,77 +244,6 @@ class Graph {
   }
 
  private:
-  // Batch norm with the activation that follows it applied in the same pass.
-  Tensor run_batch_norm(const Node& n, const Tensor& x, const ActivationAttrs& act) const {
-    const auto& b = n.get<BatchNormAttrs>();
-    if (training_ && n.has_tensor("num_batches_tracked")) n.tensor("num_batches_tracked").data<int64_t>()[0] += 1;
-    return batch_norm_act2d(x, n.tensor("weight"), n.tensor("bias"), n.tensor("running_mean"), n.tensor("running_var"),
-                            BatchNormParams{training_, b.momentum, b.eps}, {act.kind, act.slope});
-  }
-
-  Tensor run_node(const Node& node, const std::vector<Tensor>& in) const {
-    switch (node.op) {
-      case Op::conv: {
-        const auto& c = node.get<ConvAttrs>();
-        const Tensor bias = node.has_tensor("bias") ? node.tensor("bias") : Tensor();
-        return conv2d(in[0], node.tensor("weight"), bias,
-                      Conv2dParams().stride(c.stride).padding(c.padding).with_groups(c.groups));
-      }
-      case Op::batch_norm: return run_batch_norm(node, in[0], ActivationAttrs{Activation::identity});
-      case Op::activation: {
-        const auto& a = node.get<ActivationAttrs>();
-        return activation(in[0], {a.kind, a.slope});
-      }
-      case Op::add: {
-        Tensor sum_of = in[0];
-        for (size_t j = 1; j < in.size(); ++j) sum_of = sum_of + in[j];
-        return sum_of;
-      }
-      case Op::concat: return concat(in, 1);
-      case Op::max_pool: {
-        const auto& p = node.get<PoolAttrs>();
-        return max_pool2d(in[0], {p.kernel, p.stride, p.padding});
-      }
-      case Op::upsample: return upsample_nearest(in[0], node.get<UpsampleAttrs>().scale);
-      case Op::implicit_add: return in[0] + node.tensor("implicit");
-      case Op::implicit_mul: return in[0] * node.tensor("implicit");
-      default: throw_error("graph: node '", node.name, "' (", op_name(node.op), ") cannot run here");
-    }
-  }
-
-  // Reshapes each level's map [N, na·no, H, W] to [N, na, H, W, no]; in eval mode also decodes the
-  // boxes (kernels/detect_decode.hpp) into [N, Σ na·H·W, no].
-  DetectOutput run_detect(const Node& node, const std::vector<Tensor>& in) const {
-    const auto& d = node.get<DetectAttrs>();
-    const int64_t no = d.outputs_per_anchor();
-    DetectOutput out;
-    int64_t rows = 0;
-    for (size_t level = 0; level < in.size(); ++level) {
-      const Tensor& x = in[level];
-      const int64_t n = x.shape()[0], h = x.shape()[2], w = x.shape()[3];
-      PDYOLO_CHECK(x.shape()[1] == d.na * no, "detect: level ", level, " has ", x.shape()[1], " channels, expected ",
-                   d.na * no);
-      out.raw.push_back(x.reshape({n, d.na, no, h, w}).permute({0, 1, 3, 4, 2}).contiguous());
-      rows += d.na * h * w;
-    }
-    if (training_) return out;
-    NoGradGuard no_grad;
-    const Tensor anchor_grid = contiguous_copy(node.tensor("anchor_grid").to(DType::f32));  // [nl, 1, na, 1, 1, 2] pixels
-    const int64_t n = in[0].shape()[0];
-    out.decoded = Tensor::empty({n, rows, no});
-    int64_t first_row = 0;
-    for (size_t level = 0; level < in.size(); ++level) {
-      const Tensor map = in[level].is_contiguous() ? in[level] : contiguous_copy(in[level]);
-      const int64_t h = map.shape()[2], w = map.shape()[3];
-      for (int64_t image = 0; image < n; ++image)
-        kernels::decode_yolo_level(map.data<float>() + image * d.na * no * h * w, d.na, no, h, w, d.strides[level],
-                                   anchor_grid.data<float>() + static_cast<int64_t>(level) * d.na * 2,
-                                   out.decoded.data<float>() + (image * rows + first_row) * no);
-      first_row += d.na * h * w;
-    }
-    return out;
-  }
-
   bool training_ = true;
 };
 

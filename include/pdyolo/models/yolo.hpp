@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "pdyolo/graph/channels.hpp"
+#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/config.hpp"
 #include "pdyolo/nn/layers.hpp"
 

@@ -111,7 +111,7 @@ class Trainer {
       int64_t batches = 0, images = 0;
       while (loader.next(batch)) {
         const int64_t accumulate = schedule(optimizer_, recipe_, iteration_, warmup, lf, o_.batch_size);
-        const graph::DetectOutput out = model_.graph.forward(batch.images);
+        const graph::DetectOutput out = graph::forward(model_.graph, batch.images);
         const LossResult loss = use_ota_ ? compute_loss_ota(out.raw, batch.targets, head_, loss_hyp_, o_.img_size)
                                          : compute_loss(out.raw, batch.targets, head_, loss_hyp_);
         const float value = loss.loss.item();

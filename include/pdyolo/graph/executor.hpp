@@ -1,0 +1,518 @@
+// Running a graph. Both modes run the same step list (plan_steps in graph/fuse.hpp), honour the
+// same taps, report to the same profiler (core/op_profile.hpp: "forward <op>" per step) and take
+// their shapes and FLOPs from the graph (infer_shapes, node_flops):
+//
+//   graph::forward    autograd mode: Tensors and autograd ops, for training (gradients) and for any
+//                     graph, fused or not. An activation after a batch norm is its epilogue.
+//   graph::Executor   planned mode: inference without autograd, tensors or allocations in steady
+//                     state, on a fused graph (graph::fuse). What `pdyolo eval`, `detect` and `bench`
+//                     run. An activation after a convolution is its epilogue.
+//
+// Planned mode, per input shape:
+//   plan     in place: a concat's inputs are written by their producers straight into its channel
+//            slices; buffers: every value lives in one arena, and buffers whose lifetimes do not
+//            overlap share memory (greedy placement, largest first)
+//   run      the steps in order on raw pointers; weights were packed for the GEMM at the first
+//            plan (and transformed for Winograd F(2×2, 3×3) in 3×3 stride-1 layers on AVX-512)
+// Layout: NCHW. Image n of a value starts at arena + offset + n · image_stride, and holds its
+// [C, H, W] block contiguously (a value written into a concat slice has the concat's image stride).
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/kernels/cpu/conv2d.hpp"
+#include "pdyolo/kernels/cpu/pool.hpp"
+#include "pdyolo/kernels/detect_decode.hpp"
+
+namespace pdyolo::graph {
+
+struct RunOptions {
+  const Taps* taps = nullptr;  // node → tap (see graph/fuse.hpp)
+  bool raw = true;             // return the raw maps [N, na, H, W, no] (pre-sigmoid: a teacher's logits)
+  bool decode = true;          // in eval mode, return the decoded boxes [N, Σ na·H·W, no]
+};
+
+namespace detail {
+
+// Reshapes each level's map [N, na·no, H, W] to [N, na, H, W, no] (autograd: gradients flow).
+inline std::vector<Tensor> raw_maps(const DetectAttrs& d, const std::vector<Tensor>& levels) {
+  std::vector<Tensor> raw;
+  const int64_t no = d.outputs_per_anchor();
+  for (size_t level = 0; level < levels.size(); ++level) {
+    const Tensor& x = levels[level];
+    const int64_t n = x.shape()[0], h = x.shape()[2], w = x.shape()[3];
+    PDYOLO_CHECK(x.shape()[1] == d.na * no, "detect: level ", level, " has ", x.shape()[1], " channels, expected ", d.na * no);
+    raw.push_back(x.reshape({n, d.na, no, h, w}).permute({0, 1, 3, 4, 2}).contiguous());
+  }
+  return raw;
+}
+
+// Decodes the levels' maps [N, na·no, H, W] (contiguous f32 per image) into out [N, rows, no]:
+// image i of level l at image(l, i). The boxes are x, y, w, h in input pixels, then sigmoid scores.
+template <class ImageOf>
+void decode_levels(const Node& detect, const Tensor& anchor_grid, const std::vector<std::pair<int64_t, int64_t>>& sizes, int64_t n,
+                   const ImageOf& image, float* out) {
+  const auto& d = detect.get<DetectAttrs>();
+  const int64_t no = d.outputs_per_anchor();
+  int64_t rows = 0;
+  for (const auto& [h, w] : sizes) rows += d.na * h * w;
+  int64_t first_row = 0;
+  for (size_t level = 0; level < sizes.size(); ++level) {
+    const auto [h, w] = sizes[level];
+    for (int64_t i = 0; i < n; ++i)
+      kernels::decode_yolo_level(image(level, i), d.na, no, h, w, d.strides[level],
+                                 anchor_grid.data<float>() + static_cast<int64_t>(level) * d.na * 2, out + (i * rows + first_row) * no);
+    first_row += d.na * h * w;
+  }
+}
+
+// One step in autograd mode: the node's op on its inputs, with the merged activation (if any).
+inline Tensor run_autograd_step(const Graph& g, const Step& step, const std::vector<Tensor>& in) {
+  const Node& node = g.nodes[step.node];
+  switch (node.op) {
+    case Op::conv: {
+      const auto& c = node.get<ConvAttrs>();
+      const Tensor bias = node.has_tensor("bias") ? node.tensor("bias") : Tensor();
+      return conv2d(in[0], node.tensor("weight"), bias, Conv2dParams().stride(c.stride).padding(c.padding).with_groups(c.groups));
+    }
+    case Op::batch_norm: {
+      const auto& b = node.get<BatchNormAttrs>();
+      const ActivationAttrs act = step.activation >= 0 ? g.nodes[step.activation].get<ActivationAttrs>() : ActivationAttrs{Activation::identity};
+      if (g.is_training() && node.has_tensor("num_batches_tracked")) node.tensor("num_batches_tracked").data<int64_t>()[0] += 1;
+      return batch_norm_act2d(in[0], node.tensor("weight"), node.tensor("bias"), node.tensor("running_mean"), node.tensor("running_var"),
+                              BatchNormParams{g.is_training(), b.momentum, b.eps}, {act.kind, act.slope});
+    }
+    case Op::activation: {
+      const auto& a = node.get<ActivationAttrs>();
+      return activation(in[0], {a.kind, a.slope});
+    }
+    case Op::add: {
+      Tensor sum_of = in[0];
+      for (size_t j = 1; j < in.size(); ++j) sum_of = sum_of + in[j];
+      return sum_of;
+    }
+    case Op::concat: return concat(in, 1);
+    case Op::max_pool: {
+      const auto& p = node.get<PoolAttrs>();
+      return max_pool2d(in[0], {p.kernel, p.stride, p.padding});
+    }
+    case Op::upsample: return upsample_nearest(in[0], node.get<UpsampleAttrs>().scale);
+    case Op::implicit_add: return in[0] + node.tensor("implicit");
+    case Op::implicit_mul: return in[0] * node.tensor("implicit");
+    default: throw_error("graph: node '", node.name, "' (", op_name(node.op), ") cannot run here");
+  }
+}
+
+}  // namespace detail
+
+// Autograd mode: x [N, C, H, W] → the detect node's outputs: the raw maps, and in eval mode the
+// decoded boxes. Intermediate results are released as soon as their last reader has run (autograd
+// keeps what backward needs).
+inline DetectOutput forward(const Graph& g, const Tensor& x, const RunOptions& options = RunOptions()) {
+  PDYOLO_CHECK(!g.nodes.empty() && g.nodes[0].op == Op::input, "graph: no input node");
+  PDYOLO_CHECK(g.detect_node() >= 0, "graph: no detect node");
+  const std::vector<Step> steps = plan_steps(g, Op::batch_norm, options.taps);
+  std::vector<int> last_read(g.nodes.size(), -1);  // node → the last step reading it
+  for (int s = 0; s < static_cast<int>(steps.size()); ++s)
+    for (int in : g.nodes[steps[s].node].inputs) last_read[in] = s;
+  std::vector<Tensor> values(g.nodes.size());
+  values[0] = x;
+  if (options.taps && options.taps->count(0)) values[0] = options.taps->at(0)(x);
+  DetectOutput result;
+  for (int s = 0; s < static_cast<int>(steps.size()); ++s) {
+    const Step& step = steps[s];
+    const Node& node = g.nodes[step.node];
+    std::vector<Tensor> in;
+    for (int j : node.inputs) in.push_back(values[j]);
+    const OpTimer timer("forward", op_name(node.op));
+    if (node.op == Op::detect) {
+      result.raw = detail::raw_maps(node.get<DetectAttrs>(), in);
+      if (!g.is_training() && options.decode) {
+        NoGradGuard no_grad;
+        const Tensor anchor_grid = contiguous_copy(node.tensor("anchor_grid").to(DType::f32));  // [nl, 1, na, 1, 1, 2] pixels
+        std::vector<Tensor> maps;
+        std::vector<std::pair<int64_t, int64_t>> sizes;
+        int64_t rows = 0;
+        for (const Tensor& level : in) {
+          maps.push_back(level.is_contiguous() ? level : contiguous_copy(level));
+          sizes.emplace_back(level.shape()[2], level.shape()[3]);
+          rows += node.get<DetectAttrs>().na * level.shape()[2] * level.shape()[3];
+        }
+        const int64_t n = x.shape()[0], no = node.get<DetectAttrs>().outputs_per_anchor();
+        result.decoded = Tensor::empty({n, rows, no});
+        detail::decode_levels(node, anchor_grid, sizes, n,
+                              [&](size_t level, int64_t i) { return maps[level].data<float>() + i * maps[level].numel() / n; },
+                              result.decoded.data<float>());
+      }
+      if (!options.raw) result.raw.clear();
+    } else {
+      Tensor& out = values[step.output()];
+      out = detail::run_autograd_step(g, step, in);
+      if (options.taps && options.taps->count(step.output())) out = options.taps->at(step.output())(out);
+    }
+    for (int j : node.inputs)
+      if (last_read[j] == s) values[j] = Tensor();
+  }
+  return result;
+}
+
+// Time spent in one step over the runs profiled (Executor::set_profiling).
+struct StepProfile {
+  std::string name;   // node name, e.g. "model.3.conv"
+  std::string op;     // conv, max_pool, concat, ...
+  double gflop = 0;   // Graph::node_flops per run, in GFLOP
+  double seconds = 0; // summed over the profiled runs
+};
+
+// Planned mode (see the top of this file).
+class Executor {
+ public:
+  // g must be fused (no batch norm or implicit node) and end in a detect node. The executor keeps a
+  // reference to g, so g must outlive it; weights are packed on the first run. Nodes with taps keep
+  // their outputs as steps of their own.
+  explicit Executor(const Graph& g, Taps taps = {}) : graph_(g), taps_(std::move(taps)) {
+    PDYOLO_CHECK(!g.nodes.empty() && g.nodes[0].op == Op::input, "executor: the graph has no input node");
+    PDYOLO_CHECK(g.detect_node() >= 0, "executor: the graph has no detect node");
+    for (const Node& n : g.nodes)
+      PDYOLO_CHECK(n.op != Op::batch_norm && n.op != Op::implicit_add && n.op != Op::implicit_mul, "executor: node '", n.name, "' (",
+                   op_name(n.op), ") is not fused; run graph::fuse on the model first");
+    build_steps();
+  }
+
+  // images [N, C, H, W] (H, W multiples of the largest stride) → the raw maps [N, na, H, W, no] and
+  // the decoded boxes [N, Σ na·h·w, no], each when asked for, as graph::forward gives them in eval mode.
+  DetectOutput run(const Tensor& images, bool raw = false, bool decode = true) {
+    PDYOLO_CHECK(images.dtype() == DType::f32 && images.dim() == 4, "executor: expected f32 images [N, C, H, W], got ",
+                 shape_str(images.shape()));
+    PDYOLO_CHECK(images.shape()[1] == graph_.channels(0), "executor: the model takes ", graph_.channels(0), " channels, the images have ",
+                 images.shape()[1]);
+    Tensor x = images.is_contiguous() ? images : contiguous_copy(images);
+    if (taps_.count(0)) x = contiguous_copy(taps_.at(0)(x));
+    plan(x.shape()[0], x.shape()[2], x.shape()[3]);
+    input_ = x.data<float>();
+    DetectOutput out;
+    if (decode) out.decoded = output_tensor();
+    output_ = decode ? out.decoded.data<float>() : nullptr;
+    for (size_t s = 0; s < steps_.size(); ++s) {
+      const auto start = std::chrono::steady_clock::now();
+      {
+        const OpTimer timer("forward", op_name(graph_.nodes[steps_[s].node].op));
+        run_step(steps_[s]);
+      }
+      if (taps_.count(steps_[s].output)) apply_tap(steps_[s].output);
+      if (profiling_) profile_[s].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    if (raw) out.raw = raw_maps();
+    input_ = nullptr;
+    return out;
+  }
+
+  // Bytes of the activation arena planned for the last input shape.
+  int64_t arena_bytes() const { return static_cast<int64_t>(arena_.size() * sizeof(float)); }
+  // Bytes the values would take if none shared memory (what the planning saves is the difference).
+  int64_t unplanned_bytes() const { return unplanned_floats_ * static_cast<int64_t>(sizeof(float)); }
+
+  void set_profiling(bool on) { profiling_ = on; }
+  const std::vector<StepProfile>& profile() const { return profile_; }
+
+ private:
+  // Where a value lives: buffer `buffer` at channel offset `channel0` (in channels of the buffer).
+  struct Value {
+    int buffer = -1;
+    int64_t channel0 = 0;
+    int64_t channels = 0, h = 0, w = 0;
+    bool in_concat = false;  // written by its producer into a concat's slice
+  };
+  struct Buffer {
+    int64_t channels = 0, h = 0, w = 0;
+    int first = 0, last = 0;  // steps during which it must hold its data
+    int64_t offset = 0;       // floats into the arena
+  };
+  struct PlannedStep {
+    int node = -1;                      // the graph node (for a conv with its activation merged: the conv)
+    std::vector<int> inputs;            // value ids (= the nodes whose values they are)
+    int output = -1;                    // value id
+    kernels::ActivationFn act;          // convolutions: the merged activation
+    kernels::Conv2dGeometry geometry;   // convolutions (batch 1)
+    kernels::cpu::PackedConvWeights weights;
+    Tensor bias;                        // convolutions with a bias, contiguous
+    std::vector<bool> written_in_place; // concat: input j was written into the slice by its producer
+    std::vector<int64_t> channel0;      // concat: the channel where input j's slice starts
+  };
+
+  void build_steps() {
+    const std::vector<Node>& nodes = graph_.nodes;
+    value_of_.assign(nodes.size(), -1);
+    value_of_[0] = 0;
+    for (const Step& s : plan_steps(graph_, Op::conv, &taps_)) {
+      PlannedStep step;
+      step.node = s.node;
+      for (int in : nodes[s.node].inputs) step.inputs.push_back(value_of_[in]);
+      step.output = s.output();
+      if (s.activation >= 0) {
+        const auto& a = nodes[s.activation].get<ActivationAttrs>();
+        step.act = {a.kind, a.slope};
+      }
+      value_of_[s.node] = value_of_[s.output()] = s.output();
+      steps_.push_back(std::move(step));
+    }
+    profile_.clear();
+    for (const PlannedStep& s : steps_) profile_.push_back({nodes[s.node].name, op_name(nodes[s.node].op), 0.0, 0.0});
+  }
+
+  // Shapes, in-place concats, lifetimes and arena offsets for a batch of n images of h × w.
+  void plan(int64_t n, int64_t h, int64_t w) {
+    if (n == batch_ && h == height_ && w == width_) return;
+    const std::vector<Node>& nodes = graph_.nodes;
+    const std::vector<Shape> shapes = graph_.infer_shapes(h, w);
+    values_.assign(nodes.size(), Value{});
+    buffers_.clear();
+    auto own_buffer = [&](int v, int step) {
+      values_[v].buffer = static_cast<int>(buffers_.size());
+      buffers_.push_back({values_[v].channels, values_[v].h, values_[v].w, step, step, 0});
+    };
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (value_of_[i] == static_cast<int>(i) && !shapes[i].empty()) values_[i] = {-1, 0, shapes[i][1], shapes[i][2], shapes[i][3], false};
+    // Each value gets a buffer; a concat's inputs that nothing else claimed are placed in its slices.
+    std::vector<int> step_of(nodes.size(), -1);
+    for (int s = 0; s < static_cast<int>(steps_.size()); ++s) step_of[steps_[s].output] = s;
+    for (int s = 0; s < static_cast<int>(steps_.size()); ++s) {
+      PlannedStep& step = steps_[s];
+      const Op op = nodes[step.node].op;
+      if (op == Op::detect) continue;
+      own_buffer(step.output, s);
+      if (op != Op::concat) continue;
+      step.written_in_place.assign(step.inputs.size(), false);
+      step.channel0.assign(step.inputs.size(), 0);
+      int64_t channel0 = 0;
+      for (size_t j = 0; j < step.inputs.size(); ++j) {
+        step.channel0[j] = channel0;
+        const int v = step.inputs[j];
+        const bool repeated = std::count(step.inputs.begin(), step.inputs.end(), v) > 1;
+        const bool movable = v != 0 && !values_[v].in_concat && nodes[steps_[step_of[v]].node].op != Op::concat && !repeated;
+        if (movable) {
+          // Its own buffer (created at its step, unused by anything else so far) is dropped.
+          buffers_[values_[v].buffer].channels = 0;
+          values_[v].buffer = values_[step.output].buffer;
+          values_[v].channel0 = channel0;
+          values_[v].in_concat = true;
+          Buffer& b = buffers_[values_[v].buffer];
+          b.first = std::min(b.first, step_of[v]);
+          step.written_in_place[j] = true;
+        }
+        channel0 += values_[v].channels;
+      }
+    }
+    // Lifetimes: a buffer lives until the last step that reads any value in it (the detect head's
+    // inputs are read by the last step: the raw maps are copied out after it, before the next run).
+    for (int s = 0; s < static_cast<int>(steps_.size()); ++s)
+      for (int v : steps_[s].inputs)
+        if (v != 0) buffers_[values_[v].buffer].last = std::max(buffers_[values_[v].buffer].last, s);
+    place_buffers(n);
+    batch_ = n, height_ = h, width_ = w;
+    prepare_steps(shapes);
+  }
+
+  // Greedy placement: largest buffers first, each at the lowest offset clear of every placed buffer
+  // whose lifetime overlaps its own.
+  void place_buffers(int64_t n) {
+    auto size_of = [n](const Buffer& b) { return (b.channels * b.h * b.w * n + 15) / 16 * 16; };
+    std::vector<int> order;
+    unplanned_floats_ = 0;
+    for (int b = 0; b < static_cast<int>(buffers_.size()); ++b)
+      if (buffers_[b].channels > 0) order.push_back(b), unplanned_floats_ += size_of(buffers_[b]);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return size_of(buffers_[a]) > size_of(buffers_[b]); });
+    std::vector<int> placed;
+    int64_t total = 0;
+    for (int b : order) {
+      Buffer& buf = buffers_[b];
+      std::vector<std::pair<int64_t, int64_t>> taken;  // [begin, end) of overlapping lifetimes
+      for (int p : placed)
+        if (buffers_[p].first <= buf.last && buf.first <= buffers_[p].last)
+          taken.push_back({buffers_[p].offset, buffers_[p].offset + size_of(buffers_[p])});
+      std::sort(taken.begin(), taken.end());
+      int64_t offset = 0;
+      for (const auto& [begin, end] : taken) {
+        if (offset + size_of(buf) <= begin) break;
+        offset = std::max(offset, end);
+      }
+      buf.offset = offset;
+      total = std::max(total, offset + size_of(buf));
+      placed.push_back(b);
+    }
+    arena_.assign(static_cast<size_t>(total), 0.0f);
+  }
+
+  // Per-shape step data: conv geometries (weights are packed on the first plan), detect layout.
+  void prepare_steps(const std::vector<Shape>& shapes) {
+    detect_rows_ = 0;
+    for (size_t s = 0; s < steps_.size(); ++s) {
+      PlannedStep& step = steps_[s];
+      const Node& n = graph_.nodes[step.node];
+      if (n.op == Op::conv) {
+        const auto& c = n.get<ConvAttrs>();
+        const Value& in = values_[step.inputs[0]];
+        kernels::Conv2dGeometry& g = step.geometry;
+        g = kernels::Conv2dGeometry{1, Graph::conv_in_channels(n), in.h, in.w, graph_.channels(step.node), c.kernel, c.kernel,
+                                    shapes[step.node][2], shapes[step.node][3], c.stride, c.stride, c.padding, c.padding, 1, 1, c.groups};
+        if (!step.weights.packed_for(kernels::cpu::gemm_isa())) {
+          const Tensor weight = contiguous_copy(n.tensor("weight").detach());
+          kernels::cpu::pack_conv_weights_with_winograd(g, weight.data<float>(), step.weights);
+          if (n.has_tensor("bias")) step.bias = contiguous_copy(n.tensor("bias").detach());
+        }
+      } else if (n.op == Op::detect) {
+        const auto& d = n.get<DetectAttrs>();
+        detect_no_ = d.outputs_per_anchor();
+        for (int v : step.inputs) detect_rows_ += d.na * values_[v].h * values_[v].w;
+        anchors_ = contiguous_copy(n.tensor("anchor_grid").to(DType::f32));
+      }
+      profile_[s].gflop = graph_.node_flops(static_cast<size_t>(step.node), shapes) / 1e9;
+    }
+  }
+
+  // The tensor the next run decodes into: the previous run's, when nothing else holds it or a view
+  // of it any more, so steady-state runs allocate nothing. (A fresh 8.6 MB block per run for
+  // yolov7-tiny at 640² went to a new place in the heap depending on what came before, and
+  // raised peak RSS by 8 MB or not.)
+  Tensor output_tensor() {
+    const Shape shape{batch_, detect_rows_, detect_no_};
+    const bool reusable = last_output_.defined() && last_output_.impl_ptr().use_count() == 1 &&
+                          last_output_.impl()->storage.use_count() == 1 && last_output_.shape() == shape;
+    if (!reusable) last_output_ = Tensor::empty(shape);
+    return last_output_;
+  }
+
+  // Image `image` of value v.
+  float* at(int v, int64_t image) {
+    const Value& val = values_[v];
+    if (v == 0) return const_cast<float*>(input_) + image * val.channels * val.h * val.w;
+    const Buffer& b = buffers_[val.buffer];
+    return arena_.data() + b.offset + image * b.channels * b.h * b.w + val.channel0 * val.h * val.w;
+  }
+
+  // Value v as a tensor [N, C, H, W] (a copy out of the arena).
+  Tensor value_tensor(int v) {
+    const Value& val = values_[v];
+    Tensor t = Tensor::empty({batch_, val.channels, val.h, val.w});
+    const int64_t count = val.channels * val.h * val.w;
+    for (int64_t i = 0; i < batch_; ++i) std::memcpy(t.data<float>() + i * count, at(v, i), count * sizeof(float));
+    return t;
+  }
+
+  // Hands value v to its tap and writes back what the tap returns.
+  void apply_tap(int v) {
+    const Tensor value = value_tensor(v);
+    const Tensor result = taps_.at(v)(value);
+    if (result.impl_ptr() == value.impl_ptr()) return;  // observed, not replaced
+    PDYOLO_CHECK(result.shape() == value.shape(), "executor: the tap of node '", graph_.nodes[v].name, "' returned ",
+                 shape_str(result.shape()), " for a value of ", shape_str(value.shape()));
+    const Tensor replacement = contiguous_copy(result.detach().to(DType::f32));
+    const int64_t count = values_[v].channels * values_[v].h * values_[v].w;
+    for (int64_t i = 0; i < batch_; ++i) std::memcpy(at(v, i), replacement.data<float>() + i * count, count * sizeof(float));
+  }
+
+  // The detect head's inputs as raw maps [N, na, H, W, no].
+  std::vector<Tensor> raw_maps() {
+    const PlannedStep& detect = steps_.back();
+    PDYOLO_CHECK(graph_.nodes[detect.node].op == Op::detect, "executor: the detect node must be the last");
+    const auto& d = graph_.nodes[detect.node].get<DetectAttrs>();
+    std::vector<Tensor> levels;
+    for (int v : detect.inputs) levels.push_back(value_tensor(v));
+    NoGradGuard no_grad;
+    return detail::raw_maps(d, levels);
+  }
+
+  void run_step(const PlannedStep& step) {
+    const Node& n = graph_.nodes[step.node];
+    const Value& out = values_[step.output];
+    switch (n.op) {
+      case Op::conv: {
+        const float* bias = step.bias.defined() ? step.bias.data<float>() : nullptr;
+        for (int64_t i = 0; i < batch_; ++i)
+          kernels::cpu::conv2d_image(step.geometry, step.weights, at(step.inputs[0], i), bias, step.act, at(step.output, i));
+        return;
+      }
+      case Op::max_pool: {
+        const auto& p = n.get<PoolAttrs>();
+        const Value& in = values_[step.inputs[0]];
+        const kernels::Pool2dGeometry g{in.channels, in.h, in.w, out.h, out.w, p.kernel, p.kernel, p.stride, p.stride, p.padding, p.padding};
+        for (int64_t i = 0; i < batch_; ++i) kernels::cpu::max_pool2d_inference(g, at(step.inputs[0], i), at(step.output, i));
+        return;
+      }
+      case Op::upsample: {
+        const Value& in = values_[step.inputs[0]];
+        for (int64_t i = 0; i < batch_; ++i)
+          kernels::cpu::upsample_nearest_forward(in.channels, in.h, in.w, n.get<UpsampleAttrs>().scale, at(step.inputs[0], i),
+                                                 at(step.output, i));
+        return;
+      }
+      case Op::concat: {
+        for (size_t j = 0; j < step.inputs.size(); ++j) {
+          if (step.written_in_place[j]) continue;
+          const int v = step.inputs[j];
+          const int64_t count = values_[v].channels * values_[v].h * values_[v].w;
+          for (int64_t i = 0; i < batch_; ++i)
+            std::memcpy(at(step.output, i) + step.channel0[j] * out.h * out.w, at(v, i), count * sizeof(float));
+        }
+        return;
+      }
+      case Op::activation: {
+        const auto& a = n.get<ActivationAttrs>();
+        map_images(step, [&](const float* const* in, float* y, int64_t count) {
+          kernels::with_activation({a.kind, a.slope}, [&](auto f, auto) {
+            for (int64_t k = 0; k < count; ++k) y[k] = f(in[0][k]);
+          });
+        });
+        return;
+      }
+      case Op::add: {
+        map_images(step, [&](const float* const* in, float* y, int64_t count) {
+          for (int64_t k = 0; k < count; ++k) y[k] = in[0][k] + in[1][k];
+          for (size_t j = 2; j < step.inputs.size(); ++j)
+            for (int64_t k = 0; k < count; ++k) y[k] += in[j][k];
+        });
+        return;
+      }
+      case Op::detect: {
+        if (!output_) return;
+        std::vector<std::pair<int64_t, int64_t>> sizes;
+        for (int v : step.inputs) sizes.emplace_back(values_[v].h, values_[v].w);
+        detail::decode_levels(n, anchors_, sizes, batch_, [&](size_t level, int64_t i) { return at(step.inputs[level], i); }, output_);
+        return;
+      }
+      default: throw_error("executor: node '", n.name, "' (", op_name(n.op), ") cannot run in planned mode");
+    }
+  }
+
+  // fn(inputs, output, count) per image over an elementwise step (all inputs share the output's shape).
+  template <class Fn>
+  void map_images(const PlannedStep& step, const Fn& fn) {
+    const Value& out = values_[step.output];
+    std::vector<const float*> in(step.inputs.size());
+    for (int64_t i = 0; i < batch_; ++i) {
+      for (size_t j = 0; j < in.size(); ++j) in[j] = at(step.inputs[j], i);
+      fn(in.data(), at(step.output, i), out.channels * out.h * out.w);
+    }
+  }
+
+  const Graph& graph_;
+  Taps taps_;
+  std::vector<PlannedStep> steps_;
+  std::vector<int> value_of_;  // node → the value holding its output (a conv with a merged activation → the activation's)
+  std::vector<Value> values_;
+  std::vector<Buffer> buffers_;
+  AlignedVector<float> arena_;  // on a cache line: the kernels load and store whole lines
+  std::vector<StepProfile> profile_;
+  Tensor anchors_;
+  int64_t batch_ = -1, height_ = -1, width_ = -1, detect_rows_ = 0, detect_no_ = 0, unplanned_floats_ = 0;
+  const float* input_ = nullptr;
+  float* output_ = nullptr;
+  Tensor last_output_;  // see output_tensor
+  bool profiling_ = false;
+};
+
+}  // namespace pdyolo::graph
