@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # pdyolo vs ONNX Runtime on the same model, in the same run: rounds of `pdyolo bench` and
-# ../shared/tools/ort_bench.js interleaved (the machines are shared and noisy, so only same-run
-# ratios mean anything), then the latency ratio ours/ORT per round and its median.
+# ../shared/tools/ort_bench.py interleaved (the machines are shared and noisy, so only same-run
+# ratios mean anything), then the latency ratio ours/ORT per round and its median. BASELINE=BINARY
+# times another pdyolo build in the same rounds (ratio baseline/ORT too).
 #   bench/ort_compare.sh PDYOLO_BINARY MODEL.onnx [ROUNDS] -- PDYOLO_BENCH_ARGS...
 # e.g. the fixture checkpoint and its ONNX export (../shared/fixtures/yolov7-tiny-coco128):
 #   bench/ort_compare.sh build-bench/pdyolo ../shared/fixtures/yolov7-tiny-coco128/yolov7-tiny-coco128-640.onnx 3 \
 #     -- --weights ../shared/fixtures/yolov7-tiny-coco128/yolov7-tiny-coco128.pt
-# ONNX Runtime is the npm package onnxruntime-node, installed on first use (with --ignore-scripts:
-# its install script fetches GPU files) under $ORT_DIR (default build-bench/ort) — bench tooling
-# only, never a dependency of the library. Environment: THREADS (2), SIZE (640), RUNS (50).
+# ONNX Runtime is the PyPI package onnxruntime, installed on first use (pip) — bench tooling only,
+# never a dependency of the library. Environment: THREADS (2), SIZE (640), RUNS (50), PYTHON (python3).
 set -euo pipefail
 usage="usage: ort_compare.sh PDYOLO_BINARY MODEL.onnx [ROUNDS] -- PDYOLO_BENCH_ARGS..."
 pdyolo=${1:?$usage}
@@ -20,24 +20,28 @@ if [[ $# -gt 0 && $1 != -- ]]; then rounds=$1; shift; fi
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$here/../shared}
 threads=${THREADS:-2} size=${SIZE:-640} runs=${RUNS:-50}
-ort_dir=${ORT_DIR:-$here/build-bench/ort}
+python=${PYTHON:-python3}
 [[ -f $onnx ]] || { echo "ort_compare: no ONNX model at $onnx" >&2; exit 2; }
-if [[ ! -d $ort_dir/node_modules/onnxruntime-node ]]; then
-  command -v npm >/dev/null || { echo "ort_compare: npm is missing (apt-get install npm)" >&2; exit 2; }
-  mkdir -p "$ort_dir"
-  (cd "$ort_dir" && npm install --ignore-scripts --no-save --no-audit --no-fund onnxruntime-node >&2)
-fi
-field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
-ratios=()
+"$python" -c "import onnxruntime" 2>/dev/null || "$python" -m pip install -q onnxruntime numpy >&2
+field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p"; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+ratios=() base_ratios=()
 echo "model: $onnx   threads $threads, ${size}x${size}, $runs runs per round"
 for ((r = 1; r <= rounds; r++)); do
   ours=$(OMP_NUM_THREADS=$threads "$pdyolo" bench "$@" --img-size "$size" --threads "$threads" --runs "$runs" --json | tail -1)
-  ort=$(NODE_PATH=$ort_dir/node_modules node "$shared/tools/ort_bench.js" "$onnx" "$size" "$threads" "$runs")
+  ort=$("$python" "$shared/tools/ort_bench.py" "$onnx" "$size" "$threads" "$runs")
   p50=$(field p50_ms <<<"$ours") ort_p50=$(field p50_ms <<<"$ort")
-  ratio=$(awk -v a="$p50" -v b="$ort_p50" 'BEGIN { printf "%.3f", a / b }')
-  ratios+=("$ratio")
-  echo "round $r: pdyolo P50 $p50 ms (P95 $(field p95_ms <<<"$ours"), peak RSS $(field peak_rss_mb <<<"$ours") MB) |" \
-       "ORT P50 $ort_p50 ms (P95 $(field p95_ms <<<"$ort"), RSS $(field rss_mb <<<"$ort") MB) | ours/ORT $ratio"
+  ratios+=("$(ratio "$p50" "$ort_p50")")
+  line="round $r: pdyolo P50 $p50 ms (P95 $(field p95_ms <<<"$ours"), peak RSS $(field peak_rss_mb <<<"$ours") MB) |"
+  line+=" ORT P50 $ort_p50 ms (P95 $(field p95_ms <<<"$ort"), RSS $(field peak_rss_mb <<<"$ort") MB) | ours/ORT ${ratios[-1]}"
+  if [[ -n ${BASELINE:-} ]]; then
+    base=$(OMP_NUM_THREADS=$threads "$BASELINE" bench "$@" --img-size "$size" --threads "$threads" --runs "$runs" --json | tail -1)
+    base_ratios+=("$(ratio "$(field p50_ms <<<"$base")" "$ort_p50")")
+    line+=" | baseline P50 $(field p50_ms <<<"$base") ms, baseline/ORT ${base_ratios[-1]}"
+  fi
+  echo "$line"
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-echo "median latency ratio ours/ORT: $median"
+echo "median latency ratio ours/ORT: $(printf '%s\n' "${ratios[@]}" | median)"
+[[ -n ${BASELINE:-} ]] && echo "median latency ratio baseline/ORT: $(printf '%s\n' "${base_ratios[@]}" | median)"
+exit 0

@@ -292,6 +292,81 @@ TEST_CASE("the planned executor reproduces the reference's decoded boxes for the
   check_same_detections(decoded, io::load_npy(dir + "decoded_320.npy"));
 }
 
+namespace {
+int node_named(const graph::Graph& g, const std::string& name) {
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (g.nodes[i].name == name) return static_cast<int>(i);
+  FAIL("no node " << name);
+  return -1;
+}
+}  // namespace
+
+TEST_CASE("both executors: raw maps, taps that read a node's output, taps that replace it") {
+  models::YoloModel m = fused_model("training/yolov7-tiny.yaml", 3, 12);
+  const Tensor images = Tensor::uniform({2, 3, 64, 96}, 0.0f, 1.0f);
+  NoGradGuard no_grad;
+  // Raw maps [N, na, H, W, no] from the planned executor equal the autograd forward's.
+  const graph::DetectOutput reference = graph::forward(m.graph, images);
+  const graph::DetectOutput planned = graph::Executor(m.graph).run(images, /*raw*/ true, /*decode*/ false);
+  REQUIRE(planned.raw.size() == 3);
+  CHECK_FALSE(planned.decoded.defined());
+  for (size_t l = 0; l < 3; ++l) {
+    CHECK(planned.raw[l].shape() == reference.raw[l].shape());
+    CHECK(test::max_rel_diff(planned.raw[l], reference.raw[l]) < 1e-5);
+  }
+  CHECK(reference.raw[0].shape() == Shape{2, 3, 8, 12, 8});
+  // A tap on a conv whose activation is merged into it keeps the conv's own (pre-activation) output.
+  const int conv = node_named(m.graph, "model.7.conv"), act = node_named(m.graph, "model.7.act");
+  Tensor seen_graph, seen_planned, seen_act;
+  graph::Taps taps{{conv, [&](const Tensor& v) { return seen_graph = v; }}};
+  graph::forward(m.graph, images, {&taps});
+  graph::Executor tapped(m.graph, {{conv, [&](const Tensor& v) { return seen_planned = v; }},
+                                   {act, [&](const Tensor& v) { return seen_act = v; }}});
+  check_same_detections(tapped.run(images).decoded, reference.decoded);  // observing changes nothing
+  REQUIRE(seen_planned.defined());
+  CHECK(seen_planned.shape() == Shape{2, 64, 16, 24});
+  CHECK(test::max_rel_diff(seen_planned, seen_graph) < 1e-5);
+  CHECK(seen_planned.to_vector() != seen_act.to_vector());  // LeakyReLU changed the negatives
+  CHECK(test::max_rel_diff(activation(seen_planned, {Activation::leaky_relu, 0.1f}), seen_act) < 1e-6);
+  // Replacing a value (what fake quantization does) changes what follows, the same in both modes.
+  auto shift = [](const Tensor& v) { return v + 1.0f; };  // (random weights: activations this deep are tiny)
+  const int p5 = node_named(m.graph, "model.76.act");  // read by the P5 detection conv
+  graph::Taps replace{{p5, shift}};
+  const graph::DetectOutput changed_graph = graph::forward(m.graph, images, {&replace});
+  const graph::DetectOutput changed_planned = graph::Executor(m.graph, replace).run(images, /*raw*/ true);
+  CHECK(test::max_rel_diff(changed_planned.decoded, changed_graph.decoded) < 1e-5);
+  CHECK(test::max_rel_diff(changed_planned.raw[2], changed_graph.raw[2]) < 1e-5);
+  const double change = test::max_rel_diff(changed_graph.raw[2], reference.raw[2]);
+  MESSAGE("shifting model.76's output moves the P5 logits by ", change, " (relative)");
+  CHECK(change > 1e-3);
+  graph::Executor wrong(m.graph, {{act, [](const Tensor&) { return Tensor::zeros({1, 2}); }}});
+  CHECK(test::error_of([&] { wrong.run(images); }).find("the tap of node 'model.7.act' returned [1, 2]") != std::string::npos);
+}
+
+TEST_CASE("autograd mode: gradients flow through a replacing tap (a straight-through fake quantizer)") {
+  models::YoloModel m = models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 3));
+  const int act = node_named(m.graph, "model.2.act");
+  int calls = 0;
+  // Rounds to a grid of 1/8 in the forward pass; the gradient passes straight through.
+  graph::Taps taps{{act, [&](const Tensor& v) {
+                      ++calls;
+                      Tensor rounded;
+                      {
+                        NoGradGuard no_grad;
+                        std::vector<float> q = v.to_vector();
+                        for (float& x : q) x = std::round(x * 8.0f) / 8.0f;
+                        rounded = Tensor::from_vector(q, v.shape());
+                      }
+                      return v + (rounded - v.detach());
+                    }}};
+  const Tensor images = Tensor::uniform({1, 3, 64, 64}, 0.0f, 1.0f);
+  const graph::DetectOutput out = graph::forward(m.graph, images, {&taps});
+  Tensor loss = mean(out.raw[0] * out.raw[0]);
+  loss.backward();
+  CHECK(calls == 1);
+  CHECK(m.graph.nodes[node_named(m.graph, "model.0.conv")].tensor("weight").grad().defined());
+}
+
 TEST_CASE("the executor refuses a graph that is not fused, naming the node") {
   const models::YoloModel m =
       models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 3));

@@ -360,6 +360,42 @@ TEST_CASE("a pruned model (no config describes it) trains, and its checkpoint ho
   for (const std::string& d : {root, out}) std::filesystem::remove_all(d);
 }
 
+TEST_CASE("a training step with a loss hook minimises what the hook returns, and runs the taps") {
+  const std::string root = test::temp_path("hook_data");
+  const data::Dataset ds = synthetic_dataset(root);
+  data::LoaderOptions lo;
+  lo.img_size = 64, lo.batch_size = 3, lo.workers = 0;
+  lo.aug = data::AugmentOptions::from_hyp(tiny_hyp());
+  data::DataLoader loader(ds, lo);
+  loader.start_epoch(0);
+  data::Batch batch;
+  REQUIRE(loader.next(batch));
+  auto first_weight_grad = [&](train::Trainer& t) { return t.graph().state_dict().at("model.0.conv.weight").grad().to_vector(); };
+  // accumulate 100: the optimizer does not step, so the gradients stay to be compared.
+  train::Trainer plain(tiny_model(), ds, nullptr, tiny_hyp(), small_run(test::temp_path("hook_plain"), 1));
+  const train::StepResult a = plain.step(batch, 100);
+  CHECK_FALSE(a.stepped);
+  CHECK(a.total == doctest::Approx(a.task.total * 3));  // the task loss is per image; the step's is summed over 3
+  train::Trainer hooked(tiny_model(), ds, nullptr, tiny_hyp(), small_run(test::temp_path("hook_doubled"), 1));
+  int hook_calls = 0, tap_calls = 0;
+  hooked.set_loss_hook([&](const train::LossContext& c) {
+    ++hook_calls;
+    CHECK(c.out.raw.size() == 3);
+    return c.task.loss * 2.0f;
+  });
+  hooked.set_taps({{5, [&](const Tensor& v) { ++tap_calls; return v; }}});
+  const train::StepResult b = hooked.step(batch, 100);
+  CHECK(hook_calls == 1);
+  CHECK(tap_calls == 1);
+  CHECK(b.total == doctest::Approx(2 * a.total));
+  const std::vector<float> ga = first_weight_grad(plain), gb = first_weight_grad(hooked);
+  REQUIRE(ga.size() == gb.size());
+  int64_t exact = 0;
+  for (size_t i = 0; i < ga.size(); ++i) exact += gb[i] == 2 * ga[i];  // doubling is exact in floating point
+  CHECK(exact == static_cast<int64_t>(ga.size()));
+  std::filesystem::remove_all(root);
+}
+
 TEST_CASE("Adam/AdamW state resumes exactly; resuming with another optimizer is refused") {
   const std::string root = test::temp_path("adam_data"), straight = test::temp_path("adam_straight"), split = test::temp_path("adam_split");
   const data::Dataset ds = synthetic_dataset(root);
@@ -404,7 +440,7 @@ TEST_CASE("a non-finite loss stops training with a clear message and leaves the 
   second.resume(out + "/last.safetensors");
   second.graph().state_dict().at("model.77.m.0.bias").detach().fill_(std::numeric_limits<double>::quiet_NaN());
   const std::string err = test::error_of([&] { second.run(log); });
-  CHECK(err.find("the loss became nan at epoch 2, batch 1") != std::string::npos);
+  CHECK(err.find("the loss became nan at epoch 2, iteration 2") != std::string::npos);
   CHECK(err.find("last good state") != std::string::npos);
   CHECK(io::read_file(out + "/last.safetensors") == before);
   for (const std::string& d : {root, out}) std::filesystem::remove_all(d);

@@ -5,6 +5,7 @@
 #pragma once
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 
@@ -41,6 +42,24 @@ struct EpochRecord {
   bool evaluated = false;
   double lr[3] = {0, 0, 0};
   double seconds = 0, images_per_second = 0;
+};
+
+// What a training step's loss hook sees: the batch, the model's outputs on it (raw maps), and the
+// task loss the reference recipe computes (OTA or plain YOLO loss on the labels).
+struct LossContext {
+  const data::Batch& batch;
+  const graph::DetectOutput& out;
+  const LossResult& task;
+  int64_t epoch = 0;
+};
+// Returns the loss the step minimises (differentiable). The default is the task loss; distillation
+// returns α·task + β·KD, with the teacher's outputs computed in the hook.
+using LossHook = std::function<Tensor(const LossContext&)>;
+
+struct StepResult {
+  LossItems task;    // the task loss's parts (per image, as the reference logs them)
+  float total = 0;   // the loss the step minimised
+  bool stepped = false;  // the optimizer stepped (every `accumulate` batches)
 };
 
 class Trainer {
@@ -111,22 +130,10 @@ class Trainer {
       int64_t batches = 0, images = 0;
       while (loader.next(batch)) {
         const int64_t accumulate = schedule(optimizer_, recipe_, iteration_, warmup, lf, o_.batch_size);
-        const graph::DetectOutput out = graph::forward(model_.graph, batch.images);
-        const LossResult loss = use_ota_ ? compute_loss_ota(out.raw, batch.targets, head_, loss_hyp_, o_.img_size)
-                                         : compute_loss(out.raw, batch.targets, head_, loss_hyp_);
-        const float value = loss.loss.item();
-        PDYOLO_CHECK(std::isfinite(value), "train: the loss became ", value, " at epoch ", epoch + 1, ", batch ", batches + 1,
-                     " (iteration ", iteration_, "); stopped — the last checkpoint in ", o_.out_dir, " is the last good state");
-        loss.loss.backward();
-        ++iteration_;
-        if (iteration_ % accumulate == 0) {
-          optimizer_.step();
-          optimizer_.zero_grad();
-          ema_.update(model_.graph);
-        }
+        const StepResult loss = step(batch, accumulate, epoch);
         ++batches;
         images += batch.images.shape()[0];
-        rec.loss.box += loss.items.box, rec.loss.obj += loss.items.obj, rec.loss.cls += loss.items.cls, rec.loss.total += loss.items.total;
+        rec.loss.box += loss.task.box, rec.loss.obj += loss.task.obj, rec.loss.cls += loss.task.cls, rec.loss.total += loss.task.total;
         char extra[96];
         std::snprintf(extra, sizeof extra, "box %.4f obj %.4f cls %.4f  %.1f img/s", rec.loss.box / batches, rec.loss.obj / batches,
                       rec.loss.cls / batches, images / std::max(bar.elapsed(), 1e-9));
@@ -163,6 +170,37 @@ class Trainer {
     }
     return records;
   }
+
+  // One training step on a batch: forward (with the taps), the task loss, the loss hook, backward;
+  // every `accumulate` steps the optimizer steps and the EMA follows. The learning rate is the
+  // caller's (run() schedules it). A non-finite loss stops training with the place it happened.
+  StepResult step(const data::Batch& batch, int64_t accumulate = 1, int64_t epoch = 0) {
+    PDYOLO_CHECK(accumulate >= 1, "train: accumulate must be at least 1");
+    model_.graph.train();
+    graph::RunOptions run;
+    run.taps = &taps_;
+    const graph::DetectOutput out = graph::forward(model_.graph, batch.images, run);
+    const LossResult task = use_ota_ ? compute_loss_ota(out.raw, batch.targets, head_, loss_hyp_, o_.img_size)
+                                     : compute_loss(out.raw, batch.targets, head_, loss_hyp_);
+    const Tensor loss = loss_hook_ ? loss_hook_(LossContext{batch, out, task, epoch}) : task.loss;
+    StepResult result{task.items, loss.item(), false};
+    PDYOLO_CHECK(std::isfinite(result.total), "train: the loss became ", result.total, " at epoch ", epoch + 1, ", iteration ", iteration_,
+                 "; stopped — the last checkpoint in ", o_.out_dir, " is the last good state");
+    loss.backward();
+    ++iteration_;
+    if (iteration_ % accumulate == 0) {
+      optimizer_.step();
+      optimizer_.zero_grad();
+      ema_.update(model_.graph);
+      result.stepped = true;
+    }
+    return result;
+  }
+
+  // The loss each step minimises (see LossHook); an empty hook restores the task loss.
+  void set_loss_hook(LossHook hook) { loss_hook_ = std::move(hook); }
+  // Taps on the model's nodes during training steps (features for distillation, fake quantization).
+  void set_taps(graph::Taps taps) { taps_ = std::move(taps); }
 
   // The EMA weights as a model of their own (what checkpoints hold and evaluation uses).
   models::YoloModel ema_model_copy() const {
@@ -258,6 +296,8 @@ class Trainer {
   LossHyp loss_hyp_;
   Optimizer optimizer_;
   ModelEMA ema_;
+  LossHook loss_hook_;
+  graph::Taps taps_;
   bool use_ota_ = true;
   int64_t start_epoch_ = 0, iteration_ = 0;
   double best_fitness_ = -1.0;
