@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <ostream>
 
-#include "pdyolo/data/draw.hpp"
 #include "pdyolo/data/image_io.hpp"
 #include "pdyolo/eval/metrics.hpp"
 #include "pdyolo/io/json.hpp"
+#include "pdyolo/io/plot.hpp"
 
 namespace pdyolo::eval {
 
@@ -47,38 +47,28 @@ inline std::string metrics_json(const Metrics& m, const std::vector<std::string>
 
 // Precision against recall at IoU 0.5: every class in grey, their mean in blue.
 inline data::Image plot_pr_curve(const Metrics& m) {
-  const int64_t W = 900, H = 640, left = 80, right = 30, top = 60, bottom = 70;
-  data::Image img(W, H, 255);
-  const double pw = W - left - right, ph = H - top - bottom;
-  auto px = [&](double r) { return left + r * pw; };
-  auto py = [&](double p) { return top + (1.0 - p) * ph; };
-  const data::Color axis{40, 40, 40}, grid{225, 225, 225}, grey{170, 170, 170}, blue{30, 90, 220};
-  for (int t = 0; t <= 5; ++t) {
-    const double v = t / 5.0;
-    data::draw_line(img, px(v), py(0), px(v), py(1), grid);
-    data::draw_line(img, px(0), py(v), px(1), py(v), grid);
-    char label[8];
-    std::snprintf(label, sizeof label, "%.1f", v);
-    data::draw_text(img, static_cast<int64_t>(px(v)) - 12, static_cast<int64_t>(py(0)) + 10, label, axis, 2);
-    data::draw_text(img, left - 50, static_cast<int64_t>(py(v)) - 10, label, axis, 2);
-  }
-  std::vector<double> mean(1000, 0.0);
+  constexpr int kPoints = 1000;  // the curves are sampled at 1000 recall values from 0 to 1
+  std::vector<io::PlotSeries> series;
+  io::PlotSeries mean{"mean of classes", {}, std::vector<double>(kPoints, 0.0), {30, 90, 220}, 3};
+  for (int i = 0; i < kPoints; ++i) mean.x.push_back(i / (kPoints - 1.0));
   for (const ClassMetrics& c : m.classes) {
-    for (int i = 1; i < 1000; ++i) data::draw_line(img, px((i - 1) / 999.0), py(c.pr_curve[i - 1]), px(i / 999.0), py(c.pr_curve[i]), grey);
-    for (int i = 0; i < 1000; ++i) mean[i] += c.pr_curve[i] / static_cast<double>(m.classes.size());
+    io::PlotSeries one{series.empty() ? "one class" : "", mean.x, {}, {170, 170, 170}, 1};
+    for (int i = 0; i < kPoints; ++i) {
+      one.y.push_back(c.pr_curve[i]);
+      mean.y[i] += c.pr_curve[i] / static_cast<double>(m.classes.size());
+    }
+    series.push_back(std::move(one));
   }
-  for (int i = 1; i < 1000; ++i) data::draw_line(img, px((i - 1) / 999.0), py(mean[i - 1]), px(i / 999.0), py(mean[i]), blue, 3);
-  data::draw_rect(img, px(0), py(1), px(1), py(0), axis, 2);
+  series.push_back(std::move(mean));
+  io::PlotOptions o;
   char title[96];
   std::snprintf(title, sizeof title, "Precision-recall at IoU 0.5: all classes %.3f mAP@0.5", m.map50);
-  data::draw_text(img, left, 6, title, axis, 2);
-  data::draw_text(img, static_cast<int64_t>(px(0.5)) - 30, H - 32, "Recall", axis, 2);
-  data::draw_text(img, 8, top - 24, "Precision", axis, 2);
-  data::draw_line(img, W - 260, top + 24, W - 230, top + 24, blue, 3);
-  data::draw_text(img, W - 222, top + 14, "mean of classes", axis, 2);
-  data::draw_line(img, W - 260, top + 50, W - 230, top + 50, grey);
-  data::draw_text(img, W - 222, top + 40, "one class", axis, 2);
-  return img;
+  o.title = title;
+  o.x_label = "Recall";
+  o.y_label = "Precision";
+  o.width = 900, o.height = 640, o.text_scale = 2;
+  o.x_lo = 0, o.x_hi = 1, o.y_lo = 0, o.y_hi = 1, o.x_ticks = 5, o.y_ticks = 5;
+  return io::plot_lines(o, series);
 }
 
 }  // namespace pdyolo::eval

@@ -10,9 +10,9 @@
 #include <sstream>
 
 #include "pdyolo/core/progress.hpp"
-#include "pdyolo/data/draw.hpp"
 #include "pdyolo/data/loader.hpp"
 #include "pdyolo/eval/evaluate.hpp"
+#include "pdyolo/io/plot.hpp"
 #include "pdyolo/models/weights.hpp"
 #include "pdyolo/train/loss.hpp"
 #include "pdyolo/train/recipe.hpp"
@@ -305,51 +305,19 @@ class Trainer {
 };
 
 namespace detail {
-
-// A line chart of several series against the epoch, as a PNG-ready image.
-inline data::Image line_chart(const std::string& title, const std::vector<std::pair<std::string, std::vector<double>>>& series) {
-  const int64_t W = 640, H = 400, left = 70, right = 20, top = 40, bottom = 50;
-  data::Image img(W, H, 255);
-  size_t n = 0;
-  double lo = 1e30, hi = -1e30;
-  for (const auto& s : series) {
-    n = std::max(n, s.second.size());
-    for (double v : s.second) lo = std::min(lo, v), hi = std::max(hi, v);
-  }
-  if (n == 0) return img;
-  if (hi <= lo) hi = lo + 1e-6;
-  const double pad = (hi - lo) * 0.05;
-  lo -= pad, hi += pad;
-  auto px = [&](double i) { return left + (n > 1 ? i / (n - 1) : 0.5) * (W - left - right); };
-  auto py = [&](double v) { return top + (hi - v) / (hi - lo) * (H - top - bottom); };
-  const data::Color axis{40, 40, 40}, grid{225, 225, 225};
-  for (int t = 0; t <= 4; ++t) {
-    const double v = lo + (hi - lo) * t / 4.0;
-    data::draw_line(img, left, py(v), W - right, py(v), grid);
-    char label[16];
-    std::snprintf(label, sizeof label, "%.3g", v);
-    data::draw_text(img, 4, static_cast<int64_t>(py(v)) - 6, label, axis);
-  }
-  data::draw_rect(img, left, top, W - right, H - bottom, axis, 1);
-  data::draw_text(img, left, 10, title, axis, 2);
-  data::draw_text(img, W / 2 - 20, H - 30, "epoch", axis, 2);
-  char last[32];
-  std::snprintf(last, sizeof last, "%zu", n);
-  data::draw_text(img, W - right - 20, H - bottom + 6, last, axis);
-  data::draw_text(img, left, H - bottom + 6, "1", axis);
-  int64_t legend_y = top + 8;
+// A chart of series against the epoch (1, 2, …), each in its own colour.
+inline data::Image epoch_chart(const std::string& title, const std::vector<std::pair<std::string, std::vector<double>>>& series) {
+  std::vector<io::PlotSeries> lines;
   for (size_t s = 0; s < series.size(); ++s) {
-    const data::Color c = data::class_color(static_cast<int64_t>(s) * 3 + 1);
-    const auto& v = series[s].second;
-    for (size_t i = 1; i < v.size(); ++i) data::draw_line(img, px(i - 1), py(v[i - 1]), px(i), py(v[i]), c, 2);
-    if (v.size() == 1) data::fill_rect(img, static_cast<int64_t>(px(0)) - 2, static_cast<int64_t>(py(v[0])) - 2, static_cast<int64_t>(px(0)) + 3, static_cast<int64_t>(py(v[0])) + 3, c);
-    data::draw_line(img, W - right - 150, legend_y + 5, W - right - 130, legend_y + 5, c, 2);
-    data::draw_text(img, W - right - 124, legend_y, series[s].first, axis);
-    legend_y += 16;
+    io::PlotSeries line{series[s].first, {}, series[s].second, data::class_color(static_cast<int64_t>(s) * 3 + 1), 2};
+    for (size_t i = 0; i < line.y.size(); ++i) line.x.push_back(static_cast<double>(i + 1));
+    lines.push_back(std::move(line));
   }
-  return img;
+  io::PlotOptions o;
+  o.title = title;
+  o.x_label = "epoch";
+  return io::plot_lines(o, lines);
 }
-
 }  // namespace detail
 
 inline void Trainer::write_results(const std::string& dir) const {
@@ -364,8 +332,8 @@ inline void Trainer::write_results(const std::string& dir) const {
     if (v.size() < 9) continue;
     box.push_back(v[1]), obj.push_back(v[2]), cls.push_back(v[3]), map50.push_back(v[7]), map.push_back(v[8]);
   }
-  data::save_image(dir + "/losses.png", detail::line_chart("training losses", {{"box", box}, {"obj", obj}, {"cls", cls}}));
-  data::save_image(dir + "/map.png", detail::line_chart("validation mAP", {{"mAP@.5", map50}, {"mAP@.5:.95", map}}));
+  data::save_image(dir + "/losses.png", detail::epoch_chart("training losses", {{"box", box}, {"obj", obj}, {"cls", cls}}));
+  data::save_image(dir + "/map.png", detail::epoch_chart("validation mAP", {{"mAP@.5", map50}, {"mAP@.5:.95", map}}));
 }
 
 }  // namespace pdyolo::train
