@@ -405,7 +405,7 @@ TEST_CASE("vectorised tile epilogues (bias + activation, SiLU's exp) match the s
 TEST_CASE("sigmoid_row (vectorised where the CPU allows) matches sigmoid_of, tail included") {
   std::vector<float> in(37), out(in.size());
   for (size_t i = 0; i < in.size(); ++i) in[i] = -30.0f + 60.0f * static_cast<float>(i) / static_cast<float>(in.size() - 1);
-  kernels::sigmoid_row(in.data(), out.data(), static_cast<int64_t>(in.size()));
+  kernels::cpu::sigmoid_row(in.data(), out.data(), static_cast<int64_t>(in.size()));
   for (size_t i = 0; i < in.size(); ++i) {
     CAPTURE(in[i]);
     CHECK(out[i] == doctest::Approx(kernels::sigmoid_of(in[i])).epsilon(1e-6));

@@ -3,6 +3,7 @@
 // supports(op, backend, dtype) is the single source of truth about what exists. Tests and
 // benchmarks enumerate it; nothing pretends. An op calls select_backend() once and switches on it.
 #pragma once
+#include "pdyolo/backend/cuda_api.hpp"
 #include "pdyolo/core/dtype.hpp"
 #include "pdyolo/core/error.hpp"
 

@@ -1,14 +1,12 @@
-// Storage: a 64-byte-aligned, reference-counted block of bytes shared by a tensor and its views.
+// Storage: a 64-byte-aligned, reference-counted block of bytes shared by a tensor and its views,
+// from its device's allocator (core/allocator.hpp).
 #pragma once
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <new>
 
-#include "pdyolo/backend/cuda_api.hpp"
-#include "pdyolo/core/device.hpp"
-#include "pdyolo/core/error.hpp"
-#include "pdyolo/core/host_block_cache.hpp"
+#include "pdyolo/core/allocator.hpp"
 
 namespace pdyolo {
 
@@ -17,19 +15,9 @@ constexpr size_t kStorageAlignment = HostBlockCache::kAlignment;
 class Storage {
  public:
   Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-    if (device.type == DeviceType::cpu) {
-      data_ = HostBlockCache::instance().allocate(padded_bytes());
-    } else {
-      data_ = cuda::device_malloc(padded_bytes(), device.index);
-    }
+    data_ = allocator_for(device).allocate(padded_bytes(), device.index);
   }
-  ~Storage() {
-    if (device_.type == DeviceType::cpu) {
-      HostBlockCache::instance().release(data_, padded_bytes());
-    } else {
-      cuda::device_free(data_, device_.index);
-    }
-  }
+  ~Storage() { allocator_for(device_).release(data_, padded_bytes(), device_.index); }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 

@@ -279,13 +279,13 @@ inline Tensor Tensor::to(Device target) const {
   if (device().type == DeviceType::cpu) {
     Tensor src = is_contiguous() ? *this : contiguous_copy(*this);
     Tensor out = empty(shape(), dtype(), target);
-    cuda::copy_host_to_device(out.raw_data(), src.raw_data(), nbytes, target.index);
+    allocator_for(target).copy_from_host(out.raw_data(), src.raw_data(), nbytes, target.index);
     return out;
   }
   PDYOLO_CHECK(target.type == DeviceType::cpu && is_contiguous(),
                "Tensor::to: copies between devices need a contiguous tensor and one side on cpu");
   Tensor out = empty(shape(), dtype(), target);
-  cuda::copy_device_to_host(out.raw_data(), raw_data(), nbytes, device().index);
+  allocator_for(device()).copy_to_host(out.raw_data(), raw_data(), nbytes, device().index);
   return out;
 }
 

@@ -26,7 +26,7 @@
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/kernels/cpu/conv2d.hpp"
 #include "pdyolo/kernels/cpu/pool.hpp"
-#include "pdyolo/kernels/detect_decode.hpp"
+#include "pdyolo/graph/detect.hpp"
 
 namespace pdyolo::graph {
 
@@ -37,38 +37,6 @@ struct RunOptions {
 };
 
 namespace detail {
-
-// Reshapes each level's map [N, na·no, H, W] to [N, na, H, W, no] (autograd: gradients flow).
-inline std::vector<Tensor> raw_maps(const DetectAttrs& d, const std::vector<Tensor>& levels) {
-  std::vector<Tensor> raw;
-  const int64_t no = d.outputs_per_anchor();
-  for (size_t level = 0; level < levels.size(); ++level) {
-    const Tensor& x = levels[level];
-    const int64_t n = x.shape()[0], h = x.shape()[2], w = x.shape()[3];
-    PDYOLO_CHECK(x.shape()[1] == d.na * no, "detect: level ", level, " has ", x.shape()[1], " channels, expected ", d.na * no);
-    raw.push_back(x.reshape({n, d.na, no, h, w}).permute({0, 1, 3, 4, 2}).contiguous());
-  }
-  return raw;
-}
-
-// Decodes the levels' maps [N, na·no, H, W] (contiguous f32 per image) into out [N, rows, no]:
-// image i of level l at image(l, i). The boxes are x, y, w, h in input pixels, then sigmoid scores.
-template <class ImageOf>
-void decode_levels(const Node& detect, const Tensor& anchor_grid, const std::vector<std::pair<int64_t, int64_t>>& sizes, int64_t n,
-                   const ImageOf& image, float* out) {
-  const auto& d = detect.get<DetectAttrs>();
-  const int64_t no = d.outputs_per_anchor();
-  int64_t rows = 0;
-  for (const auto& [h, w] : sizes) rows += d.na * h * w;
-  int64_t first_row = 0;
-  for (size_t level = 0; level < sizes.size(); ++level) {
-    const auto [h, w] = sizes[level];
-    for (int64_t i = 0; i < n; ++i)
-      kernels::decode_yolo_level(image(level, i), d.na, no, h, w, d.strides[level],
-                                 anchor_grid.data<float>() + static_cast<int64_t>(level) * d.na * 2, out + (i * rows + first_row) * no);
-    first_row += d.na * h * w;
-  }
-}
 
 // One step in autograd mode: the node's op on its inputs, with the merged activation (if any).
 inline Tensor run_autograd_step(const Graph& g, const Step& step, const std::vector<Tensor>& in) {
@@ -130,7 +98,7 @@ inline DetectOutput forward(const Graph& g, const Tensor& x, const RunOptions& o
     for (int j : node.inputs) in.push_back(values[j]);
     const OpTimer timer("forward", op_name(node.op));
     if (node.op == Op::detect) {
-      result.raw = detail::raw_maps(node.get<DetectAttrs>(), in);
+      result.raw = detect_raw_maps(node.get<DetectAttrs>(), in);
       if (!g.is_training() && options.decode) {
         NoGradGuard no_grad;
         const Tensor anchor_grid = contiguous_copy(node.tensor("anchor_grid").to(DType::f32));  // [nl, 1, na, 1, 1, 2] pixels
@@ -144,7 +112,7 @@ inline DetectOutput forward(const Graph& g, const Tensor& x, const RunOptions& o
         }
         const int64_t n = x.shape()[0], no = node.get<DetectAttrs>().outputs_per_anchor();
         result.decoded = Tensor::empty({n, rows, no});
-        detail::decode_levels(node, anchor_grid, sizes, n,
+        decode_detections(node, anchor_grid, sizes, n,
                               [&](size_t level, int64_t i) { return maps[level].data<float>() + i * maps[level].numel() / n; },
                               result.decoded.data<float>());
       }
@@ -423,7 +391,7 @@ class Executor {
     std::vector<Tensor> levels;
     for (int v : detect.inputs) levels.push_back(value_tensor(v));
     NoGradGuard no_grad;
-    return detail::raw_maps(d, levels);
+    return detect_raw_maps(d, levels);
   }
 
   void run_step(const PlannedStep& step) {
@@ -481,7 +449,7 @@ class Executor {
         if (!output_) return;
         std::vector<std::pair<int64_t, int64_t>> sizes;
         for (int v : step.inputs) sizes.emplace_back(values_[v].h, values_[v].w);
-        detail::decode_levels(n, anchors_, sizes, batch_, [&](size_t level, int64_t i) { return at(step.inputs[level], i); }, output_);
+        decode_detections(n, anchors_, sizes, batch_, [&](size_t level, int64_t i) { return at(step.inputs[level], i); }, output_);
         return;
       }
       default: throw_error("executor: node '", n.name, "' (", op_name(n.op), ") cannot run in planned mode");

@@ -13,7 +13,6 @@
 
 #include "pdyolo/core/op_profile.hpp"
 #include "pdyolo/core/tensor.hpp"
-#include "pdyolo/kernels/detect_decode.hpp"
 #include "pdyolo/nn/module.hpp"
 #include "pdyolo/ops/conv.hpp"
 #include "pdyolo/ops/elementwise.hpp"

@@ -5,8 +5,18 @@
 #include <vector>
 
 #include "pdyolo/core/parallel.hpp"
+#include "pdyolo/kernels/activation.hpp"
+#include "pdyolo/kernels/x86/sgemm_ukernels.hpp"
 
 namespace pdyolo::kernels::cpu {
+
+// out[i] = σ(in[i]) on one thread: AVX-512 lanes where the CPU has them (within a few ulp of sigmoid_of).
+inline void sigmoid_row(const float* in, float* out, int64_t n) {
+#ifdef PDYOLO_X86_KERNELS
+  if (cpu_has_avx512f()) return x86::sigmoid_avx512(in, out, n);
+#endif
+  for (int64_t i = 0; i < n; ++i) out[i] = sigmoid_of(in[i]);
+}
 
 constexpr int64_t kElementwiseGrain = 1 << 14;
 
