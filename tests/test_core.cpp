@@ -1,6 +1,9 @@
 // Tensor, dtypes, storage, views, RNG, printing, parallel_for, device tag.
 #include "test_main.hpp"
 
+#include <algorithm>
+#include <iterator>
+
 #include <set>
 
 #include "test_util.hpp"
@@ -239,8 +242,20 @@ TEST_CASE("backends: supports() says what exists and nothing claims cuda") {
   }
   CHECK(select_backend(OpKind::matmul, DType::f32) == Backend::cpu);
   CHECK(select_backend(OpKind::reduce, DType::f32) == Backend::ref);
-  CHECK(test::error_of([] { select_backend(OpKind::matmul, DType::i8); }).find("no kernel for dtype i8") !=
+  CHECK(test::error_of([] { select_backend(OpKind::matmul, DType::i8); }).find("matmul: no kernel for backend cpu or ref with dtype i8") !=
         std::string::npos);
+  // Running on a backend without the op names the op, the backend and the dtype.
+  CHECK(test::error_of([] { run_on(Backend::cuda, OpKind::conv2d, [](auto) {}); }).find("conv2d: backend cuda has no kernel for dtype f32") !=
+        std::string::npos);
+  {
+    BackendScope scope(Backend::cuda);  // preferred but empty: every op falls back to the reference kernels
+    CHECK(select_backend(OpKind::conv2d, DType::f32) == Backend::ref);
+  }
+  // The table is the kernel sets' own lists: every op a set lists is supported, nothing else.
+  for (OpKind op : kAllOpKinds) {
+    const bool listed = std::find(std::begin(CpuKernels::ops), std::end(CpuKernels::ops), op) != std::end(CpuKernels::ops);
+    CHECK(supports(op, Backend::cpu, DType::f32) == listed);
+  }
 }
 
 TEST_CASE("printing switches to scientific notation for tiny or huge magnitudes") {

@@ -319,17 +319,20 @@ TEST_CASE("parallel elementwise kernels match the reference, with and without br
   CHECK(max_rel(c1, r1) < 1e-6);
 }
 
-TEST_CASE("whole ops agree between the ref and cpu backends") {
+TEST_CASE("whole ops agree between every backend (from the dispatch table) and the reference") {
   Generator gen(6);
   const Tensor x = Tensor::uniform({2, 8, 13, 11}, -1, 1, gen), w = Tensor::uniform({16, 8, 3, 3}, -1, 1, gen);
   const Tensor b = Tensor::uniform({16}, -1, 1, gen);
-  Tensor ref_out, cpu_out;
-  {
-    BackendScope scope(Backend::ref);
-    ref_out = silu(conv2d(x, w, b, Conv2dParams().padding(1)));
+  auto run = [&](Backend backend) {
+    BackendScope scope(backend);
+    return silu(conv2d(x, w, b, Conv2dParams().padding(1)));
+  };
+  const Tensor ref_out = run(Backend::ref);
+  REQUIRE(test::compute_backends().size() >= 2);
+  for (Backend backend : test::compute_backends()) {
+    CAPTURE(backend_name(backend));
+    CHECK(test::max_rel_diff(run(backend), ref_out) < 1e-5);
   }
-  cpu_out = silu(conv2d(x, w, b, Conv2dParams().padding(1)));
-  CHECK(test::max_rel_diff(cpu_out, ref_out) < 1e-5);
 }
 
 namespace {
@@ -447,5 +450,118 @@ TEST_CASE("parallel max-pool and upsample match the reference kernels, forward a
     CAPTURE(scale);
     CHECK(test::max_rel_diff(got.first, want.first) == 0.0);
     CHECK(test::max_rel_diff(got.second, want.second) < 1e-6);
+  }
+}
+
+namespace {
+
+// An output buffer with guard values before and after it, to catch writes outside the output.
+class Guarded {
+ public:
+  explicit Guarded(int64_t n) : data_(static_cast<size_t>(n + 2 * kGuard), kSentinel), n_(n) {}
+  float* ptr() { return data_.data() + kGuard; }
+  // True when nothing before or after the output was written.
+  bool intact() const {
+    for (int64_t i = 0; i < kGuard; ++i)
+      if (data_[i] != kSentinel || data_[kGuard + n_ + i] != kSentinel) return false;
+    return true;
+  }
+
+ private:
+  static constexpr int64_t kGuard = 64;  // a full AVX-512 register and more, on either side
+  static constexpr float kSentinel = -12345.0f;
+  std::vector<float> data_;
+  int64_t n_;
+};
+
+}  // namespace
+
+TEST_CASE("every backend's kernels (from the dispatch table) write nothing outside their outputs") {
+  Generator gen(31);
+  auto values = [&](int64_t n) { return random_values(n, gen); };
+  for (Backend backend : test::compute_backends()) {
+    CAPTURE(backend_name(backend));
+    // Elementwise, odd lengths (tails of every vector width).
+    for (int64_t n : {1, 15, 17, 33, 1000, 40001}) {
+      CAPTURE(n);
+      const auto a = values(n), b = values(n), c = values(n);
+      Guarded y1(n), y2(n), y3(n);
+      run_on(backend, OpKind::unary, [&](auto k) {
+        k.map1(n, a.data(), y1.ptr(), [](float v) { return v * 2; });
+        k.map3(n, a.data(), b.data(), c.data(), y3.ptr(), [](float u, float v, float w) { return u * v + w; });
+      });
+      run_on(backend, OpKind::binary, [&](auto k) { k.map2(n, a.data(), b.data(), y2.ptr(), [](float u, float v) { return u + v; }); });
+      CHECK(y1.intact());
+      CHECK(y2.intact());
+      CHECK(y3.intact());
+    }
+    {
+      const Shape shape{3, 5, 7};
+      const auto a = values(3 * 5 * 7), b = values(7);
+      Guarded y(3 * 5 * 7);
+      run_on(backend, OpKind::binary,
+             [&](auto k) { k.broadcast_map2(shape, a.data(), Shape{35, 7, 1}, b.data(), Shape{0, 0, 1}, y.ptr(), [](float u, float v) { return u * v; }); });
+      CHECK(y.intact());
+    }
+    {  // GEMM, odd sizes
+      const int64_t M = 13, N = 37, K = 19;
+      const auto a = values(M * K), b = values(K * N);
+      Guarded c(M * N);
+      run_on(backend, OpKind::matmul, [&](auto k) { k.gemm(M, N, K, {a.data(), K, 1}, {b.data(), N, 1}, c.ptr(), N); });
+      CHECK(c.intact());
+    }
+    for (const kernels::Conv2dGeometry& g : {kernels::Conv2dGeometry{2, 5, 9, 11, 7, 3, 3, 9, 11, 1, 1, 1, 1, 1, 1, 1},
+                                             kernels::Conv2dGeometry{1, 8, 20, 20, 16, 3, 3, 10, 10, 2, 2, 1, 1, 1, 1, 1},
+                                             kernels::Conv2dGeometry{1, 16, 6, 6, 24, 1, 1, 6, 6, 1, 1, 0, 0, 1, 1, 1}}) {
+      CAPTURE(g.kernel_h);
+      CAPTURE(g.stride_h);
+      const int64_t x_size = g.batch * g.in_channels * g.in_h * g.in_w, y_size = g.batch * g.out_channels * g.out_plane();
+      const auto x = values(x_size), w = values(g.out_channels * g.patch_size()), bias = values(g.out_channels), dy = values(y_size);
+      Guarded y(y_size), dx(x_size), dw(g.out_channels * g.patch_size());
+      run_on(backend, OpKind::conv2d, [&](auto k) {
+        k.conv2d_forward(g, x.data(), w.data(), bias.data(), y.ptr());
+        k.conv2d_backward_input(g, dy.data(), w.data(), dx.ptr());
+        k.conv2d_backward_weight(g, x.data(), dy.data(), dw.ptr());
+      });
+      CHECK(y.intact());
+      CHECK(dx.intact());
+      CHECK(dw.intact());
+    }
+    {  // batch norm + activation, forward and backward
+      const int64_t N = 2, C = 3, plane = 37;
+      const auto x = values(N * C * plane), weight = values(C), bias = values(C), dy = values(N * C * plane);
+      Guarded mean(C), var(C), y(N * C * plane), dx(N * C * plane), dw(C), db(C);
+      run_on(backend, OpKind::batch_norm2d, [&](auto k) {
+        k.batch_norm_stats(N, C, plane, x.data(), mean.ptr(), var.ptr());
+        k.batch_norm_act_forward(N, C, plane, x.data(), mean.ptr(), var.ptr(), weight.data(), bias.data(), 1e-3f,
+                                 kernels::ActivationFn{Activation::silu, 0.1f}, y.ptr());
+        k.batch_norm_act_backward(N, C, plane, x.data(), mean.ptr(), var.ptr(), weight.data(), bias.data(), 1e-3f,
+                                  kernels::ActivationFn{Activation::silu, 0.1f}, dy.data(), C * plane, true, dx.ptr(), dw.ptr(), db.ptr());
+      });
+      for (const Guarded* out : {&mean, &var, &y, &dx, &dw, &db}) CHECK(out->intact());
+    }
+    for (const kernels::Pool2dGeometry& g : {kernels::Pool2dGeometry{3, 10, 13, 5, 6, 2, 2, 2, 2, 0, 0},
+                                             kernels::Pool2dGeometry{3, 10, 13, 10, 13, 5, 5, 1, 1, 2, 2}}) {
+      const int64_t in = g.planes * g.in_h * g.in_w, out = g.planes * g.out_h * g.out_w;
+      const auto x = values(in), dy = values(out);
+      Guarded y(out), dx(in);
+      std::vector<int32_t> argmax(static_cast<size_t>(out));
+      run_on(backend, OpKind::max_pool2d, [&](auto k) {
+        k.max_pool2d_forward(g, x.data(), y.ptr(), argmax.data());
+        k.max_pool2d_backward(g, dy.data(), argmax.data(), dx.ptr());
+      });
+      CHECK(y.intact());
+      CHECK(dx.intact());
+    }
+    {
+      const auto x = values(3 * 5 * 7), dy = values(3 * 10 * 14);
+      Guarded y(3 * 10 * 14), dx(3 * 5 * 7);
+      run_on(backend, OpKind::upsample_nearest, [&](auto k) {
+        k.upsample_nearest_forward(3, 5, 7, 2, x.data(), y.ptr());
+        k.upsample_nearest_backward(3, 5, 7, 2, dy.data(), dx.ptr());
+      });
+      CHECK(y.intact());
+      CHECK(dx.intact());
+    }
   }
 }

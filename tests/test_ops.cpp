@@ -24,7 +24,7 @@ Tensor param_away_from_zero(const Shape& shape, uint64_t seed, float gap = 0.1f)
 
 void check_gradients(const char* name, const autograd::TestedFunction& f, const Inputs& inputs,
                      autograd::GradCheckOptions options = {}) {
-  for (Backend backend : {Backend::ref, Backend::cpu}) {
+  for (Backend backend : test::compute_backends()) {
     BackendScope scope(backend);
     const auto result = autograd::grad_check(f, inputs, options);
     INFO(name, " on backend ", backend_name(backend), ": ", result.report);

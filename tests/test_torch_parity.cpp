@@ -41,7 +41,7 @@ struct Golden {
 
 template <class Fn>
 void on_both_backends(Fn fn) {
-  for (Backend b : {Backend::ref, Backend::cpu}) {
+  for (Backend b : test::compute_backends()) {
     CAPTURE(backend_name(b));
     BackendScope scope(b);
     fn();

@@ -40,6 +40,19 @@ inline std::string shared_dir() {
   return (stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ? dir : "";
 }
 
+// Every backend with kernels for f32, read from the dispatch table (backend/dispatch.hpp), so a
+// backend gets tested the day it registers a kernel.
+inline std::vector<Backend> compute_backends() {
+  std::vector<Backend> found;
+  for (Backend b : kAllBackends)
+    for (OpKind op : kAllOpKinds)
+      if (op != OpKind::copy && supports(op, b, DType::f32)) {
+        found.push_back(b);
+        break;
+      }
+  return found;
+}
+
 // Every GEMM micro-kernel this CPU can run (fast kernels are tested with each).
 inline std::vector<kernels::cpu::GemmIsa> available_gemm_isas() {
   namespace cpu = kernels::cpu;

@@ -4,7 +4,7 @@
 #include "pdyolo/core/tensor.hpp"
 #include "pdyolo/autograd/engine.hpp"
 #include "pdyolo/autograd/grad_check.hpp"
-#include "pdyolo/backend/backend.hpp"
+#include "pdyolo/backend/dispatch.hpp"
 #include "pdyolo/ops/shape.hpp"
 #include "pdyolo/ops/elementwise.hpp"
 #include "pdyolo/ops/reduce.hpp"

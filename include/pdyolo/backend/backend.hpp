@@ -1,7 +1,5 @@
-// Backends and the one question every op asks before running: which backend runs me?
-//
-// supports(op, backend, dtype) is the single source of truth about what exists. Tests and
-// benchmarks enumerate it; nothing pretends. An op calls select_backend() once and switches on it.
+// Backends, the kinds of ops that have kernels, and the preferred backend. What exists for which
+// backend and dtype, and how an op reaches its kernels, is backend/dispatch.hpp.
 #pragma once
 #include "pdyolo/backend/cuda_api.hpp"
 #include "pdyolo/core/dtype.hpp"
@@ -14,6 +12,7 @@ enum class Backend : uint8_t {
   cpu,   // fast CPU kernels (kernels/cpu + kernels/x86 micro-kernels picked at run time)
   cuda,  // GPU kernels (kernels/cuda) — none are registered yet
 };
+inline constexpr Backend kAllBackends[] = {Backend::ref, Backend::cpu, Backend::cuda};
 
 enum class OpKind : uint8_t {
   copy,              // strided copy / dtype conversion
@@ -27,6 +26,9 @@ enum class OpKind : uint8_t {
   max_pool2d,
   upsample_nearest,
 };
+inline constexpr OpKind kAllOpKinds[] = {OpKind::copy,   OpKind::binary,       OpKind::unary,      OpKind::reduce,
+                                         OpKind::softmax, OpKind::matmul,      OpKind::conv2d,     OpKind::batch_norm2d,
+                                         OpKind::max_pool2d, OpKind::upsample_nearest};
 
 inline const char* backend_name(Backend b) {
   switch (b) {
@@ -53,20 +55,6 @@ inline const char* op_kind_name(OpKind op) {
   return "?";
 }
 
-inline bool supports(OpKind op, Backend backend, DType dtype) {
-  switch (backend) {
-    case Backend::ref:
-      return op == OpKind::copy || dtype == DType::f32;
-    case Backend::cpu:
-      if (dtype != DType::f32) return false;
-      return op == OpKind::binary || op == OpKind::unary || op == OpKind::matmul || op == OpKind::conv2d ||
-             op == OpKind::batch_norm2d || op == OpKind::max_pool2d || op == OpKind::upsample_nearest;
-    case Backend::cuda:
-      return false;
-  }
-  return false;
-}
-
 // The backend ops prefer when it supports them (tests switch to Backend::ref to get the oracle).
 inline Backend& preferred_backend_slot() {
   static Backend preferred = Backend::cpu;
@@ -85,13 +73,5 @@ class BackendScope {
  private:
   Backend previous_;
 };
-
-// The preferred backend if it supports the op, else the reference kernels.
-inline Backend select_backend(OpKind op, DType dtype) {
-  if (supports(op, preferred_backend(), dtype)) return preferred_backend();
-  PDYOLO_CHECK(supports(op, Backend::ref, dtype), op_kind_name(op), ": no kernel for dtype ",
-               dtype_name(dtype), " (compute ops run on f32; convert with .to(DType::f32))");
-  return Backend::ref;
-}
 
 }  // namespace pdyolo

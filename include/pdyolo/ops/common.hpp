@@ -1,7 +1,7 @@
 // Helpers shared by the op files: argument checks and dense views of inputs for kernels.
 #pragma once
 #include "pdyolo/autograd/engine.hpp"
-#include "pdyolo/backend/backend.hpp"
+#include "pdyolo/backend/dispatch.hpp"
 #include "pdyolo/core/tensor.hpp"
 
 namespace pdyolo::ops::detail {

@@ -60,8 +60,7 @@ inline Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias =
   const float* b = bd.defined() ? bd.data<float>() : nullptr;
   Tensor y = Tensor::empty({g.batch, g.out_channels, g.out_h, g.out_w});
   const Backend backend = select_backend(OpKind::conv2d, DType::f32);
-  if (backend == Backend::cpu) kernels::cpu::conv2d_forward(g, xd.data<float>(), wd.data<float>(), b, y.data<float>());
-  else kernels::ref::conv2d_forward(g, xd.data<float>(), wd.data<float>(), b, y.data<float>());
+  run_on(backend, OpKind::conv2d, [&](auto k) { k.conv2d_forward(g, xd.data<float>(), wd.data<float>(), b, y.data<float>()); });
 
   return autograd::record(y, "conv2d", {x, weight, bias}, [g, backend, xs = xd.detach(), ws = wd.detach(),
                                                            need_x = x.requires_grad(), need_w = weight.requires_grad(),
@@ -70,13 +69,11 @@ inline Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias =
     Tensor dx, dw, db;
     if (need_x) {
       dx = Tensor::empty(xs.shape());
-      if (backend == Backend::cpu) kernels::cpu::conv2d_backward_input(g, dy.data<float>(), ws.data<float>(), dx.data<float>());
-      else kernels::ref::conv2d_backward_input(g, dy.data<float>(), ws.data<float>(), dx.data<float>());
+      run_on(backend, OpKind::conv2d, [&](auto k) { k.conv2d_backward_input(g, dy.data<float>(), ws.data<float>(), dx.data<float>()); });
     }
     if (need_w) {
       dw = Tensor::empty(ws.shape());
-      if (backend == Backend::cpu) kernels::cpu::conv2d_backward_weight(g, xs.data<float>(), dy.data<float>(), dw.data<float>());
-      else kernels::ref::conv2d_backward_weight(g, xs.data<float>(), dy.data<float>(), dw.data<float>());
+      run_on(backend, OpKind::conv2d, [&](auto k) { k.conv2d_backward_weight(g, xs.data<float>(), dy.data<float>(), dw.data<float>()); });
     }
     if (has_bias) db = sum(sum(sum(dy, 3), 2), 0);  // [OC]
     return std::vector<Tensor>{dx, dw, db};

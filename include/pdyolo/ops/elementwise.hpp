@@ -18,15 +18,14 @@ Tensor binary_map(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
   const Tensor a = dense(a_in, op), b = dense(b_in, op);
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
   Tensor out = Tensor::empty(shape);
-  const bool cpu = select_backend(OpKind::binary, DType::f32) == Backend::cpu;
-  if (a.shape() == b.shape()) {
-    if (cpu) kernels::cpu::map2(out.numel(), a.data<float>(), b.data<float>(), out.data<float>(), f);
-    else kernels::ref::map2(out.numel(), a.data<float>(), b.data<float>(), out.data<float>(), f);
-  } else {
-    const Shape sa = broadcast_strides(a, shape), sb = broadcast_strides(b, shape);
-    if (cpu) kernels::cpu::broadcast_map2(shape, a.data<float>(), sa, b.data<float>(), sb, out.data<float>(), f);
-    else kernels::ref::broadcast_map2(shape, a.data<float>(), sa, b.data<float>(), sb, out.data<float>(), f);
-  }
+  run_on(select_backend(OpKind::binary, DType::f32), OpKind::binary, [&](auto k) {
+    if (a.shape() == b.shape()) {
+      k.map2(out.numel(), a.data<float>(), b.data<float>(), out.data<float>(), f);
+    } else {
+      const Shape sa = broadcast_strides(a, shape), sb = broadcast_strides(b, shape);
+      k.broadcast_map2(shape, a.data<float>(), sa, b.data<float>(), sb, out.data<float>(), f);
+    }
+  });
   return out;
 }
 
@@ -35,8 +34,7 @@ template <class F>
 Tensor unary_map(const Tensor& x_in, const char* op, F f) {
   const Tensor x = dense(x_in, op);
   Tensor y = Tensor::empty(x.shape());
-  if (select_backend(OpKind::unary, DType::f32) == Backend::cpu) kernels::cpu::map1(x.numel(), x.data<float>(), y.data<float>(), f);
-  else kernels::ref::map1(x.numel(), x.data<float>(), y.data<float>(), f);
+  run_on(select_backend(OpKind::unary, DType::f32), OpKind::unary, [&](auto k) { k.map1(x.numel(), x.data<float>(), y.data<float>(), f); });
   return y;
 }
 
@@ -47,10 +45,8 @@ Tensor ternary_map(const Tensor& a_in, const Tensor& b_in, const Tensor& c_in, c
   PDYOLO_CHECK(a.shape() == b.shape() && a.shape() == c.shape(), op, ": shapes ", shape_str(a.shape()),
                ", ", shape_str(b.shape()), " and ", shape_str(c.shape()), " differ");
   Tensor out = Tensor::empty(a.shape());
-  if (select_backend(OpKind::unary, DType::f32) == Backend::cpu)
-    kernels::cpu::map3(a.numel(), a.data<float>(), b.data<float>(), c.data<float>(), out.data<float>(), f);
-  else
-    kernels::ref::map3(a.numel(), a.data<float>(), b.data<float>(), c.data<float>(), out.data<float>(), f);
+  run_on(select_backend(OpKind::unary, DType::f32), OpKind::unary,
+         [&](auto k) { k.map3(a.numel(), a.data<float>(), b.data<float>(), c.data<float>(), out.data<float>(), f); });
   return out;
 }
 

@@ -16,10 +16,7 @@ inline Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::empty({M, N});
   const kernels::MatrixView A{a.data<float>(), a.strides()[0], a.strides()[1]};
   const kernels::MatrixView B{b.data<float>(), b.strides()[0], b.strides()[1]};
-  if (select_backend(OpKind::matmul, DType::f32) == Backend::cpu)
-    kernels::cpu::sgemm(M, N, K, A, B, out.data<float>(), N, false);
-  else
-    kernels::ref::gemm(M, N, K, A, B, out.data<float>(), N, false);
+  run_on(select_backend(OpKind::matmul, DType::f32), OpKind::matmul, [&](auto k) { k.gemm(M, N, K, A, B, out.data<float>(), N); });
   return autograd::record(out, "matmul", {a, b}, [ad = a.detach(), bd = b.detach()](const Tensor& g) {
     // d/da = g · bᵀ,  d/db = aᵀ · g
     return std::vector<Tensor>{matmul(g, bd.transpose(0, 1)), matmul(ad.transpose(0, 1), g)};

@@ -37,8 +37,7 @@ inline std::pair<Tensor, Tensor> batch_norm_statistics(const Tensor& xd, const T
   if (!p.training)
     return {dense(running_mean, "batch_norm2d").clone().detach(), dense(running_var, "batch_norm2d").clone().detach()};
   Tensor mean = Tensor::empty({C}), var = Tensor::empty({C});
-  if (backend == Backend::cpu) kernels::cpu::batch_norm_stats(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>());
-  else kernels::ref::batch_norm_stats(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>());
+  run_on(backend, OpKind::batch_norm2d, [&](auto k) { k.batch_norm_stats(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>()); });
   float* rm = running_mean.data<float>();
   float* rv = running_var.data<float>();
   const float unbias = static_cast<float>(N * plane) / static_cast<float>(N * plane - 1);
@@ -53,42 +52,33 @@ inline std::pair<Tensor, Tensor> batch_norm_statistics(const Tensor& xd, const T
 
 // act(batch_norm2d(x)): x [N, C, H, W]; weight, bias, running_mean, running_var [C]. In training
 // mode the running statistics are updated in place (variance unbiased, as PyTorch) and are not
-// differentiated. The reference backend runs the two ops one after the other.
+// differentiated. Every backend applies the activation in the same pass (the reference one after the
+// normalisation, element by element).
 inline Tensor batch_norm_act2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                                const Tensor& running_var, const BatchNormParams& p, kernels::ActivationFn act) {
   ops::detail::check_batch_norm(x, weight, bias, running_mean, running_var, p);
   const Backend backend = select_backend(OpKind::batch_norm2d, DType::f32);
-  const bool fused = backend == Backend::cpu;
-  const kernels::ActivationFn inner = fused ? act : kernels::ActivationFn{};
   const int64_t N = x.shape()[0], C = x.shape()[1], plane = x.shape()[2] * x.shape()[3];
   const Tensor xd = ops::detail::dense(x, "batch_norm2d");
   const Tensor wd = ops::detail::dense(weight, "batch_norm2d"), bd = ops::detail::dense(bias, "batch_norm2d");
   const std::pair<Tensor, Tensor> stats = ops::detail::batch_norm_statistics(xd, running_mean, running_var, p, backend);
   const Tensor mean = stats.first, var = stats.second;
   Tensor y = Tensor::empty(x.shape());
-  if (fused)
-    kernels::cpu::batch_norm_act_forward(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>(), wd.data<float>(),
-                                         bd.data<float>(), p.eps, inner, y.data<float>());
-  else
-    kernels::ref::batch_norm_apply(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>(), wd.data<float>(),
-                                   bd.data<float>(), p.eps, y.data<float>());
-  y = autograd::record(y, "batch_norm2d", {x, weight, bias},
-                       [xs = xd.detach(), ws = wd.detach(), bs = bd.detach(), mean, var, p, N, C, plane, fused,
-                        inner](const Tensor& g) {
+  run_on(backend, OpKind::batch_norm2d, [&](auto k) {
+    k.batch_norm_act_forward(N, C, plane, xd.data<float>(), mean.data<float>(), var.data<float>(), wd.data<float>(), bd.data<float>(),
+                             p.eps, act, y.data<float>());
+  });
+  return autograd::record(y, "batch_norm2d", {x, weight, bias},
+                          [xs = xd.detach(), ws = wd.detach(), bs = bd.detach(), mean, var, p, N, C, plane, backend, act](const Tensor& g) {
     Tensor dx = Tensor::empty(xs.shape()), dw = Tensor::empty({C}), db = Tensor::empty({C});
-    if (fused) {
-      const Tensor dy = ops::detail::dense_images(g, "batch_norm2d backward");  // a slice of concat's gradient stays one
-      kernels::cpu::batch_norm_act_backward(N, C, plane, xs.data<float>(), mean.data<float>(), var.data<float>(),
-                                            ws.data<float>(), bs.data<float>(), p.eps, inner, dy.data<float>(),
-                                            dy.strides()[0], p.training, dx.data<float>(), dw.data<float>(), db.data<float>());
-      return std::vector<Tensor>{dx, dw, db};
-    }
-    const Tensor dy = ops::detail::dense(g, "batch_norm2d backward");
-    kernels::ref::batch_norm_backward(N, C, plane, xs.data<float>(), mean.data<float>(), var.data<float>(), ws.data<float>(),
-                                      p.eps, dy.data<float>(), p.training, dx.data<float>(), dw.data<float>(), db.data<float>());
+    const Tensor dy = ops::detail::dense_images(g, "batch_norm2d backward");  // a slice of concat's gradient stays one
+    run_on(backend, OpKind::batch_norm2d, [&](auto k) {
+      k.batch_norm_act_backward(N, C, plane, xs.data<float>(), mean.data<float>(), var.data<float>(), ws.data<float>(), bs.data<float>(),
+                                p.eps, act, dy.data<float>(), dy.strides()[0], p.training, dx.data<float>(), dw.data<float>(),
+                                db.data<float>());
+    });
     return std::vector<Tensor>{dx, dw, db};
   });
-  return fused ? y : activation(y, act);
 }
 
 inline Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,

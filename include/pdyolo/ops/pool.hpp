@@ -33,14 +33,12 @@ inline Tensor max_pool2d(const Tensor& x, const MaxPool2dParams& p = MaxPool2dPa
   const Tensor xd = ops::detail::dense(x, "max_pool2d");
   Tensor y = Tensor::empty({x.shape()[0], x.shape()[1], g.out_h, g.out_w});
   const Tensor argmax = Tensor::empty(y.shape(), DType::i32);  // index inside the plane, for backward
-  const bool fast = select_backend(OpKind::max_pool2d, DType::f32) == Backend::cpu;
-  if (fast) kernels::cpu::max_pool2d_forward(g, xd.data<float>(), y.data<float>(), argmax.data<int32_t>());
-  else kernels::ref::max_pool2d_forward(g, xd.data<float>(), y.data<float>(), argmax.data<int32_t>());
-  return autograd::record(y, "max_pool2d", {x}, [g, argmax, fast, shape = x.shape()](const Tensor& grad) {
+  const Backend backend = select_backend(OpKind::max_pool2d, DType::f32);
+  run_on(backend, OpKind::max_pool2d, [&](auto k) { k.max_pool2d_forward(g, xd.data<float>(), y.data<float>(), argmax.data<int32_t>()); });
+  return autograd::record(y, "max_pool2d", {x}, [g, argmax, backend, shape = x.shape()](const Tensor& grad) {
     const Tensor dy = ops::detail::dense(grad, "max_pool2d backward");
     Tensor dx = Tensor::empty(shape);
-    if (fast) kernels::cpu::max_pool2d_backward(g, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>());
-    else kernels::ref::max_pool2d_backward(g, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>());
+    run_on(backend, OpKind::max_pool2d, [&](auto k) { k.max_pool2d_backward(g, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>()); });
     return std::vector<Tensor>{dx};
   });
 }
@@ -52,14 +50,13 @@ inline Tensor upsample_nearest(const Tensor& x, int64_t scale) {
   const Tensor xd = ops::detail::dense(x, "upsample_nearest");
   const int64_t planes = x.shape()[0] * x.shape()[1], h = x.shape()[2], w = x.shape()[3];
   Tensor y = Tensor::empty({x.shape()[0], x.shape()[1], h * scale, w * scale});
-  const bool fast = select_backend(OpKind::upsample_nearest, DType::f32) == Backend::cpu;
-  if (fast) kernels::cpu::upsample_nearest_forward(planes, h, w, scale, xd.data<float>(), y.data<float>());
-  else kernels::ref::upsample_nearest_forward(planes, h, w, scale, xd.data<float>(), y.data<float>());
-  return autograd::record(y, "upsample_nearest", {x}, [planes, h, w, scale, fast, shape = x.shape()](const Tensor& grad) {
+  const Backend backend = select_backend(OpKind::upsample_nearest, DType::f32);
+  run_on(backend, OpKind::upsample_nearest, [&](auto k) { k.upsample_nearest_forward(planes, h, w, scale, xd.data<float>(), y.data<float>()); });
+  return autograd::record(y, "upsample_nearest", {x}, [planes, h, w, scale, backend, shape = x.shape()](const Tensor& grad) {
     const Tensor dy = ops::detail::dense(grad, "upsample_nearest backward");
     Tensor dx = Tensor::empty(shape);
-    if (fast) kernels::cpu::upsample_nearest_backward(planes, h, w, scale, dy.data<float>(), dx.data<float>());
-    else kernels::ref::upsample_nearest_backward(planes, h, w, scale, dy.data<float>(), dx.data<float>());
+    run_on(backend, OpKind::upsample_nearest,
+           [&](auto k) { k.upsample_nearest_backward(planes, h, w, scale, dy.data<float>(), dx.data<float>()); });
     return std::vector<Tensor>{dx};
   });
 }

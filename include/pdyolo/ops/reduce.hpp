@@ -25,7 +25,9 @@ inline AxisSplit split_at_axis(const Shape& shape, int64_t axis) {
 // Sum of all elements → scalar tensor (shape {}).
 inline Tensor sum(const Tensor& x) {
   const Tensor xd = ops::detail::dense(x, "sum");
-  Tensor out = Tensor::scalar(static_cast<float>(kernels::ref::sum_all(xd.numel(), xd.data<float>())));
+  const double total = run_on(select_backend(OpKind::reduce, DType::f32), OpKind::reduce,
+                              [&](auto k) { return k.sum_all(xd.numel(), xd.data<float>()); });
+  Tensor out = Tensor::scalar(static_cast<float>(total));
   return autograd::record(out, "sum", {x}, [shape = x.shape()](const Tensor& g) {
     return std::vector<Tensor>{Tensor::full(shape, g.item())};
   });
@@ -39,7 +41,8 @@ inline Tensor sum(const Tensor& x, int64_t axis, bool keepdim = false) {
   Shape kept = x.shape();
   kept[axis] = 1;
   Tensor out = Tensor::empty(kept);
-  kernels::ref::sum_axis(s.outer, s.n, s.inner, xd.data<float>(), out.data<float>());
+  run_on(select_backend(OpKind::reduce, DType::f32), OpKind::reduce,
+         [&](auto k) { k.sum_axis(s.outer, s.n, s.inner, xd.data<float>(), out.data<float>()); });
   Shape out_shape = kept;
   if (!keepdim) out_shape.erase(out_shape.begin() + axis);
   out = ops::detail::make_view(out, out_shape, contiguous_strides(out_shape), 0);
@@ -76,7 +79,8 @@ inline Tensor softmax_forward(const Tensor& x, int64_t axis, bool log, const cha
   const Tensor xd = dense(x, op);
   const auto s = split_at_axis(x.shape(), axis);
   Tensor y = Tensor::empty(x.shape());
-  kernels::ref::softmax(s.outer, s.n, s.inner, xd.data<float>(), y.data<float>(), log);
+  run_on(select_backend(OpKind::softmax, DType::f32), OpKind::softmax,
+         [&](auto k) { k.softmax(s.outer, s.n, s.inner, xd.data<float>(), y.data<float>(), log); });
   return y;
 }
 }  // namespace ops::detail

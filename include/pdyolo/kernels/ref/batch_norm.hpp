@@ -2,6 +2,9 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <vector>
+
+#include "pdyolo/kernels/activation.hpp"
 
 namespace pdyolo::kernels::ref {
 
@@ -72,6 +75,32 @@ inline void batch_norm_backward(int64_t batch, int64_t channels, int64_t plane, 
       }
     }
   }
+}
+
+// act(batch_norm_apply(x)): the two one after the other.
+inline void batch_norm_act_forward(int64_t batch, int64_t channels, int64_t plane, const float* x, const float* mean,
+                                   const float* var, const float* weight, const float* bias, float eps, ActivationFn act,
+                                   float* y) {
+  batch_norm_apply(batch, channels, plane, x, mean, var, weight, bias, eps, y);
+  with_activation(act, [&](auto f, auto) {
+    for (int64_t i = 0; i < batch * channels * plane; ++i) y[i] = f(y[i]);
+  });
+}
+
+// Gradients of batch_norm_act_forward: dz = dy · act'(z) with z = batch_norm_apply(x) recomputed,
+// then batch_norm_backward. dy's images lie dy_image_stride floats apart.
+inline void batch_norm_act_backward(int64_t batch, int64_t channels, int64_t plane, const float* x, const float* mean,
+                                    const float* var, const float* weight, const float* bias, float eps, ActivationFn act,
+                                    const float* dy, int64_t dy_image_stride, bool batch_stats, float* dx, float* dweight,
+                                    float* dbias) {
+  const int64_t image = channels * plane;
+  std::vector<float> z(static_cast<size_t>(batch * image)), dz(z.size());
+  batch_norm_apply(batch, channels, plane, x, mean, var, weight, bias, eps, z.data());
+  with_activation(act, [&](auto, auto derivative) {
+    for (int64_t n = 0; n < batch; ++n)
+      for (int64_t i = 0; i < image; ++i) dz[n * image + i] = dy[n * dy_image_stride + i] * derivative(z[n * image + i]);
+  });
+  batch_norm_backward(batch, channels, plane, x, mean, var, weight, eps, dz.data(), batch_stats, dx, dweight, dbias);
 }
 
 }  // namespace pdyolo::kernels::ref

@@ -1,0 +1,172 @@
+// The one dispatch point of every op: a table from (op, backend, dtype) to the kernels that run it.
+//
+// Each backend has a kernel set — a struct whose static functions are that backend's entry points,
+// the same names and arguments in every set — and the list of op kinds (and dtypes) it implements.
+// The table is built from those lists, so supports() says exactly what exists. An op calls
+// select_backend() once and hands a generic lambda to run_on(), which calls it with the chosen
+// backend's kernel set:
+//
+//   const Backend backend = select_backend(OpKind::max_pool2d, DType::f32);
+//   run_on(backend, [&](auto k) { k.max_pool2d_forward(g, x, y, argmax); });
+//
+// The backward pass captures `backend` and runs on the same one. An unsupported combination is an
+// error naming the op, the backend and the dtype.
+#pragma once
+#include <vector>
+
+#include "pdyolo/backend/backend.hpp"
+#include "pdyolo/core/shape.hpp"
+#include "pdyolo/kernels/cpu/batch_norm.hpp"
+#include "pdyolo/kernels/cpu/conv2d.hpp"
+#include "pdyolo/kernels/cpu/elementwise.hpp"
+#include "pdyolo/kernels/cpu/pool.hpp"
+#include "pdyolo/kernels/cpu/sgemm.hpp"
+#include "pdyolo/kernels/ref/batch_norm.hpp"
+#include "pdyolo/kernels/ref/conv2d.hpp"
+#include "pdyolo/kernels/ref/elementwise.hpp"
+#include "pdyolo/kernels/ref/gemm.hpp"
+#include "pdyolo/kernels/ref/pool.hpp"
+#include "pdyolo/kernels/ref/reduce.hpp"
+
+namespace pdyolo {
+
+// The entry points every compute backend offers for the op kinds it lists (f32 throughout).
+// Scalar reference kernels (kernels/ref): the specification and the test oracle.
+struct RefKernels {
+  static constexpr Backend backend = Backend::ref;
+  static constexpr OpKind ops[] = {OpKind::binary, OpKind::unary,        OpKind::reduce,     OpKind::softmax,
+                                   OpKind::matmul, OpKind::conv2d,       OpKind::batch_norm2d, OpKind::max_pool2d,
+                                   OpKind::upsample_nearest};
+  template <class F> static void map1(int64_t n, const float* x, float* y, F f) { kernels::ref::map1(n, x, y, f); }
+  template <class F> static void map2(int64_t n, const float* a, const float* b, float* y, F f) { kernels::ref::map2(n, a, b, y, f); }
+  template <class F> static void map3(int64_t n, const float* a, const float* b, const float* c, float* y, F f) {
+    kernels::ref::map3(n, a, b, c, y, f);
+  }
+  template <class F> static void broadcast_map2(const Shape& shape, const float* a, const Shape& sa, const float* b, const Shape& sb, float* y, F f) {
+    kernels::ref::broadcast_map2(shape, a, sa, b, sb, y, f);
+  }
+  static double sum_all(int64_t n, const float* x) { return kernels::ref::sum_all(n, x); }
+  static void sum_axis(int64_t outer, int64_t n, int64_t inner, const float* x, float* y) { kernels::ref::sum_axis(outer, n, inner, x, y); }
+  static void softmax(int64_t outer, int64_t n, int64_t inner, const float* x, float* y, bool log) {
+    kernels::ref::softmax(outer, n, inner, x, y, log);
+  }
+  static void gemm(int64_t M, int64_t N, int64_t K, kernels::MatrixView A, kernels::MatrixView B, float* C, int64_t ldc) {
+    kernels::ref::gemm(M, N, K, A, B, C, ldc, false);
+  }
+  static void conv2d_forward(const kernels::Conv2dGeometry& g, const float* x, const float* w, const float* b, float* y) {
+    kernels::ref::conv2d_forward(g, x, w, b, y);
+  }
+  static void conv2d_backward_input(const kernels::Conv2dGeometry& g, const float* dy, const float* w, float* dx) {
+    kernels::ref::conv2d_backward_input(g, dy, w, dx);
+  }
+  static void conv2d_backward_weight(const kernels::Conv2dGeometry& g, const float* x, const float* dy, float* dw) {
+    kernels::ref::conv2d_backward_weight(g, x, dy, dw);
+  }
+  static void batch_norm_stats(int64_t n, int64_t c, int64_t plane, const float* x, float* mean, float* var) {
+    kernels::ref::batch_norm_stats(n, c, plane, x, mean, var);
+  }
+  template <class... Args> static void batch_norm_act_forward(Args... args) { kernels::ref::batch_norm_act_forward(args...); }
+  template <class... Args> static void batch_norm_act_backward(Args... args) { kernels::ref::batch_norm_act_backward(args...); }
+  static void max_pool2d_forward(const kernels::Pool2dGeometry& g, const float* x, float* y, int32_t* argmax) {
+    kernels::ref::max_pool2d_forward(g, x, y, argmax);
+  }
+  static void max_pool2d_backward(const kernels::Pool2dGeometry& g, const float* dy, const int32_t* argmax, float* dx) {
+    kernels::ref::max_pool2d_backward(g, dy, argmax, dx);
+  }
+  static void upsample_nearest_forward(int64_t planes, int64_t h, int64_t w, int64_t s, const float* x, float* y) {
+    kernels::ref::upsample_nearest_forward(planes, h, w, s, x, y);
+  }
+  static void upsample_nearest_backward(int64_t planes, int64_t h, int64_t w, int64_t s, const float* dy, float* dx) {
+    kernels::ref::upsample_nearest_backward(planes, h, w, s, dy, dx);
+  }
+};
+
+// Fast CPU kernels (kernels/cpu, with x86 / NEON micro-kernels picked at run time). Reductions and
+// softmax have none: they run on the reference kernels.
+struct CpuKernels : RefKernels {
+  static constexpr Backend backend = Backend::cpu;
+  static constexpr OpKind ops[] = {OpKind::binary, OpKind::unary, OpKind::matmul, OpKind::conv2d, OpKind::batch_norm2d,
+                                   OpKind::max_pool2d, OpKind::upsample_nearest};
+  template <class F> static void map1(int64_t n, const float* x, float* y, F f) { kernels::cpu::map1(n, x, y, f); }
+  template <class F> static void map2(int64_t n, const float* a, const float* b, float* y, F f) { kernels::cpu::map2(n, a, b, y, f); }
+  template <class F> static void map3(int64_t n, const float* a, const float* b, const float* c, float* y, F f) {
+    kernels::cpu::map3(n, a, b, c, y, f);
+  }
+  template <class F> static void broadcast_map2(const Shape& shape, const float* a, const Shape& sa, const float* b, const Shape& sb, float* y, F f) {
+    kernels::cpu::broadcast_map2(shape, a, sa, b, sb, y, f);
+  }
+  static void gemm(int64_t M, int64_t N, int64_t K, kernels::MatrixView A, kernels::MatrixView B, float* C, int64_t ldc) {
+    kernels::cpu::sgemm(M, N, K, A, B, C, ldc, false);
+  }
+  static void conv2d_forward(const kernels::Conv2dGeometry& g, const float* x, const float* w, const float* b, float* y) {
+    kernels::cpu::conv2d_forward(g, x, w, b, y);
+  }
+  static void conv2d_backward_input(const kernels::Conv2dGeometry& g, const float* dy, const float* w, float* dx) {
+    kernels::cpu::conv2d_backward_input(g, dy, w, dx);
+  }
+  static void conv2d_backward_weight(const kernels::Conv2dGeometry& g, const float* x, const float* dy, float* dw) {
+    kernels::cpu::conv2d_backward_weight(g, x, dy, dw);
+  }
+  static void batch_norm_stats(int64_t n, int64_t c, int64_t plane, const float* x, float* mean, float* var) {
+    kernels::cpu::batch_norm_stats(n, c, plane, x, mean, var);
+  }
+  template <class... Args> static void batch_norm_act_forward(Args... args) { kernels::cpu::batch_norm_act_forward(args...); }
+  template <class... Args> static void batch_norm_act_backward(Args... args) { kernels::cpu::batch_norm_act_backward(args...); }
+  static void max_pool2d_forward(const kernels::Pool2dGeometry& g, const float* x, float* y, int32_t* argmax) {
+    kernels::cpu::max_pool2d_forward(g, x, y, argmax);
+  }
+  static void max_pool2d_backward(const kernels::Pool2dGeometry& g, const float* dy, const int32_t* argmax, float* dx) {
+    kernels::cpu::max_pool2d_backward(g, dy, argmax, dx);
+  }
+  static void upsample_nearest_forward(int64_t planes, int64_t h, int64_t w, int64_t s, const float* x, float* y) {
+    kernels::cpu::upsample_nearest_forward(planes, h, w, s, x, y);
+  }
+  static void upsample_nearest_backward(int64_t planes, int64_t h, int64_t w, int64_t s, const float* dy, float* dx) {
+    kernels::cpu::upsample_nearest_backward(planes, h, w, s, dy, dx);
+  }
+};
+
+// ---- the table ----------------------------------------------------------------------------------
+
+struct KernelEntry {
+  OpKind op;
+  Backend backend;
+  DType dtype;
+};
+
+// Every (op, backend, dtype) that has kernels: the kernel sets' op lists (f32), and copies, which
+// are core's strided loops (core/tensor.hpp) for every dtype. No CUDA kernel is registered yet.
+inline const std::vector<KernelEntry>& kernel_table() {
+  static const std::vector<KernelEntry> table = [] {
+    std::vector<KernelEntry> t;
+    for (DType d : {DType::f32, DType::f16, DType::i8, DType::u8, DType::i32, DType::i64}) t.push_back({OpKind::copy, Backend::ref, d});
+    for (OpKind op : RefKernels::ops) t.push_back({op, Backend::ref, DType::f32});
+    for (OpKind op : CpuKernels::ops) t.push_back({op, Backend::cpu, DType::f32});
+    return t;
+  }();
+  return table;
+}
+
+inline bool supports(OpKind op, Backend backend, DType dtype) {
+  for (const KernelEntry& e : kernel_table())
+    if (e.op == op && e.backend == backend && e.dtype == dtype) return true;
+  return false;
+}
+
+// The preferred backend if it has the op for this dtype, else the reference kernels.
+inline Backend select_backend(OpKind op, DType dtype) {
+  if (supports(op, preferred_backend(), dtype)) return preferred_backend();
+  PDYOLO_CHECK(supports(op, Backend::ref, dtype), op_kind_name(op), ": no kernel for backend ", backend_name(preferred_backend()),
+               " or ref with dtype ", dtype_name(dtype), " (compute ops run on f32; convert with .to(DType::f32))");
+  return Backend::ref;
+}
+
+// Calls fn with the kernel set of `backend` (which must hold `op`).
+template <class Fn>
+decltype(auto) run_on(Backend backend, OpKind op, Fn&& fn) {
+  PDYOLO_CHECK(supports(op, backend, DType::f32), op_kind_name(op), ": backend ", backend_name(backend), " has no kernel for dtype f32");
+  if (backend == Backend::cpu) return fn(CpuKernels{});
+  return fn(RefKernels{});
+}
+
+}  // namespace pdyolo
