@@ -45,18 +45,25 @@ inline void print_profile(const std::vector<graph::StepProfile>& steps, int runs
   }
 }
 
-// pdyolo bench --weights W | --cfg FILE [--img-size 640] [--batch-size 1] [--threads 2] [--runs 100] [--warmup 5]
-//              [--executor planned|graph] [--profile] [--json]
-inline int run_bench(int argc, char** argv) {
-  const Args args(argc, argv, 2, {"--weights", "--cfg", "--nc", "--img-size", "--batch-size", "--threads", "--runs", "--warmup", "--executor"},
-                  {"--json", "--profile"});
-  const int64_t size = args.integer("--img-size", 640), batch = args.integer("--batch-size", 1);
-  const int runs = static_cast<int>(args.integer("--runs", 100)), warmup = static_cast<int>(args.integer("--warmup", 5));
-  const std::string executor = args.str("--executor", "planned");
+inline const CommandSpec& bench_spec() {
+  static const CommandSpec spec{"bench",
+                                "inference latency (P50/P95/P99), images/s and peak RSS; --profile: time per layer and op",
+                                {weights_flag(), cfg_flag(), nc_flag(), img_size_flag(), {"--batch-size", "B", "1", "images per run"},
+                                 {"--threads", "T", "2", "threads"}, {"--runs", "N", "100", "timed runs"},
+                                 {"--warmup", "N", "5", "untimed runs first"},
+                                 {"--executor", "planned|graph", "planned", "the planned executor or the autograd forward"},
+                                 {"--profile", "", "", "time per layer and op"}, {"--json", "", "", "one JSON line of the figures"}}};
+  return spec;
+}
+
+inline int run_bench(const Args& args) {
+  const int64_t size = args.integer("--img-size"), batch = args.integer("--batch-size");
+  const int runs = static_cast<int>(args.integer("--runs")), warmup = static_cast<int>(args.integer("--warmup"));
+  const std::string executor = args.str("--executor");
   PDYOLO_CHECK(size > 0 && size % 32 == 0, "--img-size must be a positive multiple of 32, got ", size);
   PDYOLO_CHECK(batch > 0 && runs > 0 && warmup >= 0, "--batch-size and --runs must be positive, --warmup not negative");
   PDYOLO_CHECK(executor == "planned" || executor == "graph", "--executor must be planned or graph, got '", executor, "'");
-  set_num_threads(static_cast<int>(args.integer("--threads", 2)));
+  set_num_threads(static_cast<int>(args.integer("--threads")));
   auto [model, source] = model_from_args(args);
   graph::fuse(model.graph);
   model.graph.eval();

@@ -13,39 +13,35 @@
 namespace pdyolo::cli {
 
 inline models::YoloModel load_for_inference(const Args& args) {
-  PDYOLO_CHECK(args.has("--weights"), "option --weights is required");
+  args.required("--weights");
   models::YoloModel model = model_from_args(args).model;
   graph::fuse(model.graph);  // same outputs, faster
   model.graph.eval();
   return model;
 }
 
-inline float float_arg(const Args& args, const std::string& flag, float fallback) {
-  if (!args.has(flag)) return fallback;
-  try {
-    size_t used = 0;
-    const float v = std::stof(args.str(flag), &used);
-    if (used == args.str(flag).size()) return v;
-  } catch (const std::exception&) {
-  }
-  throw_error("option ", flag, ": '", args.str(flag), "' is not a number");
+inline const CommandSpec& eval_spec() {
+  static const CommandSpec spec{"eval",
+                                "mAP of a model on a dataset (dataset YAML or VOC folder), on the planned executor",
+                                {weights_flag(), cfg_flag("a config for a plain state dict"), {"--data", "DATA", "", "dataset YAML or VOC folder"},
+                                 {"--split", "NAME", "val", "the split to evaluate"}, img_size_flag(),
+                                 {"--conf-thres", "T", "0.001", "confidence threshold"}, {"--iou-thres", "T", "0.65", "NMS IoU threshold"},
+                                 {"--protocol", "coco|voc07|voc12", "coco", "the AP protocol"}, {"--batch-size", "B", "8", "images per run"},
+                                 {"--out", "DIR", "", "write metrics.json and pr_curve.png there"},
+                                 {"--json", "", "", "one JSON line with the headline numbers"}, {"--no-progress", "", "", "no progress bar"}}};
+  return spec;
 }
 
-// pdyolo eval --weights W --data DATA [--split NAME] [--img-size 640] [--conf-thres 0.001] [--iou-thres 0.65]
-//             [--protocol coco|voc07|voc12] [--batch-size 8] [--out DIR] [--json]
-inline int run_eval(int argc, char** argv) {
-  const Args args(argc, argv, 2,
-                  {"--weights", "--cfg", "--data", "--split", "--img-size", "--conf-thres", "--iou-thres", "--protocol", "--batch-size", "--out"},
-                  {"--json", "--no-progress"});
+inline int run_eval(const Args& args) {
   eval::EvalOptions o;
-  o.img_size = args.integer("--img-size", 640);
-  o.nms.conf_thres = float_arg(args, "--conf-thres", 0.001f);
-  o.nms.iou_thres = float_arg(args, "--iou-thres", 0.65f);
-  o.batch_size = args.integer("--batch-size", 8);
+  o.img_size = args.integer("--img-size");
+  o.nms.conf_thres = args.real("--conf-thres");
+  o.nms.iou_thres = args.real("--iou-thres");
+  o.batch_size = args.integer("--batch-size");
   o.progress = !args.has("--no-progress");
-  const std::string protocol = args.str("--protocol", "coco");
+  const std::string protocol = args.str("--protocol");
   o.protocol = eval::parse_protocol(protocol);
-  const data::Dataset ds = data::load_dataset(args.required("--data"), args.str("--split", "val"));
+  const data::Dataset ds = data::load_dataset(args.required("--data"), args.str("--split"));
   PDYOLO_CHECK(!ds.samples.empty(), args.str("--data"), ": the split has no usable images");
   models::YoloModel model = load_for_inference(args);
   PDYOLO_CHECK(model.nc() == static_cast<int64_t>(ds.names.size()), "the model has ", model.nc(),
@@ -71,13 +67,21 @@ inline int run_eval(int argc, char** argv) {
   return 0;
 }
 
-// pdyolo detect --weights W --source IMG|DIR [--img-size 640] [--conf-thres 0.25] [--iou-thres 0.45] --out DIR
-inline int run_detect(int argc, char** argv) {
+inline const CommandSpec& detect_spec() {
+  static const CommandSpec spec{"detect",
+                                "annotate images with a model's detections; writes the images and detections.json",
+                                {weights_flag(), cfg_flag("a config for a plain state dict"), {"--source", "IMG|DIR", "", "an image or a folder of them"},
+                                 img_size_flag(), {"--conf-thres", "T", "0.25", "confidence threshold"},
+                                 {"--iou-thres", "T", "0.45", "NMS IoU threshold"}, {"--out", "DIR", "", "where the results go"},
+                                 {"--no-progress", "", "", "no progress bar"}}};
+  return spec;
+}
+
+inline int run_detect(const Args& args) {
   namespace fs = std::filesystem;
-  const Args args(argc, argv, 2, {"--weights", "--cfg", "--source", "--img-size", "--conf-thres", "--iou-thres", "--out"}, {"--no-progress"});
-  const int64_t size = args.integer("--img-size", 640);
+  const int64_t size = args.integer("--img-size");
   PDYOLO_CHECK(size > 0 && size % 32 == 0, "--img-size must be a positive multiple of 32, got ", size);
-  const eval::NmsOptions nms{float_arg(args, "--conf-thres", 0.25f), float_arg(args, "--iou-thres", 0.45f), false, false, 300, 30000};
+  const eval::NmsOptions nms{args.real("--conf-thres"), args.real("--iou-thres"), false, false, 300, 30000};
   const std::string source = args.required("--source"), out_dir = args.required("--out");
   std::vector<std::string> images;
   if (fs::is_directory(source)) {

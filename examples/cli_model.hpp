@@ -74,10 +74,18 @@ inline void print_layers(const models::YoloModel& model, int64_t size) {
   }
 }
 
-// pdyolo info --weights FILE | --cfg FILE [--nc N] [--img-size S] [--verbose] [--groups] [--json]
-inline int run_info(int argc, char** argv) {
-  const Args args(argc, argv, 2, {"--weights", "--cfg", "--nc", "--img-size"}, {"--json", "--verbose", "--groups"});
-  const int64_t size = args.integer("--img-size", 640);
+inline const CommandSpec& info_spec() {
+  static const CommandSpec spec{"info",
+                                "layers, parameters, GFLOPs and channel groups of a model (any model file) or a config",
+                                {weights_flag(), cfg_flag("a model config (YAML), when no --weights"), nc_flag(), img_size_flag(),
+                                 {"--verbose", "", "", "a table of the layers"},
+                                 {"--groups", "", "", "the coupled channel groups structured pruning removes together"},
+                                 {"--json", "", "", "one JSON line with layers, params and gflops"}}};
+  return spec;
+}
+
+inline int run_info(const Args& args) {
+  const int64_t size = args.integer("--img-size");
   PDYOLO_CHECK(size > 0 && size % 32 == 0, "--img-size must be a positive multiple of 32, got ", size);
   const auto [model, source] = model_from_args(args);
   const graph::Graph& g = model.graph;
@@ -96,13 +104,19 @@ inline int run_info(int argc, char** argv) {
   return 0;
 }
 
-// pdyolo convert --weights IN.pt|IN.safetensors [--cfg F] [--fuse] --out OUT.safetensors
-//                --cfg F [--nc N] [--seed S] [--fuse] --out OUT.safetensors       (random weights)
-inline int run_convert(int argc, char** argv) {
-  const Args args(argc, argv, 2, {"--weights", "--cfg", "--nc", "--seed", "--out"}, {"--fuse"});
+inline const CommandSpec& convert_spec() {
+  static const CommandSpec spec{"convert",
+                                "write any model as a self-describing .safetensors (graph, names and config in its metadata)",
+                                {weights_flag(), cfg_flag(), nc_flag(), {"--seed", "S", "0", "seed of the random weights (with --cfg alone)"},
+                                 {"--fuse", "", "", "fold batch norms, RepConv and implicit layers first"},
+                                 {"--out", "OUT.safetensors", "", "the file to write"}}};
+  return spec;
+}
+
+inline int run_convert(const Args& args) {
   const std::string out = args.required("--out");
   PDYOLO_CHECK(models::detail::ends_with(out, ".safetensors"), "--out must name a .safetensors file, got '", out, "'");
-  auto [model, source] = model_from_args(args, std::nullopt, static_cast<uint64_t>(args.integer("--seed", 0)));
+  auto [model, source] = model_from_args(args, std::nullopt, static_cast<uint64_t>(args.integer("--seed")));
   if (args.has("--fuse")) {
     const graph::FuseReport r = graph::fuse(model.graph);
     std::printf("fused %d conv+bn, %d RepConv, %d implicit pairs; chained %d SPP pools\n", r.batch_norms, r.repconvs, r.implicits, r.pools);
@@ -113,10 +127,18 @@ inline int run_convert(int argc, char** argv) {
   return 0;
 }
 
-// pdyolo forward --weights W.pt|W.safetensors [--cfg FILE] --input X.npy --out DIR [--fuse]
-inline int run_forward(int argc, char** argv) {
-  const Args args(argc, argv, 2, {"--weights", "--cfg", "--input", "--out", "--nc"}, {"--fuse"});
-  PDYOLO_CHECK(args.has("--weights"), "option --weights is required");
+inline const CommandSpec& forward_spec() {
+  static const CommandSpec spec{"forward",
+                                "run a model on an input .npy; write the raw maps and the decoded boxes",
+                                {weights_flag(), cfg_flag("a config for a plain state dict"), nc_flag(),
+                                 {"--input", "X.npy", "", "images [N, 3, H, W], float"},
+                                 {"--out", "DIR", "", "where raw_p3.npy … and decoded.npy go"},
+                                 {"--fuse", "", "", "fuse the model and run the planned executor (else the autograd forward)"}}};
+  return spec;
+}
+
+inline int run_forward(const Args& args) {
+  args.required("--weights");
   models::YoloModel model = model_from_args(args).model;
   const std::string input_path = args.required("--input"), out_dir = args.required("--out");
   Tensor input = io::load_npy(input_path);

@@ -8,35 +8,32 @@
 
 namespace pdyolo::cli {
 
-// pdyolo train --cfg FILE --data DATA --hyp FILE --epochs N --batch-size B --img-size S [--weights W] [--resume [CKPT]]
-//              [--workers K] [--seed S] [--out DIR] [--notest] [--split NAME] [--linear-lr] [--adam | --adamw]
-inline int run_train(int argc, char** argv) {
-  // --resume may stand alone (resume OUT/last.safetensors) or name a checkpoint.
-  std::vector<char*> rest(argv, argv + argc);
-  std::string resume;
-  bool resuming = false;
-  for (size_t i = 2; i < rest.size(); ++i)
-    if (std::string(rest[i]) == "--resume") {
-      resuming = true;
-      if (i + 1 < rest.size() && std::string(rest[i + 1]).rfind("--", 0) != 0) {
-        resume = rest[i + 1];
-        rest.erase(rest.begin() + static_cast<int64_t>(i), rest.begin() + static_cast<int64_t>(i) + 2);
-      } else {
-        rest.erase(rest.begin() + static_cast<int64_t>(i));
-      }
-      break;
-    }
-  const Args args(static_cast<int>(rest.size()), rest.data(), 2,
-                  {"--cfg", "--data", "--hyp", "--epochs", "--batch-size", "--img-size", "--weights", "--workers", "--seed", "--out",
-                   "--split", "--nc"},
-                  {"--notest", "--linear-lr", "--no-progress", "--cache", "--adam", "--adamw"});
+inline const CommandSpec& train_spec() {
+  static const CommandSpec spec{
+      "train",
+      "train a model (the official train.py's flags)",
+      {cfg_flag("the model config (YAML), when no --weights"), {"--data", "DATA", "", "dataset YAML or VOC folder"},
+       {"--hyp", "FILE", "cfg/hyp/hyp.scratch.tiny.yaml", "hyperparameters"}, {"--epochs", "N", "300", "epochs"},
+       {"--batch-size", "B", "16", "images per batch"}, img_size_flag(), {"--weights", "W", "", "start from a model file"},
+       {"--resume", "CKPT", "", "resume a run (alone: OUT/last.safetensors)", true}, {"--workers", "K", "2", "data-loading threads"},
+       {"--seed", "S", "0", "seed of everything random"}, {"--out", "DIR", "runs/train", "where results and checkpoints go"},
+       {"--split", "NAME", "", "one split for both training and validation (default: train and val)"}, nc_flag(),
+       {"--notest", "", "", "evaluate only after the last epoch"}, {"--linear-lr", "", "", "linear learning-rate decay"},
+       {"--no-progress", "", "", "no progress bar"}, {"--cache", "", "", "keep the resized images in memory"},
+       {"--adam", "", "", "Adam instead of SGD"}, {"--adamw", "", "", "AdamW instead of SGD"}}};
+  return spec;
+}
+
+inline int run_train(const Args& args) {
+  const bool resuming = args.has("--resume");
+  const std::string resume = args.str("--resume");
   train::TrainOptions o;
-  o.epochs = args.integer("--epochs", 300);
-  o.batch_size = args.integer("--batch-size", 16);
-  o.img_size = args.integer("--img-size", 640);
-  o.workers = static_cast<int>(args.integer("--workers", 2));
-  o.seed = static_cast<uint64_t>(args.integer("--seed", 0));
-  o.out_dir = args.str("--out", "runs/train");
+  o.epochs = args.integer("--epochs");
+  o.batch_size = args.integer("--batch-size");
+  o.img_size = args.integer("--img-size");
+  o.workers = static_cast<int>(args.integer("--workers"));
+  o.seed = static_cast<uint64_t>(args.integer("--seed"));
+  o.out_dir = args.str("--out");
   o.evaluate_each_epoch = !args.has("--notest");
   o.linear_lr = args.has("--linear-lr");
   o.progress = !args.has("--no-progress");
@@ -48,10 +45,10 @@ inline int run_train(int argc, char** argv) {
   PDYOLO_CHECK(o.img_size > 0 && o.img_size % 32 == 0, "--img-size must be a positive multiple of 32, got ", o.img_size);
   const std::string data_path = args.required("--data");
   // --split names one split used for both training and validation (e.g. a VOC folder's train2017).
-  const data::Dataset train_set = data::load_dataset(data_path, args.str("--split", "train"));
-  const data::Dataset val_set = data::load_dataset(data_path, args.str("--split", "val"));
+  const data::Dataset train_set = data::load_dataset(data_path, args.has("--split") ? args.str("--split") : "train");
+  const data::Dataset val_set = data::load_dataset(data_path, args.has("--split") ? args.str("--split") : "val");
   train_set.report(std::cerr);
-  const io::Value hyp = io::load_yaml(args.str("--hyp", "cfg/hyp/hyp.scratch.tiny.yaml"));
+  const io::Value hyp = io::load_yaml(args.str("--hyp"));
   auto [model, source] = model_from_args(args, static_cast<int64_t>(train_set.names.size()), o.seed);
   model.names = train_set.names;
   std::printf("training %s: %lld images, %lld classes, %lld epochs, batch %lld, %lldx%lld, %d workers -> %s\n",
