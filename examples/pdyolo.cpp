@@ -79,5 +79,14 @@ int main(int argc, char** argv) {
   } catch (const pdyolo::Error& e) {
     std::cerr << "pdyolo: error: " << e.what() << "\n";
     return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "pdyolo: error: out of memory (an input asked for more than this machine has)\n";
+    return 1;
+  } catch (const std::exception& e) {  // a bug: pdyolo's own checks throw pdyolo::Error
+    std::cerr << "pdyolo: internal error: " << e.what() << "\n";
+    return 1;
+  } catch (...) {
+    std::cerr << "pdyolo: internal error: an unknown exception\n";
+    return 1;
   }
 }

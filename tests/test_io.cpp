@@ -2,6 +2,9 @@
 // and clear errors naming the file and field for truncated or malformed input.
 #include "test_main.hpp"
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 
 #include "test_util.hpp"
@@ -120,7 +123,11 @@ TEST_CASE("safetensors: malformed files are reported with the file and the field
   const std::string err = error_for(safetensors_bytes(entry(R"("dtype":"F32","shape":[3],"data_offsets":[0,8])"), data));
   CHECK(err.find(path) != std::string::npos);
   CHECK(err.find("tensor 'a'") != std::string::npos);
-  CHECK(test::error_of([] { io::load_safetensors("/nonexistent/x.safetensors"); }).find("cannot open") != std::string::npos);
+  CHECK(test::error_of([] { io::load_safetensors("/nonexistent/x.safetensors"); }).find("/nonexistent/x.safetensors: no such file") !=
+        std::string::npos);
+  // A shape whose element count wraps around 2^64 once loaded, then read out of bounds.
+  CHECK(error_for(safetensors_bytes(entry(R"("dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8])"), data))
+            .find("field 'shape': shape [4294967296, 4294967296, 4294967296] has more than 2^48 elements") != std::string::npos);
   std::remove(path.c_str());
 }
 
@@ -187,7 +194,44 @@ TEST_CASE("npy: bad input names the file and the field") {
   no_shape.replace(no_shape.find("'shape'"), 7, "'shope'");
   write_bytes(path, no_shape);
   CHECK(test::error_of([&] { io::load_npy(path); }).find("no field 'shape'") != std::string::npos);
+  // A dimension too large for stoll (once an uncaught std::out_of_range), and dimensions whose
+  // product wraps (once a heap overflow in the GEMM that read the tensor).
+  auto npy_with_shape = [&](const std::string& shape) {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+    header.append(64 - (10 + header.size() + 1) % 64, ' ');
+    header += '\n';
+    std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+    bytes += static_cast<char>(header.size() & 0xff);
+    bytes += static_cast<char>(header.size() >> 8);
+    return bytes + header + std::string(24, '\0');
+  };
+  write_bytes(path, npy_with_shape("(2, 3)"));
+  CHECK(io::load_npy(path).shape() == Shape{2, 3});  // the crafted file itself is good
+  write_bytes(path, npy_with_shape("(99999999999999999999999999999999,)"));
+  CHECK(test::error_of([&] { io::load_npy(path); }).find("npy field 'shape' holds the dimension 99999999999999999999999999999999, too large") !=
+        std::string::npos);
+  write_bytes(path, npy_with_shape("(4294967296, 4294967296, 4294967296)"));
+  CHECK(test::error_of([&] { io::load_npy(path); }).find("has more than 2^48 elements") != std::string::npos);
   std::remove(path.c_str());
+}
+
+TEST_CASE("hostile paths: a directory is not read as a file; temporaries of killed writers are cleaned up") {
+  const std::string dir = test::temp_path("a_directory");
+  std::filesystem::create_directories(dir);
+  CHECK(test::error_of([&] { io::read_file(dir); }).find(dir + ": is a directory, not a file that can be read") != std::string::npos);
+  CHECK(test::error_of([&] { io::load_safetensors(dir); }).find("is a directory") != std::string::npos);
+  std::filesystem::remove_all(dir);
+  // A writer killed mid-save leaves PATH.tmp.<pid>; the next write to PATH removes it when that
+  // process is gone, and leaves the temporaries of live processes alone.
+  const std::string path = test::temp_path("orphans.npy");
+  const std::string orphan = path + ".tmp.999999999", live = path + ".tmp." + std::to_string(::getppid());
+  write_bytes(orphan, "half a file");
+  write_bytes(live, "another writer's file");
+  io::save_npy(path, Tensor::ones({3}));
+  CHECK_FALSE(std::filesystem::exists(orphan));
+  CHECK(std::filesystem::exists(live));
+  CHECK(io::load_npy(path).to_vector() == std::vector<float>{1, 1, 1});
+  for (const std::string& p : {path, live}) std::remove(p.c_str());
 }
 
 TEST_CASE("atomic writes leave the old file intact when writing fails") {

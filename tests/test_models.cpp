@@ -177,6 +177,34 @@ TEST_CASE("bad configs are reported with the line and the field") {
   std::remove(path.c_str());
 }
 
+TEST_CASE("hostile configs: out-of-range numbers end in an error naming the file, the line and the layer") {
+  const std::string path = test::temp_path("hostile_cfg.yaml");
+  const std::string anchors = "anchors:\n  - [10,13, 16,30, 33,23]\n";
+  auto build_error = [&](const std::string& dict_fields, const std::string& layer) {
+    write_text(path, "nc: 4\n" + dict_fields + anchors + "backbone:\n  [[-1, 1, Conv, [16, 3, 2]],\n   " + layer +
+                         "]\nhead:\n  [[-1, 1, Detect, [nc, anchors]]]\n");
+    return test::error_of([&] { models::build_yolo(models::load_model_config(path)); });
+  };
+  // Stride 0 once divided by zero in shape inference; 1e9 channels asked for gigabytes; 0 channels passed.
+  CHECK(build_error("", "[-1, 1, Conv, [16, 3, 0]]").find("hostile_cfg.yaml:6: layer 1 (Conv): argument 's' is 0; it must lie in [1, 64]") !=
+        std::string::npos);
+  CHECK(build_error("", "[-1, 1, Conv, [1000000000, 3, 1]]").find(":6: layer 1 (Conv): argument 'c2' is 1000000000") != std::string::npos);
+  CHECK(build_error("", "[-1, 1, Conv, [0, 3, 1]]").find("argument 'c2' is 0") != std::string::npos);
+  CHECK(build_error("", "[-1, 1, Conv, [-8, 3, 1]]").find(":6: layer 1 (Conv): argument 'c2' is -8") != std::string::npos);
+  CHECK(build_error("", "[-1, 1, Conv, [8, [0, 0], 1]]").find("argument 'k' must lie in [1, 64]") != std::string::npos);
+  CHECK(build_error("", "[-1, 1, nn.Upsample, [None, 1000, 'nearest']]").find("argument 'scale_factor' is 1000") != std::string::npos);
+  // Multiples of 1e300 once overflowed the float → int conversion.
+  CHECK(build_error("width_multiple: 1e300\n", "[-1, 1, Conv, [8, 3, 1]]").find("hostile_cfg.yaml:2: field 'width_multiple' is 1e+300") !=
+        std::string::npos);
+  CHECK(build_error("depth_multiple: -1\n", "[-1, 1, Conv, [8, 3, 1]]").find("field 'depth_multiple' is -1") != std::string::npos);
+  CHECK(build_error("ch: 1e300\n", "[-1, 1, Conv, [8, 3, 1]]").find("field 'ch' is 1e+300") != std::string::npos);
+  // A 'from' of 2^32 + 1 was truncated to layer 1.
+  CHECK(build_error("", "[4294967297, 1, Conv, [8, 3, 1]]").find(":6: layer 1: field 'from' refers to layer 4294967297") !=
+        std::string::npos);
+  CHECK(build_error("", "[-1, 1000000, Conv, [8, 3, 1]]").find("field 'number' must be an integer in [1, 1000]") != std::string::npos);
+  std::remove(path.c_str());
+}
+
 TEST_CASE("RepConv training form, an identity branch, and deploy form all build and fuse exactly") {
   const std::string path = test::temp_path("repconv.yaml");
   write_text(path, R"(nc: 3
@@ -327,6 +355,44 @@ TEST_CASE(".pt: a plain state dict written by torch.save") {
   CHECK(test::error_of([&] { models::load_model(kSource + "/tests/data/torch/state_dict.pt"); }).find("pass --cfg") != std::string::npos);
 }
 
+namespace {
+
+uint32_t le32(const std::string& b, size_t at) {
+  return static_cast<uint32_t>(static_cast<uint8_t>(b[at]) | static_cast<uint8_t>(b[at + 1]) << 8 |
+                               static_cast<uint8_t>(b[at + 2]) << 16 | static_cast<uint32_t>(static_cast<uint8_t>(b[at + 3])) << 24);
+}
+uint16_t le16(const std::string& b, size_t at) {
+  return static_cast<uint16_t>(static_cast<uint8_t>(b[at]) | static_cast<uint8_t>(b[at + 1]) << 8);
+}
+void put_le32(std::string& b, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+// Recomputes every entry's CRC-32 of an (uncompressed, small) archive edited on purpose, so that
+// what a test corrupts reaches the parser behind the ZIP layer.
+void rewrite_crcs(std::string& zip) {
+  for (size_t at = zip.find("PK\x01\x02"); at != std::string::npos; at = zip.find("PK\x01\x02", at + 4)) {
+    const size_t local = le32(zip, at + 42), size = le32(zip, at + 24);
+    const size_t data = local + 30 + le16(zip, local + 26) + le16(zip, local + 28);
+    const uint32_t crc = io::crc32(zip.data() + data, size);
+    put_le32(zip, at + 16, crc);
+    put_le32(zip, local + 14, crc);
+  }
+}
+
+// Where the data of the entry whose name ends with `suffix` starts (npos when there is none).
+size_t entry_data(const std::string& zip, const std::string& suffix) {
+  for (size_t at = zip.find("PK\x01\x02"); at != std::string::npos; at = zip.find("PK\x01\x02", at + 4)) {
+    const std::string name = zip.substr(at + 46, le16(zip, at + 28));
+    if (name.size() < suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+    const size_t local = le32(zip, at + 42);
+    return local + 30 + le16(zip, local + 26) + le16(zip, local + 28);
+  }
+  return std::string::npos;
+}
+
+}  // namespace
+
 TEST_CASE(".pt: truncated archives and unknown pickle content fail clearly") {
   const std::string good = [] {
     const auto bytes = io::read_file(kSource + "/tests/data/torch/state_dict.pt");
@@ -342,6 +408,7 @@ TEST_CASE(".pt: truncated archives and unknown pickle content fail clearly") {
   const size_t pickle = corrupt.find("\x80\x02");
   REQUIRE(pickle != std::string::npos);
   corrupt[pickle + 2] = '\xff';
+  rewrite_crcs(corrupt);
   write_text(path, corrupt);
   const std::string err = test::error_of([&] { io::load_pt(path); });
   CHECK(err.find("unsupported pickle opcode 0xff") != std::string::npos);
@@ -349,8 +416,84 @@ TEST_CASE(".pt: truncated archives and unknown pickle content fail clearly") {
   // A pickle that stops early.
   corrupt = good;
   corrupt[pickle + 2] = '.';
+  rewrite_crcs(corrupt);
   write_text(path, corrupt);
   CHECK(test::error_of([&] { io::load_pt(path); }).find("empty stack") != std::string::npos);
+  // Bits flipped inside a tensor's data: the entry's CRC-32 no longer matches.
+  corrupt = good;
+  const size_t data = entry_data(corrupt, "data/0");
+  REQUIRE(data != std::string::npos);
+  corrupt[data + 1] ^= 0x10;  // one bit of the first storage's first float
+  write_text(path, corrupt);
+  CHECK(test::error_of([&] { io::load_pt(path); }).find("fails its CRC-32 check") != std::string::npos);
+  std::remove(path.c_str());
+}
+
+namespace {
+std::string pickle_int(int64_t v) {  // BININT (4 bytes, signed)
+  std::string s = "J";
+  for (int i = 0; i < 4; ++i) s += static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
+  return s;
+}
+std::string pickle_str(const std::string& v) {  // BINUNICODE
+  std::string s = "X";
+  for (int i = 0; i < 4; ++i) s += static_cast<char>((v.size() >> (8 * i)) & 0xff);
+  return s + v;
+}
+// torch._utils._rebuild_tensor_v2(storage of 4 floats, offset, size, stride) as torch.save pickles it.
+std::string rebuild_tensor_pickle(int64_t offset, const std::vector<int64_t>& size, const std::vector<int64_t>& stride) {
+  std::string p = "\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n(";  // (a hex escape would swallow the 'c')
+  p += "(" + pickle_str("storage") + "ctorch\nFloatStorage\n" + pickle_str("0") + pickle_str("cpu") + pickle_int(4) + "tQ";
+  p += pickle_int(offset) + "(";
+  for (int64_t s : size) p += pickle_int(s);
+  p += "t(";
+  for (int64_t s : stride) p += pickle_int(s);
+  return p + "ttR.";
+}
+io::Value unpickle(const std::string& bytes) {
+  io::Unpickler u(bytes.data(), bytes.size(), "crafted.pkl",
+                  [](const std::string&, const std::string&, int64_t numel) { return Tensor::ones({numel}); });
+  return u.load();
+}
+}  // namespace
+
+TEST_CASE("hostile .pt content: nesting, expansion, strides and offsets end in clear errors") {
+  // The crafted pickle itself is good: a [2] view with stride 2 of a 4-float storage.
+  CHECK(unpickle(rebuild_tensor_pickle(0, {2}, {2})).tensor.shape() == Shape{2});
+  // A negative stride (once a heap overflow in the strided copy), a view past the storage, and sizes
+  // whose products overflow int64.
+  CHECK(test::error_of([] { unpickle(rebuild_tensor_pickle(0, {2}, {-1})); }).find("crafted.pkl: pickle byte") != std::string::npos);
+  CHECK(test::error_of([] { unpickle(rebuild_tensor_pickle(0, {2}, {-1})); }).find("negative size or stride") != std::string::npos);
+  CHECK(test::error_of([] { unpickle(rebuild_tensor_pickle(3, {2}, {1})); }).find("reaches past the end of its storage") != std::string::npos);
+  CHECK(test::error_of([] { unpickle(rebuild_tensor_pickle(5, {1}, {1})); }).find("offset 5 lies outside") != std::string::npos);
+  CHECK(test::error_of([] { unpickle(rebuild_tensor_pickle(0, {2, 2}, {2000000000, 2000000000})); })
+            .find("reaches past the end of its storage") != std::string::npos);
+  CHECK(test::error_of([] { unpickle(rebuild_tensor_pickle(0, {2000000000, 2000000000, 2000000000}, {0, 0, 0})); })
+            .find("more than 2^48 elements") != std::string::npos);
+  // Lists nested 100 000 deep (once a stack overflow, or minutes of copying).
+  const std::string deep = "\x80\x02" + std::string(100000, ']') + std::string(99999, 'a') + ".";
+  CHECK(test::error_of([&] { unpickle(deep); }).find("values nest deeper than 200 levels") != std::string::npos);
+  // A value doubled through the memo 40 times: 2^40 values.
+  std::string laughs("\x80\x02]q\0", 5);  // (literals with NULs need their lengths)
+  for (int i = 0; i < 40; ++i) laughs += std::string("h\0h\0\x86q\0", 7);
+  const std::string expansion = test::error_of([&] { unpickle(laughs + "."); });
+  CHECK_MESSAGE(expansion.find("expands to more than") != std::string::npos, expansion);
+}
+
+TEST_CASE("hostile ZIP: offsets that would wrap around 64 bits are refused") {
+  // A ZIP64 end record whose central directory offset is 2^64 − 16 (16 + 32 wrapped to 16 once).
+  std::string zip(56, '\0');
+  put_le32(zip, 0, 0x06064b50u);                           // ZIP64 end of central directory record
+  for (int i = 0; i < 8; ++i) zip[40 + i] = i == 0 ? 32 : 0;  // size of the directory: 32
+  for (int i = 0; i < 8; ++i) zip[48 + i] = i == 0 ? static_cast<char>(0xf0) : static_cast<char>(0xff);  // offset 2^64 − 16
+  std::string locator(20, '\0');
+  put_le32(locator, 0, 0x07064b50u);                       // ZIP64 locator → the record at 0
+  std::string eocd(22, '\0');
+  put_le32(eocd, 0, 0x06054b50u);
+  const std::string path = test::temp_path("wrap.zip");
+  write_text(path, zip + locator + eocd);
+  CHECK(test::error_of([&] { io::ZipArchive archive(path); }).find("the central directory lies past the end of the file") !=
+        std::string::npos);
   std::remove(path.c_str());
 }
 

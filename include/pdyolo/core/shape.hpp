@@ -16,6 +16,20 @@ inline int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
+// The element count of a shape read from a file, checked before anything is allocated or read: no
+// negative dimension, and a product small enough that its size in bytes cannot overflow (at most
+// 2^48 elements, far beyond any model or image). Errors name `where`.
+inline int64_t checked_numel(const Shape& shape, const std::string& where) {
+  constexpr int64_t kMaxElements = int64_t{1} << 48;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    PDYOLO_CHECK(d >= 0, where, ": shape ", shape_str(shape), " has a negative dimension");
+    PDYOLO_CHECK(d == 0 || n <= kMaxElements / d, where, ": shape ", shape_str(shape), " has more than 2^48 elements");
+    n *= d;
+  }
+  return n;
+}
+
 inline Shape contiguous_strides(const Shape& shape) {
   Shape strides(shape.size());
   int64_t stride = 1;

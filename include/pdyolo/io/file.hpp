@@ -1,19 +1,27 @@
 // Whole-file reads and atomic writes (write a temporary next to the target, then rename), so a
 // crash or a full disk never leaves a half-written file under the real name.
 #pragma once
+#include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "pdyolo/core/error.hpp"
 #if defined(__unix__) || defined(__APPLE__)
+#include <signal.h>
 #include <unistd.h>
 #endif
 
 namespace pdyolo::io {
 
 inline std::vector<char> read_file(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  PDYOLO_CHECK(!ec && std::filesystem::exists(status), path, ": no such file");
+  PDYOLO_CHECK(std::filesystem::is_regular_file(status), path, ": is ",
+               std::filesystem::is_directory(status) ? "a directory" : "not a regular file", ", not a file that can be read");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   PDYOLO_CHECK(in.good(), path, ": cannot open for reading");
   const std::streamsize size = in.tellg();
@@ -25,9 +33,33 @@ inline std::vector<char> read_file(const std::string& path) {
   return bytes;
 }
 
-// Calls write(stream) on a temporary file, then renames it over `path`.
+namespace detail {
+// Removes `path`.tmp.<pid> files left by writers that were killed (their process is gone).
+inline void remove_orphaned_temporaries(const std::string& path) {
+#if defined(__unix__) || defined(__APPLE__)
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string prefix = target.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) fs::remove(it->path(), ec);
+  }
+#else
+  (void)path;
+#endif
+}
+}  // namespace detail
+
+// Calls write(stream) on a temporary file, then renames it over `path`. Temporaries that killed
+// writers left next to `path` are removed first.
 template <class WriteFn>
 void write_file_atomic(const std::string& path, WriteFn write) {
+  detail::remove_orphaned_temporaries(path);
 #if defined(__unix__) || defined(__APPLE__)
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
 #else

@@ -62,6 +62,7 @@ inline Shape npy_parse_shape(const std::string& header, const std::string& path)
     if (c >= '0' && c <= '9') {
       number += c;
     } else if (c == ',' || c == ')') {
+      PDYOLO_CHECK(number.size() <= 15, path, ": npy field 'shape' holds the dimension ", number, ", too large");
       if (!number.empty()) shape.push_back(std::stoll(number));
       number.clear();
     } else if (c != ' ' && c != 'L') {
@@ -98,7 +99,7 @@ inline Tensor load_npy(const std::string& path) {
   PDYOLO_CHECK(header.compare(fortran, 5, "False") == 0, path,
                ": npy field 'fortran_order': Fortran-ordered arrays are not supported (save with C order)");
   const Shape shape = detail::npy_parse_shape(header, path);
-  const size_t nbytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  const size_t nbytes = static_cast<size_t>(checked_numel(shape, path + ": npy field 'shape'")) * dtype_size(dtype);
   const size_t available = bytes.size() - prefix - header_len;
   PDYOLO_CHECK(available >= nbytes, path, ": npy data holds ", available, " bytes but shape ", shape_str(shape),
                " of ", npy_descr(dtype), " needs ", nbytes, " (truncated file?)");

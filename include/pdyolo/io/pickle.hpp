@@ -89,8 +89,28 @@ class Unpickler {
   }
   Value tuple(std::vector<Ref> refs) {
     Value t = Value::make_list();
-    for (auto& r : refs) t.items.push_back(*r);
+    for (auto& r : refs) t.items.push_back(checked(*r));
     return t;
+  }
+
+  // Containers nest values by copy: a crafted pickle could nest lists 100 000 deep (a deep, slow
+  // copy and a stack overflow) or double a value through its memo at every step. Every value is
+  // measured before it goes into a container — iteratively, stopping at the limits — and refused
+  // past kMaxDepth levels or kMaxValues values.
+  static constexpr int kMaxDepth = 200;
+  static constexpr size_t kMaxValues = size_t{1} << 24;
+  const Value& checked(const Value& v) const {
+    std::vector<std::pair<const Value*, int>> todo{{&v, 1}};
+    size_t count = 0;
+    while (!todo.empty()) {
+      const auto [value, depth] = todo.back();
+      todo.pop_back();
+      if (depth > kMaxDepth) fail("values nest deeper than " + std::to_string(kMaxDepth) + " levels");
+      if (++count > kMaxValues) fail("the pickle expands to more than " + std::to_string(kMaxValues) + " values");
+      for (const Value& item : value->items) todo.push_back({&item, depth + 1});
+      for (const auto& entry : value->dict) todo.push_back({&entry.second, depth + 1});
+    }
+    return v;
   }
 
   void step(uint8_t op) {
@@ -189,15 +209,15 @@ class Unpickler {
   }
   void append(Ref& list, const Value& item) {
     if (!list->is(Value::Kind::list)) fail(std::string("APPEND to ") + value_kind_name(list->kind));
-    list->items.push_back(item);
+    list->items.push_back(checked(item));
   }
   void set_item(Ref& dict, const Value& key, const Value& value) {
     if (dict->is(Value::Kind::object)) {  // e.g. an OrderedDict subclass kept as an object
-      dict->set(key_of(key), value);
+      dict->set(key_of(key), checked(value));
       return;
     }
     if (!dict->is(Value::Kind::dict)) fail(std::string("SETITEM on ") + value_kind_name(dict->kind));
-    dict->set(key_of(key), value);
+    dict->set(key_of(key), checked(value));
   }
 
   // REDUCE / NEWOBJ: the few callables whose results we need, else a generic object.
@@ -229,7 +249,8 @@ class Unpickler {
     return obj;
   }
 
-  void build(Ref& target, const Value& state) {
+  void build(Ref& target, const Value& unchecked_state) {
+    const Value& state = checked(unchecked_state);
     if (target->is(Value::Kind::object)) {
       // state may be a dict, or (dict, slot-state) as Python's default __reduce_ex__ produces
       const Value& dict = state.is(Value::Kind::list) && !state.items.empty() ? state.items[0] : state;
@@ -263,16 +284,29 @@ class Unpickler {
     if (!offset.is(Value::Kind::integer) || !size.is(Value::Kind::list) || !stride.is(Value::Kind::list) ||
         size.items.size() != stride.items.size())
       fail("tensor with malformed size/stride");
+    // Sizes, strides and offset are checked so that no product or sum can overflow: each is
+    // non-negative and at most the storage's element count, and the last element is found by
+    // adding one dimension's reach at a time, each bounded before it is added.
+    const int64_t limit = storage.numel();
+    if (offset.integer < 0 || offset.integer > limit) fail("tensor offset " + std::to_string(offset.integer) + " lies outside its storage");
     Shape shape, strides;
-    int64_t last = offset.integer;
     for (size_t i = 0; i < size.items.size(); ++i) {
+      if (!size.items[i].is(Value::Kind::integer) || !stride.items[i].is(Value::Kind::integer))
+        fail("tensor with a size or stride that is not an integer");
       shape.push_back(size.items[i].integer);
       strides.push_back(stride.items[i].integer);
-      if (shape.back() > 0) last += (shape.back() - 1) * strides.back();
+      if (shape.back() < 0 || strides.back() < 0) fail("tensor with a negative size or stride");
     }
     if (shape.size() > static_cast<size_t>(kMaxDims)) fail("tensor with more than 6 dimensions");
-    if (shape_numel(shape) > 0 && (offset.integer < 0 || last >= storage.numel()))
-      fail("tensor reaches past the end of its storage");
+    if (checked_numel(shape, source_ + ": tensor size") > 0) {
+      int64_t last = offset.integer;  // the last element's index, ≤ limit at every step
+      for (size_t i = 0; i < shape.size(); ++i) {
+        const int64_t steps = shape[i] - 1;
+        if (strides[i] > 0 && steps > (limit - last) / strides[i]) fail("tensor reaches past the end of its storage");
+        last += steps * strides[i];
+      }
+      if (last >= limit) fail("tensor reaches past the end of its storage");
+    }
     auto impl = std::make_shared<TensorImpl>(*storage.impl());
     impl->shape = shape;
     impl->strides = strides;

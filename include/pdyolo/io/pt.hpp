@@ -72,8 +72,8 @@ inline Value unpickle_pt(const ZipArchive& zip) {
     const DType dt = detail::storage_dtype(cls, zip.path(), from_double, from_bf16);
     const size_t element = from_double ? 8 : from_bf16 ? 2 : dtype_size(dt);
     const auto [bytes, nbytes] = zip.entry(prefix + "data/" + key);
-    PDYOLO_CHECK(numel >= 0 && nbytes >= static_cast<uint64_t>(numel) * element, zip.path(), ": storage '", key,
-                 "' holds ", nbytes, " bytes, fewer than ", numel, " elements of ", cls, " need");
+    PDYOLO_CHECK(numel >= 0 && static_cast<uint64_t>(numel) <= nbytes / element, zip.path(), ": storage '", key, "' holds ", nbytes,
+                 " bytes, fewer than ", numel, " elements of ", cls, " need");  // compared by division: no overflow
     Tensor t = Tensor::empty({numel}, dt);
     if (from_double) {
       float* out = t.data<float>();

@@ -137,7 +137,7 @@ inline SafetensorsContent load_safetensors(const std::string& path) {
     const uint64_t end = static_cast<uint64_t>(offsets->items[1].integer);
     PDYOLO_CHECK(begin <= end && end <= data_size, where, ": field 'data_offsets' [", begin, ", ", end,
                  "] lies outside the data section of ", data_size, " bytes (truncated file?)");
-    const uint64_t expected = static_cast<uint64_t>(shape_numel(dims)) * dtype_size(dt);
+    const uint64_t expected = static_cast<uint64_t>(checked_numel(dims, where + ": field 'shape'")) * dtype_size(dt);
     PDYOLO_CHECK(end - begin == expected, where, ": field 'data_offsets' spans ", end - begin, " bytes but shape ",
                  shape_str(dims), " of ", dtype->str, " needs ", expected);
     Tensor t = Tensor::empty(dims, dt);

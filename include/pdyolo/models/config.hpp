@@ -4,6 +4,7 @@
 // the way the reference's parse_model evaluates them ('None', 'nc', 'anchors', 'nn.LeakyReLU(0.1)').
 #pragma once
 #include <cmath>
+#include <cstdio>
 #include <optional>
 #include <set>
 #include <string>
@@ -47,11 +48,19 @@ namespace detail {
   throw_error(source, ": ", what);
 }
 
-inline double config_number(const io::Value& dict, const char* key, double fallback, const std::string& source) {
+// A number field within [low, high] (finite), or `fallback` when absent.
+inline double config_number(const io::Value& dict, const char* key, double fallback, const std::string& source, double low,
+                            double high) {
   const io::Value* v = dict.find(key);
   if (!v) return fallback;
   if (!v->is_number()) config_error(source, v->line, std::string("field '") + key + "' must be a number, not " + io::value_kind_name(v->kind));
-  return v->as_double();
+  const double x = v->as_double();
+  if (!(x >= low && x <= high)) {  // also refuses NaN
+    char what[160];
+    std::snprintf(what, sizeof what, "field '%s' is %g; it must lie in [%g, %g]", key, x, low, high);
+    config_error(source, v->line, what);
+  }
+  return x;
 }
 
 inline std::vector<std::vector<float>> parse_anchors(const io::Value& v, const std::string& source) {
@@ -89,9 +98,9 @@ inline ModelConfig parse_model_config(const io::Value& dict, const std::string& 
   cfg.nc = nc_override.value_or(nc->integer);
   if (cfg.nc < 1) config_error(source, 0, "nc must be positive");
   cfg.raw.set("nc", io::Value::make_int(cfg.nc));
-  cfg.depth_multiple = detail::config_number(dict, "depth_multiple", 1.0, source);
-  cfg.width_multiple = detail::config_number(dict, "width_multiple", 1.0, source);
-  cfg.in_channels = static_cast<int64_t>(detail::config_number(dict, "ch", 3, source));
+  cfg.depth_multiple = detail::config_number(dict, "depth_multiple", 1.0, source, 1e-3, 16.0);
+  cfg.width_multiple = detail::config_number(dict, "width_multiple", 1.0, source, 1e-3, 16.0);
+  cfg.in_channels = static_cast<int64_t>(detail::config_number(dict, "ch", 3, source, 1, 64));
   const io::Value* anchors = dict.find("anchors");
   if (!anchors) config_error(source, dict.line, "missing field 'anchors'");
   cfg.anchors = detail::parse_anchors(*anchors, source);
@@ -111,6 +120,9 @@ inline ModelConfig parse_model_config(const io::Value& dict, const std::string& 
       std::vector<io::Value> froms = from.is(io::Value::Kind::list) ? from.items : std::vector<io::Value>{from};
       for (const io::Value& f : froms) {
         if (!f.is(io::Value::Kind::integer)) config_error(source, f.line ? f.line : row.line, where + "field 'from' must be an integer or a list of integers");
+        if (f.integer < -(int64_t{1} << 20) || f.integer > (int64_t{1} << 20))
+          config_error(source, f.line ? f.line : row.line, where + "field 'from' refers to layer " + std::to_string(f.integer) +
+                                                             ", which does not precede it");
         const int absolute = f.integer < 0 ? layer.index + static_cast<int>(f.integer) : static_cast<int>(f.integer);
         const bool is_image = layer.index == 0 && f.integer == -1;  // the first layer reads the image
         if (!is_image && (absolute < 0 || absolute >= layer.index))
@@ -120,8 +132,8 @@ inline ModelConfig parse_model_config(const io::Value& dict, const std::string& 
         layer.from_raw.push_back(static_cast<int>(f.integer));
       }
       const io::Value& number = row.items[1];
-      if (!number.is(io::Value::Kind::integer) || number.integer < 1)
-        config_error(source, row.line, where + "field 'number' must be a positive integer");
+      if (!number.is(io::Value::Kind::integer) || number.integer < 1 || number.integer > 1000)
+        config_error(source, row.line, where + "field 'number' must be an integer in [1, 1000]");
       layer.number = number.integer > 1 ? std::max(1, static_cast<int>(std::round(number.integer * cfg.depth_multiple))) : 1;
       const io::Value& module = row.items[2];
       if (!module.is(io::Value::Kind::string)) config_error(source, row.line, where + "field 'module' must be a name");

@@ -80,11 +80,21 @@ class YoloBuilder {
     if (v.is(io::Value::Kind::none) || (v.is(io::Value::Kind::string) && v.str == "None")) return nullptr;
     return &v;
   }
+  // An integer argument within the range its field allows (channels, kernels, strides, paddings,
+  // groups and scales of any real network are far inside them).
   int64_t int_arg(size_t i, int64_t fallback, const char* field) const {
     const io::Value* v = arg(i);
     if (!v) return fallback;
     if (v->is(io::Value::Kind::string) && v->str == "nc") return cfg_.nc;
     if (!v->is(io::Value::Kind::integer)) fail(std::string("argument '") + field + "' must be an integer");
+    const std::string f = field;
+    const auto [low, high] = f == "c2" || f == "g" ? std::pair<int64_t, int64_t>{1, 1 << 16}
+                             : f == "k" || f == "s" || f == "scale_factor" ? std::pair<int64_t, int64_t>{1, 64}
+                             : f == "p" ? std::pair<int64_t, int64_t>{0, 64}
+                                        : std::pair<int64_t, int64_t>{INT32_MIN, INT32_MAX};
+    if (v->integer < low || v->integer > high)
+      fail("argument '" + f + "' is " + std::to_string(v->integer) + "; it must lie in [" + std::to_string(low) + ", " +
+           std::to_string(high) + "]");
     return v->integer;
   }
   // A kernel size: an integer, or a list of equal integers ([1, 1], as yolov3.yaml writes it).
@@ -95,6 +105,7 @@ class YoloBuilder {
     for (const io::Value& k : v->items)
       if (!k.is(io::Value::Kind::integer) || k.integer != v->items[0].integer)
         fail("argument 'k': only square kernels (a list of equal integers) are supported");
+    if (v->items[0].integer < 1 || v->items[0].integer > 64) fail("argument 'k' must lie in [1, 64]");
     return v->items[0].integer;
   }
   bool bool_arg(size_t i, bool fallback, const char* field) const {
