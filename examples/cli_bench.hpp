@@ -64,7 +64,9 @@ inline int run_bench(const Args& args) {
   PDYOLO_CHECK(batch > 0 && runs > 0 && warmup >= 0, "--batch-size and --runs must be positive, --warmup not negative");
   PDYOLO_CHECK(executor == "planned" || executor == "graph", "--executor must be planned or graph, got '", executor, "'");
   set_num_threads(static_cast<int>(args.integer("--threads")));
-  auto [model, source] = model_from_args(args);
+  LoadedModel loaded = model_from_args(args);
+  models::YoloModel& model = loaded.model;  // (not a structured binding: lambdas capture it)
+  const std::string& source = loaded.source;
   graph::fuse(model.graph);
   model.graph.eval();
   NoGradGuard no_grad;

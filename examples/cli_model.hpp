@@ -87,7 +87,7 @@ inline const CommandSpec& info_spec() {
 inline int run_info(const Args& args) {
   const int64_t size = args.integer("--img-size");
   PDYOLO_CHECK(size > 0 && size % 32 == 0, "--img-size must be a positive multiple of 32, got ", size);
-  const auto [model, source] = model_from_args(args);
+  const models::YoloModel model = model_from_args(args).model;
   const graph::Graph& g = model.graph;
   const double gflops = g.conv_flops(size) / 1e9;
   const int64_t layers = static_cast<int64_t>(g.layer_output.size());
@@ -116,7 +116,9 @@ inline const CommandSpec& convert_spec() {
 inline int run_convert(const Args& args) {
   const std::string out = args.required("--out");
   PDYOLO_CHECK(models::detail::ends_with(out, ".safetensors"), "--out must name a .safetensors file, got '", out, "'");
-  auto [model, source] = model_from_args(args, std::nullopt, static_cast<uint64_t>(args.integer("--seed")));
+  LoadedModel loaded = model_from_args(args, std::nullopt, static_cast<uint64_t>(args.integer("--seed")));
+  models::YoloModel& model = loaded.model;
+  const std::string& source = loaded.source;
   if (args.has("--fuse")) {
     const graph::FuseReport r = graph::fuse(model.graph);
     std::printf("fused %d conv+bn, %d RepConv, %d implicit pairs; chained %d SPP pools\n", r.batch_norms, r.repconvs, r.implicits, r.pools);

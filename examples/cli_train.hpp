@@ -49,7 +49,9 @@ inline int run_train(const Args& args) {
   const data::Dataset val_set = data::load_dataset(data_path, args.has("--split") ? args.str("--split") : "val");
   train_set.report(std::cerr);
   const io::Value hyp = io::load_yaml(args.str("--hyp"));
-  auto [model, source] = model_from_args(args, static_cast<int64_t>(train_set.names.size()), o.seed);
+  LoadedModel loaded = model_from_args(args, static_cast<int64_t>(train_set.names.size()), o.seed);
+  models::YoloModel& model = loaded.model;
+  const std::string& source = loaded.source;
   model.names = train_set.names;
   std::printf("training %s: %lld images, %lld classes, %lld epochs, batch %lld, %lldx%lld, %d workers -> %s\n",
               source.c_str(), static_cast<long long>(train_set.samples.size()), static_cast<long long>(train_set.names.size()),

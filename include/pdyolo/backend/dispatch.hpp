@@ -124,6 +124,18 @@ struct CpuKernels : RefKernels {
   static void upsample_nearest_backward(int64_t planes, int64_t h, int64_t w, int64_t s, const float* dy, float* dx) {
     kernels::cpu::upsample_nearest_backward(planes, h, w, s, dy, dx);
   }
+  // Planned inference (graph::Executor): weights packed once, one image per call, bias and
+  // activation applied to each output tile; pools without the argmax training keeps.
+  static void pack_conv_weights(const kernels::Conv2dGeometry& g, const float* w, kernels::cpu::PackedConvWeights& out) {
+    kernels::cpu::pack_conv_weights_with_winograd(g, w, out);
+  }
+  static void conv2d_image(const kernels::Conv2dGeometry& g, const kernels::cpu::PackedConvWeights& w, const float* x, const float* bias,
+                           kernels::ActivationFn act, float* y) {
+    kernels::cpu::conv2d_image(g, w, x, bias, act, y);
+  }
+  static void max_pool2d_inference(const kernels::Pool2dGeometry& g, const float* x, float* y) {
+    kernels::cpu::max_pool2d_inference(g, x, y);
+  }
 };
 
 // ---- the table ----------------------------------------------------------------------------------

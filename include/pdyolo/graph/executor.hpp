@@ -5,7 +5,8 @@
 //   graph::forward    autograd mode: Tensors and autograd ops, for training (gradients) and for any
 //                     graph, fused or not. An activation after a batch norm is its epilogue.
 //   graph::Executor   planned mode: inference without autograd, tensors or allocations in steady
-//                     state, on a fused graph (graph::fuse). What `pdyolo eval`, `detect` and `bench`
+//                     state, on a fused graph (graph::fuse), with the cpu backend's kernels
+//                     (CpuKernels in backend/dispatch.hpp). What `pdyolo eval`, `detect` and `bench`
 //                     run. An activation after a convolution is its epilogue.
 //
 // Planned mode, per input shape:
@@ -23,10 +24,14 @@
 #include <string>
 #include <vector>
 
-#include "pdyolo/graph/fuse.hpp"
-#include "pdyolo/kernels/cpu/conv2d.hpp"
-#include "pdyolo/kernels/cpu/pool.hpp"
+#include "pdyolo/backend/dispatch.hpp"
+#include "pdyolo/core/op_profile.hpp"
 #include "pdyolo/graph/detect.hpp"
+#include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/ops/conv.hpp"
+#include "pdyolo/ops/elementwise.hpp"
+#include "pdyolo/ops/norm.hpp"
+#include "pdyolo/ops/pool.hpp"
 
 namespace pdyolo::graph {
 
@@ -148,6 +153,9 @@ class Executor {
     for (const Node& n : g.nodes)
       PDYOLO_CHECK(n.op != Op::batch_norm && n.op != Op::implicit_add && n.op != Op::implicit_mul, "executor: node '", n.name, "' (",
                    op_name(n.op), ") is not fused; run graph::fuse on the model first");
+    // Planned mode runs the cpu backend's kernels (CpuKernels), on packed weights.
+    for (OpKind op : {OpKind::conv2d, OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::unary, OpKind::binary})
+      PDYOLO_CHECK(supports(op, Backend::cpu, DType::f32), "executor: ", op_kind_name(op), ": backend cpu has no kernel for dtype f32");
     build_steps();
   }
 
@@ -329,7 +337,7 @@ class Executor {
                                     shapes[step.node][2], shapes[step.node][3], c.stride, c.stride, c.padding, c.padding, 1, 1, c.groups};
         if (!step.weights.packed_for(kernels::cpu::gemm_isa())) {
           const Tensor weight = contiguous_copy(n.tensor("weight").detach());
-          kernels::cpu::pack_conv_weights_with_winograd(g, weight.data<float>(), step.weights);
+          CpuKernels::pack_conv_weights(g, weight.data<float>(), step.weights);
           if (n.has_tensor("bias")) step.bias = contiguous_copy(n.tensor("bias").detach());
         }
       } else if (n.op == Op::detect) {
@@ -401,21 +409,21 @@ class Executor {
       case Op::conv: {
         const float* bias = step.bias.defined() ? step.bias.data<float>() : nullptr;
         for (int64_t i = 0; i < batch_; ++i)
-          kernels::cpu::conv2d_image(step.geometry, step.weights, at(step.inputs[0], i), bias, step.act, at(step.output, i));
+          CpuKernels::conv2d_image(step.geometry, step.weights, at(step.inputs[0], i), bias, step.act, at(step.output, i));
         return;
       }
       case Op::max_pool: {
         const auto& p = n.get<PoolAttrs>();
         const Value& in = values_[step.inputs[0]];
         const kernels::Pool2dGeometry g{in.channels, in.h, in.w, out.h, out.w, p.kernel, p.kernel, p.stride, p.stride, p.padding, p.padding};
-        for (int64_t i = 0; i < batch_; ++i) kernels::cpu::max_pool2d_inference(g, at(step.inputs[0], i), at(step.output, i));
+        for (int64_t i = 0; i < batch_; ++i) CpuKernels::max_pool2d_inference(g, at(step.inputs[0], i), at(step.output, i));
         return;
       }
       case Op::upsample: {
         const Value& in = values_[step.inputs[0]];
         for (int64_t i = 0; i < batch_; ++i)
-          kernels::cpu::upsample_nearest_forward(in.channels, in.h, in.w, n.get<UpsampleAttrs>().scale, at(step.inputs[0], i),
-                                                 at(step.output, i));
+          CpuKernels::upsample_nearest_forward(in.channels, in.h, in.w, n.get<UpsampleAttrs>().scale, at(step.inputs[0], i),
+                                               at(step.output, i));
         return;
       }
       case Op::concat: {

@@ -11,13 +11,8 @@
 #include <variant>
 #include <vector>
 
-#include "pdyolo/core/op_profile.hpp"
 #include "pdyolo/core/tensor.hpp"
 #include "pdyolo/nn/module.hpp"
-#include "pdyolo/ops/conv.hpp"
-#include "pdyolo/ops/elementwise.hpp"
-#include "pdyolo/ops/norm.hpp"
-#include "pdyolo/ops/pool.hpp"
 #include "pdyolo/ops/shape.hpp"
 
 namespace pdyolo::graph {
