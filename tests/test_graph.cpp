@@ -87,7 +87,9 @@ TEST_CASE("yolov7-tiny: one group per conv, fixed image and detection maps, conc
   CHECK(group_of(groups, g, "model.77.m.2").channels == 255);
   // Row 6 concatenates rows [5, 4, 3, 2] (32 channels each); row 7's conv reads them at 0, 32, 64, 96.
   const std::pair<const char*, int64_t> concat_offsets[] = {{"model.5.conv", 0}, {"model.4.conv", 32}, {"model.3.conv", 64}, {"model.2.conv", 96}};
-  for (const auto& [name, offset] : concat_offsets) {
+  for (const auto& concat_offset : concat_offsets) {
+    const char* name = concat_offset.first;  // (not a structured binding: CAPTURE's lambda reads it)
+    const int64_t offset = concat_offset.second;
     CAPTURE(name);
     const graph::ChannelGroup& group = group_of(groups, g, name);
     CHECK(group.channels == 32);
