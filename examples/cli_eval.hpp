@@ -102,13 +102,14 @@ inline int run_detect(const Args& args) {
   graph::Executor executor(model.graph);  // the planned executor pdyolo bench times
   std::string json = "[";
   ProgressBar bar("detect", static_cast<int64_t>(images.size()), !args.has("--no-progress"));
-  int64_t done = 0, total_dets = 0;
+  int64_t done = 0, total_dets = 0, skipped = 0;
   for (const std::string& path : images) {
     data::Image img;
     try {
       img = data::load_image(path);
     } catch (const Error& e) {
       std::cerr << "warning: " << e.what() << ", skipped\n";
+      ++skipped;
       bar.update(++done);
       continue;
     }
@@ -144,8 +145,11 @@ inline int run_detect(const Args& args) {
   bar.finish();
   json += "]";
   io::write_file_atomic(out_dir + "/detections.json", [&](std::ostream& out) { out << json << "\n"; });
-  std::printf("%lld detections in %zu images; annotated images and detections.json in %s\n", static_cast<long long>(total_dets),
-              images.size(), out_dir.c_str());
+  std::printf("%lld detections in %lld images; annotated images and detections.json in %s\n", static_cast<long long>(total_dets),
+              static_cast<long long>(images.size()) - skipped, out_dir.c_str());
+  if (skipped) std::cerr << "skipped " << skipped << " unreadable image(s)\n";
+  // Nothing could be read: a failure, not an empty result.
+  PDYOLO_CHECK(skipped < static_cast<int64_t>(images.size()), source, ": none of the ", images.size(), " image(s) could be read");
   return 0;
 }
 

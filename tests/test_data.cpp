@@ -141,6 +141,34 @@ TEST_CASE("images: decode errors name the file; PNG and JPEG round trips") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("hostile images and annotations: declared sizes checked before decoding or converting") {
+  const std::string dir = test::temp_path("hostile_data");
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/JPEGImages");
+  // A PNG header declaring 12000 × 12000 pixels (432 MB to decode, and more for the letterbox).
+  auto be32 = [](uint32_t v) {
+    std::string s(4, '\0');
+    for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (8 * (3 - i))) & 0xff);
+    return s;
+  };
+  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + "IHDR" + be32(12000) + be32(12000) + std::string("\x08\x02\x00\x00\x00", 5) +
+                          be32(0) + std::string(64, '\0');
+  write_text(dir + "/JPEGImages/huge.png", png);
+  CHECK(test::error_of([&] { data::load_image(dir + "/JPEGImages/huge.png"); }).find("huge.png: the image declares 12000x12000 pixels") !=
+        std::string::npos);
+  // A VOC annotation with a 35-digit height (once undefined behaviour in the float → int conversion).
+  save(dir + "/JPEGImages/big.jpg", data::Image(10, 10));
+  write_text(dir + "/Annotations/big.xml",
+             "<annotation><size><width>10</width><height>99999999999999999999999999999999999</height></size></annotation>");
+  write_text(dir + "/ImageSets/Main/all.txt", "big\n");
+  write_text(dir + "/classes.txt", "cat\n");
+  const data::Dataset voc = data::load_voc(dir, {"all"});
+  CHECK(voc.samples.empty());
+  CHECK(voc.skipped_images == 1);
+  CHECK(any_contains(voc.problems, "big.xml:1", "is larger than 16384 a side"));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("XML reader") {
   const data::XmlNode root = data::parse_xml(
       "<?xml version=\"1.0\"?>\n<!-- c -->\n<a x=\"1\">\n  <b>text &amp; more</b>\n  <c/>\n  <d><![CDATA[<raw>]]></d>\n</a>\n", "t.xml");

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stb/stb_image.h>
 
+#include "pdyolo/data/image.hpp"
 #include "pdyolo/data/xml.hpp"
 #include "pdyolo/io/file.hpp"
 #include "pdyolo/io/yaml.hpp"
@@ -129,6 +130,11 @@ inline std::optional<Sample> read_voc_annotation(const std::string& xml_path, co
   if (!number(size, "width", w) || !number(size, "height", h)) return std::nullopt;
   if (w < 1 || h < 1) {
     ds.problems.push_back(xml_path + ":" + std::to_string(size->line) + ": image size " + std::to_string(w) + "x" + std::to_string(h) + " is empty");
+    return std::nullopt;
+  }
+  if (w > kMaxImageSide || h > kMaxImageSide) {  // (checked before the conversion to integers below)
+    ds.problems.push_back(xml_path + ":" + std::to_string(size->line) + ": image size " + std::to_string(w) + "x" + std::to_string(h) +
+                          " is larger than " + std::to_string(kMaxImageSide) + " a side");
     return std::nullopt;
   }
   s.width = static_cast<int64_t>(w);
@@ -267,6 +273,11 @@ inline Dataset load_yolo_txt(const std::vector<std::string>& sources, std::vecto
       ++ds.skipped_images;
       continue;
     }
+    if (w > kMaxImageSide || h > kMaxImageSide || int64_t{w} * h > kMaxImagePixels) {
+      ds.problems.push_back(image + ": declares " + std::to_string(w) + "x" + std::to_string(h) + " pixels, more than pdyolo decodes");
+      ++ds.skipped_images;
+      continue;
+    }
     Sample s;
     s.image_path = image;
     s.id = p.stem().string();
@@ -285,7 +296,7 @@ inline Dataset load_yolo_txt(const std::vector<std::string>& sources, std::vecto
         float v[5];
         bool ok = f.size() == 5;
         for (size_t i = 0; ok && i < 5; ++i) ok = detail::parse_float(f[i], v[i]);
-        if (!ok || v[0] < 0 || v[0] != std::floor(v[0])) {
+        if (!ok || v[0] < 0 || v[0] != std::floor(v[0]) || v[0] > 1e6f) {  // (before the conversion to an integer)
           ds.problems.push_back(where + ": expected 'class cx cy w h', found '" + line + "'");
           ++ds.skipped_objects;
           continue;

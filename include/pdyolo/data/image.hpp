@@ -13,6 +13,10 @@
 
 namespace pdyolo::data {
 
+// The largest image pdyolo decodes or accepts from an annotation: 16384 pixels a side and 2^27
+// pixels in all (a 400 MB RGB buffer).
+constexpr int64_t kMaxImageSide = 16384, kMaxImagePixels = int64_t{1} << 27;
+
 struct Image {
   int64_t width = 0, height = 0;
   std::vector<uint8_t> pixels;  // height × width × 3, RGB, row-major

@@ -9,10 +9,15 @@
 
 namespace pdyolo::data {
 
+// The size a header declares is checked (kMaxImageSide, kMaxImagePixels) before anything is decoded.
 inline Image load_image(const std::string& path) {
   const std::vector<char> bytes = io::read_file(path);
   PDYOLO_CHECK(!bytes.empty(), path, ": empty file, not an image");
+  PDYOLO_CHECK(bytes.size() <= static_cast<size_t>(INT32_MAX), path, ": ", bytes.size(), " bytes is too large for an image file");
   int w = 0, h = 0, channels = 0;
+  if (stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h, &channels))
+    PDYOLO_CHECK(w <= kMaxImageSide && h <= kMaxImageSide && int64_t{w} * h <= kMaxImagePixels, path, ": the image declares ", w, "x", h,
+                 " pixels, more than the ", kMaxImageSide, " a side (and ", kMaxImagePixels, " in all) pdyolo decodes");
   uint8_t* pixels = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()),
                                           &w, &h, &channels, 3);
   PDYOLO_CHECK(pixels != nullptr, path, ": cannot decode image (", stbi_failure_reason(), ")");

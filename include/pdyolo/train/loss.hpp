@@ -296,7 +296,9 @@ inline std::vector<LevelMatches> ota_assign(const std::vector<Tensor>& p, const 
       std::partial_sort(row.begin(), row.begin() + top, row.end(), std::greater<float>());
       float sum = 0.0f;
       for (int64_t i = 0; i < top; ++i) sum += row[i];
-      dynamic_k[g] = std::max<int64_t>(1, static_cast<int64_t>(sum));
+      // Non-finite predictions (a diverged run, caught by the trainer right after) make sum NaN:
+      // converting that to an integer would be undefined behaviour.
+      dynamic_k[g] = std::isfinite(sum) ? std::max<int64_t>(1, static_cast<int64_t>(sum)) : 1;
     }
     // Each ground truth takes its dynamic_k cheapest candidates; a candidate taken twice goes to the cheaper.
     std::vector<int8_t> matching(static_cast<size_t>(ng * nc_), 0);
