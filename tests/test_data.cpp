@@ -166,6 +166,9 @@ TEST_CASE("hostile images and annotations: declared sizes checked before decodin
   CHECK(voc.samples.empty());
   CHECK(voc.skipped_images == 1);
   CHECK(any_contains(voc.problems, "big.xml:1", "is larger than 16384 a side"));
+  // Without its Annotations folder the split is one error naming the folder.
+  fs::remove_all(dir + "/Annotations");
+  CHECK(test::error_of([&] { data::load_voc(dir, {"all"}); }).find(dir + "/Annotations: folder not found") != std::string::npos);
   fs::remove_all(dir);
 }
 

@@ -207,6 +207,9 @@ inline Dataset load_voc(const std::string& root, const std::vector<std::string>&
     PDYOLO_CHECK(std::filesystem::exists(list), list, ": split file not found");
     const std::vector<std::string> ids = detail::read_lines(list);
     PDYOLO_CHECK(!ids.empty(), list, ": the split lists no images");
+    for (const char* folder : {"/Annotations", "/JPEGImages"})  // a missing folder is one error, not one per image
+      PDYOLO_CHECK(std::filesystem::is_directory(base + folder), base + folder, ": folder not found (", list, " lists ", ids.size(),
+                   " images in VOC layout)");
     for (const std::string& line : ids) {
       const std::string id = line.substr(0, line.find_first_of(" \t"));
       const std::string xml = base + "/Annotations/" + id + ".xml";
