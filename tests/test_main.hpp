@@ -27,11 +27,9 @@ inline int& test_cases_started() {
   return count;
 }
 
-// Records that the current test case cannot run here; the caller returns right after.
-inline void skip(const std::string& reason) {
-  MESSAGE("SKIPPED: " << reason);
-  skip_reasons().push_back(reason);
-}
+// Records that the current test case cannot run here (main prints the reason once, as
+// "SKIPPED: reason"); the caller returns right after.
+inline void skip(const std::string& reason) { skip_reasons().push_back(reason); }
 
 // Counts the test cases that start (doctest's listener interface: every method must exist).
 struct StartCounter : doctest::IReporter {

@@ -91,6 +91,14 @@ rows:
         std::string::npos);
   CHECK(test::error_of([] { io::parse_yaml("a: 1\na: 2\n", "dup.yaml"); }).find("dup.yaml:2: duplicate key 'a'") != std::string::npos);
   CHECK(test::error_of([] { io::parse_yaml("a:\n\t- 1\n", "tab.yaml"); }).find("tab") != std::string::npos);
+  // Blocks indented deeper than 64 levels (each one a recursion), and flow lists nested 100 000 deep:
+  // errors, not stack overflows.
+  std::string deep;
+  for (int i = 0; i < 200; ++i) deep += std::string(static_cast<size_t>(i), ' ') + "k:\n";
+  CHECK(test::error_of([&] { io::parse_yaml(deep, "deep.yaml"); }).find("deep.yaml:65: blocks nested deeper than 64 levels") !=
+        std::string::npos);
+  CHECK(test::error_of([] { io::parse_yaml("a: " + std::string(100000, '[') + std::string(100000, ']') + "\n", "flow.yaml"); })
+            .find("nesting deeper than 64 levels") != std::string::npos);
 }
 
 TEST_CASE("every shipped config parses, and hyperparameter files read as numbers") {

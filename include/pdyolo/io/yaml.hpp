@@ -99,6 +99,13 @@ class YamlParser {
 
   Value parse_block(int indent) {
     const YamlLine& line = lines_[pos_];
+    // Each block level is a recursion: a file indenting 100 000 levels deep must not overflow the stack.
+    struct Level {
+      int& depth;
+      explicit Level(int& d) : depth(++d) {}
+      ~Level() { --depth; }
+    } level(block_depth_);
+    if (block_depth_ > 64) fail(line.number, "blocks nested deeper than 64 levels");
     if (line.text[0] == '[' || line.text[0] == '{') return parse_inline(line.text, line.number, indent);
     return is_sequence_item(line.text) ? parse_sequence(indent) : parse_mapping(indent);
   }
@@ -320,6 +327,7 @@ class YamlParser {
   std::string source_;
   std::vector<YamlLine> lines_;
   size_t pos_ = 0;
+  int block_depth_ = 0;  // block levels being parsed (parse_block)
   std::string text_;  // the flow collection being parsed
   std::vector<std::pair<size_t, int>> line_starts_;
   size_t cursor_ = 0;
