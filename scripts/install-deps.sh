@@ -6,7 +6,7 @@
 set -euo pipefail
 packages=(cmake g++ make libomp-dev libstb-dev)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(doctest-dev libeigen3-dev libbenchmark-dev g++-aarch64-linux-gnu qemu-user clang libomp-dev)
+  packages+=(doctest-dev libeigen3-dev libbenchmark-dev g++-aarch64-linux-gnu qemu-user clang libclang-rt-dev libomp-dev)
 fi
 missing=()
 for p in "${packages[@]}"; do
