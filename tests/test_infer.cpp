@@ -339,6 +339,9 @@ TEST_CASE("both executors: raw maps, taps that read a node's output, taps that r
   const double change = test::max_rel_diff(changed_graph.raw[2], reference.raw[2]);
   MESSAGE("shifting model.76's output moves the P5 logits by ", change, " (relative)");
   CHECK(change > 1e-3);
+  const int detect = m.graph.detect_node();
+  CHECK(test::error_of([&] { graph::Executor(m.graph, {{detect, [](const Tensor& v) { return v; }}}); }).find("taps go on nodes with a value") !=
+        std::string::npos);
   graph::Executor wrong(m.graph, {{act, [](const Tensor&) { return Tensor::zeros({1, 2}); }}});
   CHECK(test::error_of([&] { wrong.run(images); }).find("the tap of node 'model.7.act' returned [1, 2]") != std::string::npos);
 }

@@ -153,6 +153,10 @@ class Executor {
     for (const Node& n : g.nodes)
       PDYOLO_CHECK(n.op != Op::batch_norm && n.op != Op::implicit_add && n.op != Op::implicit_mul, "executor: node '", n.name, "' (",
                    op_name(n.op), ") is not fused; run graph::fuse on the model first");
+    for (const auto& [node, tap] : taps_)
+      PDYOLO_CHECK(node >= 0 && node < static_cast<int>(g.nodes.size()) && g.nodes[node].op != Op::detect, "executor: a tap on node ",
+                   node, node >= 0 && node < static_cast<int>(g.nodes.size()) ? " ('" + g.nodes[node].name + "', detect)" : std::string(),
+                   ": taps go on nodes with a value (tap the detect head's inputs for its maps)");
     // Planned mode runs the cpu backend's kernels (CpuKernels), on packed weights.
     for (OpKind op : {OpKind::conv2d, OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::unary, OpKind::binary})
       PDYOLO_CHECK(supports(op, Backend::cpu, DType::f32), "executor: ", op_kind_name(op), ": backend cpu has no kernel for dtype f32");
