@@ -219,6 +219,25 @@ TEST_CASE("validate() names the node and both numbers of a channel mismatch") {
     CHECK(test::error_of([&] { graph::validate(m.graph); }).find("input 'model.77.im.1' has 25 channels, na·(nc+5) is 24") !=
           std::string::npos);
   }
+  {
+    // 40 concats each reading the one before twice: 3·2^40 channels, and 2^40 paths for a walk that
+    // recounts through concats. validate() counts each node once and stops at kMaxChannels.
+    graph::Graph g;
+    graph::Node input;
+    input.op = graph::Op::input;
+    input.name = "input";
+    input.attrs = graph::InputAttrs{3};
+    g.add(input);
+    for (int i = 1; i <= 40; ++i) {
+      graph::Node cat;
+      cat.op = graph::Op::concat;
+      cat.name = "cat" + std::to_string(i);
+      cat.inputs = {i - 1, i - 1};
+      g.add(cat);
+    }
+    CHECK(test::error_of([&] { graph::validate(g); }).find("node 'cat15' (concat): has 98304 channels; a node has between 1 and 65536") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("YOLOv3 (the reference's cfg/baseline/yolov3.yaml): sizes exactly the reference's, Darknet's residual groups" *

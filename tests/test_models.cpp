@@ -210,6 +210,18 @@ TEST_CASE("hostile configs: out-of-range numbers end in an error naming the file
   CHECK(build_error("", "[4294967297, 1, Conv, [8, 3, 1]]").find(":6: layer 1: field 'from' refers to layer 4294967297") !=
         std::string::npos);
   CHECK(build_error("", "[-1, 1000000, Conv, [8, 3, 1]]").find("field 'number' must be an integer in [1, 1000]") != std::string::npos);
+  // Weights are counted before they are allocated (a 65536-channel 64x64 conv is 4.3e9 parameters),
+  // and concats that double their channels (found by tests/fuzz/fuzz_config) stop at kMaxChannels.
+  CHECK(build_error("", "[-1, 1, Conv, [65536, 64, 1]]").find(":6: layer 1 (Conv): the model would hold more than 2147483648 parameters") !=
+        std::string::npos);
+  std::string doubling;
+  for (int i = 0; i < 13; ++i) doubling += "[[-1, -1], 1, Concat, [1]],\n   ";
+  CHECK(build_error("", doubling).find("layer 13 (Concat): the concat would have more than 65536 channels") != std::string::npos);
+  write_text(path, "nc: 4\n" + anchors + "backbone:\n  [[-1, 1, Conv, [16, 3, 2]]]\nhead:\n  [[-1, 1, Detect, [nc, anchors]]]\n");
+  models::BuildOptions small;
+  small.max_parameters = 400;  // 16·3·3·3 = 432 conv weights
+  CHECK(test::error_of([&] { models::build_yolo(models::load_model_config(path), small); }).find("more than 400 parameters (432 so far)") !=
+        std::string::npos);
   std::remove(path.c_str());
 }
 

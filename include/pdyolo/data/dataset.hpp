@@ -8,9 +8,9 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
-#include <stb/stb_image.h>
+#include <tuple>
 
-#include "pdyolo/data/image.hpp"
+#include "pdyolo/data/image_io.hpp"
 #include "pdyolo/data/xml.hpp"
 #include "pdyolo/io/file.hpp"
 #include "pdyolo/io/yaml.hpp"
@@ -99,12 +99,13 @@ inline int64_t class_index(const std::vector<std::string>& names, const std::str
   return -1;
 }
 
-// One VOC annotation file → sample (boxes in pixel edges: x1 = xmin − 1, y1 = ymin − 1, x2 = xmax, y2 = ymax).
-inline std::optional<Sample> read_voc_annotation(const std::string& xml_path, const std::string& image_path,
-                                                 const std::vector<std::string>& names, bool keep_difficult, Dataset& ds) {
+// One VOC annotation (the text of `xml_path`) → sample (boxes in pixel edges: x1 = xmin − 1,
+// y1 = ymin − 1, x2 = xmax, y2 = ymax). Problems go to ds.problems; nullopt when the file is unusable.
+inline std::optional<Sample> parse_voc_annotation(const std::string& xml_text, const std::string& xml_path, const std::string& image_path,
+                                                  const std::vector<std::string>& names, bool keep_difficult, Dataset& ds) {
   XmlNode root;
   try {
-    root = parse_xml(read_text(xml_path), xml_path);
+    root = parse_xml(xml_text, xml_path);
   } catch (const Error& e) {
     ds.problems.push_back(e.what());
     return std::nullopt;
@@ -176,6 +177,18 @@ inline std::optional<Sample> read_voc_annotation(const std::string& xml_path, co
     s.boxes.push_back(b);
   }
   return s;
+}
+
+inline std::optional<Sample> read_voc_annotation(const std::string& xml_path, const std::string& image_path,
+                                                 const std::vector<std::string>& names, bool keep_difficult, Dataset& ds) {
+  std::string text;
+  try {
+    text = read_text(xml_path);
+  } catch (const Error& e) {
+    ds.problems.push_back(e.what());
+    return std::nullopt;
+  }
+  return parse_voc_annotation(text, xml_path, image_path, names, keep_difficult, ds);
 }
 
 }  // namespace detail
@@ -270,14 +283,11 @@ inline Dataset load_yolo_txt(const std::vector<std::string>& sources, std::vecto
     if (at != std::string::npos) label = label.substr(0, at) + "/labels/" + label.substr(at + 8);
     else label = (p.parent_path().parent_path() / "labels" / p.filename()).string();
     label = fs::path(label).replace_extension(".txt").string();
-    int w = 0, h = 0, channels = 0;
-    if (!stbi_info(image.c_str(), &w, &h, &channels)) {
-      ds.problems.push_back(image + ": missing or unreadable image (" + stbi_failure_reason() + ")");
-      ++ds.skipped_images;
-      continue;
-    }
-    if (w > kMaxImageSide || h > kMaxImageSide || int64_t{w} * h > kMaxImagePixels) {
-      ds.problems.push_back(image + ": declares " + std::to_string(w) + "x" + std::to_string(h) + " pixels, more than pdyolo decodes");
+    int w = 0, h = 0;
+    try {
+      std::tie(w, h) = image_size(io::read_file(image), image);
+    } catch (const Error& e) {
+      ds.problems.push_back(e.what());
       ++ds.skipped_images;
       continue;
     }

@@ -94,6 +94,14 @@ inline std::string count_str(int64_t n) { return std::to_string(n); }
 // detect head against nc and its anchors. Names the node and both numbers on a mismatch.
 inline void validate(const Graph& g) {
   PDYOLO_CHECK(!g.nodes.empty() && g.nodes[0].op == Op::input, "graph: the first node must be the image input");
+  // Channel counts in graph order, each read once (Graph::channels recurses through concats, which
+  // an untrusted file could nest into an exponential walk); bounded so no sum can overflow.
+  std::vector<int64_t> count(g.nodes.size(), 0);
+  auto bounded = [](const Node& n, int64_t c) {
+    if (c < 1 || c > kMaxChannels)
+      detail::invalid(n, "has " + detail::count_str(c) + " channels; a node has between 1 and " + detail::count_str(kMaxChannels));
+    return c;
+  };
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     for (int in : n.inputs)
@@ -103,15 +111,16 @@ inline void validate(const Graph& g) {
     if (n.op == Op::input) {
       if (!std::holds_alternative<InputAttrs>(n.attrs) || n.get<InputAttrs>().channels < 1)
         detail::invalid(n, "needs a positive channel count");
+      count[i] = bounded(n, n.get<InputAttrs>().channels);
       continue;
     }
-    const int64_t in_channels = g.channels(n.inputs[0]);
+    const int64_t in_channels = count[n.inputs[0]];
     if (n.op == Op::conv) {
       if (!std::holds_alternative<ConvAttrs>(n.attrs)) detail::invalid(n, "has no conv attributes");
       if (!n.has_tensor("weight") || n.tensor("weight").dim() != 4) detail::invalid(n, "needs a weight [OC, IC/groups, KH, KW]");
       const ConvAttrs& c = n.get<ConvAttrs>();
       const Shape& w = n.tensor("weight").shape();
-      if (c.groups < 1 || w[0] % c.groups) detail::invalid(n, "weight has " + detail::count_str(w[0]) + " output channels, not a multiple of groups " + detail::count_str(c.groups));
+      if (c.groups < 1 || c.groups > kMaxChannels || w[0] % c.groups) detail::invalid(n, "weight has " + detail::count_str(w[0]) + " output channels, not a multiple of groups " + detail::count_str(c.groups));
       if (w[1] * c.groups != in_channels)
         detail::invalid(n, "weight reads " + detail::count_str(w[1] * c.groups) + " input channels, its input '" +
                                g.nodes[n.inputs[0]].name + "' has " + detail::count_str(in_channels));
@@ -124,7 +133,11 @@ inline void validate(const Graph& g) {
       if (p.kernel < 1 || p.stride < 1 || p.padding < 0) detail::invalid(n, "needs kernel and stride >= 1, padding >= 0");
     }
     if (n.op == Op::upsample && n.get<UpsampleAttrs>().scale < 1) detail::invalid(n, "needs a scale >= 1");
-    const int64_t out_channels = g.channels(static_cast<int>(i));
+    if (n.op == Op::conv) count[i] = bounded(n, n.tensor("weight").shape()[0]);
+    else if (n.op == Op::concat)
+      for (int j : n.inputs) count[i] = bounded(n, count[i] + count[j]);
+    else if (n.op != Op::detect) count[i] = count[n.inputs[0]];
+    const int64_t out_channels = count[i];
     for (const ChannelAxis& a : declare_channels(n).axes) {
       if (!n.has_tensor(a.tensor)) detail::invalid(n, std::string("has no tensor '") + a.tensor + "'");
       const Tensor& t = n.tensor(a.tensor);
@@ -136,15 +149,15 @@ inline void validate(const Graph& g) {
     }
     if (n.op == Op::add)
       for (int j : n.inputs)
-        if (g.channels(j) != in_channels)
-          detail::invalid(n, "input '" + g.nodes[j].name + "' has " + detail::count_str(g.channels(j)) + " channels, input '" +
+        if (count[j] != in_channels)
+          detail::invalid(n, "input '" + g.nodes[j].name + "' has " + detail::count_str(count[j]) + " channels, input '" +
                                  g.nodes[n.inputs[0]].name + "' has " + detail::count_str(in_channels));
     if (n.op == Op::detect) {
       const DetectAttrs& d = n.get<DetectAttrs>();
       const int64_t levels = static_cast<int64_t>(n.inputs.size());
       for (int j : n.inputs)
-        if (g.channels(j) != d.na * d.outputs_per_anchor())
-          detail::invalid(n, "input '" + g.nodes[j].name + "' has " + detail::count_str(g.channels(j)) + " channels, na·(nc+5) is " +
+        if (count[j] != d.na * d.outputs_per_anchor())
+          detail::invalid(n, "input '" + g.nodes[j].name + "' has " + detail::count_str(count[j]) + " channels, na·(nc+5) is " +
                                  detail::count_str(d.na * d.outputs_per_anchor()));
       if (static_cast<int64_t>(d.strides.size()) != levels)
         detail::invalid(n, detail::count_str(levels) + " levels but " + detail::count_str(static_cast<int64_t>(d.strides.size())) + " strides");

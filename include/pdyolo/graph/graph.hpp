@@ -17,6 +17,10 @@
 
 namespace pdyolo::graph {
 
+// The most channels one node may have (real detectors stay below 4096); validate() and the config
+// builder refuse more, so channel sums cannot overflow and files cannot ask for absurd tensors.
+inline constexpr int64_t kMaxChannels = int64_t{1} << 16;
+
 enum class Op { input, conv, batch_norm, activation, add, concat, max_pool, upsample, implicit_add, implicit_mul, detect };
 
 using pdyolo::Activation;  // identity, silu, leaky_relu, relu (kernels/activation.hpp)

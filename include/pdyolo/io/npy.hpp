@@ -76,8 +76,8 @@ inline Shape npy_parse_shape(const std::string& header, const std::string& path)
 
 }  // namespace detail
 
-inline Tensor load_npy(const std::string& path) {
-  const std::vector<char> bytes = read_file(path);
+// An .npy file's bytes → tensor; `path` names the source in errors.
+inline Tensor parse_npy(const std::vector<char>& bytes, const std::string& path) {
   PDYOLO_CHECK(bytes.size() >= 10 && std::memcmp(bytes.data(), "\x93NUMPY", 6) == 0, path,
                ": not an npy file (bad magic)");
   const int major = static_cast<uint8_t>(bytes[6]);
@@ -107,6 +107,8 @@ inline Tensor load_npy(const std::string& path) {
   if (nbytes) std::memcpy(t.raw_data(), bytes.data() + prefix + header_len, nbytes);
   return t;
 }
+
+inline Tensor load_npy(const std::string& path) { return parse_npy(read_file(path), path); }
 
 inline void save_npy(const std::string& path, const Tensor& tensor) {
   PDYOLO_CHECK(tensor.device().type == DeviceType::cpu, path, ": tensor is on ", tensor.device().str());

@@ -97,8 +97,9 @@ inline Value unpickle_pt(const ZipArchive& zip) {
   return Unpickler(data, size, zip.path() + ":" + prefix + "data.pkl", load_storage).load();
 }
 
-inline PtCheckpoint load_pt(const std::string& path) {
-  const ZipArchive zip(path);
+// A PyTorch checkpoint (ZIP + pickle) → its tensors, and the config and names a pickled model carries.
+inline PtCheckpoint parse_pt(const ZipArchive& zip) {
+  const std::string& path = zip.path();
   const Value root = unpickle_pt(zip);
   PtCheckpoint ckpt;
   auto from_module = [&](const Value& model) {
@@ -125,5 +126,7 @@ inline PtCheckpoint load_pt(const std::string& path) {
   PDYOLO_CHECK(!ckpt.state_dict.empty(), path, ": found no tensors (expected a pickled model or a state dict)");
   return ckpt;
 }
+
+inline PtCheckpoint load_pt(const std::string& path) { return parse_pt(ZipArchive(path)); }
 
 }  // namespace pdyolo::io

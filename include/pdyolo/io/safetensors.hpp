@@ -83,8 +83,8 @@ inline void save_safetensors(const std::string& path, const std::map<std::string
   });
 }
 
-inline SafetensorsContent load_safetensors(const std::string& path) {
-  const std::vector<char> bytes = read_file(path);
+// A safetensors file's bytes → tensors and metadata; `path` names the source in errors.
+inline SafetensorsContent parse_safetensors(const std::vector<char>& bytes, const std::string& path) {
   PDYOLO_CHECK(bytes.size() >= 8, path, ": file is ", bytes.size(), " bytes, too short for a safetensors header");
   uint64_t header_len = 0;
   for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
@@ -154,5 +154,7 @@ inline SafetensorsContent load_safetensors(const std::string& path) {
   PDYOLO_CHECK(cursor == data_size, path, ": ", data_size - cursor, " bytes after the last tensor are not described by the header");
   return content;
 }
+
+inline SafetensorsContent load_safetensors(const std::string& path) { return parse_safetensors(read_file(path), path); }
 
 }  // namespace pdyolo::io

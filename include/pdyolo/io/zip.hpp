@@ -33,6 +33,8 @@ inline uint32_t crc32(const char* data, uint64_t n) {
 class ZipArchive {
  public:
   explicit ZipArchive(const std::string& path) : path_(path), bytes_(read_file(path)) { read_central_directory(); }
+  // An archive already in memory; `name` stands for its file in errors.
+  ZipArchive(std::vector<char> bytes, const std::string& name) : path_(name), bytes_(std::move(bytes)) { read_central_directory(); }
 
   const std::string& path() const { return path_; }
   std::vector<std::string> names() const {

@@ -19,6 +19,7 @@ namespace pdyolo::models {
 struct LoadOptions {
   std::optional<std::string> cfg;  // a YAML config: required for plain state dicts; rebuilds any model from it
   std::optional<int64_t> nc;       // replaces the config's nc (a saved graph's nc must equal it)
+  int64_t max_parameters = BuildOptions().max_parameters;  // a model built from a config is refused above this
 };
 
 namespace detail {
@@ -46,14 +47,16 @@ inline const std::string* find_metadata(const std::map<std::string, std::string>
 }
 }  // namespace detail
 
-inline YoloModel load_model(const std::string& weights, const LoadOptions& options = LoadOptions()) {
+// A model file's bytes → model: safetensors when `weights` (the name errors use) ends in
+// .safetensors, else a PyTorch checkpoint.
+inline YoloModel parse_model(std::vector<char> bytes, const std::string& weights, const LoadOptions& options = LoadOptions()) {
   std::map<std::string, Tensor> tensors;
   std::optional<ModelConfig> cfg;
   std::optional<io::Value> saved_graph;
   std::vector<std::string> names;
   if (options.cfg) cfg = load_model_config(*options.cfg, options.nc);
   if (detail::ends_with(weights, ".safetensors")) {
-    io::SafetensorsContent content = io::load_safetensors(weights);
+    io::SafetensorsContent content = io::parse_safetensors(bytes, weights);
     tensors = std::move(content.tensors);
     const auto& metadata = content.metadata;
     if (const std::string* g = detail::find_metadata(metadata, "pdyolo.graph"))
@@ -64,7 +67,7 @@ inline YoloModel load_model(const std::string& weights, const LoadOptions& optio
     PDYOLO_CHECK(cfg || saved_graph, weights, ": neither a graph nor a model config in the metadata; pass --cfg");
     if (const std::string* n = detail::find_metadata(metadata, "pdyolo.names")) names = detail::parse_names(*n, weights);
   } else {
-    io::PtCheckpoint ckpt = io::load_pt(weights);
+    io::PtCheckpoint ckpt = io::parse_pt(io::ZipArchive(std::move(bytes), weights));
     tensors = std::move(ckpt.state_dict);
     names = std::move(ckpt.names);
     if (!cfg) {
@@ -81,11 +84,15 @@ inline YoloModel load_model(const std::string& weights, const LoadOptions& optio
     PDYOLO_CHECK(!options.nc || *options.nc == model.nc(), weights, ": the saved model detects ", model.nc(), " classes; --nc ",
                  *options.nc, " cannot change a saved graph");
   } else {
-    model = build_yolo(*cfg, BuildOptions{detail::has_reparam(tensors), 0});
+    model = build_yolo(*cfg, BuildOptions{detail::has_reparam(tensors), 0, options.max_parameters});
     model.graph.load_state_dict(tensors, true, weights);
   }
   model.names = std::move(names);
   return model;
+}
+
+inline YoloModel load_model(const std::string& weights, const LoadOptions& options = LoadOptions()) {
+  return parse_model(io::read_file(weights), weights, options);
 }
 
 // The metadata that makes a model file describe itself (see the top of this file).

@@ -15,6 +15,9 @@ namespace pdyolo::models {
 struct BuildOptions {
   bool repconv_deploy = false;  // RepConv in its fused form (rbr_reparam) instead of three branches
   uint64_t seed = 0;            // initial weights
+  // A config is refused before allocation once its weights would exceed this many parameters
+  // (2^31: 8 GiB of fp32, 30× yolov7-e6e); a fuzzer or a service lowers it.
+  int64_t max_parameters = int64_t{1} << 31;
 };
 
 // A detection model: its graph (which alone describes it), its class names, and the config it was
@@ -88,7 +91,7 @@ class YoloBuilder {
     if (v->is(io::Value::Kind::string) && v->str == "nc") return cfg_.nc;
     if (!v->is(io::Value::Kind::integer)) fail(std::string("argument '") + field + "' must be an integer");
     const std::string f = field;
-    const auto [low, high] = f == "c2" || f == "g" ? std::pair<int64_t, int64_t>{1, 1 << 16}
+    const auto [low, high] = f == "c2" || f == "g" ? std::pair<int64_t, int64_t>{1, graph::kMaxChannels}
                              : f == "k" || f == "s" || f == "scale_factor" ? std::pair<int64_t, int64_t>{1, 64}
                              : f == "p" ? std::pair<int64_t, int64_t>{0, 64}
                                         : std::pair<int64_t, int64_t>{INT32_MIN, INT32_MAX};
@@ -153,10 +156,19 @@ class YoloBuilder {
 
   int64_t channels_of(int node) const { return graph_.channels(node); }
 
+  void reserve_parameters(int64_t count) {
+    parameters_ += count;
+    if (parameters_ > options_.max_parameters)
+      fail("the model would hold more than " + std::to_string(options_.max_parameters) + " parameters (" +
+           std::to_string(parameters_) + " so far), more than pdyolo builds");
+  }
+
   // A conv reading all of `input`'s channels; fixed: its outputs are detection maps.
   int conv_node(const std::string& name, int input, int64_t c2, int64_t k, int64_t s, int64_t p, int64_t g, bool bias,
                 bool fixed = false) {
     const int64_t c1 = channels_of(input);
+    if (c2 < 1 || c2 > graph::kMaxChannels)
+      fail("the conv would have " + std::to_string(c2) + " output channels; at most " + std::to_string(graph::kMaxChannels) + " are supported");
     if (c1 % g || c2 % g) fail("channels " + std::to_string(c1) + "→" + std::to_string(c2) + " not divisible by groups " + std::to_string(g));
     graph::Node n;
     n.op = graph::Op::conv;
@@ -166,6 +178,7 @@ class YoloBuilder {
     n.layer = layer_->index;
     n.attrs = graph::ConvAttrs{k, s, p, g};
     const int64_t fan_in = c1 / g * k * k;
+    reserve_parameters(c2 * fan_in + (bias ? c2 : 0));  // c2 ≤ 2^16, fan_in ≤ 2^28: no overflow
     n.tensors.emplace_back("weight", weight_init({c2, c1 / g, k, k}, fan_in));
     if (bias) n.tensors.emplace_back("bias", weight_init({c2}, fan_in));
     return graph_.add(std::move(n));
@@ -218,7 +231,13 @@ class YoloBuilder {
     if (m == "Concat") {
       if (int_arg(0, 1, "dimension") != 1) fail("only Concat along channels (dimension 1) is supported");
       std::vector<int> inputs;
-      for (int f : layer.from) inputs.push_back(input_node(f));
+      int64_t channels = 0;
+      for (int f : layer.from) {
+        inputs.push_back(input_node(f));
+        channels += channels_of(inputs.back());  // each input ≤ kMaxChannels: no overflow
+        if (channels > graph::kMaxChannels)
+          fail("the concat would have more than " + std::to_string(graph::kMaxChannels) + " channels");
+      }
       return simple_node(graph::Op::concat, prefix(), inputs, std::monostate{});
     }
     if (m == "MP") {
@@ -369,6 +388,7 @@ class YoloBuilder {
   BuildOptions options_;
   Generator gen_;
   int64_t na_;
+  int64_t parameters_ = 0;  // conv weights so far (batch norms and implicits are small beside them)
   graph::Graph graph_;
   const LayerSpec* layer_ = nullptr;
 };
