@@ -30,11 +30,6 @@ void save(const std::string& path, const data::Image& img) {
   data::save_image(path, img);
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << text;
-}
-
 std::string voc_xml(int w, int h, const std::string& objects) {
   return "<annotation>\n  <filename>x.jpg</filename>\n  <size><width>" + std::to_string(w) + "</width><height>" + std::to_string(h) +
          "</height><depth>3</depth></size>\n" + objects + "</annotation>\n";
@@ -132,10 +127,10 @@ TEST_CASE("images: decode errors name the file; PNG and JPEG round trips") {
   CHECK(data::load_image(dir + "/x.png").pixels == img.pixels);
   data::save_image(dir + "/x.jpg", img);
   CHECK(data::load_image(dir + "/x.jpg").width == 8);
-  write_text(dir + "/corrupt.jpg", "\xff\xd8\xff\xe0 this is not really a jpeg");
+  test::write_text(dir + "/corrupt.jpg", "\xff\xd8\xff\xe0 this is not really a jpeg");
   const std::string err = test::error_of([&] { data::load_image(dir + "/corrupt.jpg"); });
   CHECK(err.find("corrupt.jpg: cannot decode image") != std::string::npos);
-  write_text(dir + "/empty.png", "");
+  test::write_text(dir + "/empty.png", "");
   CHECK(test::error_of([&] { data::load_image(dir + "/empty.png"); }).find("empty file") != std::string::npos);
   CHECK(test::error_of([&] { data::load_image(dir + "/missing.png"); }).find("missing.png: no such file") != std::string::npos);
   fs::remove_all(dir);
@@ -153,28 +148,28 @@ TEST_CASE("hostile images and annotations: declared sizes checked before decodin
   };
   const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + "IHDR" + be32(12000) + be32(12000) + std::string("\x08\x02\x00\x00\x00", 5) +
                           be32(0) + std::string(64, '\0');
-  write_text(dir + "/JPEGImages/huge.png", png);
+  test::write_text(dir + "/JPEGImages/huge.png", png);
   CHECK(test::error_of([&] { data::load_image(dir + "/JPEGImages/huge.png"); }).find("huge.png: the image declares 12000x12000 pixels") !=
         std::string::npos);
   // Formats other than JPEG, PNG and BMP are refused before stb sees them.
-  write_text(dir + "/JPEGImages/anim.gif", "GIF89a\x01\x00\x01\x00\x00\x00\x00;");
+  test::write_text(dir + "/JPEGImages/anim.gif", "GIF89a\x01\x00\x01\x00\x00\x00\x00;");
   CHECK(test::error_of([&] { data::load_image(dir + "/JPEGImages/anim.gif"); }).find("anim.gif: cannot decode image (not a JPEG, PNG or BMP file") !=
         std::string::npos);
   // A JPEG Huffman table declaring 16 × 255 codes: Debian's stb_image writes past the table (found
   // by tests/fuzz/fuzz_image), so pdyolo checks every table first — before the scan and after it.
   const std::string bad_table = std::string("\xFF\xC4\x00\x13\x00", 5) + std::string(16, '\xFF');
   const std::string jfif = std::string("\xFF\xD8\xFF\xE0\x00\x04\x00\x00", 8);
-  write_text(dir + "/JPEGImages/huffman.jpg", jfif + bad_table + "\xFF\xD9");
+  test::write_text(dir + "/JPEGImages/huffman.jpg", jfif + bad_table + "\xFF\xD9");
   CHECK(test::error_of([&] { data::load_image(dir + "/JPEGImages/huffman.jpg"); }).find("huffman.jpg: corrupt JPEG: a Huffman table at byte 12 declares 4080 codes") !=
         std::string::npos);
-  write_text(dir + "/JPEGImages/late.jpg", jfif + std::string("\xFF\xDA\x00\x02\x12\xFF\x00\x34", 8) + bad_table);
+  test::write_text(dir + "/JPEGImages/late.jpg", jfif + std::string("\xFF\xDA\x00\x02\x12\xFF\x00\x34", 8) + bad_table);
   CHECK(test::error_of([&] { data::load_image(dir + "/JPEGImages/late.jpg"); }).find("declares 4080 codes") != std::string::npos);
   // A VOC annotation with a 35-digit height (once undefined behaviour in the float → int conversion).
   save(dir + "/JPEGImages/big.jpg", data::Image(10, 10));
-  write_text(dir + "/Annotations/big.xml",
+  test::write_text(dir + "/Annotations/big.xml",
              "<annotation><size><width>10</width><height>99999999999999999999999999999999999</height></size></annotation>");
-  write_text(dir + "/ImageSets/Main/all.txt", "big\n");
-  write_text(dir + "/classes.txt", "cat\n");
+  test::write_text(dir + "/ImageSets/Main/all.txt", "big\n");
+  test::write_text(dir + "/classes.txt", "cat\n");
   const data::Dataset voc = data::load_voc(dir, {"all"});
   CHECK(voc.samples.empty());
   CHECK(voc.skipped_images == 1);
@@ -196,18 +191,25 @@ TEST_CASE("XML reader") {
   CHECK(test::error_of([] { data::parse_xml("<a>\n<b>\n</a>", "t.xml"); }).find("t.xml:3: end tag </a> does not match <b>") != std::string::npos);
   CHECK(test::error_of([] { data::parse_xml("<a>\n<b>x</b>\n", "t.xml"); }).find("is not closed") != std::string::npos);
   CHECK(test::error_of([] { data::parse_xml("", "e.xml"); }).find("e.xml:1: empty document") != std::string::npos);
+  // Character references become UTF-8; malformed ones (an empty "&#;" once escaped as an uncaught
+  // std::invalid_argument, found by tests/fuzz/fuzz_xml) are errors naming the line.
+  CHECK(data::parse_xml("<a>&#65;&#x42;&#xe9;&#8364;&#x1F600;</a>", "t.xml").text == "AB\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
+  for (const char* bad : {"&#;", "&#x;", "&#12a;", "&#-5;", "&#0;", "&#99999999999999999999;", "&#x110000;"}) {
+    CAPTURE(bad);
+    CHECK(test::error_of([&] { data::parse_xml(std::string("<a>\n") + bad + "</a>", "t.xml"); }).find("t.xml:") != std::string::npos);
+  }
 }
 
 TEST_CASE("VOC: good annotations, and every bad input reported with its file and skipped") {
   const std::string root = test::temp_path("voc");
   fs::remove_all(root);
   const std::vector<std::string> names = {"cat", "dog"};
-  write_text(root + "/classes.txt", "cat\ndog\n");
+  test::write_text(root + "/classes.txt", "cat\ndog\n");
   save(root + "/JPEGImages/good.jpg", data::Image(100, 80, 50));
   save(root + "/JPEGImages/truncated.jpg", data::Image(10, 10));
   save(root + "/JPEGImages/empty.jpg", data::Image(10, 10));
   save(root + "/JPEGImages/noxml.jpg", data::Image(10, 10));
-  write_text(root + "/Annotations/good.xml",
+  test::write_text(root + "/Annotations/good.xml",
              voc_xml(100, 80,
                      voc_object("cat", 11, 21, 40, 50) +                  // fine: pixel edges (10, 20, 40, 50)
                          voc_object("dog", 90, 70, 130, 95) +             // partly outside: clipped
@@ -217,11 +219,11 @@ TEST_CASE("VOC: good annotations, and every bad input reported with its file and
                          voc_object("unicorn", 1, 1, 5, 5) +              // unknown class: skipped
                          voc_object("dog", 1, 1, 9, 9, /*difficult=*/1)));  // difficult: kept and flagged
   const std::string full = voc_xml(10, 10, voc_object("cat", 1, 1, 5, 5));
-  write_text(root + "/Annotations/truncated.xml", full.substr(0, full.size() / 2));
-  write_text(root + "/Annotations/empty.xml", "");
-  write_text(root + "/Annotations/missingimage.xml", full);
-  write_text(root + "/ImageSets/Main/all.txt", "good\ntruncated\nempty\nmissingimage\nnoxml\n");
-  write_text(root + "/ImageSets/Main/empty.txt", "\n\n");
+  test::write_text(root + "/Annotations/truncated.xml", full.substr(0, full.size() / 2));
+  test::write_text(root + "/Annotations/empty.xml", "");
+  test::write_text(root + "/Annotations/missingimage.xml", full);
+  test::write_text(root + "/ImageSets/Main/all.txt", "good\ntruncated\nempty\nmissingimage\nnoxml\n");
+  test::write_text(root + "/ImageSets/Main/empty.txt", "\n\n");
 
   const data::Dataset ds = data::load_voc(root, {"all"});
   CHECK(ds.names == names);
@@ -262,10 +264,10 @@ TEST_CASE("VOC 07+12 through a dataset YAML; YOLO txt datasets") {
   for (const char* year : {"VOC2007", "VOC2012"}) {
     const std::string base = root + "/VOCdevkit/" + year;
     save(base + "/JPEGImages/" + year + "_1.jpg", data::Image(50, 40));
-    write_text(base + "/Annotations/" + year + "_1.xml", voc_xml(50, 40, voc_object("dog", 1, 1, 20, 20)));
-    write_text(base + "/ImageSets/Main/trainval.txt", std::string(year) + "_1\n");
+    test::write_text(base + "/Annotations/" + year + "_1.xml", voc_xml(50, 40, voc_object("dog", 1, 1, 20, 20)));
+    test::write_text(base + "/ImageSets/Main/trainval.txt", std::string(year) + "_1\n");
   }
-  write_text(root + "/voc.yaml", "format: voc\nroot: VOCdevkit\ntrain: [VOC2007/trainval, VOC2012/trainval]\nval: VOC2007/trainval\n");
+  test::write_text(root + "/voc.yaml", "format: voc\nroot: VOCdevkit\ntrain: [VOC2007/trainval, VOC2012/trainval]\nval: VOC2007/trainval\n");
   const data::Dataset train = data::load_dataset(root + "/voc.yaml", "train");
   CHECK(train.samples.size() == 2);
   CHECK(train.names.size() == 20);  // the VOC classes by default
@@ -276,9 +278,9 @@ TEST_CASE("VOC 07+12 through a dataset YAML; YOLO txt datasets") {
   // YOLO txt: images/ and labels/ side by side.
   save(root + "/yolo/images/a.jpg", data::Image(200, 100));
   save(root + "/yolo/images/b.png", data::Image(20, 20));
-  write_text(root + "/yolo/labels/a.txt", "0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0 0.1\n7 0.5 0.5 0.1 0.1\nnot a label\n1 0.95 0.5 0.2 0.2\n");
-  write_text(root + "/yolo/images/c.jpg", "garbage");
-  write_text(root + "/yolo.yaml", "train: yolo/images\nval: yolo/images\nnc: 2\nnames: ['cat', 'dog']\n");
+  test::write_text(root + "/yolo/labels/a.txt", "0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0 0.1\n7 0.5 0.5 0.1 0.1\nnot a label\n1 0.95 0.5 0.2 0.2\n");
+  test::write_text(root + "/yolo/images/c.jpg", "garbage");
+  test::write_text(root + "/yolo.yaml", "train: yolo/images\nval: yolo/images\nnc: 2\nnames: ['cat', 'dog']\n");
   const data::Dataset yolo = data::load_dataset(root + "/yolo.yaml", "val");
   REQUIRE(yolo.samples.size() == 2);
   const data::Sample& a = yolo.samples[0];
@@ -291,7 +293,7 @@ TEST_CASE("VOC 07+12 through a dataset YAML; YOLO txt datasets") {
   CHECK(any_contains(yolo.problems, "a.txt:3", "not below nc=2"));
   CHECK(any_contains(yolo.problems, "a.txt:4", "expected 'class cx cy w h'"));
   CHECK(any_contains(yolo.problems, "c.jpg", "cannot decode image"));
-  write_text(root + "/bad.yaml", "train: yolo/images\nnc: 3\nnames: [a, b]\n");
+  test::write_text(root + "/bad.yaml", "train: yolo/images\nnc: 3\nnames: [a, b]\n");
   CHECK(test::error_of([&] { data::load_dataset(root + "/bad.yaml", "train"); }).find("bad.yaml:2: nc is 3 but 2 names") != std::string::npos);
   fs::remove_all(root);
 }
@@ -457,11 +459,11 @@ TEST_CASE("loader: batches, targets, determinism across worker counts, and epoch
     std::string objects;
     for (const data::Box& x : b)
       objects += voc_object(std::vector<std::string>{"a", "b", "c", "d"}[x.cls], x.x1 + 1, x.y1 + 1, x.x2, x.y2);
-    write_text(root + "/Annotations/" + id + ".xml", voc_xml(160 + 8 * i, 120, objects));
+    test::write_text(root + "/Annotations/" + id + ".xml", voc_xml(160 + 8 * i, 120, objects));
     list += id + "\n";
   }
-  write_text(root + "/ImageSets/Main/train.txt", list);
-  write_text(root + "/classes.txt", "a\nb\nc\nd\n");
+  test::write_text(root + "/ImageSets/Main/train.txt", list);
+  test::write_text(root + "/classes.txt", "a\nb\nc\nd\n");
   const data::Dataset ds = data::load_voc(root, {"train"});
   REQUIRE(ds.samples.size() == 10);
 

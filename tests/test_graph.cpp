@@ -63,7 +63,6 @@ int count_op(const graph::Graph& g, graph::Op op) {
   return n;
 }
 
-void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 }  // namespace
 
@@ -137,7 +136,7 @@ TEST_CASE("yolov7: RepConv couples its branches, SPPCSPC's concat reads cv4's ch
 
 TEST_CASE("Bottleneck stacks: residual adds couple their spaces, shortcut=False and width changes do not") {
   const std::string path = test::temp_path("residual.yaml");
-  write_text(path, R"(nc: 2
+  test::write_text(path, R"(nc: 2
 anchors:
   - [10,13, 16,30]
 backbone:

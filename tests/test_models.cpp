@@ -16,7 +16,6 @@ namespace {
 const std::string kSource = PDYOLO_SOURCE_DIR;
 std::string cfg_path(const std::string& name) { return kSource + "/cfg/" + name; }
 
-void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 std::string fixture_dir() {
   const std::string shared = test::shared_dir();
@@ -169,16 +168,16 @@ TEST_CASE("official parameter names") {
 TEST_CASE("bad configs are reported with the line and the field") {
   const std::string path = test::temp_path("bad_cfg.yaml");
   const std::string head = "nc: 4\nanchors:\n  - [10,13, 16,30, 33,23]\nbackbone:\n  [[-1, 1, Conv, [16, 3, 2]],\n";
-  write_text(path, head + "   [-1, 1, Mystery, [3]]]\nhead: []\n");
+  test::write_text(path, head + "   [-1, 1, Mystery, [3]]]\nhead: []\n");
   CHECK(test::error_of([&] { models::load_model_config(path); }).find("bad_cfg.yaml:6: layer 1: field 'module': unknown module 'Mystery'") !=
         std::string::npos);
-  write_text(path, head + "   [5, 1, Conv, [8]]]\nhead: []\n");
+  test::write_text(path, head + "   [5, 1, Conv, [8]]]\nhead: []\n");
   CHECK(test::error_of([&] { models::load_model_config(path); }).find(":6: layer 1: field 'from'") != std::string::npos);
-  write_text(path, head + "   [-1, 1, Conv]]\nhead: []\n");
+  test::write_text(path, head + "   [-1, 1, Conv]]\nhead: []\n");
   CHECK(test::error_of([&] { models::load_model_config(path); }).find(":6: layer 1: expected [from, number, module, args]") != std::string::npos);
-  write_text(path, "nc: four\n");
+  test::write_text(path, "nc: four\n");
   CHECK(test::error_of([&] { models::load_model_config(path); }).find(":1: field 'nc'") != std::string::npos);
-  write_text(path, head + "   [-1, 1, Conv, [8, 3, 1, None, 1, nn.Swish()]]]\nhead:\n  [[-1, 1, Detect, [nc, anchors]]]\n");
+  test::write_text(path, head + "   [-1, 1, Conv, [8, 3, 1, None, 1, nn.Swish()]]]\nhead:\n  [[-1, 1, Detect, [nc, anchors]]]\n");
   const models::ModelConfig cfg = models::load_model_config(path);
   CHECK(test::error_of([&] { models::build_yolo(cfg); }).find(":6: layer 1 (Conv): argument 'act': unknown activation 'nn.Swish()'") !=
         std::string::npos);
@@ -189,7 +188,7 @@ TEST_CASE("hostile configs: out-of-range numbers end in an error naming the file
   const std::string path = test::temp_path("hostile_cfg.yaml");
   const std::string anchors = "anchors:\n  - [10,13, 16,30, 33,23]\n";
   auto build_error = [&](const std::string& dict_fields, const std::string& layer) {
-    write_text(path, "nc: 4\n" + dict_fields + anchors + "backbone:\n  [[-1, 1, Conv, [16, 3, 2]],\n   " + layer +
+    test::write_text(path, "nc: 4\n" + dict_fields + anchors + "backbone:\n  [[-1, 1, Conv, [16, 3, 2]],\n   " + layer +
                          "]\nhead:\n  [[-1, 1, Detect, [nc, anchors]]]\n");
     return test::error_of([&] { models::build_yolo(models::load_model_config(path)); });
   };
@@ -211,13 +210,13 @@ TEST_CASE("hostile configs: out-of-range numbers end in an error naming the file
         std::string::npos);
   CHECK(build_error("", "[-1, 1000000, Conv, [8, 3, 1]]").find("field 'number' must be an integer in [1, 1000]") != std::string::npos);
   // Weights are counted before they are allocated (a 65536-channel 64x64 conv is 4.3e9 parameters),
-  // and concats that double their channels (found by tests/fuzz/fuzz_config) stop at kMaxChannels.
+  // and concats that double their channels (an overflow and an exponential walk) stop at kMaxChannels.
   CHECK(build_error("", "[-1, 1, Conv, [65536, 64, 1]]").find(":6: layer 1 (Conv): the model would hold more than 2147483648 parameters") !=
         std::string::npos);
   std::string doubling;
   for (int i = 0; i < 13; ++i) doubling += "[[-1, -1], 1, Concat, [1]],\n   ";
   CHECK(build_error("", doubling).find("layer 13 (Concat): the concat would have more than 65536 channels") != std::string::npos);
-  write_text(path, "nc: 4\n" + anchors + "backbone:\n  [[-1, 1, Conv, [16, 3, 2]]]\nhead:\n  [[-1, 1, Detect, [nc, anchors]]]\n");
+  test::write_text(path, "nc: 4\n" + anchors + "backbone:\n  [[-1, 1, Conv, [16, 3, 2]]]\nhead:\n  [[-1, 1, Detect, [nc, anchors]]]\n");
   models::BuildOptions small;
   small.max_parameters = 400;  // 16·3·3·3 = 432 conv weights
   CHECK(test::error_of([&] { models::build_yolo(models::load_model_config(path), small); }).find("more than 400 parameters (432 so far)") !=
@@ -227,7 +226,7 @@ TEST_CASE("hostile configs: out-of-range numbers end in an error naming the file
 
 TEST_CASE("RepConv training form, an identity branch, and deploy form all build and fuse exactly") {
   const std::string path = test::temp_path("repconv.yaml");
-  write_text(path, R"(nc: 3
+  test::write_text(path, R"(nc: 3
 anchors:
   - [10,13, 16,30]
   - [30,61, 62,45]
@@ -419,9 +418,9 @@ TEST_CASE(".pt: truncated archives and unknown pickle content fail clearly") {
     return std::string(bytes.begin(), bytes.end());
   }();
   const std::string path = test::temp_path("bad.pt");
-  write_text(path, good.substr(0, good.size() / 2));
+  test::write_text(path, good.substr(0, good.size() / 2));
   CHECK(test::error_of([&] { io::load_pt(path); }).find("truncated") != std::string::npos);
-  write_text(path, "not a zip file at all, just text");
+  test::write_text(path, "not a zip file at all, just text");
   CHECK(test::error_of([&] { io::load_pt(path); }).find("not a ZIP archive") != std::string::npos);
   // Corrupt the pickle: replace its first opcode after PROTO with an unknown one (0xff).
   std::string corrupt = good;
@@ -429,7 +428,7 @@ TEST_CASE(".pt: truncated archives and unknown pickle content fail clearly") {
   REQUIRE(pickle != std::string::npos);
   corrupt[pickle + 2] = '\xff';
   rewrite_crcs(corrupt);
-  write_text(path, corrupt);
+  test::write_text(path, corrupt);
   const std::string err = test::error_of([&] { io::load_pt(path); });
   CHECK(err.find("unsupported pickle opcode 0xff") != std::string::npos);
   CHECK(err.find("data.pkl") != std::string::npos);
@@ -437,14 +436,14 @@ TEST_CASE(".pt: truncated archives and unknown pickle content fail clearly") {
   corrupt = good;
   corrupt[pickle + 2] = '.';
   rewrite_crcs(corrupt);
-  write_text(path, corrupt);
+  test::write_text(path, corrupt);
   CHECK(test::error_of([&] { io::load_pt(path); }).find("empty stack") != std::string::npos);
   // Bits flipped inside a tensor's data: the entry's CRC-32 no longer matches.
   corrupt = good;
   const size_t data = entry_data(corrupt, "data/0");
   REQUIRE(data != std::string::npos);
   corrupt[data + 1] ^= 0x10;  // one bit of the first storage's first float
-  write_text(path, corrupt);
+  test::write_text(path, corrupt);
   CHECK(test::error_of([&] { io::load_pt(path); }).find("fails its CRC-32 check") != std::string::npos);
   std::remove(path.c_str());
 }
@@ -511,7 +510,7 @@ TEST_CASE("hostile ZIP: offsets that would wrap around 64 bits are refused") {
   std::string eocd(22, '\0');
   put_le32(eocd, 0, 0x06054b50u);
   const std::string path = test::temp_path("wrap.zip");
-  write_text(path, zip + locator + eocd);
+  test::write_text(path, zip + locator + eocd);
   CHECK(test::error_of([&] { io::ZipArchive archive(path); }).find("the central directory lies past the end of the file") !=
         std::string::npos);
   std::remove(path.c_str());

@@ -337,6 +337,36 @@ TEST_CASE("training writes results, plots and checkpoints; resuming gives exactl
   for (const std::string& d : {root, straight, split}) std::filesystem::remove_all(d);
 }
 
+TEST_CASE("an unreadable training image is reported once, counted and stood in for, as evaluation skips it") {
+  const std::string root = test::temp_path("train_unreadable"), out = test::temp_path("train_unreadable_out");
+  const data::Dataset ds = synthetic_dataset(root);
+  test::write_text(root + "/JPEGImages/s2.png", "not an image");  // after indexing: found while training
+  for (const bool cache : {true, false}) {
+    CAPTURE(cache);
+    train::TrainOptions o = small_run(out, 2);
+    o.cache_images = cache;
+    o.workers = cache ? 0 : 2;
+    std::ostringstream log;
+    train::Trainer t(tiny_model(), ds, &ds, tiny_hyp(), o);
+    const auto records = t.run(log);
+    REQUIRE(records.size() == 2);
+    CHECK(records[0].skipped_images == 1);
+    CHECK(records[1].skipped_images == 1);
+    const std::string text = log.str();
+    const std::string warning = "warning: " + root + "/JPEGImages/s2.png: cannot decode image";
+    CHECK(text.find(warning) != std::string::npos);
+    CHECK(text.find(warning, text.find(warning) + 1) != std::string::npos);  // once for training, once for validation
+    CHECK(text.find("(the next readable image stands in)") != std::string::npos);
+    CHECK(std::isfinite(records[1].loss.total));
+  }
+  // With no readable image at all, the loader says so.
+  for (int i = 0; i < 6; ++i) test::write_text(root + "/JPEGImages/s" + std::to_string(i) + ".png", "");
+  std::ostringstream log;
+  train::Trainer t(tiny_model(), ds, nullptr, tiny_hyp(), small_run(out, 1));
+  CHECK(test::error_of([&] { t.run(log); }).find("DataLoader: none of the 6 images can be read") != std::string::npos);
+  for (const std::string& d : {root, out}) std::filesystem::remove_all(d);
+}
+
 TEST_CASE("a pruned model (no config describes it) trains, and its checkpoint holds the pruned graph") {
   const std::string root = test::temp_path("pruned_data"), out = test::temp_path("pruned_run");
   const data::Dataset ds = synthetic_dataset(root);

@@ -2,6 +2,8 @@
 #pragma once
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <sys/stat.h>
 #include <vector>
@@ -73,6 +75,12 @@ struct IsaScope {
 inline std::string temp_path(const std::string& name) {
   const char* tmp = std::getenv("TMPDIR");
   return std::string(tmp ? tmp : "/tmp") + "/pdyolo_test_" + name;
+}
+
+// Writes `text` to `path` as is (bytes, no newline added), creating the folders on the way.
+inline void write_text(const std::string& path, const std::string& text) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << text;
 }
 
 }  // namespace pdyolo::test

@@ -2,12 +2,15 @@
 // and target rows [image index in batch, class, cx, cy, w, h] (normalised), assembled by worker
 // threads ahead of use. Each sample's augmentation draws from a generator seeded by (seed, epoch,
 // dataset index), and shuffling by (seed, epoch): the batches are the same whatever the number of
-// workers or their timing.
+// workers or their timing. An image that cannot be read is reported once (take_problems), counted,
+// and replaced wherever it is drawn by the next readable image of the dataset, as evaluation skips it.
 #pragma once
 #include <condition_variable>
 #include <exception>
 #include <map>
 #include <mutex>
+#include <set>
+#include <utility>
 #include <thread>
 
 #include "pdyolo/data/augment.hpp"
@@ -49,7 +52,8 @@ class DataLoader {
           errors[i] = e.what();
         }
       });
-      for (const std::string& e : errors) PDYOLO_CHECK(e.empty(), e);
+      for (size_t i = 0; i < errors.size(); ++i)
+        if (!errors[i].empty()) note_unreadable(static_cast<int64_t>(i), errors[i]);
     }
   }
   ~DataLoader() { stop(); }
@@ -94,6 +98,16 @@ class DataLoader {
     if (slot.error) std::rethrow_exception(slot.error);
     out = std::move(slot.batch);
     return true;
+  }
+
+  // The unreadable images found since the last call, one line each naming the file.
+  std::vector<std::string> take_problems() {
+    std::lock_guard<std::mutex> lock(problems_mutex_);
+    return std::exchange(problems_, {});
+  }
+  int64_t skipped_images() const {
+    std::lock_guard<std::mutex> lock(problems_mutex_);
+    return static_cast<int64_t>(unreadable_.size());
   }
 
   // One sample as training sees it: an S × S image and its boxes in pixels.
@@ -142,10 +156,38 @@ class DataLoader {
   // The image resized so its long side is img_size (the reference's load_image).
   Image resized(int64_t index) const { return resize_long_side(load_image(ds_.samples[index].image_path), o_.img_size, o_.augment); }
 
-  // The resized image and its boxes scaled to it.
+  bool is_unreadable(int64_t index) const {
+    std::lock_guard<std::mutex> lock(problems_mutex_);
+    return unreadable_.count(index) > 0;
+  }
+  void note_unreadable(int64_t index, const std::string& problem) const {
+    std::lock_guard<std::mutex> lock(problems_mutex_);
+    if (unreadable_.insert(index).second) problems_.push_back(problem);
+    PDYOLO_CHECK(unreadable_.size() < ds_.samples.size(), "DataLoader: none of the ", ds_.samples.size(),
+                 " images can be read (the last: ", problem, ")");
+  }
+  // The first readable sample from `index` on (wrapping around), decoded: its resized image.
+  int64_t readable_from(int64_t index, Image& img) const {
+    const int64_t n = static_cast<int64_t>(ds_.samples.size());
+    for (int64_t i = index;; i = (i + 1) % n) {
+      if (is_unreadable(i)) continue;
+      if (o_.cache_images) {
+        img = cache_[i];
+        return i;
+      }
+      try {
+        img = resized(i);
+        return i;
+      } catch (const Error& e) {
+        note_unreadable(i, e.what());
+      }
+    }
+  }
+
+  // The resized image and its boxes scaled to it (another sample's when `index` cannot be read).
   Image load(int64_t index, Labels& labels) const {
-    const Sample& s = ds_.samples[index];
-    Image img = o_.cache_images ? cache_[index] : resized(index);
+    Image img;
+    const Sample& s = ds_.samples[readable_from(index, img)];
     const float gx = static_cast<float>(img.width) / static_cast<float>(s.width);
     const float gy = static_cast<float>(img.height) / static_cast<float>(s.height);
     labels.clear();
@@ -221,6 +263,9 @@ class DataLoader {
   const Dataset& ds_;
   LoaderOptions o_;
   std::vector<Image> cache_;
+  mutable std::mutex problems_mutex_;  // guards the two below, written by the workers
+  mutable std::set<int64_t> unreadable_;
+  mutable std::vector<std::string> problems_;
   std::vector<int64_t> order_;
   int64_t epoch_ = 0;
   std::vector<std::thread> workers_;

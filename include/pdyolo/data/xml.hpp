@@ -77,6 +77,33 @@ class XmlParser {
     while (b > a && std::isspace(static_cast<unsigned char>(t[b - 1]))) --b;
     return t.substr(a, b - a);
   }
+  // "#65" or "#x41" → the code point, checked digit by digit (1 … 0x10FFFF).
+  uint32_t character_reference(const std::string& e) const {
+    const bool hex = e.size() > 1 && e[1] == 'x';
+    const std::string digits = e.substr(hex ? 2 : 1);
+    uint32_t value = 0;
+    for (char c : digits) {
+      const int d = c >= '0' && c <= '9' ? c - '0' : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10 : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (d < 0) fail("bad character reference &" + e + ";");
+      value = value * (hex ? 16 : 10) + static_cast<uint32_t>(d);
+      if (value > 0x10FFFF) fail("character reference &" + e + "; is beyond Unicode");
+    }
+    if (digits.empty() || value == 0) fail("bad character reference &" + e + ";");
+    return value;
+  }
+  static void append_utf8(std::string& out, uint32_t c) {
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else if (c < 0x800) {
+      out += static_cast<char>(0xC0 | c >> 6), out += static_cast<char>(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+      out += static_cast<char>(0xE0 | c >> 12), out += static_cast<char>(0x80 | (c >> 6 & 0x3F)), out += static_cast<char>(0x80 | (c & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | c >> 18), out += static_cast<char>(0x80 | (c >> 12 & 0x3F));
+      out += static_cast<char>(0x80 | (c >> 6 & 0x3F)), out += static_cast<char>(0x80 | (c & 0x3F));
+    }
+  }
+
   std::string unescape(const std::string& t) const {
     std::string out;
     for (size_t i = 0; i < t.size(); ++i) {
@@ -92,7 +119,7 @@ class XmlParser {
       else if (e == "amp") out += '&';
       else if (e == "quot") out += '"';
       else if (e == "apos") out += '\'';
-      else if (!e.empty() && e[0] == '#') out += static_cast<char>(std::stoi(e[1] == 'x' ? "0" + e.substr(1) : e.substr(1), nullptr, e[1] == 'x' ? 16 : 10));
+      else if (!e.empty() && e[0] == '#') append_utf8(out, character_reference(e));
       else fail("unknown entity &" + e + ";");
       i = end;
     }

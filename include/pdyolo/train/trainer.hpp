@@ -8,6 +8,7 @@
 #include <functional>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "pdyolo/core/progress.hpp"
 #include "pdyolo/data/loader.hpp"
@@ -42,6 +43,7 @@ struct EpochRecord {
   bool evaluated = false;
   double lr[3] = {0, 0, 0};
   double seconds = 0, images_per_second = 0;
+  int64_t skipped_images = 0;  // training images found unreadable so far (each stood in for by another)
 };
 
 // What a training step's loss hook sees: the batch, the model's outputs on it (raw maps), and the
@@ -141,6 +143,8 @@ class Trainer {
         if (o_.max_steps > 0 && iteration_ >= o_.max_steps) break;
       }
       bar.finish();
+      for (const std::string& p : loader.take_problems()) log << "warning: " << p << ", skipped (the next readable image stands in)\n";
+      rec.skipped_images = loader.skipped_images();
       rec.loss.box /= std::max<int64_t>(batches, 1), rec.loss.obj /= std::max<int64_t>(batches, 1);
       rec.loss.cls /= std::max<int64_t>(batches, 1), rec.loss.total /= std::max<int64_t>(batches, 1);
       for (size_t g = 0; g < 3 && g < optimizer_.groups.size(); ++g) rec.lr[g] = optimizer_.groups[g].options.lr;
@@ -152,7 +156,10 @@ class Trainer {
         eval::EvalOptions eo;
         eo.img_size = o_.img_size;
         eo.progress = o_.progress;
-        rec.metrics = eval::evaluate(ema_model.graph, *val_, eo).metrics;
+        const eval::EvalRun run = eval::evaluate(ema_model.graph, *val_, eo);
+        rec.metrics = run.metrics;
+        if (!std::exchange(val_problems_reported_, true))  // the same files each epoch: said once
+          for (const std::string& p : run.problems) log << "warning: " << p << " (validation image skipped)\n";
         rec.evaluated = true;
         log << "  P " << rec.metrics.precision << "  R " << rec.metrics.recall << "  mAP@.5 " << rec.metrics.map50 << "  mAP@.5:.95 "
             << rec.metrics.map50_95 << "\n";
@@ -301,6 +308,7 @@ class Trainer {
   bool use_ota_ = true;
   int64_t start_epoch_ = 0, iteration_ = 0;
   double best_fitness_ = -1.0;
+  bool val_problems_reported_ = false;
   std::string history_csv_;
 };
 
