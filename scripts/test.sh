@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command (b): install what is missing; build everything (benchmarks too, so they cannot rot)
 # with g++ and, as a second check, clang — both with -Wall -Wextra -Werror; run the whole test suite,
-# then run it again built with AddressSanitizer + UBSan.
+# then run it again built with AddressSanitizer + UBSan, then fuzz each parser briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -26,6 +26,8 @@ if command -v clang++ >/dev/null; then
   echo "sanitizer build (ASan + UBSan):"
   ASAN_OPTIONS=halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 OMP_WAIT_POLICY=PASSIVE \
     ctest --test-dir build-test-asan --output-on-failure -j2 -E "^aarch64_|^package_" || rc=$?
+  # Each libFuzzer target for 30 s, so they cannot rot (the long runs: tests/fuzz/FUZZING.md).
+  scripts/fuzz.sh --time 30 || rc=$?
 fi
 # CTest lists the skipped tests; the reasons are what each printed after "SKIPPED:".
 log=build-test/Testing/Temporary/LastTest.log

@@ -14,6 +14,6 @@ pdyolo_run("group 0: 3 ch \\(fixed\\): input" info --weights ${OUT}/tiny-fused.s
 file(WRITE ${OUT}/images/not-an-image.jpg "plain text")
 execute_process(COMMAND ${PDYOLO} detect --weights ${OUT}/tiny.safetensors --source ${OUT}/images --img-size 64 --no-progress
                         --out ${OUT}/detections RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(rc EQUAL 0 OR NOT err MATCHES "none of the 1 image\\(s\\) could be read")
+if(NOT rc EQUAL 1 OR NOT err MATCHES "none of the 1 image\\(s\\) could be read" OR err MATCHES "Sanitizer|runtime error")
   message(FATAL_ERROR "detect over unreadable images: exit ${rc}, ${err}")
 endif()
