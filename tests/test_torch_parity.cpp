@@ -5,39 +5,13 @@
 #include "test_main.hpp"
 
 #include "test_util.hpp"
+#include "torch_golden.hpp"
 
 using namespace pdyolo;
+using test::Golden;
 
 namespace {
 
-struct Golden {
-  io::SafetensorsContent file;
-  std::map<std::string, Tensor> inputs;  // leaves requiring grad, keyed without the "in." prefix
-
-  explicit Golden(const std::string& name)
-      : file(io::load_safetensors(std::string(PDYOLO_SOURCE_DIR) + "/tests/data/torch/" + name + ".safetensors")) {
-    for (const auto& [key, t] : file.tensors)
-      if (key.rfind("in.", 0) == 0) inputs[key.substr(3)] = t.clone().detach().set_requires_grad();
-  }
-  const Tensor& in(const std::string& k) const { return inputs.at(k); }
-  const Tensor& tensor(const std::string& k) const { return file.tensors.at(k); }
-  double param(const std::string& k) const { return std::stod(file.metadata.at(k)); }
-
-  // Compares the output, then backpropagates the seed and compares every input's gradient.
-  void check(const Tensor& out, double tolerance = 1e-5) const {
-    CHECK(out.shape() == tensor("out").shape());
-    CHECK(test::max_rel_diff(out, tensor("out")) < tolerance);
-    for (const auto& [k, x] : inputs) x.impl()->grad.reset();
-    out.backward(tensor("seed"));
-    for (const auto& input : inputs) {
-      const std::string& k = input.first;
-      const Tensor& x = input.second;
-      CAPTURE(k);
-      REQUIRE(x.grad().defined());
-      CHECK(test::max_rel_diff(x.grad(), tensor("grad." + k)) < 10 * tolerance);
-    }
-  }
-};
 
 template <class Fn>
 void on_both_backends(Fn fn) {

@@ -37,14 +37,16 @@ def save_safetensors(path, tensors, metadata):
             f.write(blob)
 
 
-def case(name, fn, inputs, extra=None, **params):
-    """fn(**inputs) -> output; saves inputs, output, seed, the gradient of every input, and `extra`
-    (read after the forward pass, so it can hold state the op updated)."""
+def case(name, fn, inputs, extra=None, constants=None, **params):
+    """fn(**inputs, **constants) -> output; saves inputs, output, seed, the gradient of every input,
+    `constants` (inputs without gradients, such as a teacher's outputs) and `extra` (read after the
+    forward pass, so it can hold state the op updated)."""
     leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
-    out = fn(**leaves)
+    out = fn(**leaves, **(constants or {}))
     seed = torch.randn_like(out)
     (out * seed).sum().backward()
     tensors = {f"in.{k}": v for k, v in inputs.items()}
+    tensors.update({f"const.{k}": v for k, v in (constants or {}).items()})
     tensors["out"] = out
     tensors["seed"] = seed
     tensors.update({f"grad.{k}": v.grad for k, v in leaves.items()})
@@ -135,3 +137,84 @@ def state_dict_checkpoint():
 
 
 state_dict_checkpoint()
+
+
+# ---- knowledge distillation (include/pdyolo/distill/losses.hpp) --------------------------------
+# Raw maps of two detection levels, [N, na, H, W, no] with no = 5 + nc (x, y, w, h, objectness,
+# classes, pre-sigmoid), for a student (with gradients) and a teacher (constants); neck features
+# [N, C, H, W]. Every loss is summed over the levels of its per-level mean.
+torch.manual_seed(1)
+KD_LEVELS = [(2, 3, 4, 5, 8), (2, 3, 2, 3, 8)]
+kd_student = {f"s{i}": r(*shape, low=-4, high=4) for i, shape in enumerate(KD_LEVELS)}
+kd_teacher = {f"t{i}": r(*shape, low=-4, high=4) for i, shape in enumerate(KD_LEVELS)}
+
+
+def levels(maps, prefix):
+    return [maps[f"{prefix}{i}"] for i in range(len(KD_LEVELS))]
+
+
+def kd_kl(temperature, masked):
+    def loss(**maps):
+        total = 0
+        for s, t in zip(levels(maps, "s"), levels(maps, "t")):
+            log_ps, log_pt = F.log_softmax(s[..., 5:] / temperature, -1), F.log_softmax(t[..., 5:] / temperature, -1)
+            kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1)  # [N, na, H, W]
+            w = torch.sigmoid(t[..., 4]) if masked else torch.ones_like(kl)
+            total = total + temperature ** 2 * (w * kl).sum() / w.sum()
+        return total
+    return loss
+
+
+def kd_bce(**maps):
+    total = 0
+    for s, t in zip(levels(maps, "s"), levels(maps, "t")):
+        w = torch.sigmoid(t[..., 4:5])
+        reg = (F.binary_cross_entropy_with_logits(s[..., 0:2], torch.sigmoid(t[..., 0:2]), reduction="none").sum(-1, keepdim=True) +
+               (s[..., 2:4] - t[..., 2:4]).abs().sum(-1, keepdim=True)) * w
+        cls = F.binary_cross_entropy_with_logits(s[..., 5:], torch.sigmoid(t[..., 5:]), reduction="none") * w
+        obj = F.binary_cross_entropy_with_logits(s[..., 4], (t[..., 4] > 0).float())
+        total = total + reg.mean() + cls.mean() + obj
+    return total
+
+
+def kd_mse(**maps):
+    return sum(F.mse_loss(s, t) for s, t in zip(levels(maps, "s"), levels(maps, "t")))
+
+
+KD_FEATURES = [(2, 6, 4, 5), (2, 6, 2, 3)]  # the student's neck outputs; the teacher's have 4 channels
+kd_features = {f"f{i}": r(*shape, low=-2, high=2) for i, shape in enumerate(KD_FEATURES)}
+kd_adapters = {f"a{i}": r(4, shape[1], 1, 1, low=-0.5, high=0.5) for i, shape in enumerate(KD_FEATURES)}
+kd_teacher_features = {f"g{i}": r(shape[0], 4, shape[2], shape[3], low=-2, high=2) for i, shape in enumerate(KD_FEATURES)}
+
+
+def kd_feature(**x):
+    """Imitation through 1x1 adapters, each cell weighted by the teacher's highest objectness there."""
+    total = 0
+    for i in range(len(KD_FEATURES)):
+        a = F.conv2d(x[f"f{i}"], x[f"a{i}"])
+        w = torch.sigmoid(x[f"t{i}"][..., 4]).amax(1, keepdim=True)  # [N, 1, H, W]
+        total = total + (w * (a - x[f"g{i}"]) ** 2).sum() / (w.sum() * a.shape[1])
+    return total
+
+
+def kd_cwd(tau):
+    def loss(**x):
+        """Channel-wise distillation: each channel's map as a distribution over its positions."""
+        total = 0
+        for i in range(len(KD_FEATURES)):
+            a = F.conv2d(x[f"f{i}"], x[f"a{i}"])
+            n, c = a.shape[:2]
+            log_ps = F.log_softmax(a.reshape(n * c, -1) / tau, 1)
+            log_pt = F.log_softmax(x[f"g{i}"].reshape(n * c, -1) / tau, 1)
+            total = total + tau ** 2 * (log_pt.exp() * (log_pt - log_ps)).sum() / (n * c)
+        return total
+    return loss
+
+
+case("kd_kl_masked", kd_kl(3.0, True), kd_student, constants=kd_teacher, temperature=3)
+case("kd_kl_unmasked", kd_kl(3.0, False), kd_student, constants=kd_teacher, temperature=3)
+case("kd_bce", kd_bce, kd_student, constants=kd_teacher)
+case("kd_mse", kd_mse, kd_student, constants=kd_teacher)
+case("kd_feature", kd_feature, kd_features | kd_adapters, constants=kd_teacher | kd_teacher_features)
+case("kd_cwd", kd_cwd(2.0), kd_features | kd_adapters, constants=kd_teacher_features, tau=2)
+print("wrote the distillation fixtures")
