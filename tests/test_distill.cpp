@@ -3,9 +3,11 @@
 #include "test_main.hpp"
 
 #include "pdyolo/autograd/grad_check.hpp"
-#include "pdyolo/distill/losses.hpp"
+#include "pdyolo/distill/distiller.hpp"
+#include "pdyolo/models/weights.hpp"
 #include "test_util.hpp"
 #include "torch_golden.hpp"
+#include "train_util.hpp"
 
 using namespace pdyolo;
 using test::Golden;
@@ -16,6 +18,19 @@ std::vector<Tensor> levels(const std::map<std::string, Tensor>& m, const std::st
   std::vector<Tensor> out;
   for (int i = 0; m.count(prefix + std::to_string(i)); ++i) out.push_back(m.at(prefix + std::to_string(i)));
   return out;
+}
+
+models::YoloModel half_student() {
+  return models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny-half.yaml", 2), {false, 9});
+}
+
+std::vector<float> flat_state(const std::map<std::string, Tensor>& state) {
+  std::vector<float> all;
+  for (const auto& [name, t] : state) {
+    const std::vector<float> v = t.to_vector();
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  return all;
 }
 
 // The adapters applied to the student's features, as the trainer applies them.
@@ -82,4 +97,89 @@ TEST_CASE("distillation losses: the teacher gets no gradient; identical outputs 
         std::string::npos);
   CHECK(test::error_of([&] { distill::mse_loss({s, s}, {t}); }).find("2 student maps but 1 teacher maps") != std::string::npos);
   CHECK(test::error_of([&] { distill::kl_loss({s}, {t}, 0.0f); }).find("temperature must be positive") != std::string::npos);
+}
+
+TEST_CASE("teacher-student training: every mode trains a narrower student; the KD term is logged; adapters stay out of the model") {
+  namespace fs = std::filesystem;
+  const std::string root = test::temp_path("kd_data"), out = test::temp_path("kd_out");
+  const data::Dataset ds = test::synthetic_dataset(root);
+  for (const char* mode : {"kl", "bce", "mse", "feature", "cwd"}) {
+    CAPTURE(mode);
+    distill::KdOptions o;
+    o.mode = distill::parse_kd_mode(mode);
+    models::YoloModel student = half_student();
+    distill::Distiller distiller(test::tiny_model(), student, o, 0, "teacher");
+    train::Trainer trainer(std::move(student), ds, nullptr, test::tiny_hyp(), test::small_run(out, 1));
+    distiller.attach(trainer);
+    std::ostringstream log;
+    const auto records = trainer.run(log);
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].kd > 0);
+    CHECK(std::isfinite(records[0].loss.total));
+    std::ifstream csv(out + "/results.csv");
+    std::string header;
+    std::getline(csv, header);
+    CHECK(header.substr(header.size() - 3) == ",kd");
+    const io::SafetensorsContent ck = io::load_safetensors(out + "/last.safetensors");
+    const bool adapters = ck.tensors.count("train.aux.distill.adapter.0") > 0;
+    CHECK(adapters == (o.mode == distill::KdMode::feature || o.mode == distill::KdMode::cwd));
+    if (adapters) CHECK(ck.tensors.at("train.aux.distill.adapter.0").shape() == Shape{128, 64, 1, 1});  // P3 neck: student 64 → teacher 128
+    const models::YoloModel deployed = models::load_model(out + "/last.safetensors");
+    for (const auto& [name, t] : deployed.graph.state_dict()) CHECK(name.find("distill") == std::string::npos);
+    fs::remove_all(out);
+  }
+  fs::remove_all(root);
+}
+
+TEST_CASE("distillation resumes exactly, adapters and their optimizer state included") {
+  namespace fs = std::filesystem;
+  const std::string root = test::temp_path("kd_resume_data"), straight = test::temp_path("kd_straight"), split = test::temp_path("kd_split");
+  const data::Dataset ds = test::synthetic_dataset(root);
+  distill::KdOptions o;
+  o.mode = distill::KdMode::feature;
+  o.stop_epoch = 2;  // the third epoch trains on the task loss alone
+  std::vector<train::EpochRecord> records;
+  auto run = [&](const std::string& dir, int64_t max_steps, bool resume) {
+    models::YoloModel student = half_student();
+    distill::Distiller distiller(test::tiny_model(), student, o, 0, "teacher");
+    train::TrainOptions options = test::small_run(dir, 3);
+    options.max_steps = max_steps;
+    train::Trainer trainer(std::move(student), ds, nullptr, test::tiny_hyp(), options);
+    distiller.attach(trainer);
+    if (resume) trainer.resume(dir + "/last.safetensors");
+    std::ostringstream log;
+    records = trainer.run(log);
+    return io::load_safetensors(dir + "/last.safetensors").tensors;
+  };
+  const auto a = run(straight, 0, false);
+  REQUIRE(records.size() == 3);
+  CHECK(records[1].kd > 0);
+  CHECK(records[2].kd == 0);  // past --kd-stop-epoch
+  run(split, 4, false);  // stopped after 2 of 3 epochs
+  const auto b = run(split, 0, true);
+  CHECK(a.count("train.aux.distill.adapter.2"));
+  std::map<std::string, Tensor> weights_a, weights_b;
+  for (const auto& [name, t] : a) weights_a[name] = t;
+  for (const auto& [name, t] : b) weights_b[name] = t;
+  REQUIRE(weights_a.size() == weights_b.size());
+  CHECK(flat_state(weights_a) == flat_state(weights_b));
+  // Resuming without the adapters (another --kd) is refused, naming the cause.
+  models::YoloModel student = half_student();
+  train::Trainer plain(std::move(student), ds, nullptr, test::tiny_hyp(), test::small_run(split, 3));
+  CHECK(test::error_of([&] { plain.resume(split + "/last.safetensors"); }).find("resume with the same --kd") != std::string::npos);
+  for (const std::string& d : {root, straight, split}) fs::remove_all(d);
+}
+
+TEST_CASE("a teacher that does not fit the student is refused with both values named") {
+  const models::YoloModel student = half_student();
+  const models::YoloModel other_classes =
+      models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 3));
+  CHECK(test::error_of([&] { distill::Distiller(other_classes, student, {}, 0, "t.safetensors"); })
+            .find("t.safetensors: the teacher detects 3 classes, the student 2") != std::string::npos);
+  models::YoloModel other_anchors = test::tiny_model();
+  other_anchors.graph.nodes[static_cast<size_t>(other_anchors.graph.detect_node())].tensor("anchor_grid").data<float>()[0] += 1;
+  CHECK(test::error_of([&] { distill::Distiller(other_anchors, student, {}, 0, "t.pt"); }).find("t.pt: the teacher's anchors differ") !=
+        std::string::npos);
+  CHECK(test::error_of([] { distill::parse_kd_mode("soft"); }).find("--kd: unknown mode 'soft' (kl, bce, mse, feature or cwd)") !=
+        std::string::npos);
 }

@@ -66,6 +66,16 @@ class Optimizer {
     add_param_group(std::move(params), options);
   }
 
+  // Appends a parameter to group g (its state starts empty, as a new group's does).
+  void add_param(size_t g, const Tensor& param) {
+    PDYOLO_CHECK(g < groups.size(), optimizer_name(kind_), ": no parameter group ", g);
+    ParamGroup& group = groups[g];
+    group.params.push_back(param);
+    group.momentum_buffers.emplace_back();
+    group.second_moments.emplace_back();
+    group.steps.push_back(0);
+  }
+
   void add_param_group(std::vector<Tensor> params, const OptimizerOptions& options) {
     PDYOLO_CHECK(kind_ != OptimizerKind::sgd || !options.nesterov || options.momentum > 0.0, "SGD: nesterov needs momentum > 0");
     PDYOLO_CHECK(options.lr >= 0.0 && options.momentum >= 0.0 && options.weight_decay >= 0.0,

@@ -3,6 +3,7 @@
 // evaluation of the EMA weights after each epoch, results.csv, loss/mAP plots, and checkpoints
 // (last and best) that hold everything needed to resume exactly.
 #pragma once
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -43,6 +44,7 @@ struct EpochRecord {
   bool evaluated = false;
   double lr[3] = {0, 0, 0};
   double seconds = 0, images_per_second = 0;
+  double kd = 0;               // the loss hook's own term (the distillation loss), mean over batches; 0 without one
   int64_t skipped_images = 0;  // training images found unreadable so far (each stood in for by another)
 };
 
@@ -54,14 +56,22 @@ struct LossContext {
   const LossResult& task;
   int64_t epoch = 0;
 };
-// Returns the loss the step minimises (differentiable). The default is the task loss; distillation
-// returns α·task + β·KD, with the teacher's outputs computed in the hook.
-using LossHook = std::function<Tensor(const LossContext&)>;
+// What a loss hook returns: the loss the step minimises (differentiable) and, for the logs, the
+// hook's own term (distillation returns α·task + β·KD, and KD as the term). A bare Tensor converts.
+struct HookLoss {
+  HookLoss(Tensor loss_, double term_ = 0) : loss(std::move(loss_)), term(term_) {}
+  Tensor loss;
+  double term = 0;
+};
+// The default is the task loss; distillation computes the teacher's outputs in its hook.
+using LossHook = std::function<HookLoss(const LossContext&)>;
 
 struct StepResult {
   LossItems task;    // the task loss's parts (per image, as the reference logs them)
   float total = 0;   // the loss the step minimised
   bool stepped = false;  // the optimizer stepped (every `accumulate` batches)
+  double hook_term = 0;     // HookLoss::term
+  double hook_seconds = 0;  // time spent in the hook (a teacher's forward pass, the KD loss)
 };
 
 class Trainer {
@@ -93,15 +103,19 @@ class Trainer {
     iteration_ = std::stoll(meta("pdyolo.iteration"));
     best_fitness_ = std::stod(meta("pdyolo.best_fitness"));
     const int64_t updates = std::stoll(meta("pdyolo.ema_updates"));
-    std::map<std::string, Tensor> model, ema;
+    std::map<std::string, Tensor> model, ema, aux;
     for (auto& [name, t] : ck.tensors) {
       if (name.rfind("train.model.", 0) == 0) model[name.substr(12)] = t;
+      else if (name.rfind("train.aux.", 0) == 0) aux[name.substr(10)] = t;
       else if (name.rfind("train.", 0) != 0) ema[name] = t;
     }
     model_.graph.load_state_dict(model, true, path);
     ema_ = ModelEMA(model_.graph, 0.9999, updates);
     nn::load_named_tensors(ema_.state_dict(), ema, true, path);
+    const std::map<std::string, Tensor> own_aux(aux_.begin(), aux_.end());
+    nn::load_named_tensors(own_aux, aux, true, path + " (trained tensors outside the model, e.g. distillation adapters: resume with the same --kd)");
     restore_optimizer_state(ck, path);
+    resumed_ = true;
     if (auto it = ck.metadata.find("pdyolo.history"); it != ck.metadata.end()) history_csv_ = it->second;
   }
 
@@ -130,15 +144,21 @@ class Trainer {
       ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o_.epochs), nb, o_.progress);
       data::Batch batch;
       int64_t batches = 0, images = 0;
+      double hook_seconds = 0;
       while (loader.next(batch)) {
         const int64_t accumulate = schedule(optimizer_, recipe_, iteration_, warmup, lf, o_.batch_size);
         const StepResult loss = step(batch, accumulate, epoch);
         ++batches;
         images += batch.images.shape()[0];
         rec.loss.box += loss.task.box, rec.loss.obj += loss.task.obj, rec.loss.cls += loss.task.cls, rec.loss.total += loss.task.total;
-        char extra[96];
-        std::snprintf(extra, sizeof extra, "box %.4f obj %.4f cls %.4f  %.1f img/s", rec.loss.box / batches, rec.loss.obj / batches,
-                      rec.loss.cls / batches, images / std::max(bar.elapsed(), 1e-9));
+        rec.kd += loss.hook_term;
+        hook_seconds += loss.hook_seconds;
+        char extra[160];
+        int used = std::snprintf(extra, sizeof extra, "box %.4f obj %.4f cls %.4f  %.1f img/s", rec.loss.box / batches, rec.loss.obj / batches,
+                                 rec.loss.cls / batches, images / std::max(bar.elapsed(), 1e-9));
+        if (loss_hook_)  // the distillation term, and the share of the time its teacher takes
+          std::snprintf(extra + used, sizeof extra - used, "  kd %.4f (teacher+kd %.0f%% of the time)", rec.kd / batches,
+                        100.0 * hook_seconds / std::max(bar.elapsed(), 1e-9));
         bar.update(batches, extra);
         if (o_.max_steps > 0 && iteration_ >= o_.max_steps) break;
       }
@@ -147,6 +167,7 @@ class Trainer {
       rec.skipped_images = loader.skipped_images();
       rec.loss.box /= std::max<int64_t>(batches, 1), rec.loss.obj /= std::max<int64_t>(batches, 1);
       rec.loss.cls /= std::max<int64_t>(batches, 1), rec.loss.total /= std::max<int64_t>(batches, 1);
+      rec.kd /= std::max<int64_t>(batches, 1);
       for (size_t g = 0; g < 3 && g < optimizer_.groups.size(); ++g) rec.lr[g] = optimizer_.groups[g].options.lr;
       rec.seconds = bar.elapsed();
       rec.images_per_second = images / std::max(rec.seconds, 1e-9);
@@ -189,8 +210,11 @@ class Trainer {
     const graph::DetectOutput out = graph::forward(model_.graph, batch.images, run);
     const LossResult task = use_ota_ ? compute_loss_ota(out.raw, batch.targets, head_, loss_hyp_, o_.img_size)
                                      : compute_loss(out.raw, batch.targets, head_, loss_hyp_);
-    const Tensor loss = loss_hook_ ? loss_hook_(LossContext{batch, out, task, epoch}) : task.loss;
-    StepResult result{task.items, loss.item(), false};
+    const auto hook_start = std::chrono::steady_clock::now();
+    const HookLoss hooked = loss_hook_ ? loss_hook_(LossContext{batch, out, task, epoch}) : HookLoss(task.loss);
+    const Tensor& loss = hooked.loss;
+    StepResult result{task.items, loss.item(), false, hooked.term,
+                      loss_hook_ ? std::chrono::duration<double>(std::chrono::steady_clock::now() - hook_start).count() : 0.0};
     PDYOLO_CHECK(std::isfinite(result.total), "train: the loss became ", result.total, " at epoch ", epoch + 1, ", iteration ", iteration_,
                  "; stopped — the last checkpoint in ", o_.out_dir, " is the last good state");
     loss.backward();
@@ -208,6 +232,15 @@ class Trainer {
   void set_loss_hook(LossHook hook) { loss_hook_ = std::move(hook); }
   // Taps on the model's nodes during training steps (features for distillation, fake quantization).
   void set_taps(graph::Taps taps) { taps_ = std::move(taps); }
+  // A tensor trained with the model but not part of it (distillation's feature adapters): optimised
+  // in the weight-decay group, saved in checkpoints as train.aux.NAME (never in the model) and
+  // restored by resume(). Add them before resume() and run().
+  void add_trainable(const std::string& name, Tensor t) {
+    PDYOLO_CHECK(iteration_ == 0 && !resumed_, "train: add_trainable('", name, "') must come before resume() and training");
+    t.set_requires_grad();
+    optimizer_.add_param(1, t);
+    aux_.emplace_back(name, std::move(t));
+  }
 
   // The EMA weights as a model of their own (what checkpoints hold and evaluation uses).
   models::YoloModel ema_model_copy() const {
@@ -219,6 +252,7 @@ class Trainer {
   void save_checkpoint(const std::string& path, int64_t epoch) const {
     std::map<std::string, Tensor> tensors = ema_.state_dict();  // inference weights under their own names
     for (const auto& [name, t] : model_.graph.state_dict()) tensors["train.model." + name] = t;
+    for (const auto& [name, t] : aux_) tensors["train.aux." + name] = t;
     std::map<std::string, std::string> metadata = optimizer_state(tensors);
     std::ostringstream fitness;
     fitness.precision(17);
@@ -238,9 +272,9 @@ class Trainer {
  private:
   void append_history(const EpochRecord& r) {
     char line[320];
-    std::snprintf(line, sizeof line, "%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.8f,%.8f,%.8f,%.1f\n", static_cast<long long>(r.epoch),
+    std::snprintf(line, sizeof line, "%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.8f,%.8f,%.8f,%.1f,%.6f\n", static_cast<long long>(r.epoch),
                   r.loss.box, r.loss.obj, r.loss.cls, r.loss.total, r.metrics.precision, r.metrics.recall, r.metrics.map50,
-                  r.metrics.map50_95, r.lr[0], r.lr[1], r.lr[2], r.images_per_second);
+                  r.metrics.map50_95, r.lr[0], r.lr[1], r.lr[2], r.images_per_second, r.kd);
     history_csv_ += line;
   }
 
@@ -309,6 +343,8 @@ class Trainer {
   int64_t start_epoch_ = 0, iteration_ = 0;
   double best_fitness_ = -1.0;
   bool val_problems_reported_ = false;
+  bool resumed_ = false;
+  std::vector<std::pair<std::string, Tensor>> aux_;  // add_trainable
   std::string history_csv_;
 };
 
@@ -329,9 +365,9 @@ inline data::Image epoch_chart(const std::string& title, const std::vector<std::
 }  // namespace detail
 
 inline void Trainer::write_results(const std::string& dir) const {
-  const std::string header = "epoch,box,obj,cls,total,precision,recall,map50,map50_95,lr0,lr1,lr2,images_per_s\n";
+  const std::string header = "epoch,box,obj,cls,total,precision,recall,map50,map50_95,lr0,lr1,lr2,images_per_s,kd\n";
   io::write_file_atomic(dir + "/results.csv", [&](std::ostream& out) { out << header << history_csv_; });
-  std::vector<double> box, obj, cls, map50, map;
+  std::vector<double> box, obj, cls, map50, map, kd;
   std::istringstream in(history_csv_);
   for (std::string line; std::getline(in, line);) {
     std::vector<double> v;
@@ -339,8 +375,11 @@ inline void Trainer::write_results(const std::string& dir) const {
     for (std::string f; std::getline(fields, f, ',');) v.push_back(std::stod(f));
     if (v.size() < 9) continue;
     box.push_back(v[1]), obj.push_back(v[2]), cls.push_back(v[3]), map50.push_back(v[7]), map.push_back(v[8]);
+    kd.push_back(v.size() > 13 ? v[13] : 0.0);  // (histories from before the kd column)
   }
-  data::save_image(dir + "/losses.png", detail::epoch_chart("training losses", {{"box", box}, {"obj", obj}, {"cls", cls}}));
+  std::vector<std::pair<std::string, std::vector<double>>> losses{{"box", box}, {"obj", obj}, {"cls", cls}};
+  if (std::any_of(kd.begin(), kd.end(), [](double v) { return v != 0; })) losses.emplace_back("kd", kd);
+  data::save_image(dir + "/losses.png", detail::epoch_chart("training losses", losses));
   data::save_image(dir + "/map.png", detail::epoch_chart("validation mAP", {{"mAP@.5", map50}, {"mAP@.5:.95", map}}));
 }
 
