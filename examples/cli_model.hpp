@@ -123,6 +123,7 @@ inline int run_convert(const Args& args) {
     const graph::FuseReport r = graph::fuse(model.graph);
     std::printf("fused %d conv+bn, %d RepConv, %d implicit pairs; chained %d SPP pools\n", r.batch_norms, r.repconvs, r.implicits, r.pools);
   }
+  if (const auto folder = std::filesystem::path(out).parent_path(); !folder.empty()) std::filesystem::create_directories(folder);
   models::save_model(out, model);
   std::printf("%s -> %s: %zu nodes, %s parameters, nc=%lld\n", source.c_str(), out.c_str(), model.graph.nodes.size(),
               with_commas(model.graph.parameter_count()).c_str(), static_cast<long long>(model.nc()));

@@ -1,9 +1,11 @@
 // `pdyolo train`, with the official flag names.
 #pragma once
 #include <iostream>
+#include <optional>
 
 #include "cli_args.hpp"
 #include "cli_load.hpp"
+#include "pdyolo/distill/distiller.hpp"
 #include "pdyolo/train/trainer.hpp"
 
 namespace pdyolo::cli {
@@ -20,7 +22,13 @@ inline const CommandSpec& train_spec() {
        {"--split", "NAME", "", "one split for both training and validation (default: train and val)"}, nc_flag(),
        {"--notest", "", "", "evaluate only after the last epoch"}, {"--linear-lr", "", "", "linear learning-rate decay"},
        {"--no-progress", "", "", "no progress bar"}, {"--cache", "", "", "keep the resized images in memory"},
-       {"--adam", "", "", "Adam instead of SGD"}, {"--adamw", "", "", "AdamW instead of SGD"}}};
+       {"--adam", "", "", "Adam instead of SGD"}, {"--adamw", "", "", "AdamW instead of SGD"},
+       {"--teacher", "T", "", "distil from this model (.pt or .safetensors): same classes, anchors and strides"},
+       {"--kd", "MODE", "kl", "distillation loss: kl, bce, mse, feature or cwd"},
+       {"--kd-alpha", "A", "0.7", "weight of the task loss"}, {"--kd-beta", "B", "0.3", "weight of the distillation loss"},
+       {"--kd-temperature", "T", "3", "softmax temperature of kl"}, {"--kd-tau", "T", "1", "softmax temperature of cwd"},
+       {"--kd-mask", "M", "teacher-obj", "cell weights of kl and feature: teacher-obj or none"},
+       {"--kd-stop-epoch", "E", "-1", "train on the task loss alone from epoch E (counted from 0; -1: never)"}}};
   return spec;
 }
 
@@ -57,7 +65,20 @@ inline int run_train(const Args& args) {
               source.c_str(), static_cast<long long>(train_set.samples.size()), static_cast<long long>(train_set.names.size()),
               static_cast<long long>(o.epochs), static_cast<long long>(o.batch_size), static_cast<long long>(o.img_size),
               static_cast<long long>(o.img_size), o.workers, o.out_dir.c_str());
+  std::optional<distill::Distiller> distiller;
+  if (args.has("--teacher")) {
+    distill::KdOptions kd;
+    kd.mode = distill::parse_kd_mode(args.str("--kd"));
+    kd.alpha = args.real("--kd-alpha"), kd.beta = args.real("--kd-beta");
+    kd.temperature = args.real("--kd-temperature"), kd.tau = args.real("--kd-tau");
+    kd.mask = distill::parse_kd_mask(args.str("--kd-mask"));
+    kd.stop_epoch = args.integer("--kd-stop-epoch");
+    const std::string teacher = args.str("--teacher");
+    distiller.emplace(models::load_model(teacher), model, kd, o.seed, teacher);
+    std::printf("distilling from %s (%s): L = %g·task + %g·KD\n", teacher.c_str(), args.str("--kd").c_str(), kd.alpha, kd.beta);
+  }
   train::Trainer trainer(std::move(model), train_set, &val_set, hyp, o);
+  if (distiller) distiller->attach(trainer);
   if (resuming) trainer.resume(resume.empty() ? o.out_dir + "/last.safetensors" : resume);
   const auto records = trainer.run(std::cout);
   if (!records.empty() && records.back().evaluated)
