@@ -27,7 +27,7 @@ inline const CommandSpec& train_spec() {
        {"--kd", "MODE", "kl", "distillation loss: kl, bce, mse, feature or cwd"},
        {"--kd-alpha", "A", "0.7", "weight of the task loss"}, {"--kd-beta", "B", "0.3", "weight of the distillation loss"},
        {"--kd-temperature", "T", "3", "softmax temperature of kl"}, {"--kd-tau", "T", "1", "softmax temperature of cwd"},
-       {"--kd-mask", "M", "teacher-obj", "cell weights of kl and feature: teacher-obj or none"},
+       {"--kd-mask", "M", "teacher-obj", "cell weights: teacher-obj or none (kl, feature), gt (feature)"},
        {"--kd-stop-epoch", "E", "-1", "train on the task loss alone from epoch E (counted from 0; -1: never)"}}};
   return spec;
 }

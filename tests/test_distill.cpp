@@ -99,14 +99,29 @@ TEST_CASE("distillation losses: the teacher gets no gradient; identical outputs 
   CHECK(test::error_of([&] { distill::kl_loss({s}, {t}, 0.0f); }).find("temperature must be positive") != std::string::npos);
 }
 
+TEST_CASE("ground-truth cells: those whose centre lies in a box, and the cell of each box's centre") {
+  // Image 0: a box over the middle half of a 4x4 grid; image 1: a box smaller than a cell.
+  const Tensor targets = Tensor::from_vector({0, 1, 0.5f, 0.5f, 0.5f, 0.5f, 1, 0, 0.9f, 0.1f, 0.01f, 0.01f}, {2, 6});
+  const std::vector<float> m = distill::ground_truth_mask(targets, 2, 4, 4).to_vector();
+  std::vector<float> expected(32, 0.0f);
+  for (int y : {1, 2})
+    for (int x : {1, 2}) expected[y * 4 + x] = 1;
+  expected[16 + 0 * 4 + 3] = 1;
+  CHECK(m == expected);
+  // A level with no labelled cell adds nothing (rather than dividing by zero).
+  const Tensor f = Tensor::ones({1, 2, 2, 2}).set_requires_grad();
+  CHECK(distill::feature_loss({f}, {Tensor::zeros({1, 2, 2, 2})}, {Tensor::zeros({1, 1, 2, 2})}).item() == 0.0f);
+}
+
 TEST_CASE("teacher-student training: every mode trains a narrower student; the KD term is logged; adapters stay out of the model") {
   namespace fs = std::filesystem;
   const std::string root = test::temp_path("kd_data"), out = test::temp_path("kd_out");
   const data::Dataset ds = test::synthetic_dataset(root);
-  for (const char* mode : {"kl", "bce", "mse", "feature", "cwd"}) {
+  for (const std::string mode : {"kl", "bce", "mse", "feature", "feature gt", "cwd"}) {
     CAPTURE(mode);
     distill::KdOptions o;
-    o.mode = distill::parse_kd_mode(mode);
+    o.mode = distill::parse_kd_mode(mode.substr(0, mode.find(' ')));
+    if (mode == "feature gt") o.mask = distill::KdMask::ground_truth;
     models::YoloModel student = half_student();
     distill::Distiller distiller(test::tiny_model(), student, o, 0, "teacher");
     train::Trainer trainer(std::move(student), ds, nullptr, test::tiny_hyp(), test::small_run(out, 1));
@@ -181,5 +196,9 @@ TEST_CASE("a teacher that does not fit the student is refused with both values n
   CHECK(test::error_of([&] { distill::Distiller(other_anchors, student, {}, 0, "t.pt"); }).find("t.pt: the teacher's anchors differ") !=
         std::string::npos);
   CHECK(test::error_of([] { distill::parse_kd_mode("soft"); }).find("--kd: unknown mode 'soft' (kl, bce, mse, feature or cwd)") !=
+        std::string::npos);
+  distill::KdOptions gt_on_kl;
+  gt_on_kl.mask = distill::KdMask::ground_truth;
+  CHECK(test::error_of([&] { distill::Distiller(test::tiny_model(), student, gt_on_kl, 0, "t"); }).find("--kd-mask gt applies to --kd feature only") !=
         std::string::npos);
 }

@@ -10,8 +10,8 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <utility>
 #include <thread>
+#include <utility>
 
 #include "pdyolo/data/augment.hpp"
 #include "pdyolo/data/image_io.hpp"

@@ -27,8 +27,9 @@ inline KdMode parse_kd_mode(const std::string& s) {
 }
 inline KdMask parse_kd_mask(const std::string& s) {
   if (s == "teacher-obj") return KdMask::teacher_obj;
+  if (s == "gt") return KdMask::ground_truth;
   if (s == "none") return KdMask::none;
-  throw_error("--kd-mask: unknown mask '", s, "' (teacher-obj or none)");
+  throw_error("--kd-mask: unknown mask '", s, "' (teacher-obj, gt or none)");
 }
 
 struct KdOptions {
@@ -36,7 +37,7 @@ struct KdOptions {
   float alpha = 0.7f, beta = 0.3f;  // L = α·task + β·KD
   float temperature = 3.0f;         // kl
   float tau = 1.0f;                 // cwd
-  KdMask mask = KdMask::teacher_obj;  // kl and feature
+  KdMask mask = KdMask::teacher_obj;  // kl (teacher_obj or none) and feature (any)
   int64_t stop_epoch = -1;            // from this epoch on (counted from 0) the task loss alone; −1: never
 };
 
@@ -79,6 +80,7 @@ class Distiller {
       : teacher_(std::move(teacher)), o_(options) {
     check_compatible(teacher_, student, teacher_name);
     PDYOLO_CHECK(o_.alpha >= 0 && o_.beta >= 0, "--kd-alpha and --kd-beta must not be negative");
+    PDYOLO_CHECK(o_.mask != KdMask::ground_truth || o_.mode == KdMode::feature, "--kd-mask gt applies to --kd feature only");
     graph::fuse(teacher_.graph);  // inference only: batch norms and RepConv folded, the same outputs faster
     teacher_.graph.eval();
     if (feature_mode()) make_adapters(student, seed, teacher_name);
@@ -130,12 +132,13 @@ class Distiller {
       NoGradGuard no_grad;
       teacher_out = graph::forward(teacher_.graph, ctx.batch.images, run);
     }
-    const Tensor kd = kd_term(ctx.out.raw, teacher_out.raw, teacher_features);
+    const Tensor kd = kd_term(ctx.out.raw, teacher_out.raw, teacher_features, ctx.batch.targets);
     const float batch = static_cast<float>(ctx.batch.images.shape()[0]);
     return train::HookLoss(ctx.task.loss * o_.alpha + kd * (o_.beta * batch), kd.item());
   }
 
-  Tensor kd_term(const std::vector<Tensor>& student_raw, const std::vector<Tensor>& teacher_raw, const std::vector<Tensor>& teacher_features) {
+  Tensor kd_term(const std::vector<Tensor>& student_raw, const std::vector<Tensor>& teacher_raw, const std::vector<Tensor>& teacher_features,
+                 const Tensor& targets) {
     switch (o_.mode) {
       case KdMode::kl: return kl_loss(student_raw, teacher_raw, o_.temperature, o_.mask);
       case KdMode::bce: return bce_loss(student_raw, teacher_raw);
@@ -150,9 +153,12 @@ class Distiller {
     }
     if (o_.mode == KdMode::cwd) return cwd_loss(adapted, teacher_features, o_.tau);
     std::vector<Tensor> weights;
-    for (size_t l = 0; l < teacher_raw.size(); ++l)
-      weights.push_back(o_.mask == KdMask::none ? Tensor::ones({adapted[l].shape()[0], 1, adapted[l].shape()[2], adapted[l].shape()[3]})
-                                                : teacher_objectness_mask(teacher_raw[l]));
+    for (size_t l = 0; l < teacher_raw.size(); ++l) {
+      const Shape& a = adapted[l].shape();  // [N, C, H, W]
+      weights.push_back(o_.mask == KdMask::teacher_obj    ? teacher_objectness_mask(teacher_raw[l])
+                        : o_.mask == KdMask::ground_truth ? ground_truth_mask(targets, a[0], a[2], a[3])
+                                                          : Tensor::ones({a[0], 1, a[2], a[3]}));
+    }
     return feature_loss(adapted, teacher_features, weights);
   }
 

@@ -14,7 +14,8 @@
 //            the teacher's decision 1[t_obj > 0] on every cell.
 //   mse      mean squared difference of the raw maps.
 //   feature  (A(s_f) − t_f)² per cell, averaged with the teacher's highest objectness among the
-//            cell's anchors as weight; A is a 1×1 adapter conv when channel counts differ.
+//            cell's anchors as weight (or 1 on the cells inside a ground-truth box, 0 elsewhere);
+//            A is a 1×1 adapter conv when channel counts differ.
 //   cwd      channel-wise distillation: each channel's map, softmax over its positions at
 //            temperature τ, τ²·KL(teacher ‖ student) averaged over images and channels.
 #pragma once
@@ -30,7 +31,7 @@
 
 namespace pdyolo::distill {
 
-enum class KdMask { teacher_obj, none };
+enum class KdMask { teacher_obj, ground_truth, none };  // ground_truth: feature imitation only
 
 namespace detail {
 
@@ -62,6 +63,7 @@ inline Tensor kl_loss(const std::vector<Tensor>& student, const std::vector<Tens
                       KdMask mask = KdMask::teacher_obj) {
   detail::check_pairs(student, teacher, "maps");
   PDYOLO_CHECK(temperature > 0, "distill: the temperature must be positive, got ", temperature);
+  PDYOLO_CHECK(mask != KdMask::ground_truth, "distill: kl weights cells by the teacher's objectness or not at all");
   Tensor loss = Tensor::scalar(0.0f);
   for (size_t l = 0; l < student.size(); ++l) {
     const int64_t nc = student[l].shape()[4] - 5;
@@ -125,14 +127,37 @@ inline Tensor teacher_objectness_mask(const Tensor& teacher_raw) {
   return mask;
 }
 
+// The weight of each cell for feature imitation on the labels: 1 where the cell's centre lies inside
+// a ground-truth box of its image (and on the cell holding each box's centre, however small the
+// box), else 0. targets [n, 6] (image, class, cx, cy, w, h; normalised) → [N, 1, H, W].
+inline Tensor ground_truth_mask(const Tensor& targets, int64_t n, int64_t h, int64_t w) {
+  Tensor mask = Tensor::zeros({n, 1, h, w});
+  float* m = mask.data<float>();
+  const std::vector<float> t = targets.to_vector();
+  for (size_t r = 0; r + 6 <= t.size(); r += 6) {
+    const int64_t image = static_cast<int64_t>(t[r]);
+    if (image < 0 || image >= n) continue;
+    const float x1 = (t[r + 2] - t[r + 4] / 2) * w, x2 = (t[r + 2] + t[r + 4] / 2) * w;
+    const float y1 = (t[r + 3] - t[r + 5] / 2) * h, y2 = (t[r + 3] + t[r + 5] / 2) * h;
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        if (x + 0.5f >= x1 && x + 0.5f <= x2 && y + 0.5f >= y1 && y + 0.5f <= y2) m[(image * h + y) * w + x] = 1;
+    const int64_t cx = std::clamp<int64_t>(static_cast<int64_t>(t[r + 2] * w), 0, w - 1), cy = std::clamp<int64_t>(static_cast<int64_t>(t[r + 3] * h), 0, h - 1);
+    m[(image * h + cy) * w + cx] = 1;
+  }
+  return mask;
+}
+
 // adapted student features [N, C, H, W], teacher features [N, C, H, W], weights [N, 1, H, W] per level → scalar.
+// A level whose weights are all zero (no labelled object in the batch) adds nothing.
 inline Tensor feature_loss(const std::vector<Tensor>& adapted, const std::vector<Tensor>& teacher, const std::vector<Tensor>& weights) {
   detail::check_pairs(adapted, teacher, "features");
   PDYOLO_CHECK(weights.size() == adapted.size(), "distill: ", weights.size(), " weight maps for ", adapted.size(), " feature levels");
   Tensor loss = Tensor::scalar(0.0f);
   for (size_t l = 0; l < adapted.size(); ++l) {
-    const Tensor diff = adapted[l] - teacher[l].detach();
     const Tensor w = weights[l].detach();
+    if (detail::total(w) <= 0) continue;
+    const Tensor diff = adapted[l] - teacher[l].detach();
     loss = loss + sum(diff * diff * w) * (1.0f / (detail::total(w) * static_cast<float>(adapted[l].shape()[1])));
   }
   return loss;
