@@ -372,9 +372,40 @@ inline Tensor keep_along(const Tensor& t, int axis, const std::vector<int64_t>& 
 }  // namespace detail
 
 // Keeps the group channels `keep` (ascending, at least one) of a prunable group and removes every
-// other channel of it from each tensor axis that indexes it. Channel counts follow from the tensors,
+// other channel of it from each tensor axis that indexes it (implicit adds on removed channels are
+// folded into their consumers' biases first, see fold_removed_implicits). Channel counts follow from the tensors,
 // so the graph is consistent afterwards (validate() checks); other groups' positions may have moved,
 // so take channel_groups(g) afresh before the next removal.
+namespace detail {
+// An implicit add on a removed channel c adds a_c to what its consumers read, though the channel
+// itself is silenced: each consumer (a 1×1 conv without padding, as IDetect's head convs are) gets
+// Σ_c W[:, c]·a_c in its bias, so the outputs stay what they were with the channel silenced.
+inline void fold_removed_implicits(Graph& g, const ChannelGroup& group, const std::vector<bool>& kept) {
+  for (const ChannelUse& u : group.uses) {
+    if (g.nodes[u.node].op != Op::implicit_add) continue;
+    const std::vector<float> a = g.nodes[u.node].tensor("implicit").to_vector();  // [1, C, 1, 1]
+    for (size_t j = static_cast<size_t>(u.node) + 1; j < g.nodes.size(); ++j) {
+      Node& consumer = g.nodes[j];
+      if (std::find(consumer.inputs.begin(), consumer.inputs.end(), u.node) == consumer.inputs.end()) continue;
+      const bool foldable = consumer.op == Op::conv && consumer.get<ConvAttrs>().kernel == 1 && consumer.get<ConvAttrs>().padding == 0 &&
+                            consumer.get<ConvAttrs>().groups == 1 && consumer.has_tensor("bias");
+      PDYOLO_CHECK(foldable, "keep_channels: the implicit add '", g.nodes[u.node].name, "' feeds '", consumer.name,
+                   "', which is not a 1x1 conv with a bias: its removed channels cannot be folded");
+      const Tensor w = contiguous_copy(consumer.tensor("weight"));  // [OC, IC, 1, 1]
+      const int64_t oc = w.shape()[0], ic = w.shape()[1];
+      Tensor bias = contiguous_copy(consumer.tensor("bias"));
+      for (size_t k = 0; k < u.index.size(); ++k) {
+        if (kept[k] || u.index[k] < 0) continue;
+        const int64_t c = u.index[k];
+        for (int64_t o = 0; o < oc; ++o) bias.data<float>()[o] += w.data<float>()[o * ic + c] * a[static_cast<size_t>(c)];
+      }
+      if (consumer.tensor("bias").requires_grad()) bias.set_requires_grad();
+      consumer.tensor("bias") = bias;
+    }
+  }
+}
+}  // namespace detail
+
 inline void keep_channels(Graph& g, const ChannelGroup& group, const std::vector<int64_t>& keep) {
   PDYOLO_CHECK(group.prunable, "keep_channels: the group holds channels with a fixed meaning (image or detection maps)");
   PDYOLO_CHECK(!keep.empty(), "keep_channels: at least one channel must stay");
@@ -384,6 +415,7 @@ inline void keep_channels(Graph& g, const ChannelGroup& group, const std::vector
                  " is out of order or outside the group's ", group.channels);
     kept[static_cast<size_t>(keep[i])] = true;
   }
+  detail::fold_removed_implicits(g, group, kept);
   // Positions to drop, per tensor axis (an axis may carry several uses: repeated reads).
   std::map<std::tuple<int, std::string, int>, std::vector<bool>> dropped;
   for (const ChannelUse& u : group.uses) {
