@@ -126,6 +126,12 @@ class Distiller {
   }
 
   train::HookLoss loss(const train::LossContext& ctx) {
+    train::HookLoss result = loss_of_step(ctx);
+    for (Tensor& f : student_features_) f = Tensor();  // the step's graph is the loss's to keep, not ours
+    return result;
+  }
+
+  train::HookLoss loss_of_step(const train::LossContext& ctx) {
     if (o_.stop_epoch >= 0 && ctx.epoch >= o_.stop_epoch) return train::HookLoss(ctx.task.loss);
     std::vector<Tensor> teacher_features(teacher_necks_.size());
     graph::Taps taps;
