@@ -1,7 +1,9 @@
 // Teacher–student training. A Distiller holds the teacher, checks that it fits the student, and
 // plugs into train::Trainer: its loss hook runs the teacher (eval mode, no gradients) on exactly
-// the student's augmented batch and returns L = α·task + β·bs·KD (bs scales KD as the task loss is
-// scaled); taps collect the student's neck features for the feature modes; the 1×1 adapters those
+// the student's augmented batch and returns L = α·task + β·KD, task being the reference's loss (its
+// gained means times the batch size) and KD the mean of distill/losses.hpp — not scaled by the batch:
+// so scaled, kl at the defaults outweighed the task loss 100-fold once warm-up raised the learning
+// rate, and diverged on BCCD (bench/RESULTS.md); taps collect the student's neck features for the feature modes; the 1×1 adapters those
 // modes need are trained with the student and saved in checkpoints, never in the model.
 #pragma once
 #include <algorithm>
@@ -146,8 +148,7 @@ class Distiller {
       teacher_out = graph::forward(teacher_.graph, ctx.batch.images, run);
     }
     const Tensor kd = kd_term(ctx.out.raw, teacher_out.raw, teacher_features, ctx.batch.targets);
-    const float batch = static_cast<float>(ctx.batch.images.shape()[0]);
-    return train::HookLoss(ctx.task.loss * o_.alpha + kd * (o_.beta * batch), kd.item());
+    return train::HookLoss(ctx.task.loss * o_.alpha + kd * o_.beta, kd.item());
   }
 
   Tensor kd_term(const std::vector<Tensor>& student_raw, const std::vector<Tensor>& teacher_raw, const std::vector<Tensor>& teacher_features,
