@@ -213,6 +213,10 @@ TEST_CASE("hostile configs: out-of-range numbers end in an error naming the file
   // and concats that double their channels (an overflow and an exponential walk) stop at kMaxChannels.
   CHECK(build_error("", "[-1, 1, Conv, [65536, 64, 1]]").find(":6: layer 1 (Conv): the model would hold more than 2147483648 parameters") !=
         std::string::npos);
+  // A layer after Detect read its (shapeless) output: an out-of-bounds read found by fuzz_config.
+  test::write_text(path, "nc: 4\n" + anchors + "backbone:\n  [[-1, 1, Conv, [16, 3, 2]]]\nhead:\n  [[-1, 1, Detect, [nc, anchors]],\n   [-1, 1, Conv, [8, 3, 1]]]\n");
+  CHECK(test::error_of([&] { models::build_yolo(models::load_model_config(path)); }).find("layer 2 (Conv): a layer after the Detect layer") !=
+        std::string::npos);
   std::string doubling;
   for (int i = 0; i < 13; ++i) doubling += "[[-1, -1], 1, Concat, [1]],\n   ";
   CHECK(build_error("", doubling).find("layer 13 (Concat): the concat would have more than 65536 channels") != std::string::npos);

@@ -104,8 +104,10 @@ inline void validate(const Graph& g) {
   };
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
-    for (int in : n.inputs)
+    for (int in : n.inputs) {
       if (in < 0 || in >= static_cast<int>(i)) detail::invalid(n, "reads node " + std::to_string(in) + ", which does not precede it");
+      if (g.nodes[in].op == Op::detect) detail::invalid(n, "reads the detect node '" + g.nodes[in].name + "', whose output is no feature map");
+    }
     const bool needs_inputs = n.op != Op::input;
     if (needs_inputs && n.inputs.empty()) detail::invalid(n, "has no input");
     if (n.op == Op::input) {

@@ -55,6 +55,10 @@ class YoloBuilder {
     input.attrs = graph::InputAttrs{cfg_.in_channels};
     graph_.add(input);
     for (const LayerSpec& layer : cfg_.layers) {
+      if (layer_ && (layer_->module == "Detect" || layer_->module == "IDetect")) {
+        layer_ = &layer;
+        fail("a layer after the Detect layer: Detect (or IDetect) must be the config's last layer (its output is no feature map)");
+      }
       layer_ = &layer;
       if (layer.number != 1 && layer.module != "SPPCSPC" && layer.module != "Bottleneck")
         fail("field 'number': repeating module " + layer.module + " " + std::to_string(layer.number) + " times is not supported");
