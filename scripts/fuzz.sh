@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Fuzzes pdyolo's parsers of untrusted files with libFuzzer (AddressSanitizer + UBSan, clang):
-#   scripts/fuzz.sh [--time SECONDS | --runs N] [--jobs J] [--build DIR] [TARGET...]
+#   scripts/fuzz.sh [--time SECONDS | --runs N] [--seed S] [--jobs J] [--build DIR] [TARGET...]
 # TARGET: npy json safetensors pt config xml image (default: all). Each target runs for SECONDS
-# (default 30) or N executions, J targets at a time (default 2). The corpora grow in
+# (default 30) or N executions, J targets at a time (default 2); --runs with --seed (what CI runs)
+# does nearly the same work on any machine, however fast or busy. The corpora grow in
 # DIR/corpus/TARGET (DIR: build-fuzz), seeded from tests/fuzz/corpus and the project's own files; a
 # finding (crash, sanitizer report, timeout, memory blow-up) is saved in DIR/findings/TARGET and the
 # script exits non-zero. Rerun one with: DIR/tests/fuzz/fuzz_TARGET FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
-limit=(-max_total_time=30) jobs=2 targets=() build=build-fuzz
+limit=(-max_total_time=30) seed=() jobs=2 targets=() build=build-fuzz
 while (($#)); do
   case "$1" in
     --time) limit=(-max_total_time="$2"); shift 2 ;;
     --runs) limit=(-runs="$2"); shift 2 ;;
+    --seed) seed=(-seed="$2"); shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -60,8 +62,8 @@ run_target() {  # run_target TARGET → one summary line; the log in $build/logs
 }
 export -f run_target
 export build
-export limit_str="${limit[*]}"
-echo "fuzzing ${targets[*]} (${limit[*]}, $jobs at a time):"
+export limit_str="${limit[*]} ${seed[*]:-}"
+echo "fuzzing ${targets[*]} (${limit_str% }, $jobs at a time):"
 status=0
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'limit=($limit_str); run_target {}' || status=$?
 exit $status

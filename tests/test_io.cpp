@@ -212,6 +212,12 @@ TEST_CASE("npy: bad input names the file and the field") {
         std::string::npos);
   write_bytes(path, npy_with_shape("(4294967296, 4294967296, 4294967296)"));
   CHECK(test::error_of([&] { io::load_npy(path); }).find("has more than 2^48 elements") != std::string::npos);
+  // No elements, but strides of 2^80 (found by fuzz_npy in CI): refused before the strides are computed.
+  write_bytes(path, npy_with_shape("(0, 1099511627776, 1099511627776)"));
+  CHECK(test::error_of([&] { io::load_npy(path); }).find("has more than 2^48 elements (zero dimensions counted as 1)") !=
+        std::string::npos);
+  write_bytes(path, npy_with_shape("(0, 3)"));
+  CHECK(io::load_npy(path).shape() == Shape{0, 3});  // an ordinary empty array still loads
   std::remove(path.c_str());
 }
 

@@ -18,16 +18,21 @@ inline int64_t shape_numel(const Shape& shape) {
 
 // The element count of a shape read from a file, checked before anything is allocated or read: no
 // negative dimension, and a product small enough that its size in bytes cannot overflow (at most
-// 2^48 elements, far beyond any model or image). Errors name `where`.
+// 2^48 elements, far beyond any model or image). Zero dimensions count as 1 in that bound: a tensor
+// with no elements still gets contiguous strides, the products of its trailing dimensions, and
+// [0, 2^40, 2^40] would overflow them. Errors name `where`.
 inline int64_t checked_numel(const Shape& shape, const std::string& where) {
   constexpr int64_t kMaxElements = int64_t{1} << 48;
-  int64_t n = 1;
+  int64_t bound = 1;  // product of max(d, 1): bounds numel and every stride
+  bool empty = false;
   for (int64_t d : shape) {
     PDYOLO_CHECK(d >= 0, where, ": shape ", shape_str(shape), " has a negative dimension");
-    PDYOLO_CHECK(d == 0 || n <= kMaxElements / d, where, ": shape ", shape_str(shape), " has more than 2^48 elements");
-    n *= d;
+    PDYOLO_CHECK(d == 0 || bound <= kMaxElements / d, where, ": shape ", shape_str(shape),
+                 " has more than 2^48 elements (zero dimensions counted as 1)");
+    if (d == 0) empty = true;
+    else bound *= d;
   }
-  return n;
+  return empty ? 0 : bound;
 }
 
 inline Shape contiguous_strides(const Shape& shape) {
