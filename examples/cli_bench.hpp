@@ -4,7 +4,6 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <map>
 
@@ -12,6 +11,7 @@
 #include "cli_load.hpp"
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/graph/executor.hpp"
+#include "pdyolo/graph/latency.hpp"
 #include "pdyolo/models/weights.hpp"
 
 namespace pdyolo::cli {
@@ -21,11 +21,6 @@ inline double peak_rss_mb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) * 1024.0 / 1e6;  // Linux reports kilobytes
-}
-
-// The p-quantile of sorted samples, taken as ort_bench.js takes it (element ⌊p·n⌋).
-inline double quantile(const std::vector<double>& sorted, double p) {
-  return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * static_cast<double>(sorted.size())))];
 }
 
 inline void print_profile(const std::vector<graph::StepProfile>& steps, int runs, double total_ms) {
@@ -78,17 +73,10 @@ inline int run_bench(const Args& args) {
     else graph::forward(model.graph, images);
   };
   for (int i = 0; i < warmup; ++i) run_once();
-  engine.set_profiling(args.has("--profile"));
-  std::vector<double> ms;
-  for (int i = 0; i < runs; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    run_once();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  double mean = 0;
-  for (double t : ms) mean += t / runs;
-  std::sort(ms.begin(), ms.end());
-  const double p50 = quantile(ms, 0.5), p95 = quantile(ms, 0.95), p99 = quantile(ms, 0.99), fps = 1e3 * batch / mean;
+  engine.set_profiling(args.has("--profile"));  // (after the warm-up: the profile counts timed runs only)
+  const graph::Latency latency = graph::time_runs(run_once, runs, 0);
+  const double mean = latency.mean_ms, p50 = latency.p50(), p95 = latency.quantile(0.95), p99 = latency.quantile(0.99);
+  const double fps = 1e3 * batch / mean;
   std::printf("%s: %lldx%lld batch %lld, %d threads, %s executor, %d runs after %d warm-up\n", source.c_str(),
               static_cast<long long>(size), static_cast<long long>(size), static_cast<long long>(batch), num_threads(), executor.c_str(),
               runs, warmup);

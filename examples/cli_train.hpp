@@ -28,7 +28,9 @@ inline const CommandSpec& train_spec() {
        {"--kd-alpha", "A", "0.7", "weight of the task loss"}, {"--kd-beta", "B", "0.3", "weight of the distillation loss"},
        {"--kd-temperature", "T", "3", "softmax temperature of kl"}, {"--kd-tau", "T", "1", "softmax temperature of cwd"},
        {"--kd-mask", "M", "teacher-obj", "cell weights: teacher-obj or none (kl, feature), gt (feature)"},
-       {"--kd-stop-epoch", "E", "-1", "train on the task loss alone from epoch E (counted from 0; -1: never)"}}};
+       {"--kd-stop-epoch", "E", "-1", "train on the task loss alone from epoch E (counted from 0; -1: never)"},
+       {"--sparsity", "S", "0", "network slimming: add S·sign(γ) to batch-norm weights' gradients (1e-4 is typical; then prune --importance bn)"},
+       {"--sparsity-decay", "", "", "S falls linearly to 0.1·S over the run"}}};
   return spec;
 }
 
@@ -49,6 +51,10 @@ inline int run_train(const Args& args) {
   PDYOLO_CHECK(!(args.has("--adam") && args.has("--adamw")), "--adam and --adamw exclude each other");
   if (args.has("--adam")) o.optimizer = train::OptimizerKind::adam;
   if (args.has("--adamw")) o.optimizer = train::OptimizerKind::adamw;
+  o.sparsity = args.real("--sparsity");
+  o.sparsity_decay = args.has("--sparsity-decay");
+  PDYOLO_CHECK(o.sparsity >= 0, "--sparsity must not be negative, got ", o.sparsity);
+  PDYOLO_CHECK(o.sparsity > 0 || !o.sparsity_decay, "--sparsity-decay needs --sparsity");
   PDYOLO_CHECK(o.epochs > 0 && o.batch_size > 0, "--epochs and --batch-size must be positive");
   PDYOLO_CHECK(o.img_size > 0 && o.img_size % 32 == 0, "--img-size must be a positive multiple of 32, got ", o.img_size);
   const std::string data_path = args.required("--data");

@@ -8,6 +8,7 @@
 #include "pdyolo/models/weights.hpp"
 #include "pdyolo/prune/prune.hpp"
 #include "test_util.hpp"
+#include "train_util.hpp"
 
 using namespace pdyolo;
 
@@ -118,6 +119,8 @@ TEST_CASE("the plan: least important channels first, rounding, the per-group lim
   o.ignore = {"model.0.conv"};
   for (const prune::GroupCut& c : prune::plan_pruning(m.graph, o)) CHECK(c.node != "model.0.conv");
   CHECK(test::error_of([] { prune::parse_importance("taylor2"); }).find("unknown criterion 'taylor2'") != std::string::npos);
+  o.importance = prune::Importance::taylor;  // no gradients in the model
+  CHECK(test::error_of([&] { prune::plan_pruning(m.graph, o); }).find("Taylor importance needs the loss's gradients") != std::string::npos);
   o.ratio = 1.0;
   CHECK(test::error_of([&] { prune::plan_pruning(m.graph, o); }).find("the ratio must lie in [0, 1)") != std::string::npos);
 }
@@ -133,4 +136,115 @@ TEST_CASE("a pruned model saves, reloads without a config and gives the same out
   const Tensor x = Tensor::uniform({1, 3, 64, 64}, 0.0f, 1.0f);
   CHECK(loaded.graph.parameter_count() == m.graph.parameter_count());
   CHECK(test::max_rel_diff(outputs(loaded.graph, x), outputs(m.graph, x)) == 0);
+}
+
+TEST_CASE("taylor is Σ|w·∂L/∂w| over the group's tensors: with unit gradients it equals l1") {
+  models::YoloModel m = randomised(kSource + "/cfg/training/yolov7-tiny.yaml", 6);
+  // L = Σ of every trainable tensor's elements: ∂L/∂w = 1 everywhere, so |w·g| = |w|.
+  Tensor total;
+  for (graph::Node& n : m.graph.nodes)
+    for (auto& [name, t] : n.tensors) {
+      if (name == "running_mean" || name == "running_var" || name == "anchor_grid" || t.dtype() != DType::f32) continue;
+      t.set_requires_grad();
+      total = total.defined() ? total + sum(t) : sum(t);
+    }
+  total.backward();
+  const graph::ChannelGroups groups = graph::channel_groups(m.graph);
+  Generator gen(0);
+  size_t compared = 0;
+  for (const graph::ChannelGroup& group : groups.groups) {
+    if (!group.prunable) continue;
+    const std::vector<double> taylor = prune::channel_importance(m.graph, group, prune::Importance::taylor, gen);
+    const std::vector<double> l1 = prune::channel_importance(m.graph, group, prune::Importance::l1, gen);
+    for (size_t k = 0; k < l1.size(); ++k) CHECK(taylor[k] == doctest::Approx(l1[k]).epsilon(1e-9));
+    ++compared;
+  }
+  CHECK(compared > 50);
+}
+
+TEST_CASE("accumulate_gradients: the loss's gradients over N batches, weights and batch-norm statistics untouched") {
+  const data::Dataset set = test::synthetic_dataset(test::temp_path("prune_grad_voc"));
+  const models::YoloModel original = test::tiny_model();
+  auto gradients_of = [&](int64_t batches) {
+    train::TrainOptions o = test::small_run(test::temp_path("prune_grad_run"), 1);
+    o.batch_size = 1;  // six batches to draw from
+    train::Trainer trainer(models::YoloModel{original.graph.clone(), original.names, original.config}, set, nullptr, test::tiny_hyp(), o);
+    trainer.accumulate_gradients(batches);
+    return std::move(trainer).release_model();
+  };
+  const models::YoloModel once = gradients_of(2), again = gradients_of(2), longer = gradients_of(4);
+  const std::map<std::string, Tensor> before = original.graph.state_dict(), a = once.graph.state_dict(), b = again.graph.state_dict(),
+                                      c = longer.graph.state_dict();
+  size_t with_gradient = 0, grew = 0;
+  for (const auto& [name, t] : before) {
+    CAPTURE(name);
+    CHECK(test::max_rel_diff(t, a.at(name)) == 0);  // eval mode: no running-statistics update, no step
+    const Tensor g = a.at(name).grad();
+    if (!g.defined()) continue;
+    ++with_gradient;
+    CHECK(test::max_rel_diff(g, b.at(name).grad()) == 0);  // the same seeded batches
+    grew += test::max_rel_diff(g, c.at(name).grad()) > 0;  // two more batches add to the sum
+  }
+  CHECK(with_gradient > 100);
+  CHECK(grew > with_gradient / 2);
+}
+
+TEST_CASE("--sparsity adds S·sign(γ) to every batch-norm weight's gradient, and only there") {
+  const data::Dataset set = test::synthetic_dataset(test::temp_path("prune_sparsity_voc"));
+  const models::YoloModel original = test::tiny_model();
+  data::LoaderOptions lo;
+  lo.img_size = 64, lo.batch_size = 3, lo.workers = 0;
+  data::DataLoader loader(set, lo);
+  loader.start_epoch(0);
+  data::Batch batch;
+  REQUIRE(loader.next(batch));
+  auto gradients_with = [&](double sparsity) {
+    train::TrainOptions o = test::small_run(test::temp_path("prune_sparsity_run"), 1);
+    o.sparsity = sparsity;
+    models::YoloModel m{original.graph.clone(), original.names, original.config};
+    Generator gen(9);  // signs of both kinds
+    for (graph::Node& n : m.graph.nodes)
+      if (n.op == graph::Op::batch_norm) n.tensor("weight") = Tensor::uniform(n.tensor("weight").shape(), -1.0f, 1.0f, gen).set_requires_grad();
+    train::Trainer trainer(std::move(m), set, nullptr, test::tiny_hyp(), o);
+    trainer.step(batch, /*accumulate=*/1000);  // backward only: the optimizer steps every 1000 batches
+    return std::move(trainer).release_model();
+  };
+  const float s = 0.05f;
+  const models::YoloModel plain = gradients_with(0), slim = gradients_with(s);
+  size_t batch_norms = 0, expected_batch_norms = 0;
+  for (size_t i = 0; i < plain.graph.nodes.size(); ++i) {
+    expected_batch_norms += plain.graph.nodes[i].op == graph::Op::batch_norm;
+    const graph::Node &p = plain.graph.nodes[i], &q = slim.graph.nodes[i];
+    for (size_t k = 0; k < p.tensors.size(); ++k) {
+      const Tensor gp = p.tensors[k].second.grad(), gq = q.tensors[k].second.grad();
+      if (!gp.defined()) continue;
+      const std::vector<float> a = gp.to_vector(), b = gq.to_vector(), w = p.tensors[k].second.to_vector();
+      const bool gamma = p.op == graph::Op::batch_norm && p.tensors[k].first == "weight";
+      batch_norms += gamma;
+      for (size_t e = 0; e < a.size(); ++e) {
+        const float expected = gamma ? s * static_cast<float>((w[e] > 0) - (w[e] < 0)) : 0.0f;
+        CHECK(b[e] - a[e] == doctest::Approx(expected).epsilon(1e-4));
+      }
+    }
+  }
+  CHECK(batch_norms == expected_batch_norms);  // every one of them was checked
+}
+
+TEST_CASE("plan_for_target: the smallest ratio meeting a FLOPs or parameter target; an unreachable one is refused") {
+  const models::YoloModel m = randomised(kSource + "/cfg/training/yolov7-tiny.yaml", 7);
+  const double flops = m.graph.conv_flops(640);
+  auto measure_flops = [](const graph::Graph& g) { return g.conv_flops(640); };
+  const prune::TargetPlan plan = prune::plan_for_target(m.graph, {}, measure_flops, 0.6 * flops);
+  graph::Graph pruned = m.graph.clone();
+  prune::apply_pruning(pruned, plan.cuts);
+  CHECK(pruned.conv_flops(640) == doctest::Approx(plan.measured));
+  CHECK(plan.measured <= 0.6 * flops);
+  CHECK(plan.measured > 0.5 * flops);  // not pruned far past the target
+  prune::PruneOptions lower;
+  lower.ratio = plan.ratio - 0.99 / 1024;  // the bisection's resolution below it misses the target
+  graph::Graph less = m.graph.clone();
+  prune::apply_pruning(less, prune::plan_pruning(m.graph, lower));
+  CHECK(less.conv_flops(640) > 0.6 * flops);
+  CHECK(prune::plan_for_target(m.graph, {}, measure_flops, 2 * flops).cuts.empty());  // already met: nothing cut
+  CHECK(test::error_of([&] { prune::plan_for_target(m.graph, {}, measure_flops, 0.01 * flops); }).find("out of reach") != std::string::npos);
 }

@@ -1,5 +1,7 @@
 # `pdyolo prune`: a seeded yolov7-tiny loses 40 % of its channels; the pruned file then goes through
-# info, detect, eval and bench with no config, and --mask-only keeps the shapes.
+# info, detect, eval and bench with no config, and --mask-only keeps the shapes. Then the criteria
+# that need data: taylor to a FLOPs target (with latency before and after), kd-taylor from another
+# teacher (and refused from the model itself), and bn after sparsity training.
 #   cmake -DPDYOLO=... -DSOURCE_DIR=... -DOUT=... -P prune_check.cmake
 file(REMOVE_RECURSE ${OUT})
 include(${CMAKE_CURRENT_LIST_DIR}/run_pdyolo.cmake)
@@ -17,3 +19,25 @@ file(READ ${OUT}/report.json report)
 if(NOT report MATCHES "\"node\":\"model.0.conv\",\"channels\":32,\"removed\":\\[")
   message(FATAL_ERROR "report.json lacks model.0.conv's removed channels: ${report}")
 endif()
+
+set(calib --data ${SOURCE_DIR}/data/sample --split train --calib-batches 2 --batch-size 2 --img-size 64 --workers 0
+          --hyp ${SOURCE_DIR}/cfg/hyp/hyp.scratch.tiny.yaml --latency-runs 3)
+pdyolo_run("target [0-9.e+-]+ reached at ratio 0\\.[0-9]+.*taylor, ratio 0\\.[0-9]+\\): 6,228,762 -> [0-9,]+ parameters \\([0-9.]+%\\), [0-9.]+ -> [0-9.]+ GFLOPs at 64 \\((5[0-9]|60)\\.[0-9]%\\).*latency P50 at 64, 2 threads, planned executor: [0-9.]+ -> [0-9.]+ ms"
+           prune ${cfg} --importance taylor --target-flops 0.6 ${calib} --out ${OUT}/taylor.safetensors --report ${OUT}/taylor.json)
+file(READ ${OUT}/taylor.json report)
+if(NOT report MATCHES "\"importance\":\"taylor\".*\"latency_p50_ms\":[0-9.]+.*\"after\":{\"params\":[0-9]+,\"gflops\":[0-9.]+,\"latency_p50_ms\":[0-9.]+")
+  message(FATAL_ERROR "taylor.json lacks the sizes and latencies: ${report}")
+endif()
+pdyolo_run("nc=80" convert ${cfg} --out ${OUT}/student.safetensors)
+pdyolo_run("nc=80" convert --cfg ${SOURCE_DIR}/cfg/training/yolov7-tiny.yaml --seed 4 --out ${OUT}/teacher.safetensors)
+pdyolo_run("kd-taylor, ratio 0.3" prune --weights ${OUT}/student.safetensors --importance kd-taylor --teacher ${OUT}/teacher.safetensors
+           --ratio 0.3 ${calib} --out ${OUT}/kd_taylor.safetensors)
+execute_process(COMMAND ${PDYOLO} prune --weights ${OUT}/student.safetensors --importance kd-taylor --teacher ${OUT}/student.safetensors
+                        ${calib} --out ${OUT}/self.safetensors RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "student.safetensors: the teacher is the model being pruned")
+  message(FATAL_ERROR "kd-taylor with the model as its own teacher: exit ${rc}, ${err}")
+endif()
+pdyolo_run("training" train ${cfg} --data ${SOURCE_DIR}/data/sample --split train --hyp ${SOURCE_DIR}/cfg/hyp/hyp.scratch.tiny.yaml
+           --epochs 1 --batch-size 4 --img-size 64 --notest --no-progress --workers 0 --sparsity 1e-3 --sparsity-decay --out ${OUT}/slim)
+pdyolo_run("\\(bn, ratio 0.3\\)" prune --weights ${OUT}/slim/last.safetensors --importance bn --ratio 0.3 --latency-runs 0
+           --out ${OUT}/slim_pruned.safetensors)

@@ -7,10 +7,15 @@
 // A channel's importance sums over every tensor axis of its group, as Torch-Pruning's group
 // importance does: l1 Σ|w| and l2 Σw² over the channel's slice of each member (producing convs'
 // rows, consuming convs' input columns, batch-norm parameters), bn |γ| over the group's batch norms
-// (network slimming), random a uniform draw (the baseline every criterion must beat).
+// (network slimming), taylor Σ|w·∂L/∂w| (first-order Taylor: how much the loss would change were
+// the weights zeroed) with the gradients the tensors hold — train::Trainer::accumulate_gradients
+// leaves them there, of the detection loss (taylor) or of the distillation loss (kd_taylor: the
+// same formula, the loss is the caller's choice) — and random a uniform draw (the baseline every
+// criterion must beat).
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -20,15 +25,18 @@
 
 namespace pdyolo::prune {
 
-enum class Importance { l1, l2, bn, random };
+enum class Importance { l1, l2, bn, taylor, kd_taylor, random };
 
 inline Importance parse_importance(const std::string& s) {
   if (s == "l1") return Importance::l1;
   if (s == "l2") return Importance::l2;
   if (s == "bn") return Importance::bn;
+  if (s == "taylor") return Importance::taylor;
+  if (s == "kd-taylor") return Importance::kd_taylor;
   if (s == "random") return Importance::random;
-  throw_error("--importance: unknown criterion '", s, "' (l1, l2, bn or random)");
+  throw_error("--importance: unknown criterion '", s, "' (l1, l2, bn, taylor, kd-taylor or random)");
 }
+inline bool needs_gradients(Importance kind) { return kind == Importance::taylor || kind == Importance::kd_taylor; }
 
 struct PruneOptions {
   Importance importance = Importance::l1;
@@ -50,20 +58,24 @@ struct GroupCut {
 
 namespace detail {
 
-// Σ over each slice along `axis` (one value per position): |x| (l1) or x² (l2).
-inline std::vector<double> slice_norms(const Tensor& t, int axis, bool squared) {
+// Σ over each slice along `axis` of `t` (one value per position) of |x| (l1), x² (l2) or, given the
+// gradient, |x·g| (taylor).
+inline std::vector<double> slice_sums(const Tensor& t, const Tensor* grad, int axis, bool squared) {
   const Tensor d = contiguous_copy(t);
+  const Tensor gd = grad ? contiguous_copy(*grad) : Tensor();
   const Shape& s = d.shape();
   int64_t inner = 1, outer = 1;
   for (int i = axis + 1; i < static_cast<int>(s.size()); ++i) inner *= s[i];
   for (int i = 0; i < axis; ++i) outer *= s[i];
   std::vector<double> sums(static_cast<size_t>(s[axis]), 0.0);
   const float* x = d.data<float>();
+  const float* g = grad ? gd.data<float>() : nullptr;
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t p = 0; p < s[axis]; ++p)
       for (int64_t i = 0; i < inner; ++i) {
-        const double v = x[(o * s[axis] + p) * inner + i];
-        sums[static_cast<size_t>(p)] += squared ? v * v : std::fabs(v);
+        const int64_t at = (o * s[axis] + p) * inner + i;
+        const double v = x[at];
+        sums[static_cast<size_t>(p)] += g ? std::fabs(v * g[at]) : squared ? v * v : std::fabs(v);
       }
   return sums;
 }
@@ -84,21 +96,30 @@ inline int64_t kept_count(int64_t channels, int64_t remove, const PruneOptions& 
 
 }  // namespace detail
 
-// Per-channel importance of a group (higher: more important).
+// Per-channel importance of a group (higher: more important). taylor and kd_taylor read the
+// gradients the group's tensors hold (an error when none has one).
 inline std::vector<double> channel_importance(const graph::Graph& g, const graph::ChannelGroup& group, Importance kind, Generator& gen) {
   std::vector<double> score(static_cast<size_t>(group.channels), 0.0);
   if (kind == Importance::random) {
     for (double& s : score) s = gen.uniform();
     return score;
   }
+  const bool taylor = needs_gradients(kind);
+  bool any_gradient = false;
   for (const graph::ChannelUse& u : group.uses) {
     const graph::Node& n = g.nodes[u.node];
     if (kind == Importance::bn && !(n.op == graph::Op::batch_norm && u.tensor == "weight")) continue;
     if (kind != Importance::bn && (u.tensor == "running_mean" || u.tensor == "running_var")) continue;  // statistics, not weights
-    const std::vector<double> norms = detail::slice_norms(n.tensor(u.tensor), u.axis, kind == Importance::l2);
+    const Tensor& t = n.tensor(u.tensor);
+    const Tensor grad = t.grad();
+    if (taylor && !grad.defined()) continue;  // not trained (e.g. the anchor grid)
+    any_gradient = any_gradient || taylor;
+    const std::vector<double> sums = detail::slice_sums(t, taylor ? &grad : nullptr, u.axis, kind == Importance::l2);
     for (size_t k = 0; k < u.index.size(); ++k)
-      if (u.index[k] >= 0) score[k] += norms[static_cast<size_t>(u.index[k])];
+      if (u.index[k] >= 0) score[k] += sums[static_cast<size_t>(u.index[k])];
   }
+  PDYOLO_CHECK(!taylor || any_gradient, "prune: Taylor importance needs the loss's gradients in the model's tensors (node '",
+               g.nodes[group.uses.at(0).node].name, "' has none): accumulate them first (train::Trainer::accumulate_gradients)");
   return score;
 }
 
@@ -203,6 +224,45 @@ inline void apply_mask(graph::Graph& g, const std::vector<GroupCut>& cuts) {
       t = d;
     }
   }
+}
+
+// A plan found for a target (plan_for_target): its cuts, the ratio that gave them, and what the
+// measure said of the pruned graph.
+struct TargetPlan {
+  std::vector<GroupCut> cuts;
+  double ratio = 0;
+  double measured = 0;
+};
+
+// The smallest ratio (to 1/2^steps) whose pruned graph `measure` puts at or below `target` — the
+// measure being parameters, FLOPs or latency, all falling as the ratio grows — found by bisection,
+// each candidate pruned on a copy and measured. A noisy measure (latency) can only make the search
+// settle on a higher ratio than needed: the returned plan was itself measured within the target.
+// An error when even the highest ratio options allow cannot reach the target.
+inline TargetPlan plan_for_target(const graph::Graph& g, PruneOptions o, const std::function<double(const graph::Graph&)>& measure,
+                                  double target, int steps = 10) {
+  auto attempt = [&](double ratio) {
+    o.ratio = ratio;
+    TargetPlan plan{plan_pruning(g, o), ratio, 0};
+    graph::Graph pruned = g.clone();
+    apply_pruning(pruned, plan.cuts);
+    plan.measured = measure(pruned);
+    return plan;
+  };
+  TargetPlan best = attempt(0.0);
+  if (best.measured <= target) return best;
+  const double highest = 0.99;
+  best = attempt(highest);
+  PDYOLO_CHECK(best.measured <= target, "prune: the target ", target, " is out of reach — removing ", highest * 100,
+               "% of the channels (no group losing more than --max-layer-ratio ", o.max_layer_ratio, ") still measures ", best.measured);
+  double lo = 0.0, hi = highest;  // lo misses the target, hi meets it
+  for (int i = 0; i < steps; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    TargetPlan plan = attempt(mid);
+    if (plan.measured <= target) hi = mid, best = std::move(plan);
+    else lo = mid;
+  }
+  return best;
 }
 
 }  // namespace pdyolo::prune

@@ -35,6 +35,11 @@ struct TrainOptions {
   int64_t max_steps = -1;           // stop after this many batches in total (tests); -1 = no limit
   float bn_momentum = -1.0f;        // > 0: override the batch-norm momentum (YOLOv7 uses 0.03)
   OptimizerKind optimizer = OptimizerKind::sgd;  // --adam / --adamw
+  // Network slimming (--sparsity S): every backward pass adds S·sign(γ) to the gradient of each
+  // batch-norm weight γ — the sub-gradient of S·Σ|γ| — so that unneeded channels' γ go to 0 and
+  // `prune --importance bn` finds them. With sparsity_decay S falls linearly to 0.1·S over the run.
+  double sparsity = 0;
+  bool sparsity_decay = false;
 };
 
 struct EpochRecord {
@@ -123,14 +128,7 @@ class Trainer {
   std::vector<EpochRecord> run(std::ostream& log) {
     namespace fs = std::filesystem;
     fs::create_directories(o_.out_dir);
-    data::LoaderOptions lo;
-    lo.img_size = o_.img_size;
-    lo.batch_size = o_.batch_size;
-    lo.workers = o_.workers;
-    lo.seed = o_.seed;
-    lo.aug = data::AugmentOptions::from_hyp(hyp_);
-    lo.cache_images = o_.cache_images;
-    data::DataLoader loader(train_, lo);
+    data::DataLoader loader(train_, loader_options());
     const HostBlockCacheScope block_cache;  // each step reuses the last one's freed activation blocks
     const int64_t nb = loader.size(), warmup = warmup_iterations(recipe_, nb);
     std::vector<EpochRecord> records;
@@ -205,19 +203,8 @@ class Trainer {
   StepResult step(const data::Batch& batch, int64_t accumulate = 1, int64_t epoch = 0) {
     PDYOLO_CHECK(accumulate >= 1, "train: accumulate must be at least 1");
     model_.graph.train();
-    graph::RunOptions run;
-    run.taps = &taps_;
-    const graph::DetectOutput out = graph::forward(model_.graph, batch.images, run);
-    const LossResult task = use_ota_ ? compute_loss_ota(out.raw, batch.targets, head_, loss_hyp_, o_.img_size)
-                                     : compute_loss(out.raw, batch.targets, head_, loss_hyp_);
-    const auto hook_start = std::chrono::steady_clock::now();
-    const HookLoss hooked = loss_hook_ ? loss_hook_(LossContext{batch, out, task, epoch}) : HookLoss(task.loss);
-    const Tensor& loss = hooked.loss;
-    StepResult result{task.items, loss.item(), false, hooked.term,
-                      loss_hook_ ? std::chrono::duration<double>(std::chrono::steady_clock::now() - hook_start).count() : 0.0};
-    PDYOLO_CHECK(std::isfinite(result.total), "train: the loss became ", result.total, " at epoch ", epoch + 1, ", iteration ", iteration_,
-                 "; stopped — the last checkpoint in ", o_.out_dir, " is the last good state");
-    loss.backward();
+    StepResult result = forward_backward(batch, epoch);
+    if (o_.sparsity > 0) add_sparsity_subgradient(epoch);
     ++iteration_;
     if (iteration_ % accumulate == 0) {
       optimizer_.step();
@@ -228,6 +215,24 @@ class Trainer {
     return result;
   }
 
+  // ∂L/∂w summed over the first `batches` batches of the training set (the loader, augmentation and
+  // seed of run()), left in the model's tensors' gradients — what Taylor pruning scores. The model
+  // stays in eval mode (batch norm uses, and keeps, its running statistics) and nothing steps.
+  void accumulate_gradients(int64_t batches) {
+    PDYOLO_CHECK(batches > 0, "train: accumulate_gradients needs at least one batch");
+    data::DataLoader loader(train_, loader_options());
+    const HostBlockCacheScope block_cache;
+    optimizer_.zero_grad();
+    model_.graph.eval();
+    loader.start_epoch(0);
+    ProgressBar bar("gradients", std::min<int64_t>(batches, loader.size()), o_.progress);
+    data::Batch batch;
+    for (int64_t b = 0; b < batches && loader.next(batch); ++b) {
+      forward_backward(batch, 0);
+      bar.update(b + 1);
+    }
+    bar.finish();
+  }
   // The loss each step minimises (see LossHook); an empty hook restores the task loss.
   void set_loss_hook(LossHook hook) { loss_hook_ = std::move(hook); }
   // Taps on the model's nodes during training steps (features for distillation, fake quantization).
@@ -267,6 +272,8 @@ class Trainer {
   }
 
   graph::Graph& graph() { return model_.graph; }
+  // The model being trained, taken out of a trainer that is done with it (its tensors, gradients included).
+  models::YoloModel release_model() && { return std::move(model_); }
   const ModelEMA& ema() const { return ema_; }
 
  private:
@@ -279,6 +286,50 @@ class Trainer {
   }
 
   void write_results(const std::string& dir) const;  // defined below (plots)
+
+  data::LoaderOptions loader_options() const {
+    data::LoaderOptions lo;
+    lo.img_size = o_.img_size;
+    lo.batch_size = o_.batch_size;
+    lo.workers = o_.workers;
+    lo.seed = o_.seed;
+    lo.aug = data::AugmentOptions::from_hyp(hyp_);
+    lo.cache_images = o_.cache_images;
+    return lo;
+  }
+
+  // ∂/∂γ of S·Σ|γ| over the batch-norm weights: S·sign(γ), added to their gradients (TrainOptions::sparsity).
+  void add_sparsity_subgradient(int64_t epoch) {
+    const double s = o_.sparsity * (o_.sparsity_decay ? 1.0 - 0.9 * static_cast<double>(epoch) / static_cast<double>(o_.epochs) : 1.0);
+    for (graph::Node& n : model_.graph.nodes) {
+      if (n.op != graph::Op::batch_norm) continue;
+      const Tensor& gamma = n.tensor("weight");
+      const Tensor grad = gamma.grad();
+      if (!grad.defined()) continue;  // frozen
+      PDYOLO_CHECK(grad.is_contiguous() && gamma.is_contiguous() && grad.dtype() == DType::f32, "train: --sparsity needs f32 batch-norm weights");
+      const float* w = gamma.data<float>();
+      float* g = grad.data<float>();
+      for (int64_t i = 0; i < grad.numel(); ++i) g[i] += static_cast<float>(s) * static_cast<float>((w[i] > 0) - (w[i] < 0));
+    }
+  }
+
+  // Forward (with the taps), the task loss, the loss hook, backward, in the graph's current mode.
+  StepResult forward_backward(const data::Batch& batch, int64_t epoch) {
+    graph::RunOptions run;
+    run.taps = &taps_;
+    const graph::DetectOutput out = graph::forward(model_.graph, batch.images, run);
+    const LossResult task = use_ota_ ? compute_loss_ota(out.raw, batch.targets, head_, loss_hyp_, o_.img_size)
+                                     : compute_loss(out.raw, batch.targets, head_, loss_hyp_);
+    const auto hook_start = std::chrono::steady_clock::now();
+    const HookLoss hooked = loss_hook_ ? loss_hook_(LossContext{batch, out, task, epoch}) : HookLoss(task.loss);
+    const Tensor& loss = hooked.loss;
+    StepResult result{task.items, loss.item(), false, hooked.term,
+                      loss_hook_ ? std::chrono::duration<double>(std::chrono::steady_clock::now() - hook_start).count() : 0.0};
+    PDYOLO_CHECK(std::isfinite(result.total), "train: the loss became ", result.total, " at epoch ", epoch + 1, ", iteration ", iteration_,
+                 "; stopped — the last checkpoint in ", o_.out_dir, " is the last good state");
+    loss.backward();
+    return result;
+  }
 
   // The optimizer's per-parameter state as checkpoint tensors (train.momentum.G.I: SGD's buffer or
   // Adam's first moment; train.second_moment.G.I: Adam's second moment) and metadata (the kind,
