@@ -22,6 +22,7 @@
 
 #include "pdyolo/core/rng.hpp"
 #include "pdyolo/graph/channels.hpp"
+#include "pdyolo/kernels/cpu/sgemm.hpp"
 
 namespace pdyolo::prune {
 
@@ -37,6 +38,11 @@ inline Importance parse_importance(const std::string& s) {
   throw_error("--importance: unknown criterion '", s, "' (l1, l2, bn, taylor, kd-taylor or random)");
 }
 inline bool needs_gradients(Importance kind) { return kind == Importance::taylor || kind == Importance::kd_taylor; }
+
+// The multiple of output channels the fp32 convolutions compute without padding: the row block of
+// the GEMM micro-kernel this CPU runs (8 with AVX-512 and NEON, 6 with AVX2, 4 for the portable
+// kernel). A conv with 8k + 1 output channels computes a whole extra strip of 8 rows.
+inline int64_t kernel_channel_multiple() { return kernels::cpu::gemm_micro_kernel(kernels::cpu::gemm_isa()).mr; }
 
 struct PruneOptions {
   Importance importance = Importance::l1;
