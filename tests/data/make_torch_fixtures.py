@@ -218,3 +218,33 @@ case("kd_mse", kd_mse, kd_student, constants=kd_teacher)
 case("kd_feature", kd_feature, kd_features | kd_adapters, constants=kd_teacher | kd_teacher_features)
 case("kd_cwd", kd_cwd(2.0), kd_features | kd_adapters, constants=kd_teacher_features, tau=2)
 print("wrote the distillation fixtures")
+
+# ---- quantization (issue 22): fake quantization with its straight-through gradient, and observers ----
+QUANT_SCALE, QUANT_ZERO = 0.05, 37
+ties = (torch.arange(-40, 40, dtype=torch.float32) + 0.5) * QUANT_SCALE  # halfway between two levels
+case("quant_fake_per_tensor",
+     lambda x: torch.fake_quantize_per_tensor_affine(x, QUANT_SCALE, QUANT_ZERO, 0, 255),
+     {"x": torch.cat([r(200, low=-3, high=12), ties])}, scale=QUANT_SCALE, zero_point=QUANT_ZERO)
+weight = r(4, 3, 3, 3)
+weight_scales = weight.abs().reshape(4, -1).amax(1) / 127
+weight[1, 0, 0, 0] = (12 + 0.5) * weight_scales[1]  # a tie inside the range
+case("quant_fake_per_channel",
+     lambda w: torch.fake_quantize_per_channel_affine(w, weight_scales, torch.zeros(4, dtype=torch.int32), 0, -127, 127),
+     {"w": weight}, extra={"scales": weight_scales})
+
+
+def observer_case(name, make):
+    batches = [r(2, 3, 4, 4, low=-0.3, high=2.0) * (1 + 0.5 * i) for i in range(3)]
+    observer = make()
+    for b in batches:
+        observer(b)
+    scale, zero_point = observer.calculate_qparams()
+    tensors = {f"batch{i}": b for i, b in enumerate(batches)}
+    tensors.update({"scale": scale, "zero_point": zero_point.float(), "min": observer.min_val, "max": observer.max_val})
+    save_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, {"torch": torch.__version__})
+
+
+observer_case("quant_observer_minmax", lambda: torch.ao.quantization.MinMaxObserver(dtype=torch.quint8))
+observer_case("quant_observer_ema",
+              lambda: torch.ao.quantization.MovingAverageMinMaxObserver(averaging_constant=0.01, dtype=torch.quint8))
+print("wrote the quantization fixtures")

@@ -1,0 +1,181 @@
+// The quantization scheme (quant/): parameters, rounding, fixed-point requantization and the
+// activation tables at their edges; fake quantization and its straight-through gradient, and the
+// min-max observers, against PyTorch (tests/data/make_torch_fixtures.py); the histogram observers
+// on distributions whose best range is known.
+#include "test_main.hpp"
+
+#include <functional>
+#include <map>
+#include <random>
+
+#include "pdyolo/quant/fake_quant.hpp"
+#include "pdyolo/quant/lut.hpp"
+#include "pdyolo/quant/observer.hpp"
+#include "test_util.hpp"
+#include "torch_golden.hpp"
+
+using namespace pdyolo;
+using namespace pdyolo::quant;
+
+TEST_CASE("activation parameters: 0 is a level, the range is held, degenerate ranges stay finite") {
+  const QParams p = choose_activation_params(-0.3f, 2.0f);
+  CHECK(p.scale == doctest::Approx(2.3 / 255));
+  CHECK(dequantize_activation(p.zero_point, p) == 0.0f);
+  CHECK(quantize_activation(-0.3f, p) == 0);
+  CHECK(quantize_activation(2.0f, p) == 255);
+  CHECK(quantize_activation(-5.0f, p) == 0);  // saturation
+  CHECK(quantize_activation(50.0f, p) == 255);
+  const QParams positive = choose_activation_params(0.5f, 1.0f);  // widened to [0, 1]
+  CHECK(positive.zero_point == 0);
+  CHECK(positive.scale == doctest::Approx(1.0 / 255));
+  const QParams negative = choose_activation_params(-1.0f, -0.5f);  // widened to [−1, 0]
+  CHECK(negative.zero_point == 255);
+  const QParams zero = choose_activation_params(0.0f, 0.0f);
+  CHECK(zero.scale > 0);
+  CHECK(quantize_activation(0.0f, zero) == zero.zero_point);
+  CHECK(test::error_of([] { choose_activation_params(1.0f, 0.0f); }).find("not a finite interval") != std::string::npos);
+}
+
+TEST_CASE("rounding: float to integer rounds ties to even; weights stay in [−127, 127]") {
+  const QParams p{0.5f, 10};
+  CHECK(quantize_activation(0.25f, p) == 10);   // 0.5 → 0
+  CHECK(quantize_activation(0.75f, p) == 12);   // 1.5 → 2
+  CHECK(quantize_activation(-0.25f, p) == 10);  // −0.5 → 0
+  CHECK(quantize_activation(-0.75f, p) == 8);   // −1.5 → −2
+  CHECK(quantize_weight(1.0f, weight_scale(1.0f)) == 127);
+  CHECK(quantize_weight(-1.0f, weight_scale(1.0f)) == -127);
+  CHECK(quantize_weight(-3.0f, weight_scale(1.0f)) == -127);  // never −128
+  CHECK(weight_scale(0.0f) == 1.0f);
+}
+
+TEST_CASE("requantization: 31-bit multipliers, one rounding (ties toward +∞), saturation, negative zero points") {
+  for (const double m : {0.5, 0.75, 1.0 / 3.0, 1e-4, 0.999999, 1.0, 3.7, 1e-9}) {
+    CAPTURE(m);
+    const Multiplier q = make_multiplier(m);
+    CHECK(q.value >= (1 << 30));
+    CHECK(std::fabs(q.real() - m) <= m * std::ldexp(1.0, -30));
+    std::mt19937 gen(1);
+    for (int i = 0; i < 2000; ++i) {  // against the exact value: ⌊acc · real + 1/2⌋ in long double
+      const int32_t acc = static_cast<int32_t>(gen());
+      const long double exact = static_cast<long double>(acc) * q.value / std::ldexp(1.0L, q.shift);
+      CHECK(requantize(acc, q) == std::clamp<int64_t>(static_cast<int64_t>(std::floor(exact + 0.5L)), INT32_MIN, INT32_MAX));
+    }
+  }
+  const Multiplier half = make_multiplier(0.5);
+  CHECK(requantize(3, half) == 2);    // 1.5 → 2
+  CHECK(requantize(-3, half) == -1);  // −1.5 → −1 (toward +∞)
+  CHECK(requantize(5, half) == 3);    // 2.5 → 3
+  CHECK(requantize(-5, half) == -2);  // −2.5 → −2
+  CHECK(requantize(INT32_MIN, half) == -(1 << 30));
+  CHECK(requantize(INT32_MAX, make_multiplier(0.999)) > 2000000000);
+  CHECK(requantize_to_u8(1000, half, 0) == 255);   // saturates high
+  CHECK(requantize_to_u8(-1000, half, 3) == 0);    // and low
+  CHECK(requantize_to_u8(-20, half, 12) == 2);     // −10 + 12
+  CHECK(requantize_to_u8(10, half, -3) == 2);      // a negative zero point (s8 view): 5 − 3
+  const Multiplier tiny = make_multiplier(1e-12);  // every output is 0
+  CHECK(requantize(INT32_MAX, tiny) == 0);
+  CHECK(requantize(INT32_MIN, tiny) == 0);
+  CHECK(test::error_of([] { make_multiplier(0.0); }).find("not a positive finite number") != std::string::npos);
+  CHECK(test::error_of([] { make_multiplier(1e10); }).find("too large") != std::string::npos);
+}
+
+TEST_CASE("activation tables: every level is f of its dequantized value, quantized") {
+  const QParams in = choose_activation_params(-6.0f, 6.0f), out = choose_activation_params(-0.3f, 6.0f);
+  const std::vector<std::pair<std::string, std::function<double(double)>>> definitions{
+      {"silu", [](double x) { return x / (1 + std::exp(-x)); }},
+      {"leaky_relu", [](double x) { return x >= 0 ? x : 0.1 * x; }},
+      {"relu", [](double x) { return std::max(x, 0.0); }},
+      {"identity", [](double x) { return x; }},
+      {"sigmoid", [](double x) { return 1 / (1 + std::exp(-x)); }}};
+  const std::map<std::string, ActivationTable> tables{
+      {"silu", activation_table({Activation::silu}, in, out)},
+      {"leaky_relu", activation_table({Activation::leaky_relu, 0.1f}, in, out)},
+      {"relu", activation_table({Activation::relu}, in, out)},
+      {"identity", activation_table({Activation::identity}, in, out)},
+      {"sigmoid", sigmoid_table(in, choose_activation_params(0.0f, 1.0f))}};
+  for (const auto& [name, f] : definitions) {
+    CAPTURE(name);
+    const QParams o = name == "sigmoid" ? choose_activation_params(0.0f, 1.0f) : out;
+    const ActivationTable& table = tables.at(name);
+    for (int q = 0; q < 256; ++q) {
+      const double x = (q - in.zero_point) * static_cast<double>(in.scale), y = f(x);
+      const double level = std::clamp(std::nearbyint(y / o.scale) + o.zero_point, 0.0, 255.0);
+      CHECK(table[static_cast<size_t>(q)] == static_cast<int>(level));
+      // within half a level of the true value unless clamped
+      if (level > 0 && level < 255) CHECK(std::fabs(dequantize_activation(table[static_cast<size_t>(q)], o) - y) <= 0.5001 * o.scale);
+    }
+  }
+  // LeakyReLU into its own scale is the identity above zero: table[q] = q for q ≥ z.
+  const ActivationTable leaky = activation_table({Activation::leaky_relu, 0.1f}, in, in);
+  for (int q = in.zero_point; q < 256; ++q) CHECK(leaky[static_cast<size_t>(q)] == q);
+}
+
+TEST_CASE("fake quantization per tensor matches PyTorch, ties and straight-through gradient included") {
+  const test::Golden g("quant_fake_per_tensor");
+  const QParams p{static_cast<float>(g.param("scale")), static_cast<int32_t>(g.param("zero_point"))};
+  const Tensor y = fake_quant_activation(g.in("x"), p);
+  CHECK(test::max_rel_diff(y, g.tensor("out")) == 0);  // bit for bit
+  g.check(y, 1e-7);
+}
+
+TEST_CASE("fake quantization of weights per output channel matches PyTorch") {
+  const test::Golden g("quant_fake_per_channel");
+  const std::vector<float> scales = weight_scales(g.in("w"));
+  const std::vector<float> torch_scales = g.tensor("scales").to_vector();
+  for (size_t c = 0; c < scales.size(); ++c) CHECK(scales[c] == doctest::Approx(torch_scales[c]).epsilon(1e-6));
+  const Tensor y = fake_quant_weight(g.in("w"), torch_scales);
+  CHECK(test::max_rel_diff(y, g.tensor("out")) == 0);
+  g.check(y, 1e-7);
+  CHECK(test::error_of([&] { fake_quant_weight(g.in("w"), {1.0f, 1.0f}); }).find("2 scales for a tensor of shape") != std::string::npos);
+}
+
+TEST_CASE("min-max and moving-average observers match PyTorch's") {
+  for (const std::string name : {"minmax", "ema"}) {
+    CAPTURE(name);
+    const test::Golden g("quant_observer_" + name);
+    Observer observer(parse_observer(name));
+    for (int b = 0; b < 3; ++b) observer.observe(g.tensor("batch" + std::to_string(b)));
+    CHECK(observer.min() == doctest::Approx(g.tensor("min").item()).epsilon(1e-6));
+    CHECK(observer.max() == doctest::Approx(g.tensor("max").item()).epsilon(1e-6));
+    const QParams p = observer.params();
+    CHECK(p.scale == doctest::Approx(g.tensor("scale").item()).epsilon(1e-6));
+    CHECK(p.zero_point == static_cast<int32_t>(g.tensor("zero_point").item()));
+  }
+  CHECK(test::error_of([] { parse_observer("entropy"); }).find("unknown observer 'entropy'") != std::string::npos);
+  CHECK(test::error_of([] { Observer(ObserverKind::minmax).params(); }).find("has seen nothing") != std::string::npos);
+}
+
+TEST_CASE("histogram observers: percentile and kl clip outliers, mse errs least, widening keeps the mass") {
+  // 100,000 values uniform on [0, 4] and five outliers at 100 (0.005 %).
+  std::mt19937 gen(3);
+  std::uniform_real_distribution<float> uniform(0.0f, 4.0f);
+  std::vector<float> values(100000);
+  for (float& v : values) v = uniform(gen);
+  for (int i = 1; i <= 5; ++i) values[static_cast<size_t>(i * 9973)] = 100.0f;
+  const Tensor batch = Tensor::from_vector(values, {static_cast<int64_t>(values.size())});
+  const Tensor first = Tensor::from_vector(std::vector<float>(values.begin(), values.begin() + 9000), {9000});  // within [0, 4]
+  auto squared_error = [&](QParams p) {
+    double e = 0;
+    for (float v : values) e += std::pow(dequantize_activation(quantize_activation(v, p), p) - v, 2.0);
+    return e;
+  };
+  std::map<ObserverKind, std::pair<float, float>> ranges;
+  for (const ObserverKind kind : {ObserverKind::minmax, ObserverKind::percentile, ObserverKind::kl, ObserverKind::mse}) {
+    Observer observer(kind);
+    observer.observe(first);  // the histogram starts on [0, 4] and must widen to 100
+    observer.observe(batch);
+    CHECK(observer.histogram().total() == (kind == ObserverKind::minmax ? 0.0 : 109000.0));
+    ranges[kind] = observer.range();
+  }
+  CHECK(ranges[ObserverKind::minmax].second == 100.0f);
+  CHECK(ranges[ObserverKind::percentile].second == doctest::Approx(4.0).epsilon(0.02));  // the bulk's top
+  // kl: the first candidate of TensorRT's search is 256 of the 2048 bins (12.5); it clips there or
+  // below the outliers' bin
+  CHECK(ranges[ObserverKind::kl].second < 13.0f);
+  CHECK(ranges[ObserverKind::kl].first < 0.1f);
+  const double minmax_error = squared_error(choose_activation_params(0, 100));
+  const double mse_error = squared_error(choose_activation_params(ranges[ObserverKind::mse].first, ranges[ObserverKind::mse].second));
+  CHECK(mse_error <= minmax_error * 1.001);  // (its search is over bin centres, so allow for that)
+  MESSAGE("upper clip: minmax 100, percentile " << ranges[ObserverKind::percentile].second << ", kl " << ranges[ObserverKind::kl].second
+          << ", mse " << ranges[ObserverKind::mse].second << " (squared error " << mse_error << " against min-max's " << minmax_error << ")");
+}
