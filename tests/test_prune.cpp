@@ -7,6 +7,7 @@
 #include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/weights.hpp"
 #include "pdyolo/prune/prune.hpp"
+#include "model_util.hpp"
 #include "test_util.hpp"
 #include "train_util.hpp"
 
@@ -16,26 +17,6 @@ namespace {
 
 const std::string kSource = PDYOLO_SOURCE_DIR;
 
-// Every batch norm's statistics and affine parameters, and every implicit, drawn at random, so that
-// no channel is silent by accident and the implicit folding is exercised.
-models::YoloModel randomised(const std::string& cfg, uint64_t seed) {
-  models::YoloModel m = models::build_yolo(models::load_model_config(cfg, 3), {false, seed});
-  Generator gen(seed + 1);
-  for (graph::Node& n : m.graph.nodes) {
-    if (n.op == graph::Op::batch_norm) {
-      const int64_t c = n.tensor("weight").numel();
-      n.tensor("weight") = Tensor::uniform({c}, 0.5f, 1.5f, gen);
-      n.tensor("bias") = Tensor::uniform({c}, -0.5f, 0.5f, gen);
-      n.tensor("running_mean") = Tensor::uniform({c}, -0.2f, 0.2f, gen);
-      n.tensor("running_var") = Tensor::uniform({c}, 0.5f, 2.0f, gen);
-    }
-    if (n.op == graph::Op::implicit_add || n.op == graph::Op::implicit_mul)
-      n.tensor("implicit") = Tensor::uniform(n.tensor("implicit").shape(), n.op == graph::Op::implicit_add ? -0.5f : 0.5f,
-                                             n.op == graph::Op::implicit_add ? 0.5f : 1.5f, gen);
-  }
-  return m;
-}
-
 Tensor outputs(graph::Graph& g, const Tensor& x) {
   NoGradGuard no_grad;
   g.eval();
@@ -44,7 +25,7 @@ Tensor outputs(graph::Graph& g, const Tensor& x) {
 
 // Prunes a copy and masks a copy with the same plan; their outputs must agree.
 void check_equivalence(const std::string& cfg, const prune::PruneOptions& o) {
-  models::YoloModel m = randomised(cfg, 11);
+  models::YoloModel m = test::randomised_model(cfg, 11);
   const std::vector<prune::GroupCut> cuts = prune::plan_pruning(m.graph, o);
   REQUIRE(!cuts.empty());
   graph::Graph pruned = m.graph.clone(), masked = m.graph.clone();
@@ -94,7 +75,7 @@ TEST_CASE("pruned and masked graphs give the same outputs: yolov3 (residual adds
 }
 
 TEST_CASE("the plan: least important channels first, rounding, the per-group limit, ignored groups") {
-  models::YoloModel m = randomised(kSource + "/cfg/training/yolov7-tiny.yaml", 3);
+  models::YoloModel m = test::randomised_model(kSource + "/cfg/training/yolov7-tiny.yaml", 3);
   // model.0's 32 output channels: make channel 5 by far the smallest.
   graph::Node& conv0 = m.graph.nodes[1];
   REQUIRE(conv0.name == "model.0.conv");
@@ -126,7 +107,7 @@ TEST_CASE("the plan: least important channels first, rounding, the per-group lim
 }
 
 TEST_CASE("a pruned model saves, reloads without a config and gives the same outputs") {
-  models::YoloModel m = randomised(kSource + "/cfg/training/yolov7-tiny.yaml", 4);
+  models::YoloModel m = test::randomised_model(kSource + "/cfg/training/yolov7-tiny.yaml", 4);
   prune::apply_pruning(m.graph, prune::plan_pruning(m.graph, {}));
   m.config.reset();  // no config describes it any more
   const std::string path = test::temp_path("pruned.safetensors");
@@ -139,7 +120,7 @@ TEST_CASE("a pruned model saves, reloads without a config and gives the same out
 }
 
 TEST_CASE("taylor is Σ|w·∂L/∂w| over the group's tensors: with unit gradients it equals l1") {
-  models::YoloModel m = randomised(kSource + "/cfg/training/yolov7-tiny.yaml", 6);
+  models::YoloModel m = test::randomised_model(kSource + "/cfg/training/yolov7-tiny.yaml", 6);
   // L = Σ of every trainable tensor's elements: ∂L/∂w = 1 everywhere, so |w·g| = |w|.
   Tensor total;
   for (graph::Node& n : m.graph.nodes)
@@ -231,7 +212,7 @@ TEST_CASE("--sparsity adds S·sign(γ) to every batch-norm weight's gradient, an
 }
 
 TEST_CASE("plan_for_target: the smallest ratio meeting a FLOPs or parameter target; an unreachable one is refused") {
-  const models::YoloModel m = randomised(kSource + "/cfg/training/yolov7-tiny.yaml", 7);
+  const models::YoloModel m = test::randomised_model(kSource + "/cfg/training/yolov7-tiny.yaml", 7);
   const double flops = m.graph.conv_flops(640);
   auto measure_flops = [](const graph::Graph& g) { return g.conv_flops(640); };
   const prune::TargetPlan plan = prune::plan_for_target(m.graph, {}, measure_flops, 0.6 * flops);

@@ -8,9 +8,12 @@
 #include <map>
 #include <random>
 
+#include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/quant/fake_quant.hpp"
+#include "pdyolo/quant/integer.hpp"
 #include "pdyolo/quant/lut.hpp"
 #include "pdyolo/quant/observer.hpp"
+#include "model_util.hpp"
 #include "test_util.hpp"
 #include "torch_golden.hpp"
 
@@ -178,4 +181,119 @@ TEST_CASE("histogram observers: percentile and kl clip outliers, mse errs least,
   CHECK(mse_error <= minmax_error * 1.001);  // (its search is over bin centres, so allow for that)
   MESSAGE("upper clip: minmax 100, percentile " << ranges[ObserverKind::percentile].second << ", kl " << ranges[ObserverKind::kl].second
           << ", mse " << ranges[ObserverKind::mse].second << " (squared error " << mse_error << " against min-max's " << minmax_error << ")");
+}
+
+namespace {
+
+// 8-bit images: every pixel k/255.
+Tensor eight_bit_images(int64_t n, int64_t size, uint64_t seed) {
+  Generator gen(seed);
+  Tensor x = Tensor::uniform({n, 3, size, size}, 0.0f, 1.0f, gen);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = std::nearbyint(x.data<float>()[i] * 255.0f) / 255.0f;
+  return x;
+}
+
+// Calibrates a fused random model, then runs the integer model and the fake-quant simulation on
+// other images. Node by node — the simulation fed the integer runtime's values, so that each node is
+// compared on the same inputs — every quantized output must agree within one step on ≥ 99.9 % of its
+// elements. End to end (each on its own values, where rare one-step differences propagate) the
+// agreement and the raw maps' difference are reported.
+void check_integer_against_simulation(const std::string& cfg, int64_t size) {
+  models::YoloModel m = test::randomised_model(cfg, 21);
+  graph::fuse(m.graph);
+  m.graph.eval();
+  QuantPlan plan = plan_quantization(m.graph);
+  int calls = 0;
+  calibrate(m.graph, plan, ObserverKind::minmax, [&] { return calls++ < 2 ? eight_bit_images(2, size, 100 + calls) : Tensor(); });
+  const Tensor images = eight_bit_images(1, size, 7);
+  const IntegerModel integer(m.graph, plan);
+  std::vector<Tensor> levels;
+  const graph::DetectOutput int_out = integer.run(images, &levels);
+  Simulation sim = simulate(m.graph, plan);
+  NoGradGuard no_grad;
+  // Share of elements within one step (and equal) of the integer levels, per node.
+  struct Agreement {
+    int64_t values = 0, exact = 0, within_one = 0;
+    double worst = 1.0;
+    std::string worst_node;
+  };
+  auto simulate_and_compare = [&](bool fed_integer_values, graph::DetectOutput& out) {
+    std::vector<Tensor> simulated(m.graph.nodes.size());
+    graph::Taps taps;
+    for (auto& [node, tap] : sim.taps)
+      taps[node] = [&, node = node, tap = tap](const Tensor& x) {
+        simulated[static_cast<size_t>(node)] = tap(x);
+        const Tensor& q = levels[static_cast<size_t>(node)];
+        if (!fed_integer_values || !q.defined()) return simulated[static_cast<size_t>(node)];
+        const QParams p = plan.of(node);
+        return (q - static_cast<float>(p.zero_point)) * p.scale;  // the integer runtime's value, dequantized
+      };
+    graph::RunOptions run;
+    run.taps = &taps;
+    out = graph::forward(sim.graph, images, run);
+    Agreement a;
+    for (size_t i = 0; i < levels.size(); ++i) {
+      if (!levels[i].defined()) continue;
+      REQUIRE(simulated[i].defined());
+      const QParams p = plan.of(static_cast<int>(i));
+      const std::vector<float> q = levels[i].to_vector(), f = simulated[i].to_vector();
+      REQUIRE(q.size() == f.size());
+      int64_t within = 0;
+      for (size_t k = 0; k < q.size(); ++k) {
+        const double steps = std::fabs(dequantize_activation(static_cast<int32_t>(q[k]), p) - f[k]) / p.scale;
+        a.exact += steps < 0.01;
+        within += steps < 1.01;
+      }
+      a.within_one += within;
+      a.values += static_cast<int64_t>(q.size());
+      const double share = static_cast<double>(within) / static_cast<double>(q.size());
+      if (share < a.worst) a.worst = share, a.worst_node = m.graph.nodes[i].name;
+    }
+    return a;
+  };
+  graph::DetectOutput local_out, end_to_end_out;
+  const Agreement local = simulate_and_compare(true, local_out), end_to_end = simulate_and_compare(false, end_to_end_out);
+  CHECK(local.values > 100000);
+  CHECK(local.worst >= 0.999);
+  double raw_diff = 0;
+  for (size_t l = 0; l < int_out.raw.size(); ++l)
+    raw_diff = std::max(raw_diff, test::max_rel_diff(int_out.raw[l], end_to_end_out.raw[l]));
+  CHECK(raw_diff < 0.05);
+  const auto share = [](int64_t part, int64_t whole) { return 100.0 * static_cast<double>(part) / static_cast<double>(whole); };
+  MESSAGE(cfg.substr(cfg.rfind('/') + 1) << " at " << size << ", " << local.values << " quantized values. Node by node: "
+          << share(local.exact, local.values) << " % equal, " << share(local.within_one, local.values) << " % within one step (worst "
+          << 100.0 * local.worst << " %, " << local.worst_node << "). End to end: " << share(end_to_end.exact, end_to_end.values)
+          << " % equal, " << share(end_to_end.within_one, end_to_end.values) << " % within one step (worst " << 100.0 * end_to_end.worst
+          << " %, " << end_to_end.worst_node << "); raw maps differ by at most " << raw_diff << " (relative to max(1, their largest |value|))");
+}
+
+}  // namespace
+
+TEST_CASE("integer runtime against the fake-quant simulation: yolov7-tiny, every node within one step") {
+  check_integer_against_simulation(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 64);
+}
+
+TEST_CASE("integer runtime against the fake-quant simulation: yolov7 (RepConv and implicits fused)") {
+  check_integer_against_simulation(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7.yaml", 64);
+}
+
+TEST_CASE("the plan shares one quantizer across concat, max-pool and upsample, and keeps the head in float") {
+  models::YoloModel m = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 3);
+  graph::fuse(m.graph);
+  const QuantPlan plan = plan_quantization(m.graph);
+  int shared = 0;
+  for (size_t i = 0; i < m.graph.nodes.size(); ++i) {
+    const graph::Node& n = m.graph.nodes[i];
+    if (n.op == graph::Op::concat || n.op == graph::Op::max_pool || n.op == graph::Op::upsample)
+      for (int in : n.inputs) {
+        CHECK(plan.group_of[static_cast<size_t>(in)] == plan.group_of[i]);
+        ++shared;
+      }
+  }
+  CHECK(shared > 20);
+  for (int in : m.graph.nodes[static_cast<size_t>(m.graph.detect_node())].inputs) CHECK(!plan.quantized(in));
+  CHECK(plan.of(0).scale == 1.0f / 255.0f);
+  CHECK(plan.of(0).zero_point == 0);
+  models::YoloModel unfused = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 3);
+  CHECK(test::error_of([&] { plan_quantization(unfused.graph); }).find("fuse") != std::string::npos);
 }

@@ -73,6 +73,12 @@ inline int32_t quantize_weight(float w, float scale) {
   return static_cast<int32_t>(std::clamp<int64_t>(unclamped_level(w, scale, 0), -kWeightMax, kWeightMax));
 }
 
+// A conv's bias as int32 at scale s_x · s_w (to nearest, ties to even; saturated).
+inline int32_t quantize_bias(float bias, float input_scale, float weight_scale) {
+  const double step = static_cast<double>(input_scale) * static_cast<double>(weight_scale);
+  return static_cast<int32_t>(std::clamp<int64_t>(round_half_even(static_cast<double>(bias) / step), INT32_MIN, INT32_MAX));
+}
+
 // A positive real multiplier m as m ≈ value · 2^−shift, value in [2^30, 2^31) (31 significant bits),
 // shift in [1, 62] (or value 0 for m < 2^−32): requantize(acc) = ⌊acc · value / 2^shift + 1/2⌋.
 struct Multiplier {

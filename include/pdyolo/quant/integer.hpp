@@ -1,0 +1,210 @@
+// The scalar integer reference runtime: the specification the fast int8 kernels are tested against.
+// Between the image's 8-bit pixels and the detect head's dequantized maps there is only integer
+// arithmetic, exactly as scheme.hpp states it:
+//
+//   conv        acc = bias_q + Σ (q_x − z_x) · q_w in int32 (zero padding contributes 0); then the
+//               activation's table applied to requantize(acc) at the conv's own (s, z), or — for an
+//               activation-free conv — requantize(acc) at its output's (s, z). Detect's convs
+//               dequantize: acc · s_x · s_w (float raw maps).
+//   max-pool, upsample, concat   move levels: their (s, z) are their inputs' (plan.hpp).
+//
+// Levels are held in f32 tensors (integers 0…255, exact in float) so that max-pool, upsample and
+// concat reuse the float ops, which are exact on them; every conv is an integer loop.
+#pragma once
+#include <vector>
+
+#include "pdyolo/graph/detect.hpp"
+#include "pdyolo/ops/pool.hpp"
+#include "pdyolo/ops/shape.hpp"
+#include "pdyolo/quant/lut.hpp"
+#include "pdyolo/quant/plan.hpp"
+
+namespace pdyolo::quant {
+
+// One conv in integer form.
+struct IntegerConv {
+  int64_t out_channels = 0, in_per_group = 0, kernel = 1, stride = 1, padding = 0, groups = 1;
+  std::vector<int8_t> weight;         // [out, in / groups, k, k]
+  std::vector<int32_t> bias;          // [out] at s_x · s_w
+  int32_t input_zero = 0;
+  // Requantization to the conv's output (s, z), then the activation's table (identity: none)...
+  std::vector<Multiplier> multipliers;  // [out]
+  int32_t output_zero = 0;
+  int activation_node = -1;             // the activation applied through `table` (−1: none)
+  ActivationTable table{};
+  // ...or, for the detect head, dequantization: acc · dequant_scale[c].
+  bool dequantize = false;
+  std::vector<float> dequant_scale;     // [out]
+};
+
+class IntegerModel {
+ public:
+  // g fused; plan calibrated for it.
+  IntegerModel(const graph::Graph& g, QuantPlan plan) : graph_(g.clone()), plan_(std::move(plan)) {
+    convs_.resize(graph_.nodes.size());
+    const std::vector<int> users = user_counts();
+    for (int i = 0; i < static_cast<int>(graph_.nodes.size()); ++i)
+      if (graph_.nodes[static_cast<size_t>(i)].op == graph::Op::conv) convs_[static_cast<size_t>(i)] = make_conv(i, users);
+  }
+
+  const QuantPlan& plan() const { return plan_; }
+
+  // images [N, C, H, W] in [0, 1] (8-bit images: k/255) → the detect head's float raw maps and, in
+  // `levels`, every quantized node's output as levels (when given; a conv whose activation table it
+  // applied has none of its own).
+  graph::DetectOutput run(const Tensor& images, std::vector<Tensor>* levels = nullptr, bool decode = true) const {
+    const int n = static_cast<int>(graph_.nodes.size());
+    std::vector<Tensor> values(static_cast<size_t>(n));
+    values[0] = image_levels(images);
+    graph::DetectOutput out;
+    for (int i = 1; i < n; ++i) {
+      const graph::Node& node = graph_.nodes[static_cast<size_t>(i)];
+      std::vector<Tensor> in;
+      for (int j : node.inputs) in.push_back(values[static_cast<size_t>(j)]);
+      switch (node.op) {
+        case graph::Op::conv: values[static_cast<size_t>(i)] = run_conv(convs_[static_cast<size_t>(i)], in[0]); break;
+        case graph::Op::activation:  // applied by its conv (the table); here only its value is passed on
+          PDYOLO_CHECK(in[0].defined() && activation_of_conv(node.inputs[0]) == i, "quant: activation '", node.name,
+                       "' does not follow a conv it alone reads");
+          values[static_cast<size_t>(i)] = in[0];
+          break;
+        case graph::Op::concat: values[static_cast<size_t>(i)] = concat(in, 1); break;
+        case graph::Op::max_pool: {
+          const auto& p = node.get<graph::PoolAttrs>();
+          values[static_cast<size_t>(i)] = max_pool2d(in[0], {p.kernel, p.stride, p.padding});
+          break;
+        }
+        case graph::Op::upsample: values[static_cast<size_t>(i)] = upsample_nearest(in[0], node.get<graph::UpsampleAttrs>().scale); break;
+        case graph::Op::detect: {
+          out.raw = graph::detect_raw_maps(node.get<graph::DetectAttrs>(), in);
+          if (decode) out.decoded = decode_maps(node, in, images.shape()[0]);
+          break;
+        }
+        default: throw_error("quant: node '", node.name, "' (", graph::op_name(node.op), ") has no integer form");
+      }
+    }
+    if (levels) {
+      levels->assign(static_cast<size_t>(n), Tensor());
+      for (int i = 0; i < n; ++i)  // (a conv whose table was applied holds its activation's levels: not reported)
+        if (plan_.quantized(i) && convs_[static_cast<size_t>(i)].activation_node < 0) (*levels)[static_cast<size_t>(i)] = values[static_cast<size_t>(i)];
+    }
+    return out;
+  }
+
+ private:
+  std::vector<int> user_counts() const {
+    std::vector<int> users(graph_.nodes.size(), 0);
+    for (const graph::Node& node : graph_.nodes)
+      for (int j : node.inputs) ++users[static_cast<size_t>(j)];
+    return users;
+  }
+  // The activation node a conv's table applies (−1: none).
+  int activation_of_conv(int conv) const { return convs_[static_cast<size_t>(conv)].activation_node; }
+
+  IntegerConv make_conv(int i, const std::vector<int>& users) const {
+    const graph::Node& node = graph_.nodes[static_cast<size_t>(i)];
+    const auto& attrs = node.get<graph::ConvAttrs>();
+    const Tensor w = contiguous_copy(node.tensor("weight"));
+    IntegerConv c;
+    c.out_channels = w.shape()[0], c.in_per_group = w.shape()[1], c.kernel = w.shape()[2];
+    c.stride = attrs.stride, c.padding = attrs.padding, c.groups = attrs.groups;
+    const QParams in = plan_.of(node.inputs[0]);
+    c.input_zero = in.zero_point;
+    const std::vector<float>& scales = plan_.weight_scales[static_cast<size_t>(i)];
+    const int64_t per_channel = w.numel() / c.out_channels;
+    const std::vector<float> bias = node.has_tensor("bias") ? node.tensor("bias").to_vector() : std::vector<float>(scales.size(), 0.0f);
+    for (int64_t o = 0; o < c.out_channels; ++o) {
+      for (int64_t k = 0; k < per_channel; ++k)
+        c.weight.push_back(static_cast<int8_t>(quantize_weight(w.data<float>()[o * per_channel + k], scales[static_cast<size_t>(o)])));
+      c.bias.push_back(quantize_bias(bias[static_cast<size_t>(o)], in.scale, scales[static_cast<size_t>(o)]));
+    }
+    if (!plan_.quantized(i)) {  // a detect-head conv
+      c.dequantize = true;
+      for (float s : scales) c.dequant_scale.push_back(static_cast<float>(static_cast<double>(in.scale) * s));
+      return c;
+    }
+    const QParams out = plan_.of(i);
+    c.output_zero = out.zero_point;
+    for (float s : scales) c.multipliers.push_back(make_multiplier(static_cast<double>(in.scale) * s / out.scale));
+    for (int j = i + 1; j < static_cast<int>(graph_.nodes.size()); ++j) {  // an activation it alone feeds
+      const graph::Node& next = graph_.nodes[static_cast<size_t>(j)];
+      if (next.op == graph::Op::activation && next.inputs[0] == i && users[static_cast<size_t>(i)] == 1) {
+        const auto& a = next.get<graph::ActivationAttrs>();
+        c.activation_node = j;
+        c.table = activation_table({a.kind, a.slope}, out, plan_.of(j));
+      }
+    }
+    return c;
+  }
+
+  // Pixels as levels: q = round(x · 255), the image's (s, z) = (1/255, 0).
+  static Tensor image_levels(const Tensor& images) {
+    const Tensor x = contiguous_copy(images);
+    Tensor q = Tensor::empty(x.shape());
+    for (int64_t i = 0; i < x.numel(); ++i)
+      q.data<float>()[i] = static_cast<float>(std::clamp<int64_t>(round_half_even(x.data<float>()[i] * 255.0f), 0, 255));
+    return q;
+  }
+
+  // x [N, C, H, W] levels → levels (or, for the head, dequantized floats), integer arithmetic only.
+  static Tensor run_conv(const IntegerConv& c, const Tensor& x_levels) {
+    const Shape& s = x_levels.shape();
+    const int64_t n = s[0], h = s[2], w = s[3];
+    const int64_t oh = (h + 2 * c.padding - c.kernel) / c.stride + 1, ow = (w + 2 * c.padding - c.kernel) / c.stride + 1;
+    const int64_t out_per_group = c.out_channels / c.groups;
+    Tensor y = Tensor::empty({n, c.out_channels, oh, ow});
+    const float* x = x_levels.data<float>();
+    float* out = y.data<float>();
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t o = 0; o < c.out_channels; ++o) {
+        const int64_t first_in = (o / out_per_group) * c.in_per_group;
+        const int8_t* wo = c.weight.data() + o * c.in_per_group * c.kernel * c.kernel;
+        for (int64_t oy = 0; oy < oh; ++oy)
+          for (int64_t ox = 0; ox < ow; ++ox) {
+            int64_t acc = c.bias[static_cast<size_t>(o)];
+            for (int64_t ci = 0; ci < c.in_per_group; ++ci)
+              for (int64_t ky = 0; ky < c.kernel; ++ky) {
+                const int64_t iy = oy * c.stride - c.padding + ky;
+                if (iy < 0 || iy >= h) continue;
+                for (int64_t kx = 0; kx < c.kernel; ++kx) {
+                  const int64_t ix = ox * c.stride - c.padding + kx;
+                  if (ix < 0 || ix >= w) continue;
+                  const int32_t q = static_cast<int32_t>(x[((b * s[1] + first_in + ci) * h + iy) * w + ix]);
+                  acc += static_cast<int64_t>(q - c.input_zero) * wo[(ci * c.kernel + ky) * c.kernel + kx];
+                }
+              }
+            const int32_t acc32 = static_cast<int32_t>(std::clamp<int64_t>(acc, INT32_MIN, INT32_MAX));
+            float& dst = out[((b * c.out_channels + o) * oh + oy) * ow + ox];
+            if (c.dequantize) {
+              dst = static_cast<float>(acc32) * c.dequant_scale[static_cast<size_t>(o)];
+            } else {
+              const uint8_t level = requantize_to_u8(acc32, c.multipliers[static_cast<size_t>(o)], c.output_zero);
+              dst = c.activation_node >= 0 ? c.table[level] : level;
+            }
+          }
+      }
+    return y;
+  }
+
+  graph::Graph graph_;
+  QuantPlan plan_;
+  std::vector<IntegerConv> convs_;  // per node (empty for other ops)
+
+  Tensor decode_maps(const graph::Node& node, const std::vector<Tensor>& levels_in, int64_t n) const {
+    const Tensor anchor_grid = contiguous_copy(node.tensor("anchor_grid").to(DType::f32));
+    std::vector<std::pair<int64_t, int64_t>> sizes;
+    int64_t rows = 0;
+    const auto& d = node.get<graph::DetectAttrs>();
+    for (const Tensor& level : levels_in) {
+      sizes.emplace_back(level.shape()[2], level.shape()[3]);
+      rows += d.na * level.shape()[2] * level.shape()[3];
+    }
+    Tensor decoded = Tensor::empty({n, rows, d.outputs_per_anchor()});
+    graph::decode_detections(
+        node, anchor_grid, sizes, n, [&](size_t level, int64_t i) { return levels_in[level].data<float>() + i * levels_in[level].numel() / n; },
+        decoded.data<float>());
+    return decoded;
+  }
+};
+
+}  // namespace pdyolo::quant

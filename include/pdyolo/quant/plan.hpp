@@ -1,0 +1,135 @@
+// Which values of a fused graph are quantized, with which quantizer, and how they are calibrated and
+// simulated.
+//
+// Every node output is a uint8 tensor with one (s, z), except the detect head's: the convs feeding
+// Detect keep their int32 accumulators and dequantize them (acc · s_x · s_w), so the raw maps come
+// out in float. A conv followed by its activation has two: the conv's (the table's input) and the
+// activation's. Quantizers are shared by construction, from the graph: a concat, a max-pool and an
+// upsample have the very quantizer of their inputs (union-find over those edges), so they move
+// levels without arithmetic. The image is its own group with s = 1/255, z = 0.
+#pragma once
+#include <functional>
+#include <numeric>
+#include <optional>
+#include <vector>
+
+#include "pdyolo/graph/executor.hpp"
+#include "pdyolo/quant/fake_quant.hpp"
+#include "pdyolo/quant/observer.hpp"
+
+namespace pdyolo::quant {
+
+struct QuantPlan {
+  std::vector<int> group_of;  // node → its quantizer group; −1: not quantized (the detect node, the head convs)
+  int groups = 0;
+  int input_group = -1;          // the image's group (s = 1/255, z = 0)
+  std::vector<QParams> params;   // per group, once calibrated
+  std::vector<std::vector<float>> weight_scales;  // per node: a conv's per-output-channel weight scales
+
+  bool quantized(int node) const { return group_of[static_cast<size_t>(node)] >= 0; }
+  QParams of(int node) const {
+    PDYOLO_CHECK(quantized(node), "quant: node ", node, " is not quantized");
+    return params[static_cast<size_t>(group_of[static_cast<size_t>(node)])];
+  }
+};
+
+namespace detail {
+inline int find_root(std::vector<int>& parent, int i) {
+  while (parent[static_cast<size_t>(i)] != i) i = parent[static_cast<size_t>(i)] = parent[static_cast<size_t>(parent[static_cast<size_t>(i)])];
+  return i;
+}
+}  // namespace detail
+
+// The groups of a fused graph (graph::fuse: no batch norm or implicit node left).
+inline QuantPlan plan_quantization(const graph::Graph& g) {
+  using graph::Op;
+  const int n = static_cast<int>(g.nodes.size());
+  const int detect = g.detect_node();
+  PDYOLO_CHECK(detect >= 0, "quant: the graph has no detect node");
+  std::vector<bool> head(static_cast<size_t>(n), false);
+  for (int i : g.nodes[static_cast<size_t>(detect)].inputs) {
+    PDYOLO_CHECK(g.nodes[static_cast<size_t>(i)].op == Op::conv, "quant: detect input '", g.nodes[static_cast<size_t>(i)].name,
+                 "' is not a conv (fuse the model first)");
+    head[static_cast<size_t>(i)] = true;
+  }
+  std::vector<int> parent(static_cast<size_t>(n));
+  std::iota(parent.begin(), parent.end(), 0);
+  QuantPlan plan;
+  plan.weight_scales.resize(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const graph::Node& node = g.nodes[static_cast<size_t>(i)];
+    PDYOLO_CHECK(node.op != Op::batch_norm && node.op != Op::implicit_add && node.op != Op::implicit_mul, "quant: node '", node.name,
+                 "' (", graph::op_name(node.op), ") is not fused; run graph::fuse on the model first");
+    PDYOLO_CHECK(node.op != Op::add, "quant: node '", node.name, "': residual adds are not quantized yet (yolov7 and yolov7-tiny have none)");
+    if (node.op == Op::concat || node.op == Op::max_pool || node.op == Op::upsample)
+      for (int in : node.inputs) parent[static_cast<size_t>(detail::find_root(parent, in))] = detail::find_root(parent, i);
+    if (node.op == Op::conv) plan.weight_scales[static_cast<size_t>(i)] = weight_scales(node.tensor("weight"));
+  }
+  std::vector<int> id_of_root(static_cast<size_t>(n), -1);
+  plan.group_of.assign(static_cast<size_t>(n), -1);
+  for (int i = 0; i < n; ++i) {
+    if (i == detect || head[static_cast<size_t>(i)]) continue;
+    int& id = id_of_root[static_cast<size_t>(detail::find_root(parent, i))];
+    if (id < 0) id = plan.groups++;
+    plan.group_of[static_cast<size_t>(i)] = id;
+  }
+  plan.input_group = plan.group_of[0];
+  plan.params.assign(static_cast<size_t>(plan.groups), QParams{});
+  plan.params[static_cast<size_t>(plan.input_group)] = {1.0f / 255.0f, 0};
+  return plan;
+}
+
+// Runs `batches` calibration batches (next_batch() → images [N, C, H, W] in [0, 1], or an undefined
+// Tensor when there are no more) through the float graph and sets every group's (s, z) from an
+// observer of the kind asked for, which sees every member's values. The image's group stays 1/255.
+inline void calibrate(const graph::Graph& g, QuantPlan& plan, ObserverKind kind, const std::function<Tensor()>& next_batch,
+                      ObserverOptions options = {}) {
+  std::vector<Observer> observers(static_cast<size_t>(plan.groups), Observer(kind, options));
+  graph::Taps taps;
+  for (int i = 1; i < static_cast<int>(g.nodes.size()); ++i)
+    if (plan.quantized(i) && plan.group_of[static_cast<size_t>(i)] != plan.input_group)
+      taps[i] = [&observers, group = plan.group_of[static_cast<size_t>(i)]](const Tensor& x) {
+        observers[static_cast<size_t>(group)].observe(x);
+        return x;
+      };
+  NoGradGuard no_grad;
+  graph::RunOptions run;
+  run.taps = &taps;
+  run.decode = false;
+  int64_t batches = 0;
+  for (Tensor images = next_batch(); images.defined(); images = next_batch(), ++batches) graph::forward(g, images, run);
+  PDYOLO_CHECK(batches > 0, "quant: calibration saw no images");
+  for (int group = 0; group < plan.groups; ++group)
+    if (group != plan.input_group && observers[static_cast<size_t>(group)].batches() > 0)
+      plan.params[static_cast<size_t>(group)] = observers[static_cast<size_t>(group)].params();
+}
+
+// The float simulation of the integer model: a copy of the graph whose conv weights are fake-
+// quantized per output channel and whose biases are rounded to int32 at s_x · s_w, and the taps
+// that fake-quantize every quantized node's output (the image included).
+struct Simulation {
+  graph::Graph graph;
+  graph::Taps taps;
+};
+
+inline Simulation simulate(const graph::Graph& g, const QuantPlan& plan) {
+  Simulation sim{g.clone(), {}};
+  for (int i = 0; i < static_cast<int>(sim.graph.nodes.size()); ++i) {
+    graph::Node& node = sim.graph.nodes[static_cast<size_t>(i)];
+    if (node.op == graph::Op::conv) {
+      const std::vector<float>& scales = plan.weight_scales[static_cast<size_t>(i)];
+      node.tensor("weight") = fake_quant_weight(node.tensor("weight").detach(), scales).detach();
+      if (node.has_tensor("bias")) {
+        const float input_scale = plan.of(node.inputs[0]).scale;
+        std::vector<float> bias = node.tensor("bias").to_vector();
+        for (size_t c = 0; c < bias.size(); ++c)
+          bias[c] = static_cast<float>(quantize_bias(bias[c], input_scale, scales[c]) * (static_cast<double>(input_scale) * scales[c]));
+        node.tensor("bias") = Tensor::from_vector(bias, {static_cast<int64_t>(bias.size())});
+      }
+    }
+    if (plan.quantized(i)) sim.taps[i] = [p = plan.of(i)](const Tensor& x) { return fake_quant_activation(x, p); };
+  }
+  return sim;
+}
+
+}  // namespace pdyolo::quant

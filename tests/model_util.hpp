@@ -1,0 +1,30 @@
+// Models for tests: a config built with random weights and, on top, random batch-norm statistics
+// and implicit tensors.
+#pragma once
+#include <string>
+
+#include "pdyolo/models/weights.hpp"
+
+namespace pdyolo::test {
+
+// Every batch norm's statistics and affine parameters, and every implicit, drawn at random, so that
+// no channel is silent by accident and the implicit folding is exercised.
+inline models::YoloModel randomised_model(const std::string& cfg, uint64_t seed) {
+  models::YoloModel m = models::build_yolo(models::load_model_config(cfg, 3), {false, seed});
+  Generator gen(seed + 1);
+  for (graph::Node& n : m.graph.nodes) {
+    if (n.op == graph::Op::batch_norm) {
+      const int64_t c = n.tensor("weight").numel();
+      n.tensor("weight") = Tensor::uniform({c}, 0.5f, 1.5f, gen);
+      n.tensor("bias") = Tensor::uniform({c}, -0.5f, 0.5f, gen);
+      n.tensor("running_mean") = Tensor::uniform({c}, -0.2f, 0.2f, gen);
+      n.tensor("running_var") = Tensor::uniform({c}, 0.5f, 2.0f, gen);
+    }
+    if (n.op == graph::Op::implicit_add || n.op == graph::Op::implicit_mul)
+      n.tensor("implicit") = Tensor::uniform(n.tensor("implicit").shape(), n.op == graph::Op::implicit_add ? -0.5f : 0.5f,
+                                             n.op == graph::Op::implicit_add ? 0.5f : 1.5f, gen);
+  }
+  return m;
+}
+
+}  // namespace pdyolo::test
