@@ -164,6 +164,11 @@ TEST_CASE("hostile images and annotations: declared sizes checked before decodin
         std::string::npos);
   test::write_text(dir + "/JPEGImages/late.jpg", jfif + std::string("\xFF\xDA\x00\x02\x12\xFF\x00\x34", 8) + bad_table);
   CHECK(test::error_of([&] { data::load_image(dir + "/JPEGImages/late.jpg"); }).find("declares 4080 codes") != std::string::npos);
+  // A BMP 1 pixel wide and 0 high decoded to an empty image (found by fuzz_image's long run).
+  test::write_text(dir + "/JPEGImages/flat.bmp", std::string("BMN\x01\0\0\0\0\0\0" "6\0\0\0(\0\0\0\x01\0\0\0\0\0\0\0\x01\0\x18\0", 30) +
+                                                     std::string(24, '\0'));
+  CHECK(test::error_of([&] { data::load_image(dir + "/JPEGImages/flat.bmp"); }).find("flat.bmp: the image declares 1x0 pixels; an image needs at least one") !=
+        std::string::npos);
   // A VOC annotation with a 35-digit height (once undefined behaviour in the float → int conversion).
   save(dir + "/JPEGImages/big.jpg", data::Image(10, 10));
   test::write_text(dir + "/Annotations/big.xml",

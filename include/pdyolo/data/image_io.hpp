@@ -75,6 +75,7 @@ inline std::pair<int, int> image_size(const std::vector<char>& bytes, const std:
   int w = 0, h = 0, channels = 0;
   PDYOLO_CHECK(stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h, &channels),
                path, ": cannot decode image (", stbi_failure_reason(), ")");
+  PDYOLO_CHECK(w >= 1 && h >= 1, path, ": the image declares ", w, "x", h, " pixels; an image needs at least one");
   PDYOLO_CHECK(w <= kMaxImageSide && h <= kMaxImageSide && int64_t{w} * h <= kMaxImagePixels, path, ": the image declares ", w, "x", h,
                " pixels, more than the ", kMaxImageSide, " a side (and ", kMaxImagePixels, " in all) pdyolo decodes");
   return {w, h};
@@ -83,11 +84,15 @@ inline std::pair<int, int> image_size(const std::vector<char>& bytes, const std:
 // An encoded JPEG, PNG or BMP image in memory → RGB pixels; `path` names the source in errors. The
 // size the header declares is checked (kMaxImageSide, kMaxImagePixels) before anything is decoded.
 inline Image decode_image(const std::vector<char>& bytes, const std::string& path) {
-  image_size(bytes, path);
+  const auto [declared_w, declared_h] = image_size(bytes, path);
   int w = 0, h = 0, channels = 0;
   uint8_t* pixels = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()),
                                           &w, &h, &channels, 3);
   PDYOLO_CHECK(pixels != nullptr, path, ": cannot decode image (", stbi_failure_reason(), ")");
+  if (w != declared_w || h != declared_h) {  // (the decoder must keep to the size checked above)
+    stbi_image_free(pixels);
+    throw_error(path, ": the image decodes to ", w, "x", h, " pixels but declares ", declared_w, "x", declared_h);
+  }
   Image img(w, h);
   std::copy(pixels, pixels + static_cast<size_t>(w) * h * 3, img.pixels.begin());
   stbi_image_free(pixels);
