@@ -59,17 +59,22 @@ inline int run_bench(const Args& args) {
   PDYOLO_CHECK(batch > 0 && runs > 0 && warmup >= 0, "--batch-size and --runs must be positive, --warmup not negative");
   PDYOLO_CHECK(executor == "planned" || executor == "graph", "--executor must be planned or graph, got '", executor, "'");
   set_num_threads(static_cast<int>(args.integer("--threads")));
-  LoadedModel loaded = model_from_args(args);
+  LoadedModel loaded = model_from_args(args, std::nullopt, 0, /*int8_ok=*/true);
   models::YoloModel& model = loaded.model;  // (not a structured binding: lambdas capture it)
-  const std::string& source = loaded.source;
+  const std::string source = loaded.source + (loaded.int8 ? " (int8, scalar integer reference runtime)" : "");
+  PDYOLO_CHECK(!loaded.int8 || (!args.has("--profile") && executor == "planned"),
+               "an int8 model runs on the integer reference runtime: no --profile or --executor graph");
   graph::fuse(model.graph);
   model.graph.eval();
   NoGradGuard no_grad;
   Generator gen(0);
   const Tensor images = Tensor::uniform({batch, model.in_channels(), size, size}, 0.0f, 1.0f, gen);
   graph::Executor engine(model.graph);
+  std::optional<quant::IntegerModel> integer;
+  if (loaded.int8) integer.emplace(model.graph, *loaded.int8);
   auto run_once = [&] {
-    if (executor == "planned") engine.run(images);
+    if (integer) integer->run(images);
+    else if (executor == "planned") engine.run(images);
     else graph::forward(model.graph, images);
   };
   for (int i = 0; i < warmup; ++i) run_once();
@@ -82,9 +87,9 @@ inline int run_bench(const Args& args) {
               runs, warmup);
   std::printf("latency ms: P50 %.2f  P95 %.2f  P99 %.2f  mean %.2f   %.1f images/s   %.0f GFLOP/s   peak RSS %.0f MB\n", p50, p95, p99,
               mean, fps, model.graph.conv_flops(size) * batch / (mean / 1e3) / 1e9, peak_rss_mb());
-  if (executor == "planned")
+  if (executor == "planned" && !integer)
     std::printf("activation arena %.1f MB (%.1f MB without buffer sharing)\n", engine.arena_bytes() / 1e6, engine.unplanned_bytes() / 1e6);
-  if (args.has("--profile") && executor == "planned") print_profile(engine.profile(), runs, mean);
+  if (args.has("--profile") && executor == "planned" && !integer) print_profile(engine.profile(), runs, mean);
   if (args.has("--json"))
     std::printf("{\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"fps\":%.2f,\"peak_rss_mb\":%.1f}\n", p50, p95, p99, fps, peak_rss_mb());
   return 0;

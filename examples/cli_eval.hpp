@@ -12,12 +12,9 @@
 
 namespace pdyolo::cli {
 
-inline models::YoloModel load_for_inference(const Args& args) {
+inline LoadedModel load_for_inference(const Args& args) {
   args.required("--weights");
-  models::YoloModel model = model_from_args(args).model;
-  graph::fuse(model.graph);  // same outputs, faster
-  model.graph.eval();
-  return model;
+  return model_from_args(args, std::nullopt, 0, /*int8_ok=*/true);
 }
 
 inline const CommandSpec& eval_spec() {
@@ -43,10 +40,12 @@ inline int run_eval(const Args& args) {
   o.protocol = eval::parse_protocol(protocol);
   const data::Dataset ds = data::load_dataset(args.required("--data"), args.str("--split"));
   PDYOLO_CHECK(!ds.samples.empty(), args.str("--data"), ": the split has no usable images");
-  models::YoloModel model = load_for_inference(args);
-  PDYOLO_CHECK(model.nc() == static_cast<int64_t>(ds.names.size()), "the model has ", model.nc(),
+  const LoadedModel loaded = load_for_inference(args);
+  PDYOLO_CHECK(loaded.model.nc() == static_cast<int64_t>(ds.names.size()), "the model has ", loaded.model.nc(),
                " classes but the dataset ", ds.names.size());
-  const eval::EvalRun run = eval::evaluate(model.graph, ds, o);
+  const InferenceFn infer = inference_of(loaded);
+  if (loaded.int8) std::printf("%s: int8, on the integer reference runtime\n", loaded.source.c_str());
+  const eval::EvalRun run = eval::evaluate_with([&infer](const Tensor& images) { return infer(images, false).decoded; }, ds, o);
   eval::print_class_table(std::cout, run.metrics, ds.names);
   std::printf("%lld images in %.1f s (%.1f images/s), protocol %s\n", static_cast<long long>(run.metrics.images), run.seconds,
               run.metrics.images / std::max(run.seconds, 1e-9), protocol.c_str());
@@ -96,10 +95,11 @@ inline int run_detect(const Args& args) {
     images.push_back(source);
   }
   PDYOLO_CHECK(!images.empty(), source, ": no images found");
-  models::YoloModel model = load_for_inference(args);
+  const LoadedModel loaded = load_for_inference(args);
+  const models::YoloModel& model = loaded.model;
   fs::create_directories(out_dir);
   NoGradGuard no_grad;
-  graph::Executor executor(model.graph);  // the planned executor pdyolo bench times
+  const InferenceFn infer = inference_of(loaded);  // the planned executor pdyolo bench times (or the integer runtime)
   std::string json = "[";
   ProgressBar bar("detect", static_cast<int64_t>(images.size()), !args.has("--no-progress"));
   int64_t done = 0, total_dets = 0, skipped = 0;
@@ -114,7 +114,7 @@ inline int run_detect(const Args& args) {
       continue;
     }
     const data::Letterboxed lb = data::letterbox(img, size, size);
-    std::vector<eval::Detection> dets = eval::non_max_suppression(executor.run(data::images_to_tensor({lb.image})).decoded, nms)[0];
+    std::vector<eval::Detection> dets = eval::non_max_suppression(infer(data::images_to_tensor({lb.image}), false).decoded, nms)[0];
     eval::unletterbox(dets, lb.info, img.width, img.height);
     const std::string name = fs::path(path).filename().string();
     json += std::string(json.size() > 1 ? "," : "") + "{\"image\":" + io::json_quote(name) + ",\"width\":" + std::to_string(img.width) +

@@ -2,11 +2,15 @@
 // official .pt, a checkpoint; --cfg then rebuilds a plain state dict's model), or --cfg FILE alone
 // for a randomly initialised model (seeded).
 #pragma once
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "cli_args.hpp"
+#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/weights.hpp"
+#include "pdyolo/quant/model_file.hpp"
 
 namespace pdyolo::cli {
 
@@ -21,18 +25,49 @@ inline Flag img_size_flag() { return {"--img-size", "S", "640", "input size in p
 struct LoadedModel {
   models::YoloModel model;
   std::string source;  // what it came from, for messages: "FILE" or "CFG (random weights)"
+  std::optional<quant::QuantPlan> int8;  // an int8 model file's plan (its graph is fused, its weights dequantized)
 };
 
-inline LoadedModel model_from_args(const Args& args, std::optional<int64_t> nc = std::nullopt, uint64_t seed = 0) {
+// int8_ok: the command runs int8 model files (pdyolo quantize's); the others refuse them by name.
+inline LoadedModel model_from_args(const Args& args, std::optional<int64_t> nc = std::nullopt, uint64_t seed = 0, bool int8_ok = false) {
   if (!nc && args.declares("--nc") && args.has("--nc")) nc = args.integer("--nc");
   if (args.has("--weights")) {
+    const std::string weights = args.str("--weights");
+    if (models::detail::ends_with(weights, ".safetensors") && quant::is_quantized(io::load_safetensors(weights).metadata)) {
+      PDYOLO_CHECK(int8_ok, weights, ": an int8 model file (pdyolo quantize's); this command needs a float model — eval, detect, forward, "
+                   "bench and info run int8 files");
+      quant::QuantizedModel q = quant::load_quantized(weights);
+      return {std::move(q.model), weights, std::move(q.plan)};
+    }
     models::LoadOptions options;
     if (args.has("--cfg")) options.cfg = args.str("--cfg");
     options.nc = nc;
-    return {models::load_model(args.str("--weights"), options), args.str("--weights")};
+    return {models::load_model(weights, options), weights, std::nullopt};
   }
   PDYOLO_CHECK(args.has("--cfg"), "pass a model: --weights FILE (.safetensors or .pt) or --cfg FILE (random weights)");
-  return {models::build_yolo(models::load_model_config(args.str("--cfg"), nc), {false, seed}), args.str("--cfg") + " (random weights)"};
+  return {models::build_yolo(models::load_model_config(args.str("--cfg"), nc), {false, seed}), args.str("--cfg") + " (random weights)",
+          std::nullopt};
+}
+
+// How a loaded model runs for inference: a float model fused on the planned executor (what bench
+// times), an int8 model on the integer reference runtime. images [N, C, S, S] in [0, 1] → the raw
+// maps (when asked for) and the decoded boxes.
+using InferenceFn = std::function<graph::DetectOutput(const Tensor& images, bool raw)>;
+
+inline InferenceFn inference_of(const LoadedModel& loaded) {
+  if (loaded.int8) {
+    auto integer = std::make_shared<quant::IntegerModel>(loaded.model.graph, *loaded.int8);
+    return [integer](const Tensor& images, bool raw) {
+      graph::DetectOutput out = integer->run(images);
+      if (!raw) out.raw.clear();
+      return out;
+    };
+  }
+  auto fused = std::make_shared<graph::Graph>(loaded.model.graph.clone());
+  graph::fuse(*fused);
+  fused->eval();
+  auto executor = std::make_shared<graph::Executor>(*fused);
+  return [fused, executor](const Tensor& images, bool raw) { return executor->run(images, raw); };
 }
 
 }  // namespace pdyolo::cli

@@ -87,8 +87,10 @@ inline const CommandSpec& info_spec() {
 inline int run_info(const Args& args) {
   const int64_t size = args.integer("--img-size");
   PDYOLO_CHECK(size > 0 && size % 32 == 0, "--img-size must be a positive multiple of 32, got ", size);
-  const models::YoloModel model = model_from_args(args).model;
+  const LoadedModel loaded = model_from_args(args, std::nullopt, 0, /*int8_ok=*/true);
+  const models::YoloModel& model = loaded.model;
   const graph::Graph& g = model.graph;
+  if (loaded.int8) std::printf("int8 model file: %d quantizers, the detect head dequantized (the graph below is fused)\n", loaded.int8->groups);
   const double gflops = g.conv_flops(size) / 1e9;
   const int64_t layers = static_cast<int64_t>(g.layer_output.size());
   if (args.has("--verbose")) print_layers(model, size);
@@ -136,18 +138,56 @@ inline const CommandSpec& forward_spec() {
                                 {weights_flag(), cfg_flag("a config for a plain state dict"), nc_flag(),
                                  {"--input", "X.npy", "", "images [N, 3, H, W], float"},
                                  {"--out", "DIR", "", "where raw_p3.npy … and decoded.npy go"},
-                                 {"--fuse", "", "", "fuse the model and run the planned executor (else the autograd forward)"}}};
+                                 {"--fuse", "", "", "fuse the model and run the planned executor (else the autograd forward)"},
+                                 {"--simulate", "", "", "int8 model files: the fake-quant float simulation instead of the integer runtime"}}};
   return spec;
+}
+
+inline int write_forward_outputs(const graph::DetectOutput& out, const std::string& out_dir, const char* how) {
+  std::filesystem::create_directories(out_dir);
+  for (size_t level = 0; level < out.raw.size(); ++level)
+    io::save_npy(out_dir + "/raw_p" + std::to_string(level + 3) + ".npy", out.raw[level]);
+  io::save_npy(out_dir + "/decoded.npy", out.decoded);
+  std::printf("wrote %zu raw maps and decoded %s to %s (%s)\n", out.raw.size(), shape_str(out.decoded.shape()).c_str(), out_dir.c_str(), how);
+  return 0;
 }
 
 inline int run_forward(const Args& args) {
   args.required("--weights");
-  models::YoloModel model = model_from_args(args).model;
+  const LoadedModel loaded = model_from_args(args, std::nullopt, 0, /*int8_ok=*/true);
+  models::YoloModel model = loaded.model;
+  PDYOLO_CHECK(!args.has("--simulate") || loaded.int8, "--simulate is for int8 model files (pdyolo quantize's)");
   const std::string input_path = args.required("--input"), out_dir = args.required("--out");
   Tensor input = io::load_npy(input_path);
   PDYOLO_CHECK(input.dim() == 4 && input.shape()[1] == model.in_channels(), input_path, ": expected an image batch [N, ",
                model.in_channels(), ", H, W], got ", shape_str(input.shape()));
   input = input.to(DType::f32);
+  if (loaded.int8) {  // the integer reference runtime, or the fake-quant simulation it is tested against
+    NoGradGuard no_grad;
+    graph::DetectOutput out;
+    if (args.has("--simulate")) {
+      const quant::Simulation sim = quant::simulate(model.graph, *loaded.int8);
+      graph::RunOptions run;
+      run.taps = &sim.taps;
+      out = graph::forward(sim.graph, input, run);
+    } else {
+      out = quant::IntegerModel(model.graph, *loaded.int8).run(input);
+    }
+    return write_forward_outputs(out, out_dir, args.has("--simulate") ? "fake-quant simulation" : "integer runtime");
+  }
+  if (loaded.int8) {  // the integer reference runtime, or the fake-quant simulation it is tested against
+    NoGradGuard no_grad;
+    graph::DetectOutput out;
+    if (args.has("--simulate")) {
+      const quant::Simulation sim = quant::simulate(model.graph, *loaded.int8);
+      graph::RunOptions run;
+      run.taps = &sim.taps;
+      out = graph::forward(sim.graph, input, run);
+    } else {
+      out = quant::IntegerModel(model.graph, *loaded.int8).run(input);
+    }
+    return write_forward_outputs(out, out_dir, args.has("--simulate") ? "fake-quant simulation" : "integer runtime");
+  }
   if (args.has("--fuse")) {
     const graph::FuseReport r = graph::fuse(model.graph);
     std::printf("fused %d conv+bn, %d RepConv, %d implicit pairs; chained %d SPP pools\n", r.batch_norms, r.repconvs, r.implicits,
@@ -158,12 +198,7 @@ inline int run_forward(const Args& args) {
   // Fused: the planned executor a deployment runs; unfused: the autograd forward of training.
   const graph::DetectOutput out = args.has("--fuse") ? graph::Executor(model.graph).run(input, /*raw*/ true)
                                                      : graph::forward(model.graph, input);
-  std::filesystem::create_directories(out_dir);
-  for (size_t level = 0; level < out.raw.size(); ++level)
-    io::save_npy(out_dir + "/raw_p" + std::to_string(level + 3) + ".npy", out.raw[level]);
-  io::save_npy(out_dir + "/decoded.npy", out.decoded);
-  std::printf("wrote %zu raw maps and decoded %s to %s\n", out.raw.size(), shape_str(out.decoded.shape()).c_str(), out_dir.c_str());
-  return 0;
+  return write_forward_outputs(out, out_dir, args.has("--fuse") ? "planned executor" : "autograd forward");
 }
 
 }  // namespace pdyolo::cli

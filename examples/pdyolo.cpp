@@ -10,6 +10,7 @@
 #include "cli_eval.hpp"
 #include "cli_model.hpp"
 #include "cli_prune.hpp"
+#include "cli_quantize.hpp"
 #include "cli_train.hpp"
 #include "shapes_demo.hpp"
 
@@ -41,7 +42,7 @@ struct Command {
 
 const Command kCommands[] = {
     {pdyolo::cli::info_spec, pdyolo::cli::run_info},     {pdyolo::cli::convert_spec, pdyolo::cli::run_convert},
-    {pdyolo::cli::prune_spec, pdyolo::cli::run_prune},
+    {pdyolo::cli::prune_spec, pdyolo::cli::run_prune},   {pdyolo::cli::quantize_spec, pdyolo::cli::run_quantize},
     {pdyolo::cli::forward_spec, pdyolo::cli::run_forward}, {pdyolo::cli::detect_spec, pdyolo::cli::run_detect},
     {pdyolo::cli::eval_spec, pdyolo::cli::run_eval},     {pdyolo::cli::train_spec, pdyolo::cli::run_train},
     {pdyolo::cli::bench_spec, pdyolo::cli::run_bench},   {demo_spec, run_demo},

@@ -10,7 +10,7 @@
 
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/quant/fake_quant.hpp"
-#include "pdyolo/quant/integer.hpp"
+#include "pdyolo/quant/model_file.hpp"
 #include "pdyolo/quant/lut.hpp"
 #include "pdyolo/quant/observer.hpp"
 #include "model_util.hpp"
@@ -296,4 +296,34 @@ TEST_CASE("the plan shares one quantizer across concat, max-pool and upsample, a
   CHECK(plan.of(0).zero_point == 0);
   models::YoloModel unfused = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 3);
   CHECK(test::error_of([&] { plan_quantization(unfused.graph); }).find("fuse") != std::string::npos);
+}
+
+TEST_CASE("the int8 model file: a quarter of the float size, and the integer runtime computes exactly what was saved") {
+  models::YoloModel m = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 5);
+  graph::fuse(m.graph);
+  m.graph.eval();
+  QuantPlan plan = plan_quantization(m.graph);
+  int calls = 0;
+  calibrate(m.graph, plan, ObserverKind::percentile, [&] { return calls++ < 1 ? eight_bit_images(2, 64, 3) : Tensor(); });
+  const IntegerModel integer(m.graph, plan);
+  const std::string path = test::temp_path("int8.safetensors"), float_path = test::temp_path("float.safetensors");
+  save_quantized(path, m, integer, "percentile");
+  models::save_model(float_path, m);
+  const double ratio = static_cast<double>(std::filesystem::file_size(path)) / static_cast<double>(std::filesystem::file_size(float_path));
+  CHECK(ratio < 0.27);
+  const QuantizedModel loaded = load_quantized(path);
+  const IntegerModel reloaded(loaded.model.graph, loaded.plan);
+  const Tensor images = eight_bit_images(1, 64, 9);
+  const graph::DetectOutput a = integer.run(images), b = reloaded.run(images);
+  for (size_t l = 0; l < a.raw.size(); ++l) CHECK(test::max_rel_diff(a.raw[l], b.raw[l]) == 0);
+  CHECK(test::max_rel_diff(a.decoded, b.decoded) == 0);
+  for (size_t i = 0; i < m.graph.nodes.size(); ++i)
+    if (m.graph.nodes[i].op == graph::Op::conv) {
+      CHECK(integer.conv(static_cast<int>(i)).weight == reloaded.conv(static_cast<int>(i)).weight);
+      CHECK(integer.conv(static_cast<int>(i)).bias == reloaded.conv(static_cast<int>(i)).bias);
+    }
+  MESSAGE("int8 file " << std::filesystem::file_size(path) << " bytes, float " << std::filesystem::file_size(float_path) << " (" << 100 * ratio << " %)");
+  CHECK(test::error_of([&] { load_quantized(float_path); }).find("not an int8 model file") != std::string::npos);
+  std::remove(path.c_str());
+  std::remove(float_path.c_str());
 }

@@ -23,3 +23,7 @@ arrays = {
 for name, array in arrays.items():
     np.save(os.path.join(here, name), array)
 print("wrote", len(arrays), "files to", here)
+
+# An 8-bit image batch for the CLI's forward runs (tests/cli/quantize_check.cmake): pixels k/255.
+rng = np.random.RandomState(5)
+np.save(os.path.join(here, "images_1x3x32x32.npy"), (rng.randint(0, 256, (1, 3, 32, 32)) / 255).astype(np.float32))

@@ -3,6 +3,7 @@
 // fused model's planned executor, NMS as the test script calls it, predictions mapped back to original pixels and
 // matched against the annotations there. Images that cannot be read are reported and skipped.
 #pragma once
+#include <functional>
 #include "pdyolo/core/progress.hpp"
 #include "pdyolo/data/image_io.hpp"
 #include "pdyolo/eval/metrics.hpp"
@@ -35,16 +36,15 @@ inline void unletterbox(std::vector<Detection>& dets, const data::LetterboxInfo&
   }
 }
 
-// Runs the planned executor (graph/executor.hpp) — what `pdyolo bench` times and a deployment
-// runs — on a fused copy of the model, so the mAP is that of the deployed path.
-inline EvalRun evaluate(const graph::Graph& model, const data::Dataset& ds, const EvalOptions& o) {
+// A model as evaluation runs it: letterboxed images [N, C, S, S] in [0, 1] → decoded boxes
+// [N, rows, 5 + nc] (what the planned executor, or the integer runtime, returns).
+using DetectFn = std::function<Tensor(const Tensor&)>;
+
+// The dataset through `detect`, then NMS and the metrics.
+inline EvalRun evaluate_with(const DetectFn& detect, const data::Dataset& ds, const EvalOptions& o) {
   PDYOLO_CHECK(o.img_size > 0 && o.img_size % 32 == 0, "evaluate: img_size must be a positive multiple of 32, got ", o.img_size);
   PDYOLO_CHECK(o.batch_size > 0, "evaluate: batch_size must be positive");
   NoGradGuard no_grad;
-  graph::Graph fused = model.clone();
-  graph::fuse(fused);
-  fused.eval();
-  graph::Executor executor(fused);
   EvalRun run;
   Evaluator evaluator(o.protocol);
   const int64_t n = static_cast<int64_t>(ds.samples.size());
@@ -75,8 +75,7 @@ inline EvalRun evaluate(const graph::Graph& model, const data::Dataset& ds, cons
       index.push_back(i);
     }
     if (!batch.empty()) {
-      const graph::DetectOutput out = executor.run(data::images_to_tensor(batch));
-      std::vector<std::vector<Detection>> dets = non_max_suppression(out.decoded, o.nms);
+      std::vector<std::vector<Detection>> dets = non_max_suppression(detect(data::images_to_tensor(batch)), o.nms);
       for (size_t b = 0; b < index.size(); ++b) {
         const int64_t i = index[b];
         unletterbox(dets[b], boxed[i].info, sizes[i][0], sizes[i][1]);
@@ -89,6 +88,16 @@ inline EvalRun evaluate(const graph::Graph& model, const data::Dataset& ds, cons
   run.metrics = evaluator.compute();
   run.seconds = bar.elapsed();
   return run;
+}
+
+// Runs the planned executor (graph/executor.hpp) — what `pdyolo bench` times and a deployment
+// runs — on a fused copy of the model, so the mAP is that of the deployed path.
+inline EvalRun evaluate(const graph::Graph& model, const data::Dataset& ds, const EvalOptions& o) {
+  graph::Graph fused = model.clone();
+  graph::fuse(fused);
+  fused.eval();
+  graph::Executor executor(fused);
+  return evaluate_with([&executor](const Tensor& images) { return executor.run(images).decoded; }, ds, o);
 }
 
 }  // namespace pdyolo::eval

@@ -13,6 +13,7 @@
 #pragma once
 #include <vector>
 
+#include "pdyolo/core/parallel.hpp"
 #include "pdyolo/graph/detect.hpp"
 #include "pdyolo/ops/pool.hpp"
 #include "pdyolo/ops/shape.hpp"
@@ -48,6 +49,12 @@ class IntegerModel {
   }
 
   const QuantPlan& plan() const { return plan_; }
+  const graph::Graph& graph() const { return graph_; }
+  // The integer form of conv node `node` (what a model file stores).
+  const IntegerConv& conv(int node) const {
+    PDYOLO_CHECK(graph_.nodes.at(static_cast<size_t>(node)).op == graph::Op::conv, "quant: node ", node, " is not a conv");
+    return convs_[static_cast<size_t>(node)];
+  }
 
   // images [N, C, H, W] in [0, 1] (8-bit images: k/255) → the detect head's float raw maps and, in
   // `levels`, every quantized node's output as levels (when given; a conv whose activation table it
@@ -113,10 +120,12 @@ class IntegerModel {
     const std::vector<float>& scales = plan_.weight_scales[static_cast<size_t>(i)];
     const int64_t per_channel = w.numel() / c.out_channels;
     const std::vector<float> bias = node.has_tensor("bias") ? node.tensor("bias").to_vector() : std::vector<float>(scales.size(), 0.0f);
+    const bool loaded_bias = static_cast<int>(plan_.biases.size()) > i && !plan_.biases[static_cast<size_t>(i)].empty();
     for (int64_t o = 0; o < c.out_channels; ++o) {
       for (int64_t k = 0; k < per_channel; ++k)
         c.weight.push_back(static_cast<int8_t>(quantize_weight(w.data<float>()[o * per_channel + k], scales[static_cast<size_t>(o)])));
-      c.bias.push_back(quantize_bias(bias[static_cast<size_t>(o)], in.scale, scales[static_cast<size_t>(o)]));
+      c.bias.push_back(loaded_bias ? plan_.biases[static_cast<size_t>(i)].at(static_cast<size_t>(o))
+                                   : quantize_bias(bias[static_cast<size_t>(o)], in.scale, scales[static_cast<size_t>(o)]));
     }
     if (!plan_.quantized(i)) {  // a detect-head conv
       c.dequantize = true;
@@ -155,8 +164,8 @@ class IntegerModel {
     Tensor y = Tensor::empty({n, c.out_channels, oh, ow});
     const float* x = x_levels.data<float>();
     float* out = y.data<float>();
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t o = 0; o < c.out_channels; ++o) {
+    parallel_tasks(n * c.out_channels, [&](int64_t task) {  // one output plane per task: the result does not depend on threads
+        const int64_t b = task / c.out_channels, o = task % c.out_channels;
         const int64_t first_in = (o / out_per_group) * c.in_per_group;
         const int8_t* wo = c.weight.data() + o * c.in_per_group * c.kernel * c.kernel;
         for (int64_t oy = 0; oy < oh; ++oy)
@@ -182,7 +191,7 @@ class IntegerModel {
               dst = c.activation_node >= 0 ? c.table[level] : level;
             }
           }
-      }
+    });
     return y;
   }
 

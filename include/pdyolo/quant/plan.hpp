@@ -25,6 +25,7 @@ struct QuantPlan {
   int input_group = -1;          // the image's group (s = 1/255, z = 0)
   std::vector<QParams> params;   // per group, once calibrated
   std::vector<std::vector<float>> weight_scales;  // per node: a conv's per-output-channel weight scales
+  std::vector<std::vector<int32_t>> biases;       // per node: a conv's int32 bias as loaded from a file (empty: from the float bias)
 
   bool quantized(int node) const { return group_of[static_cast<size_t>(node)] >= 0; }
   QParams of(int node) const {

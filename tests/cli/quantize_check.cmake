@@ -1,0 +1,33 @@
+# `pdyolo quantize`: a seeded yolov7-tiny calibrated on the sample images, written as an int8 model
+# file (about a quarter of the float file), then run by eval, detect, forward (integer and
+# --simulate), bench and info; commands that need a float model refuse it by name.
+#   cmake -DPDYOLO=... -DSOURCE_DIR=... -DOUT=... -P quantize_check.cmake
+file(REMOVE_RECURSE ${OUT})
+include(${CMAKE_CURRENT_LIST_DIR}/run_pdyolo.cmake)
+pdyolo_run("nc=80" convert --cfg ${SOURCE_DIR}/cfg/training/yolov7-tiny.yaml --seed 2 --out ${OUT}/float.safetensors)
+pdyolo_run("82 quantizers calibrated on 4 images of 'train' \\(kl observer\\).*wrote .*int8.safetensors \\([0-9.]+ MB.*float +[0-9.]+ +[0-9.]+.*fake-quant +[0-9.]+ +[0-9.]+.*integer +[0-9.]+ +[0-9.]+"
+           quantize --weights ${OUT}/float.safetensors --data ${SOURCE_DIR}/data/sample --split train --calib-images 4 --observer kl
+           --eval-split train --img-size 64 --no-progress --out ${OUT}/int8.safetensors)
+file(SIZE ${OUT}/float.safetensors float_bytes)
+file(SIZE ${OUT}/int8.safetensors int8_bytes)
+math(EXPR percent "100 * ${int8_bytes} / ${float_bytes}")
+if(percent GREATER 27)
+  message(FATAL_ERROR "the int8 file is ${percent} % of the float file")
+endif()
+set(int8 --weights ${OUT}/int8.safetensors)
+pdyolo_run("int8, on the integer reference runtime.*8 images in" eval ${int8} --data ${SOURCE_DIR}/data/sample --split train --img-size 64
+           --no-progress)
+pdyolo_run("detections in 8 images" detect ${int8} --source ${SOURCE_DIR}/data/sample/JPEGImages --img-size 64 --no-progress
+           --out ${OUT}/detect)
+pdyolo_run("int8 model file: 82 quantizers" info ${int8})
+pdyolo_run("int8, scalar integer reference runtime.*latency ms: P50" bench ${int8} --img-size 64 --runs 2 --warmup 0)
+pdyolo_run("3 raw maps .*\\(integer runtime\\)" forward ${int8} --input ${SOURCE_DIR}/tests/data/images_1x3x32x32.npy
+           --out ${OUT}/forward)
+pdyolo_run("3 raw maps .*\\(fake-quant simulation\\)" forward ${int8} --simulate
+           --input ${SOURCE_DIR}/tests/data/images_1x3x32x32.npy --out ${OUT}/simulate)
+execute_process(COMMAND ${PDYOLO} train ${int8} --data ${SOURCE_DIR}/data/sample --split train --epochs 1 --out ${OUT}/train
+                        --hyp ${SOURCE_DIR}/cfg/hyp/hyp.scratch.tiny.yaml
+                RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "int8.safetensors: an int8 model file \\(pdyolo quantize's\\); this command needs a float model")
+  message(FATAL_ERROR "train on an int8 file: exit ${rc}, ${err}")
+endif()
