@@ -175,19 +175,6 @@ inline int run_forward(const Args& args) {
     }
     return write_forward_outputs(out, out_dir, args.has("--simulate") ? "fake-quant simulation" : "integer runtime");
   }
-  if (loaded.int8) {  // the integer reference runtime, or the fake-quant simulation it is tested against
-    NoGradGuard no_grad;
-    graph::DetectOutput out;
-    if (args.has("--simulate")) {
-      const quant::Simulation sim = quant::simulate(model.graph, *loaded.int8);
-      graph::RunOptions run;
-      run.taps = &sim.taps;
-      out = graph::forward(sim.graph, input, run);
-    } else {
-      out = quant::IntegerModel(model.graph, *loaded.int8).run(input);
-    }
-    return write_forward_outputs(out, out_dir, args.has("--simulate") ? "fake-quant simulation" : "integer runtime");
-  }
   if (args.has("--fuse")) {
     const graph::FuseReport r = graph::fuse(model.graph);
     std::printf("fused %d conv+bn, %d RepConv, %d implicit pairs; chained %d SPP pools\n", r.batch_norms, r.repconvs, r.implicits,

@@ -176,6 +176,16 @@ TEST_CASE("histogram observers: percentile and kl clip outliers, mse errs least,
   // below the outliers' bin
   CHECK(ranges[ObserverKind::kl].second < 13.0f);
   CHECK(ranges[ObserverKind::kl].first < 0.1f);
+  // A two-sided tensor (a conv's output before its activation): the clip stays above 0 and keeps
+  // most of the positive side (before the fix, the first candidate lay at −3.75 and every positive
+  // value was clamped to 0).
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> two_sided(50000);
+  for (float& v : two_sided) v = normal(gen);
+  two_sided[0] = -30.0f, two_sided[1] = 30.0f;
+  Observer kl(ObserverKind::kl);
+  kl.observe(Tensor::from_vector(two_sided, {static_cast<int64_t>(two_sided.size())}));
+  CHECK(kl.range().second > 2.5f);
   const double minmax_error = squared_error(choose_activation_params(0, 100));
   const double mse_error = squared_error(choose_activation_params(ranges[ObserverKind::mse].first, ranges[ObserverKind::mse].second));
   CHECK(mse_error <= minmax_error * 1.001);  // (its search is over bin centres, so allow for that)

@@ -145,9 +145,10 @@ class Observer {
     return {quantile(1.0 - o_.percentile / 100.0), quantile(o_.percentile / 100.0)};
   }
 
-  // TensorRT's search, clipping the top: for each i ≥ 256, P = the first i bins with the mass above
-  // folded into bin i − 1; Q = P merged into 256 levels and spread back over each level's non-empty
-  // bins; the i with the least KL(P ‖ Q) gives the upper edge.
+  // TensorRT's search, clipping the top: for each i ≥ 256 whose edge lies above 0, P = the first i
+  // bins with the mass above folded into bin i − 1; Q = those i bins as they were, merged into 256
+  // levels and spread back over P's non-empty bins; the i with the least KL(P ‖ Q) (smoothed as MXNet
+  // smooths it) gives the upper edge.
   float kl_upper() const {
     const Histogram& h = histogram_;
     const int levels = kActivationMax - kActivationMin + 1;
@@ -155,7 +156,10 @@ class Observer {
     double best = std::numeric_limits<double>::infinity();
     int best_i = h.bins();
     std::vector<double> p, q;
-    for (int i = levels; i <= h.bins(); ++i) {
+    // The clip must stay above 0 (a two-sided tensor's histogram starts below it): from the first
+    // edge past 0, and at least 256 bins.
+    const int first = std::max(levels, static_cast<int>(std::floor(-h.lo() / h.bin_width())) + 1);
+    for (int i = first; i <= h.bins(); ++i) {
       p.assign(static_cast<size_t>(i), 0.0);
       for (int b = 0; b < i; ++b) p[static_cast<size_t>(b)] = h.count(b);
       for (int b = i; b < h.bins(); ++b) p[static_cast<size_t>(i - 1)] += h.count(b);
@@ -164,19 +168,36 @@ class Observer {
         const int start = l * i / levels, stop = (l + 1) * i / levels;
         double mass = 0;
         int nonzero = 0;
-        for (int b = start; b < stop; ++b) mass += p[static_cast<size_t>(b)], nonzero += p[static_cast<size_t>(b)] > 0;
+        // Q's mass comes from the unclipped bins, without the folded outliers: otherwise Q equals P
+        // whenever a level spans one bin, and the narrowest clip always wins with KL = 0.
+        for (int b = start; b < stop; ++b) mass += h.count(b), nonzero += p[static_cast<size_t>(b)] > 0;
         for (int b = start; b < stop; ++b)
           if (p[static_cast<size_t>(b)] > 0) q[static_cast<size_t>(b)] = mass / nonzero;
       }
-      double p_total = 0, q_total = 0, kl = 0;
-      for (int b = 0; b < i; ++b) p_total += p[static_cast<size_t>(b)], q_total += q[static_cast<size_t>(b)];
-      for (int b = 0; b < i; ++b) {
-        const double pb = p[static_cast<size_t>(b)] / p_total, qb = q[static_cast<size_t>(b)] / q_total;
-        if (pb > 0) kl += qb > 0 ? pb * std::log(pb / qb) : pb * 50.0;  // mass Q cannot hold: a large penalty
-      }
+      const double kl = smoothed_kl(p, q);
       if (kl < best) best = kl, best_i = i;
     }
     return static_cast<float>(h.edge(best_i));
+  }
+
+  // KL(P ‖ Q) of two histograms of counts, smoothed as MXNet's calibration smooths them — empty bins
+  // get ε = 1e-4 counts, which the other bins give up evenly, so no term is infinite — then
+  // normalised.
+  static double smoothed_kl(std::vector<double> p, std::vector<double> q) {
+    const auto smooth = [](std::vector<double>& d) {
+      size_t zeros = 0;
+      for (double v : d) zeros += v == 0;
+      if (zeros == d.size()) return false;
+      const double eps = 1e-4, taken = eps * static_cast<double>(zeros) / static_cast<double>(d.size() - zeros);
+      double total = 0;
+      for (double& v : d) v = v == 0 ? eps : v - taken, total += v;
+      for (double& v : d) v /= total;
+      return std::all_of(d.begin(), d.end(), [](double v) { return v > 0; });
+    };
+    if (!smooth(p) || !smooth(q)) return std::numeric_limits<double>::infinity();
+    double kl = 0;
+    for (size_t b = 0; b < p.size(); ++b) kl += p[b] * std::log(p[b] / q[b]);
+    return kl;
   }
 
   // The factor α ∈ {1, 0.99, …, 0.30} of [min, max] whose quantization of the histogram's bin
