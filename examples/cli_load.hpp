@@ -67,7 +67,10 @@ inline InferenceFn inference_of(const LoadedModel& loaded) {
   graph::fuse(*fused);
   fused->eval();
   auto executor = std::make_shared<graph::Executor>(*fused);
-  return [fused, executor](const Tensor& images, bool raw) { return executor->run(images, raw); };
+  return [fused, executor](const Tensor& images, bool raw) {
+    (void)fused;  // held here: the executor refers to it
+    return executor->run(images, raw);
+  };
 }
 
 }  // namespace pdyolo::cli
