@@ -157,7 +157,9 @@ TEST_CASE("accumulate_gradients: the loss's gradients over N batches, weights an
   const std::map<std::string, Tensor> before = original.graph.state_dict(), a = once.graph.state_dict(), b = again.graph.state_dict(),
                                       c = longer.graph.state_dict();
   size_t with_gradient = 0, grew = 0;
-  for (const auto& [name, t] : before) {
+  for (const auto& entry : before) {  // (not a structured binding: CAPTURE is a lambda, and clang refuses)
+    const std::string& name = entry.first;
+    const Tensor& t = entry.second;
     CAPTURE(name);
     CHECK(test::max_rel_diff(t, a.at(name)) == 0);  // eval mode: no running-statistics update, no step
     const Tensor g = a.at(name).grad();

@@ -96,7 +96,9 @@ TEST_CASE("activation tables: every level is f of its dequantized value, quantiz
       {"relu", activation_table({Activation::relu}, in, out)},
       {"identity", activation_table({Activation::identity}, in, out)},
       {"sigmoid", sigmoid_table(in, choose_activation_params(0.0f, 1.0f))}};
-  for (const auto& [name, f] : definitions) {
+  for (const auto& definition : definitions) {  // (not a structured binding: CAPTURE is a lambda, and clang refuses)
+    const std::string& name = definition.first;
+    const std::function<double(double)>& f = definition.second;
     CAPTURE(name);
     const QParams o = name == "sigmoid" ? choose_activation_params(0.0f, 1.0f) : out;
     const ActivationTable& table = tables.at(name);
