@@ -233,6 +233,7 @@ class Trainer {
     }
     bar.finish();
   }
+
   // The loss each step minimises (see LossHook); an empty hook restores the task loss.
   void set_loss_hook(LossHook hook) { loss_hook_ = std::move(hook); }
   // Taps on the model's nodes during training steps (features for distillation, fake quantization).
