@@ -2,6 +2,7 @@
 // CommandSpec — name, value placeholder, default, help — and both the parser (Args) and the usage
 // text (`pdyolo help`, `pdyolo CMD --help`) read that declaration, so they cannot disagree.
 #pragma once
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -83,6 +84,17 @@ class Args {
     const long long n = std::strtoll(v.c_str(), &end, 10);
     PDYOLO_CHECK(!v.empty() && *end == '\0', "option ", flag, ": '", v, "' is not an integer");
     return n;
+  }
+  // A comma-separated value ("a,b,c") as its non-empty items.
+  std::vector<std::string> list(const std::string& flag) const {
+    std::vector<std::string> items;
+    const std::string v = str(flag);
+    for (size_t start = 0; start <= v.size();) {
+      const size_t comma = std::min(v.find(',', start), v.size());
+      if (comma > start) items.push_back(v.substr(start, comma - start));
+      start = comma + 1;
+    }
+    return items;
   }
   float real(const std::string& flag) const {
     const std::string v = str(flag);

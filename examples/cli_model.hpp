@@ -90,7 +90,11 @@ inline int run_info(const Args& args) {
   const LoadedModel loaded = model_from_args(args, std::nullopt, 0, /*int8_ok=*/true);
   const models::YoloModel& model = loaded.model;
   const graph::Graph& g = model.graph;
-  if (loaded.int8) std::printf("int8 model file: %d quantizers, the detect head dequantized (the graph below is fused)\n", loaded.int8->groups);
+  if (loaded.int8) {
+    const std::vector<bool>& in_float = loaded.int8->float_convs;
+    std::printf("int8 model file: %d quantizers, %lld convs kept in float, the detect head dequantized (the graph below is fused)\n",
+                loaded.int8->groups, static_cast<long long>(std::count(in_float.begin(), in_float.end(), true)));
+  }
   const double gflops = g.conv_flops(size) / 1e9;
   const int64_t layers = static_cast<int64_t>(g.layer_output.size());
   if (args.has("--verbose")) print_layers(model, size);

@@ -152,9 +152,7 @@ inline prune::PruneOptions prune_options(const Args& args) {
   o.round_to = args.has("--round-to") ? args.integer("--round-to") : prune::kernel_channel_multiple();
   PDYOLO_CHECK(o.round_to >= 1, "--round-to must be at least 1, got ", o.round_to);
   o.seed = static_cast<uint64_t>(args.integer("--seed"));
-  std::istringstream ignore(args.str("--ignore"));
-  for (std::string name; std::getline(ignore, name, ',');)
-    if (!name.empty()) o.ignore.push_back(name);
+  o.ignore = args.list("--ignore");
   return o;
 }
 

@@ -210,13 +210,16 @@ Tensor eight_bit_images(int64_t n, int64_t size, uint64_t seed) {
 // compared on the same inputs — every quantized output must agree within one step on ≥ 99.9 % of its
 // elements. End to end (each on its own values, where rare one-step differences propagate) the
 // agreement and the raw maps' difference are reported.
-void check_integer_against_simulation(const std::string& cfg, int64_t size) {
+// `mixed` (when given) keeps some convs in float after calibration.
+void check_integer_against_simulation(const std::string& cfg, int64_t size,
+                                      const std::function<void(const graph::Graph&, QuantPlan&)>& mixed = nullptr) {
   models::YoloModel m = test::randomised_model(cfg, 21);
   graph::fuse(m.graph);
   m.graph.eval();
   QuantPlan plan = plan_quantization(m.graph);
   int calls = 0;
   calibrate(m.graph, plan, ObserverKind::minmax, [&] { return calls++ < 2 ? eight_bit_images(2, size, 100 + calls) : Tensor(); });
+  if (mixed) mixed(m.graph, plan);
   const Tensor images = eight_bit_images(1, size, 7);
   const IntegerModel integer(m.graph, plan);
   std::vector<Tensor> levels;
@@ -289,6 +292,73 @@ TEST_CASE("integer runtime against the fake-quant simulation: yolov7 (RepConv an
   check_integer_against_simulation(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7.yaml", 64);
 }
 
+TEST_CASE("mixed precision: every 4th conv and the detect head in float, the integer runtime still within one step") {
+  int kept = 0;
+  check_integer_against_simulation(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 64,
+                                   [&](const graph::Graph& g, QuantPlan& plan) {
+                                     std::vector<std::string> names;
+                                     int convs = 0;
+                                     for (const graph::Node& n : g.nodes)
+                                       if (n.op == graph::Op::conv && convs++ % 4 == 1) names.push_back(n.name);
+                                     keep_in_float(g, plan, names);
+                                     keep_head_in_float(g, plan);
+                                     for (size_t i = 0; i < g.nodes.size(); ++i) kept += plan.in_float(static_cast<int>(i));
+                                   });
+  CHECK(kept > 15);
+}
+
+TEST_CASE("mixed precision: names of convs or layers; an unknown name is an error") {
+  models::YoloModel m = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 3);
+  graph::fuse(m.graph);
+  QuantPlan plan = plan_quantization(m.graph);
+  const int first = 1;  // node 0 is the image
+  REQUIRE(m.graph.nodes[first].op == graph::Op::conv);
+  const std::string layer = m.graph.nodes[first].name.substr(0, m.graph.nodes[first].name.rfind('.'));  // "model.0"
+  keep_in_float(m.graph, plan, {layer});
+  CHECK(plan.in_float(first));
+  int kept = 0;
+  for (size_t i = 0; i < m.graph.nodes.size(); ++i) kept += plan.in_float(static_cast<int>(i));
+  CHECK(kept == 1);
+  CHECK(test::error_of([&] { keep_in_float(m.graph, plan, {"model.999"}); }).find("'model.999' names no conv") != std::string::npos);
+}
+
+TEST_CASE("sensitivity: simulating one layer quantizes that conv and its activation, and nothing before or beside it") {
+  models::YoloModel m = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 4);
+  graph::fuse(m.graph);
+  m.graph.eval();
+  QuantPlan plan = plan_quantization(m.graph);
+  int calls = 0;
+  calibrate(m.graph, plan, ObserverKind::minmax, [&] { return calls++ < 1 ? eight_bit_images(2, 64, 11) : Tensor(); });
+  int layer = -1, convs = 0;
+  for (int i = 0; i < static_cast<int>(m.graph.nodes.size()); ++i)
+    if (m.graph.nodes[static_cast<size_t>(i)].op == graph::Op::conv && ++convs == 5) layer = i;
+  const int act = fused_activation(m.graph, layer);
+  REQUIRE(act > layer);
+  const Simulation sim = simulate(m.graph, plan, layer);
+  CHECK(sim.taps.size() == 2);
+  CHECK(sim.taps.count(layer) == 1);
+  CHECK(sim.taps.count(act) == 1);
+  for (size_t i = 0; i < m.graph.nodes.size(); ++i)
+    if (m.graph.nodes[i].op == graph::Op::conv) {
+      const double diff = test::max_rel_diff(sim.graph.nodes[i].tensor("weight"), m.graph.nodes[i].tensor("weight"));
+      if (static_cast<int>(i) == layer) CHECK(diff > 0);
+      else CHECK(diff == 0);
+    }
+  // Its activation's output lies on its quantizer's grid; the float graph's does not.
+  std::vector<Tensor> seen(m.graph.nodes.size());
+  graph::Taps record = sim.taps;
+  record[act] = [&, tap = sim.taps.at(act)](const Tensor& x) { return seen[static_cast<size_t>(act)] = tap(x); };
+  graph::RunOptions run;
+  run.taps = &record;
+  NoGradGuard no_grad;
+  graph::forward(sim.graph, eight_bit_images(1, 64, 12), run);
+  const QParams p = plan.of(act);
+  for (float v : seen[static_cast<size_t>(act)].to_vector()) {
+    const double level = v / p.scale + p.zero_point;
+    REQUIRE(std::fabs(level - std::nearbyint(level)) < 1e-3);
+  }
+}
+
 TEST_CASE("the plan shares one quantizer across concat, max-pool and upsample, and keeps the head in float") {
   models::YoloModel m = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 3);
   graph::fuse(m.graph);
@@ -335,6 +405,17 @@ TEST_CASE("the int8 model file: a quarter of the float size, and the integer run
       CHECK(integer.conv(static_cast<int>(i)).bias == reloaded.conv(static_cast<int>(i)).bias);
     }
   MESSAGE("int8 file " << std::filesystem::file_size(path) << " bytes, float " << std::filesystem::file_size(float_path) << " (" << 100 * ratio << " %)");
+  // Mixed precision: the convs kept in float are stored as float and come back so.
+  QuantPlan mixed = plan;
+  keep_in_float(m.graph, mixed, {m.graph.nodes[1].name});
+  keep_head_in_float(m.graph, mixed);
+  const IntegerModel mixed_integer(m.graph, mixed);
+  save_quantized(path, m, mixed_integer, "percentile");
+  const QuantizedModel mixed_loaded = load_quantized(path);
+  for (size_t i = 0; i < m.graph.nodes.size(); ++i) CHECK(mixed_loaded.plan.in_float(static_cast<int>(i)) == mixed.in_float(static_cast<int>(i)));
+  CHECK(test::max_rel_diff(mixed_loaded.model.graph.nodes[1].tensor("weight"), m.graph.nodes[1].tensor("weight")) == 0);
+  const graph::DetectOutput c = mixed_integer.run(images), d = IntegerModel(mixed_loaded.model.graph, mixed_loaded.plan).run(images);
+  for (size_t l = 0; l < c.raw.size(); ++l) CHECK(test::max_rel_diff(c.raw[l], d.raw[l]) == 0);
   CHECK(test::error_of([&] { load_quantized(float_path); }).find("not an int8 model file") != std::string::npos);
   std::remove(path.c_str());
   std::remove(float_path.c_str());

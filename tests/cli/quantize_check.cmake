@@ -19,7 +19,7 @@ pdyolo_run("int8, on the integer reference runtime.*8 images in" eval ${int8} --
            --no-progress)
 pdyolo_run("detections in 8 images" detect ${int8} --source ${SOURCE_DIR}/data/sample/JPEGImages --img-size 64 --no-progress
            --out ${OUT}/detect)
-pdyolo_run("int8 model file: 82 quantizers" info ${int8})
+pdyolo_run("int8 model file: 82 quantizers, 0 convs kept in float" info ${int8})
 pdyolo_run("int8, scalar integer reference runtime.*latency ms: P50" bench ${int8} --img-size 64 --runs 2 --warmup 0)
 pdyolo_run("3 raw maps .*\\(integer runtime\\)" forward ${int8} --input ${SOURCE_DIR}/tests/data/images_1x3x32x32.npy
            --out ${OUT}/forward)
@@ -30,4 +30,23 @@ execute_process(COMMAND ${PDYOLO} train ${int8} --data ${SOURCE_DIR}/data/sample
                 RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
 if(NOT rc EQUAL 1 OR NOT err MATCHES "int8.safetensors: an int8 model file \\(pdyolo quantize's\\); this command needs a float model")
   message(FATAL_ERROR "train on an int8 file: exit ${rc}, ${err}")
+endif()
+# Mixed precision: the sensitivity table, CSV and plot; the two most sensitive convs, model.0 and the
+# head kept in float (3 head convs), stored so and run by eval.
+pdyolo_run("rank +conv +drop@.5.*wrote .*sensitivity.csv.*kept in float: model.0.conv.*model.77.m.2"
+           quantize --weights ${OUT}/float.safetensors --data ${SOURCE_DIR}/data/sample --split train --calib-images 4 --sensitivity
+           --keep-fp32 2 --fp32-layers model.0 --detect-fp32 --img-size 64 --no-progress --out ${OUT}/mixed/int8.safetensors)
+file(STRINGS ${OUT}/mixed/sensitivity.csv rows)
+list(LENGTH rows row_count)
+if(NOT row_count EQUAL 59 OR NOT EXISTS ${OUT}/mixed/sensitivity.png)
+  message(FATAL_ERROR "sensitivity.csv has ${row_count} lines (a header and 58 convs expected), or no sensitivity.png")
+endif()
+pdyolo_run("int8 model file: 82 quantizers, [56] convs kept in float" info --weights ${OUT}/mixed/int8.safetensors)
+pdyolo_run("int8, on the integer reference runtime.*8 images in" eval --weights ${OUT}/mixed/int8.safetensors --data ${SOURCE_DIR}/data/sample
+           --split train --img-size 64 --no-progress)
+execute_process(COMMAND ${PDYOLO} quantize --weights ${OUT}/float.safetensors --data ${SOURCE_DIR}/data/sample --calib-images 1
+                        --split train --fp32-layers model.0,model.999 --img-size 64 --no-progress
+                RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "'model.999' names no conv")
+  message(FATAL_ERROR "an unknown --fp32-layers name: exit ${rc}, ${err}")
 endif()

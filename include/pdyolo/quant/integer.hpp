@@ -7,6 +7,9 @@
 //               activation-free conv — requantize(acc) at its output's (s, z). Detect's convs
 //               dequantize: acc · s_x · s_w (float raw maps).
 //   max-pool, upsample, concat   move levels: their (s, z) are their inputs' (plan.hpp).
+//   a conv kept in float (mixed precision)   dequantizes its input levels, convolves in float with
+//               its float weights, applies its activation in float and quantizes the result at the
+//               same (s, z) an integer conv would (a float head conv returns the float maps).
 //
 // Levels are held in f32 tensors (integers 0…255, exact in float) so that max-pool, upsample and
 // concat reuse the float ops, which are exact on them; every conv is an integer loop.
@@ -36,6 +39,7 @@ struct IntegerConv {
   // ...or, for the detect head, dequantization: acc · dequant_scale[c].
   bool dequantize = false;
   std::vector<float> dequant_scale;     // [out]
+  bool in_float = false;                // kept in float: none of the above, the graph's float tensors
 };
 
 class IntegerModel {
@@ -43,9 +47,8 @@ class IntegerModel {
   // g fused; plan calibrated for it.
   IntegerModel(const graph::Graph& g, QuantPlan plan) : graph_(g.clone()), plan_(std::move(plan)) {
     convs_.resize(graph_.nodes.size());
-    const std::vector<int> users = user_counts();
     for (int i = 0; i < static_cast<int>(graph_.nodes.size()); ++i)
-      if (graph_.nodes[static_cast<size_t>(i)].op == graph::Op::conv) convs_[static_cast<size_t>(i)] = make_conv(i, users);
+      if (graph_.nodes[static_cast<size_t>(i)].op == graph::Op::conv) convs_[static_cast<size_t>(i)] = make_conv(i);
   }
 
   const QuantPlan& plan() const { return plan_; }
@@ -69,7 +72,9 @@ class IntegerModel {
       std::vector<Tensor> in;
       for (int j : node.inputs) in.push_back(values[static_cast<size_t>(j)]);
       switch (node.op) {
-        case graph::Op::conv: values[static_cast<size_t>(i)] = run_conv(convs_[static_cast<size_t>(i)], in[0]); break;
+        case graph::Op::conv:
+          values[static_cast<size_t>(i)] = convs_[static_cast<size_t>(i)].in_float ? run_float_conv(i, in[0]) : run_conv(convs_[static_cast<size_t>(i)], in[0]);
+          break;
         case graph::Op::activation:  // applied by its conv (the table); here only its value is passed on
           PDYOLO_CHECK(in[0].defined() && activation_of_conv(node.inputs[0]) == i, "quant: activation '", node.name,
                        "' does not follow a conv it alone reads");
@@ -93,28 +98,28 @@ class IntegerModel {
     if (levels) {
       levels->assign(static_cast<size_t>(n), Tensor());
       for (int i = 0; i < n; ++i)  // (a conv whose table was applied holds its activation's levels: not reported)
-        if (plan_.quantized(i) && convs_[static_cast<size_t>(i)].activation_node < 0) (*levels)[static_cast<size_t>(i)] = values[static_cast<size_t>(i)];
+        if (plan_.quantized(i) && (graph_.nodes[static_cast<size_t>(i)].op != graph::Op::conv || convs_[static_cast<size_t>(i)].activation_node < 0))
+          (*levels)[static_cast<size_t>(i)] = values[static_cast<size_t>(i)];
     }
     return out;
   }
 
  private:
-  std::vector<int> user_counts() const {
-    std::vector<int> users(graph_.nodes.size(), 0);
-    for (const graph::Node& node : graph_.nodes)
-      for (int j : node.inputs) ++users[static_cast<size_t>(j)];
-    return users;
-  }
   // The activation node a conv's table applies (−1: none).
   int activation_of_conv(int conv) const { return convs_[static_cast<size_t>(conv)].activation_node; }
 
-  IntegerConv make_conv(int i, const std::vector<int>& users) const {
+  IntegerConv make_conv(int i) const {
     const graph::Node& node = graph_.nodes[static_cast<size_t>(i)];
     const auto& attrs = node.get<graph::ConvAttrs>();
     const Tensor w = contiguous_copy(node.tensor("weight"));
     IntegerConv c;
     c.out_channels = w.shape()[0], c.in_per_group = w.shape()[1], c.kernel = w.shape()[2];
     c.stride = attrs.stride, c.padding = attrs.padding, c.groups = attrs.groups;
+    c.activation_node = fused_activation(graph_, i);
+    if (plan_.in_float(i)) {
+      c.in_float = true;
+      return c;
+    }
     const QParams in = plan_.of(node.inputs[0]);
     c.input_zero = in.zero_point;
     const std::vector<float>& scales = plan_.weight_scales[static_cast<size_t>(i)];
@@ -128,6 +133,7 @@ class IntegerModel {
                                    : quantize_bias(bias[static_cast<size_t>(o)], in.scale, scales[static_cast<size_t>(o)]));
     }
     if (!plan_.quantized(i)) {  // a detect-head conv
+      c.activation_node = -1;
       c.dequantize = true;
       for (float s : scales) c.dequant_scale.push_back(static_cast<float>(static_cast<double>(in.scale) * s));
       return c;
@@ -135,15 +141,33 @@ class IntegerModel {
     const QParams out = plan_.of(i);
     c.output_zero = out.zero_point;
     for (float s : scales) c.multipliers.push_back(make_multiplier(static_cast<double>(in.scale) * s / out.scale));
-    for (int j = i + 1; j < static_cast<int>(graph_.nodes.size()); ++j) {  // an activation it alone feeds
-      const graph::Node& next = graph_.nodes[static_cast<size_t>(j)];
-      if (next.op == graph::Op::activation && next.inputs[0] == i && users[static_cast<size_t>(i)] == 1) {
-        const auto& a = next.get<graph::ActivationAttrs>();
-        c.activation_node = j;
-        c.table = activation_table({a.kind, a.slope}, out, plan_.of(j));
-      }
+    if (c.activation_node >= 0) {
+      const auto& a = graph_.nodes[static_cast<size_t>(c.activation_node)].get<graph::ActivationAttrs>();
+      c.table = activation_table({a.kind, a.slope}, out, plan_.of(c.activation_node));
     }
     return c;
+  }
+
+  // A conv kept in float: x [N, C, H, W] levels → its (activation's) output quantized to levels, or
+  // float raw maps for a head conv.
+  Tensor run_float_conv(int i, const Tensor& x_levels) const {
+    const graph::Node& node = graph_.nodes[static_cast<size_t>(i)];
+    const auto& attrs = node.get<graph::ConvAttrs>();
+    const QParams in = plan_.of(node.inputs[0]);
+    NoGradGuard no_grad;
+    Tensor y = conv2d((x_levels - static_cast<float>(in.zero_point)) * in.scale, node.tensor("weight"),
+                      node.has_tensor("bias") ? node.tensor("bias") : Tensor(),
+                      Conv2dParams().stride(attrs.stride).padding(attrs.padding).with_groups(attrs.groups));
+    const int act = activation_of_conv(i);
+    if (act >= 0) {
+      const auto& a = graph_.nodes[static_cast<size_t>(act)].get<graph::ActivationAttrs>();
+      y = activation(y, {a.kind, a.slope});
+    }
+    if (!plan_.quantized(i)) return y;
+    const QParams out = plan_.of(act >= 0 ? act : i);
+    y = contiguous_copy(y);
+    for (int64_t k = 0; k < y.numel(); ++k) y.data<float>()[k] = static_cast<float>(quantize_activation(y.data<float>()[k], out));
+    return y;
   }
 
   // Pixels as levels: q = round(x · 255), the image's (s, z) = (1/255, 0).

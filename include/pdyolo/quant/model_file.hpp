@@ -4,10 +4,12 @@
 //   quant.<conv>.weight        I8  [out, in / groups, k, k]
 //   quant.<conv>.weight_scale  F32 [out]
 //   quant.<conv>.bias          I32 [out]  at s_x · s_w
-//   metadata "pdyolo.quant"    {"version": 1, "observer": …, "groups": [[scale, zero_point], …],
-//                               "group_of": [group per node, −1 for the float head]}
+//   metadata "pdyolo.quant"    {"version": 2, "observer": …, "groups": [[scale, zero_point], …],
+//                               "group_of": [group per node, −1 for the float head],
+//                               "float_convs": [node, …]}
 //
-// Other tensors (the anchor grid) are stored as they are. Loading rebuilds the graph with the
+// Convs kept in float (mixed precision, version 2) and other tensors (the anchor grid) are stored as
+// they are. Loading rebuilds the graph with the
 // dequantized float weights (q · s) and biases, so that every pass that reads a graph works on it,
 // and the plan with the stored int32 biases, so that the integer runtime computes exactly what was
 // saved.
@@ -20,7 +22,7 @@
 
 namespace pdyolo::quant {
 
-inline constexpr int64_t kQuantFormatVersion = 1;
+inline constexpr int64_t kQuantFormatVersion = 2;  // reads 1 (no float convs) and 2
 
 struct QuantizedModel {
   models::YoloModel model;  // fused, with dequantized weights
@@ -35,7 +37,7 @@ inline void save_quantized(const std::string& path, const models::YoloModel& fus
   std::map<std::string, Tensor> tensors;
   for (int i = 0; i < static_cast<int>(g.nodes.size()); ++i) {
     const graph::Node& n = g.nodes[static_cast<size_t>(i)];
-    if (n.op != graph::Op::conv) {
+    if (n.op != graph::Op::conv || plan.in_float(i)) {
       for (const auto& [local, t] : n.tensors) tensors[n.name + "." + local] = t;
       continue;
     }
@@ -57,11 +59,15 @@ inline void save_quantized(const std::string& path, const models::YoloModel& fus
     groups.items.push_back(pair);
   }
   for (int group : plan.group_of) group_of.items.push_back(io::Value::make_int(group));
+  io::Value float_convs = io::Value::make_list();
+  for (int i = 0; i < static_cast<int>(g.nodes.size()); ++i)
+    if (plan.in_float(i)) float_convs.items.push_back(io::Value::make_int(i));
   io::Value q = io::Value::make_dict();
   q.set("version", io::Value::make_int(kQuantFormatVersion));
   q.set("observer", io::Value::make_string(observer));
   q.set("groups", groups);
   q.set("group_of", group_of);
+  q.set("float_convs", float_convs);
   models::YoloModel described{g.clone(), fused.names, fused.config};
   std::map<std::string, std::string> metadata = models::model_metadata(described);
   metadata["pdyolo.quant"] = io::to_json(q);
@@ -86,8 +92,9 @@ inline QuantizedModel load_quantized(const std::string& path) {
   PDYOLO_CHECK(is_quantized(content.metadata), path, ": not an int8 model file (no 'pdyolo.quant' in the metadata); quantize it with pdyolo quantize");
   const std::string where = path + " (metadata 'pdyolo.quant')";
   const io::Value q = io::parse_json(content.metadata.at("pdyolo.quant"), where);
-  PDYOLO_CHECK(detail::field(q, "version", where).as_double() == kQuantFormatVersion, where, ": format version ",
-               detail::field(q, "version", where).as_double(), ", this pdyolo reads ", kQuantFormatVersion);
+  const double version = detail::field(q, "version", where).as_double();
+  PDYOLO_CHECK(version == 1 || version == kQuantFormatVersion, where, ": format version ", version, ", this pdyolo reads 1 to ",
+               kQuantFormatVersion);
   QuantPlan plan;
   for (const io::Value& pair : detail::field(q, "groups", where).items) {
     PDYOLO_CHECK(pair.items.size() == 2 && pair.items[0].is_number() && pair.items[1].is_number(), where, ": a group is not [scale, zero_point]");
@@ -108,13 +115,22 @@ inline QuantizedModel load_quantized(const std::string& path) {
   const std::vector<io::Value>& nodes = detail::field(graph_json, "nodes", graph_where).items;
   PDYOLO_CHECK(nodes.size() == plan.group_of.size(), where, ": 'group_of' has ", plan.group_of.size(), " entries for ", nodes.size(), " nodes");
   plan.input_group = plan.group_of.empty() ? -1 : plan.group_of[0];
+  plan.float_convs.assign(nodes.size(), false);
+  if (const io::Value* float_convs = q.find("float_convs")) {
+    for (const io::Value& v : float_convs->items) {
+      PDYOLO_CHECK(v.is_number() && v.as_double() >= 0 && v.as_double() < static_cast<double>(nodes.size()) &&
+                       detail::string_field(nodes[static_cast<size_t>(v.as_double())], "op", graph_where) == "conv",
+                   where, ": 'float_convs' names a node that is not a conv");
+      plan.float_convs[static_cast<size_t>(v.as_double())] = true;
+    }
+  }
   plan.weight_scales.resize(nodes.size());
   plan.biases.resize(nodes.size());
   std::map<std::string, Tensor> tensors;
   for (auto& [name, t] : content.tensors)
     if (name.rfind("quant.", 0) != 0) tensors[name] = t;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    if (detail::string_field(nodes[i], "op", graph_where) != "conv") continue;
+    if (detail::string_field(nodes[i], "op", graph_where) != "conv" || plan.float_convs[i]) continue;
     const std::string name = detail::string_field(nodes[i], "name", graph_where);
     const auto tensor = [&](const std::string& suffix, DType dtype) {
       const auto it = content.tensors.find("quant." + name + "." + suffix);

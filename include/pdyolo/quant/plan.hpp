@@ -7,10 +7,16 @@
 // activation's. Quantizers are shared by construction, from the graph: a concat, a max-pool and an
 // upsample have the very quantizer of their inputs (union-find over those edges), so they move
 // levels without arithmetic. The image is its own group with s = 1/255, z = 0.
+//
+// Mixed precision: a conv kept in float (keep_in_float) computes in float from its input's
+// dequantized levels, with its float weights and bias, its activation in float, and quantizes its
+// result to the same (s, z) as before (the activation's when it has one) — so every value around it
+// stays quantized. A head conv kept in float returns float raw maps.
 #pragma once
 #include <functional>
 #include <numeric>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "pdyolo/graph/executor.hpp"
@@ -26,8 +32,10 @@ struct QuantPlan {
   std::vector<QParams> params;   // per group, once calibrated
   std::vector<std::vector<float>> weight_scales;  // per node: a conv's per-output-channel weight scales
   std::vector<std::vector<int32_t>> biases;       // per node: a conv's int32 bias as loaded from a file (empty: from the float bias)
+  std::vector<bool> float_convs;                  // per node: a conv kept in float (empty: none)
 
   bool quantized(int node) const { return group_of[static_cast<size_t>(node)] >= 0; }
+  bool in_float(int node) const { return static_cast<size_t>(node) < float_convs.size() && float_convs[static_cast<size_t>(node)]; }
   QParams of(int node) const {
     PDYOLO_CHECK(quantized(node), "quant: node ", node, " is not quantized");
     return params[static_cast<size_t>(group_of[static_cast<size_t>(node)])];
@@ -41,14 +49,30 @@ inline int find_root(std::vector<int>& parent, int i) {
 }
 }  // namespace detail
 
+// The activation node that alone reads conv `conv`'s output (−1: none): the conv applies it, as a
+// table in the integer runtime.
+inline int fused_activation(const graph::Graph& g, int conv) {
+  int reader = -1, readers = 0;
+  for (int j = conv + 1; j < static_cast<int>(g.nodes.size()); ++j)
+    for (int in : g.nodes[static_cast<size_t>(j)].inputs)
+      if (in == conv) reader = j, ++readers;
+  return readers == 1 && g.nodes[static_cast<size_t>(reader)].op == graph::Op::activation ? reader : -1;
+}
+
+// The convs that feed the detect node (its raw maps).
+inline std::vector<int> head_convs(const graph::Graph& g) {
+  const int detect = g.detect_node();
+  PDYOLO_CHECK(detect >= 0, "quant: the graph has no detect node");
+  return g.nodes[static_cast<size_t>(detect)].inputs;
+}
+
 // The groups of a fused graph (graph::fuse: no batch norm or implicit node left).
 inline QuantPlan plan_quantization(const graph::Graph& g) {
   using graph::Op;
   const int n = static_cast<int>(g.nodes.size());
   const int detect = g.detect_node();
-  PDYOLO_CHECK(detect >= 0, "quant: the graph has no detect node");
   std::vector<bool> head(static_cast<size_t>(n), false);
-  for (int i : g.nodes[static_cast<size_t>(detect)].inputs) {
+  for (int i : head_convs(g)) {
     PDYOLO_CHECK(g.nodes[static_cast<size_t>(i)].op == Op::conv, "quant: detect input '", g.nodes[static_cast<size_t>(i)].name,
                  "' is not a conv (fuse the model first)");
     head[static_cast<size_t>(i)] = true;
@@ -80,6 +104,26 @@ inline QuantPlan plan_quantization(const graph::Graph& g) {
   return plan;
 }
 
+// Keeps convs in float (mixed precision). Each name is a conv node's name ("model.12.conv") or a
+// layer's prefix ("model.12": every conv inside it); a name that matches no conv is an error.
+inline void keep_in_float(const graph::Graph& g, QuantPlan& plan, const std::vector<std::string>& names) {
+  plan.float_convs.resize(g.nodes.size(), false);
+  for (const std::string& name : names) {
+    bool matched = false;
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      const std::string& node = g.nodes[i].name;
+      if (g.nodes[i].op == graph::Op::conv && (node == name || node.rfind(name + ".", 0) == 0)) plan.float_convs[i] = matched = true;
+    }
+    PDYOLO_CHECK(matched, "quant: '", name, "' names no conv of the model (pdyolo info --weights W --verbose lists the layers)");
+  }
+}
+
+// Keeps the detect head's convs in float: float raw maps from dequantized inputs.
+inline void keep_head_in_float(const graph::Graph& g, QuantPlan& plan) {
+  plan.float_convs.resize(g.nodes.size(), false);
+  for (int i : head_convs(g)) plan.float_convs[static_cast<size_t>(i)] = true;
+}
+
 // Runs `batches` calibration batches (next_batch() → images [N, C, H, W] in [0, 1], or an undefined
 // Tensor when there are no more) through the float graph and sets every group's (s, z) from an
 // observer of the kind asked for, which sees every member's values. The image's group stays 1/255.
@@ -107,17 +151,23 @@ inline void calibrate(const graph::Graph& g, QuantPlan& plan, ObserverKind kind,
 
 // The float simulation of the integer model: a copy of the graph whose conv weights are fake-
 // quantized per output channel and whose biases are rounded to int32 at s_x · s_w, and the taps
-// that fake-quantize every quantized node's output (the image included).
+// that fake-quantize every quantized node's output (the image included). A conv kept in float keeps
+// its weights and has no tap of its own when its activation follows (that one is quantized).
+//
+// only_layer ≥ 0 simulates one layer alone (the sensitivity analysis): conv `only_layer`'s weights,
+// bias and outputs (its own and its activation's) are quantized, everything else stays float.
 struct Simulation {
   graph::Graph graph;
   graph::Taps taps;
 };
 
-inline Simulation simulate(const graph::Graph& g, const QuantPlan& plan) {
+inline Simulation simulate(const graph::Graph& g, const QuantPlan& plan, int only_layer = -1) {
   Simulation sim{g.clone(), {}};
+  const int layer_activation = only_layer >= 0 ? fused_activation(g, only_layer) : -1;
   for (int i = 0; i < static_cast<int>(sim.graph.nodes.size()); ++i) {
     graph::Node& node = sim.graph.nodes[static_cast<size_t>(i)];
-    if (node.op == graph::Op::conv) {
+    const bool in_layer = only_layer < 0 || i == only_layer || i == layer_activation;
+    if (node.op == graph::Op::conv && !plan.in_float(i) && in_layer) {
       const std::vector<float>& scales = plan.weight_scales[static_cast<size_t>(i)];
       node.tensor("weight") = fake_quant_weight(node.tensor("weight").detach(), scales).detach();
       if (node.has_tensor("bias")) {
@@ -128,7 +178,9 @@ inline Simulation simulate(const graph::Graph& g, const QuantPlan& plan) {
         node.tensor("bias") = Tensor::from_vector(bias, {static_cast<int64_t>(bias.size())});
       }
     }
-    if (plan.quantized(i)) sim.taps[i] = [p = plan.of(i)](const Tensor& x) { return fake_quant_activation(x, p); };
+    const bool float_before_activation = node.op == graph::Op::conv && plan.in_float(i) && fused_activation(g, i) >= 0;
+    if (plan.quantized(i) && in_layer && !float_before_activation)
+      sim.taps[i] = [p = plan.of(i)](const Tensor& x) { return fake_quant_activation(x, p); };
   }
   return sim;
 }
