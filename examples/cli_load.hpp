@@ -33,18 +33,18 @@ inline LoadedModel model_from_args(const Args& args, std::optional<int64_t> nc =
   if (!nc && args.declares("--nc") && args.has("--nc")) nc = args.integer("--nc");
   if (args.has("--weights")) {
     const std::string weights = args.str("--weights");
-    if (models::detail::ends_with(weights, ".safetensors") && quant::is_quantized(io::load_safetensors(weights).metadata)) {
+    if (models::detail::ends_with(weights, ".safetensors") && quant::is_quantized(io::load_safetensors_metadata(weights))) {
       PDYOLO_CHECK(int8_ok, weights, ": an int8 model file (pdyolo quantize's); this command needs a float model — eval, detect, forward, "
                    "bench and info run int8 files");
       quant::QuantizedModel q = quant::load_quantized(weights);
       return {std::move(q.model), weights, std::move(q.plan)};
     }
     models::LoadOptions options;
-    if (args.has("--cfg")) options.cfg = args.str("--cfg");
+    if (args.declares("--cfg") && args.has("--cfg")) options.cfg = args.str("--cfg");
     options.nc = nc;
     return {models::load_model(weights, options), weights, std::nullopt};
   }
-  PDYOLO_CHECK(args.has("--cfg"), "pass a model: --weights FILE (.safetensors or .pt) or --cfg FILE (random weights)");
+  PDYOLO_CHECK(args.declares("--cfg") && args.has("--cfg"), "pass a model: --weights FILE (.safetensors or .pt) or --cfg FILE (random weights)");
   return {models::build_yolo(models::load_model_config(args.str("--cfg"), nc), {false, seed}), args.str("--cfg") + " (random weights)",
           std::nullopt};
 }

@@ -3,6 +3,8 @@
 // float model, the fake-quant simulation and the integer reference runtime side by side.
 // Mixed precision: --fp32-layers and --detect-fp32 keep convs in float; --sensitivity measures each
 // conv's mAP drop when it alone is quantized (on --split), and --keep-fp32 K keeps the K worst.
+// `pdyolo qat`: quantization-aware training (quant/qat.hpp) from such a calibration, then the same
+// int8 model file and comparison.
 #pragma once
 #include <cstdio>
 #include <filesystem>
@@ -10,14 +12,78 @@
 
 #include "cli_args.hpp"
 #include "cli_load.hpp"
+#include "cli_train.hpp"
 #include "pdyolo/eval/evaluate.hpp"
 #include "pdyolo/io/file.hpp"
 #include "pdyolo/io/plot.hpp"
 #include "pdyolo/quant/model_file.hpp"
+#include "pdyolo/quant/qat.hpp"
 
 namespace pdyolo::cli {
 
 namespace detail {
+
+// Calibrates plan's quantizers on the first `images` images of ds, letterboxed as evaluation sees them.
+inline void calibrate_on(const graph::Graph& g, quant::QuantPlan& plan, quant::ObserverKind observer, const data::Dataset& ds, int64_t images,
+                         int64_t size, int64_t batch, bool progress) {
+  int64_t next = 0;
+  ProgressBar bar("calibrate", images, progress);
+  quant::calibrate(g, plan, observer, [&] {
+    std::vector<data::Image> chunk;
+    for (; next < images && static_cast<int64_t>(chunk.size()) < batch; ++next) {
+      try {
+        chunk.push_back(data::letterbox(data::load_image(ds.samples[static_cast<size_t>(next)].image_path), size, size).image);
+      } catch (const Error& e) {
+        std::cerr << "warning: " << e.what() << " (calibration image skipped)\n";
+      }
+    }
+    bar.update(next);
+    return chunk.empty() ? Tensor() : data::images_to_tensor(chunk);
+  });
+  bar.finish();
+}
+
+// mAP of a fake-quant simulation (quant::simulate) on ds.
+inline eval::EvalRun evaluate_simulation(const quant::Simulation& sim, const data::Dataset& ds, const eval::EvalOptions& eo) {
+  graph::RunOptions run;
+  run.taps = &sim.taps;
+  return eval::evaluate_with([&](const Tensor& x) { return graph::forward(sim.graph, x, run).decoded; }, ds, eo);
+}
+
+// Writes the int8 model file and says how large it is.
+inline void write_int8(const std::string& out, const models::YoloModel& model, const quant::IntegerModel& integer, const std::string& how) {
+  PDYOLO_CHECK(models::detail::ends_with(out, ".safetensors"), "--out must name a .safetensors file, got '", out, "'");
+  if (const auto folder = std::filesystem::path(out).parent_path(); !folder.empty()) std::filesystem::create_directories(folder);
+  quant::save_quantized(out, model, integer, how);
+  std::printf("wrote %s (%.2f MB; the float weights: %.2f MB)\n", out.c_str(), static_cast<double>(std::filesystem::file_size(out)) / 1e6,
+              static_cast<double>(model.graph.parameter_count()) * 4 / 1e6);
+}
+
+// Keeps --fp32-layers (and extra) convs and, with --detect-fp32, the head in float; says which.
+inline void apply_mixed_precision(const Args& args, const graph::Graph& g, quant::QuantPlan& plan, std::vector<std::string> extra = {}) {
+  std::vector<std::string> names = args.list("--fp32-layers");
+  names.insert(names.end(), extra.begin(), extra.end());
+  quant::keep_in_float(g, plan, names);
+  if (args.has("--detect-fp32")) quant::keep_head_in_float(g, plan);
+  std::string kept;
+  for (size_t i = 0; i < plan.float_convs.size(); ++i)
+    if (plan.float_convs[i]) kept += (kept.empty() ? "" : ", ") + g.nodes[i].name;
+  if (!kept.empty()) std::printf("kept in float: %s\n", kept.c_str());
+}
+
+// The float model, the fake-quant simulation and the integer runtime, side by side on one split.
+inline void compare_on(const data::Dataset& ds, const std::string& split, const graph::Graph& float_graph, const graph::Graph& quantized,
+                       const quant::QuantPlan& plan, const quant::IntegerModel& integer, const eval::EvalOptions& eo) {
+  const quant::Simulation sim = quant::simulate(quantized, plan);
+  std::printf("%-11s %9s %11s %8s   on %zu images of '%s' at %lld\n", "model", "mAP@.5", "mAP@.5:.95", "seconds", ds.samples.size(),
+              split.c_str(), static_cast<long long>(eo.img_size));
+  const auto row = [](const char* name, const eval::EvalRun& run) {
+    std::printf("%-11s %9.4f %11.4f %8.1f\n", name, run.metrics.map50, run.metrics.map50_95, run.seconds);
+  };
+  row("float", eval::evaluate(float_graph, ds, eo));
+  row("fake-quant", evaluate_simulation(sim, ds, eo));
+  row("integer", eval::evaluate_with([&](const Tensor& x) { return integer.run(x).decoded; }, ds, eo));
+}
 
 // One conv's sensitivity: the mAPs on the split with that conv alone quantized.
 struct LayerSensitivity {
@@ -35,10 +101,7 @@ inline std::vector<LayerSensitivity> measure_sensitivity(const graph::Graph& g, 
   ProgressBar bar("sensitivity", static_cast<int64_t>(convs.size()), progress);
   std::vector<LayerSensitivity> result;
   for (int conv : convs) {
-    const quant::Simulation sim = quant::simulate(g, plan, conv);
-    graph::RunOptions run;
-    run.taps = &sim.taps;
-    const eval::Metrics m = eval::evaluate_with([&](const Tensor& x) { return graph::forward(sim.graph, x, run).decoded; }, ds, eo).metrics;
+    const eval::Metrics m = evaluate_simulation(quant::simulate(g, plan, conv), ds, eo).metrics;
     result.push_back({conv, m.map50, m.map50_95});
     bar.update(static_cast<int64_t>(result.size()));
   }
@@ -126,31 +189,16 @@ inline int run_quantize(const Args& args) {
   PDYOLO_CHECK(images > 0, args.str("--data"), ": split '", args.str("--split"), "' has no images to calibrate on");
 
   quant::QuantPlan plan = quant::plan_quantization(model.graph);
-  int64_t next = 0;
-  ProgressBar bar("calibrate", images, !args.has("--no-progress"));
-  quant::calibrate(model.graph, plan, observer, [&] {  // letterboxed images, as evaluation sees them
-    std::vector<data::Image> chunk;
-    for (; next < images && static_cast<int64_t>(chunk.size()) < batch; ++next) {
-      try {
-        chunk.push_back(data::letterbox(data::load_image(calib_set.samples[static_cast<size_t>(next)].image_path), size, size).image);
-      } catch (const Error& e) {
-        std::cerr << "warning: " << e.what() << " (calibration image skipped)\n";
-      }
-    }
-    bar.update(next);
-    return chunk.empty() ? Tensor() : data::images_to_tensor(chunk);
-  });
-  bar.finish();
+  detail::calibrate_on(model.graph, plan, observer, calib_set, images, size, batch, !args.has("--no-progress"));
   std::printf("%s: %d quantizers calibrated on %lld images of '%s' (%s observer)\n", loaded.source.c_str(), plan.groups,
               static_cast<long long>(images), args.str("--split").c_str(), args.str("--observer").c_str());
-
   const int64_t keep = args.integer("--keep-fp32");
   PDYOLO_CHECK(keep >= 0, "--keep-fp32 must be 0 or more, got ", keep);
   eval::EvalOptions eo;
   eo.img_size = size;
   eo.batch_size = batch;
   eo.progress = !args.has("--no-progress");
-  std::vector<std::string> float_layers = args.list("--fp32-layers");
+  std::vector<std::string> most_sensitive;
   if (args.has("--sensitivity") || keep > 0) {
     const eval::Metrics float_metrics = eval::evaluate(model.graph, calib_set, eo).metrics;
     const std::vector<detail::LayerSensitivity> layers = detail::measure_sensitivity(model.graph, plan, calib_set, eo, eo.progress);
@@ -159,39 +207,124 @@ inline int run_quantize(const Args& args) {
     detail::report_sensitivity(report, model.graph, layers, float_metrics);
     const std::vector<detail::LayerSensitivity> ranked = detail::by_sensitivity(layers);
     for (int64_t k = 0; k < std::min<int64_t>(keep, static_cast<int64_t>(ranked.size())); ++k)
-      float_layers.push_back(model.graph.nodes[static_cast<size_t>(ranked[static_cast<size_t>(k)].node)].name);
+      most_sensitive.push_back(model.graph.nodes[static_cast<size_t>(ranked[static_cast<size_t>(k)].node)].name);
   }
-  quant::keep_in_float(model.graph, plan, float_layers);
-  if (args.has("--detect-fp32")) quant::keep_head_in_float(model.graph, plan);
-  std::string kept;
-  for (size_t i = 0; i < plan.float_convs.size(); ++i)
-    if (plan.float_convs[i]) kept += (kept.empty() ? "" : ", ") + model.graph.nodes[i].name;
-  if (!kept.empty()) std::printf("kept in float: %s\n", kept.c_str());
+  detail::apply_mixed_precision(args, model.graph, plan, most_sensitive);
 
   const quant::IntegerModel integer(model.graph, plan);
-  if (args.has("--out")) {
-    const std::string out = args.str("--out");
-    PDYOLO_CHECK(models::detail::ends_with(out, ".safetensors"), "--out must name a .safetensors file, got '", out, "'");
-    if (const auto folder = std::filesystem::path(out).parent_path(); !folder.empty()) std::filesystem::create_directories(folder);
-    quant::save_quantized(out, model, integer, args.str("--observer"));
-    std::printf("wrote %s (%.2f MB; the float weights: %.2f MB)\n", out.c_str(), static_cast<double>(std::filesystem::file_size(out)) / 1e6,
-                static_cast<double>(model.graph.parameter_count()) * 4 / 1e6);
+  if (args.has("--out")) detail::write_int8(args.str("--out"), model, integer, args.str("--observer"));
+  if (args.has("--eval-split")) {
+    const std::string split = args.str("--eval-split");
+    detail::compare_on(data::load_dataset(args.str("--data"), split), split, model.graph, model.graph, plan, integer, eo);
   }
-  if (!args.has("--eval-split")) return 0;
+  return 0;
+}
 
-  const data::Dataset eval_set = data::load_dataset(args.str("--data"), args.str("--eval-split"));
-  const quant::Simulation sim = quant::simulate(model.graph, plan);
-  graph::RunOptions sim_run;
-  sim_run.taps = &sim.taps;
-  const std::vector<std::pair<std::string, eval::DetectFn>> variants{
-      {"float", nullptr},
-      {"fake-quant", [&](const Tensor& x) { return graph::forward(sim.graph, x, sim_run).decoded; }},
-      {"integer", [&](const Tensor& x) { return integer.run(x).decoded; }}};
-  std::printf("%-11s %9s %11s %8s   on %zu images of '%s' at %lld\n", "model", "mAP@.5", "mAP@.5:.95", "seconds", eval_set.samples.size(),
-              args.str("--eval-split").c_str(), static_cast<long long>(size));
-  for (const auto& [name, detect] : variants) {
-    const eval::EvalRun run = detect ? eval::evaluate_with(detect, eval_set, eo) : eval::evaluate(model.graph, eval_set, eo);
-    std::printf("%-11s %9.4f %11.4f %8.1f\n", name.c_str(), run.metrics.map50, run.metrics.map50_95, run.seconds);
+inline const CommandSpec& qat_spec() {
+  static const CommandSpec spec{
+      "qat",
+      "quantization-aware training: calibrate, fine-tune the fused model with fake-quant, write the int8 model",
+      with_flags({weights_flag(), {"--data", "DATA", "", "dataset YAML or VOC folder (trains on train, selects the epoch on val)"},
+                  {"--hyp", "FILE", "cfg/hyp/hyp.scratch.tiny.yaml", "hyperparameters (a fine-tuning learning rate is typical)"},
+                  {"--split", "NAME", "", "one split for both training and validation (default: train and val)"},
+                  {"--epochs", "N", "10", "epochs"}, {"--batch-size", "B", "16", "images per batch"}, img_size_flag(),
+                  {"--workers", "K", "2", "data-loading threads"}, {"--seed", "S", "0", "seed of everything random"},
+                  {"--cache", "", "", "keep the resized images in memory"}, {"--no-progress", "", "", "no progress bars"},
+                  {"--calib-split", "NAME", "val", "the split whose images calibrate the starting ranges"},
+                  {"--calib-images", "N", "128", "calibration images (the split's first N)"},
+                  {"--observer", "KIND", "minmax", "calibration observer: minmax, ema, percentile, kl or mse"},
+                  {"--observer-steps", "S", "0", "training steps during which moving-average observers adjust the ranges (then frozen)"},
+                  {"--fp32-layers", "NAMES", "", "comma-separated convs (or layers: model.12) kept in float"},
+                  {"--detect-fp32", "", "", "keep the detect head's convs in float"},
+                  {"--work-dir", "DIR", "", "checkpoints, results.csv and plots (default: OUT without .safetensors, then _qat)"},
+                  {"--resume", "", "", "continue the run in --work-dir"},
+                  {"--eval-split", "NAME", "", "at the end, evaluate float, fake-quant and integer models on this split"},
+                  {"--out", "Q.safetensors", "", "the int8 model file"}},
+                 distill_flags("distil from this model, or 'float' for the model before QAT"))};
+  return spec;
+}
+
+inline int run_qat(const Args& args) {
+  train::TrainOptions o;
+  o.epochs = args.integer("--epochs");
+  o.batch_size = args.integer("--batch-size");
+  o.img_size = args.integer("--img-size");
+  o.workers = static_cast<int>(args.integer("--workers"));
+  o.seed = static_cast<uint64_t>(args.integer("--seed"));
+  o.progress = !args.has("--no-progress");
+  o.cache_images = args.has("--cache");
+  const std::string out = args.required("--out");
+  PDYOLO_CHECK(models::detail::ends_with(out, ".safetensors"), "--out must name a .safetensors file, got '", out, "'");
+  o.out_dir = args.has("--work-dir") ? args.str("--work-dir") : out.substr(0, out.size() - 12) + "_qat";
+  PDYOLO_CHECK(o.epochs > 0 && o.batch_size > 0, "--epochs and --batch-size must be positive");
+  PDYOLO_CHECK(o.img_size > 0 && o.img_size % 32 == 0, "--img-size must be a positive multiple of 32, got ", o.img_size);
+  quant::QatOptions qo;
+  qo.observer_steps = args.integer("--observer-steps");
+  PDYOLO_CHECK(qo.observer_steps >= 0, "--observer-steps must be 0 or more, got ", qo.observer_steps);
+  const int64_t calib = args.integer("--calib-images");
+  PDYOLO_CHECK(calib > 0, "--calib-images must be positive");
+
+  const std::string data_path = args.required("--data");
+  const data::Dataset train_set = data::load_dataset(data_path, args.has("--split") ? args.str("--split") : "train");
+  const data::Dataset val_set = data::load_dataset(data_path, args.has("--split") ? args.str("--split") : "val");
+  const data::Dataset calib_set = data::load_dataset(data_path, args.str("--calib-split"));
+  LoadedModel loaded = model_from_args(args);
+  const models::YoloModel float_model{loaded.model.graph.clone(), loaded.model.names, loaded.model.config};
+  models::YoloModel model = std::move(loaded.model);
+  graph::fuse(model.graph);  // the trained form is the quantized form: batch norm folded
+  model.graph.eval();
+  quant::QuantPlan plan = quant::plan_quantization(model.graph);
+  const int64_t images = std::min<int64_t>(calib, static_cast<int64_t>(calib_set.samples.size()));
+  PDYOLO_CHECK(images > 0, data_path, ": split '", args.str("--calib-split"), "' has no images to calibrate on");
+  detail::calibrate_on(model.graph, plan, quant::parse_observer(args.str("--observer")), calib_set, images, o.img_size, 8, o.progress);
+  detail::apply_mixed_precision(args, model.graph, plan);
+  quant::QatQuantizers quantizers(model.graph, plan, qo);
+  std::printf("QAT of %s: %d quantizers calibrated on %lld images of '%s' (%s), ranges frozen after %lld steps; %lld epochs on %zu images -> %s\n",
+              loaded.source.c_str(), plan.groups, static_cast<long long>(images), args.str("--calib-split").c_str(),
+              args.str("--observer").c_str(), static_cast<long long>(qo.observer_steps), static_cast<long long>(o.epochs),
+              train_set.samples.size(), o.out_dir.c_str());
+
+  std::optional<distill::Distiller> distiller;
+  if (args.has("--teacher")) {
+    const std::string teacher = args.str("--teacher");
+    models::YoloModel teacher_model = teacher == "float" ? models::YoloModel{float_model.graph.clone(), float_model.names, float_model.config}
+                                                         : models::load_model(teacher);
+    distiller = distiller_from_args(args, std::move(teacher_model), teacher, model, o.seed);
+  }
+  const io::Value hyp = io::load_yaml(args.str("--hyp"));
+  const models::YoloModel fused{model.graph.clone(), model.names, model.config};
+  train::Trainer trainer(std::move(model), train_set, &val_set, hyp, o);
+  trainer.add_taps(quantizers.training_taps([&trainer] { return trainer.iteration(); }));
+  trainer.set_weight_taps(quantizers.weight_taps());
+  trainer.add_state("qat.quantizers", quantizers.state());
+  trainer.set_evaluator([&](const graph::Graph& ema, const data::Dataset& ds, const eval::EvalOptions& eo) {
+    return detail::evaluate_simulation(quant::simulate(ema, quantizers.plan_for(ema)), ds, eo);
+  });
+  if (distiller) distiller->attach(trainer);  // after the quantizers: feature distillation sees the fake-quant values
+  if (args.has("--resume")) trainer.resume(o.out_dir + "/last.safetensors");
+  trainer.run(std::cout);
+
+  // The epoch the trainer chose on val (its fake-quant fitness), with the ranges it had then.
+  const std::string chosen = std::filesystem::exists(o.out_dir + "/best.safetensors") ? o.out_dir + "/best.safetensors" : o.out_dir + "/last.safetensors";
+  const io::SafetensorsContent ck = io::load_safetensors(chosen);
+  std::map<std::string, Tensor> weights;
+  for (const auto& [name, t] : ck.tensors)
+    if (name.rfind("train.", 0) != 0) weights[name] = t;
+  models::YoloModel trained{fused.graph.clone(), fused.names, fused.config};
+  trained.graph.load_state_dict(weights, true, chosen);
+  trained.graph.eval();
+  const auto state = ck.tensors.find("train.aux.qat.quantizers");
+  PDYOLO_CHECK(state != ck.tensors.end(), chosen, ": no train.aux.qat.quantizers (not a QAT checkpoint)");
+  Tensor(quantizers.state()).copy_(state->second);
+  const quant::QuantPlan trained_plan = quantizers.plan_for(trained.graph);
+  const quant::IntegerModel integer(trained.graph, trained_plan);
+  detail::write_int8(out, trained, integer, "qat");
+  if (args.has("--eval-split")) {
+    const std::string split = args.str("--eval-split");
+    eval::EvalOptions eo;
+    eo.img_size = o.img_size;
+    eo.progress = o.progress;
+    detail::compare_on(data::load_dataset(data_path, split), split, float_model.graph, trained.graph, trained_plan, integer, eo);
   }
   return 0;
 }

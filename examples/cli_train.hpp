@@ -10,11 +10,41 @@
 
 namespace pdyolo::cli {
 
+// The distillation flags of train and qat.
+inline std::vector<Flag> distill_flags(const std::string& teacher_help) {
+  return {{"--teacher", "T", "", teacher_help},
+          {"--kd", "MODE", "kl", "distillation loss: kl, bce, mse, feature or cwd"},
+          {"--kd-alpha", "A", "0.7", "weight of the task loss"}, {"--kd-beta", "B", "0.3", "weight of the distillation loss"},
+          {"--kd-temperature", "T", "3", "softmax temperature of kl"}, {"--kd-tau", "T", "1", "softmax temperature of cwd"},
+          {"--kd-mask", "M", "teacher-obj", "cell weights: teacher-obj or none (kl, feature), gt (feature)"},
+          {"--kd-stop-epoch", "E", "-1", "train on the task loss alone from epoch E (counted from 0; -1: never)"}};
+}
+
+// A distiller from the distillation flags (none without --teacher), attached by the caller.
+inline std::optional<distill::Distiller> distiller_from_args(const Args& args, models::YoloModel teacher, const std::string& teacher_name,
+                                                             const models::YoloModel& student, uint64_t seed) {
+  distill::KdOptions kd;
+  kd.mode = distill::parse_kd_mode(args.str("--kd"));
+  kd.alpha = args.real("--kd-alpha"), kd.beta = args.real("--kd-beta");
+  kd.temperature = args.real("--kd-temperature"), kd.tau = args.real("--kd-tau");
+  kd.mask = distill::parse_kd_mask(args.str("--kd-mask"));
+  kd.stop_epoch = args.integer("--kd-stop-epoch");
+  std::optional<distill::Distiller> distiller;
+  distiller.emplace(std::move(teacher), student, kd, seed, teacher_name);
+  std::printf("distilling from %s (%s): L = %g·task + %g·KD\n", teacher_name.c_str(), args.str("--kd").c_str(), kd.alpha, kd.beta);
+  return distiller;
+}
+
+inline std::vector<Flag> with_flags(std::vector<Flag> flags, const std::vector<Flag>& more) {
+  flags.insert(flags.end(), more.begin(), more.end());
+  return flags;
+}
+
 inline const CommandSpec& train_spec() {
   static const CommandSpec spec{
       "train",
       "train a model (the official train.py's flags)",
-      {cfg_flag("the model config (YAML), when no --weights"), {"--data", "DATA", "", "dataset YAML or VOC folder"},
+      with_flags({cfg_flag("the model config (YAML), when no --weights"), {"--data", "DATA", "", "dataset YAML or VOC folder"},
        {"--hyp", "FILE", "cfg/hyp/hyp.scratch.tiny.yaml", "hyperparameters"}, {"--epochs", "N", "300", "epochs"},
        {"--batch-size", "B", "16", "images per batch"}, img_size_flag(), {"--weights", "W", "", "start from a model file"},
        {"--resume", "CKPT", "", "resume a run (alone: OUT/last.safetensors)", true}, {"--workers", "K", "2", "data-loading threads"},
@@ -23,14 +53,9 @@ inline const CommandSpec& train_spec() {
        {"--notest", "", "", "evaluate only after the last epoch"}, {"--linear-lr", "", "", "linear learning-rate decay"},
        {"--no-progress", "", "", "no progress bar"}, {"--cache", "", "", "keep the resized images in memory"},
        {"--adam", "", "", "Adam instead of SGD"}, {"--adamw", "", "", "AdamW instead of SGD"},
-       {"--teacher", "T", "", "distil from this model (.pt or .safetensors): same classes, anchors and strides"},
-       {"--kd", "MODE", "kl", "distillation loss: kl, bce, mse, feature or cwd"},
-       {"--kd-alpha", "A", "0.7", "weight of the task loss"}, {"--kd-beta", "B", "0.3", "weight of the distillation loss"},
-       {"--kd-temperature", "T", "3", "softmax temperature of kl"}, {"--kd-tau", "T", "1", "softmax temperature of cwd"},
-       {"--kd-mask", "M", "teacher-obj", "cell weights: teacher-obj or none (kl, feature), gt (feature)"},
-       {"--kd-stop-epoch", "E", "-1", "train on the task loss alone from epoch E (counted from 0; -1: never)"},
        {"--sparsity", "S", "0", "network slimming: add S·sign(γ) to batch-norm weights' gradients (1e-4 is typical; then prune --importance bn)"},
-       {"--sparsity-decay", "", "", "S falls linearly to 0.1·S over the run"}}};
+       {"--sparsity-decay", "", "", "S falls linearly to 0.1·S over the run"}},
+                 distill_flags("distil from this model (.pt or .safetensors): same classes, anchors and strides"))};
   return spec;
 }
 
@@ -72,17 +97,7 @@ inline int run_train(const Args& args) {
               static_cast<long long>(o.epochs), static_cast<long long>(o.batch_size), static_cast<long long>(o.img_size),
               static_cast<long long>(o.img_size), o.workers, o.out_dir.c_str());
   std::optional<distill::Distiller> distiller;
-  if (args.has("--teacher")) {
-    distill::KdOptions kd;
-    kd.mode = distill::parse_kd_mode(args.str("--kd"));
-    kd.alpha = args.real("--kd-alpha"), kd.beta = args.real("--kd-beta");
-    kd.temperature = args.real("--kd-temperature"), kd.tau = args.real("--kd-tau");
-    kd.mask = distill::parse_kd_mask(args.str("--kd-mask"));
-    kd.stop_epoch = args.integer("--kd-stop-epoch");
-    const std::string teacher = args.str("--teacher");
-    distiller.emplace(models::load_model(teacher), model, kd, o.seed, teacher);
-    std::printf("distilling from %s (%s): L = %g·task + %g·KD\n", teacher.c_str(), args.str("--kd").c_str(), kd.alpha, kd.beta);
-  }
+  if (args.has("--teacher")) distiller = distiller_from_args(args, models::load_model(args.str("--teacher")), args.str("--teacher"), model, o.seed);
   train::Trainer trainer(std::move(model), train_set, &val_set, hyp, o);
   if (distiller) distiller->attach(trainer);
   if (resuming) trainer.resume(resume.empty() ? o.out_dir + "/last.safetensors" : resume);

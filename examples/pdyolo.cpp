@@ -43,6 +43,7 @@ struct Command {
 const Command kCommands[] = {
     {pdyolo::cli::info_spec, pdyolo::cli::run_info},     {pdyolo::cli::convert_spec, pdyolo::cli::run_convert},
     {pdyolo::cli::prune_spec, pdyolo::cli::run_prune},   {pdyolo::cli::quantize_spec, pdyolo::cli::run_quantize},
+    {pdyolo::cli::qat_spec, pdyolo::cli::run_qat},
     {pdyolo::cli::forward_spec, pdyolo::cli::run_forward}, {pdyolo::cli::detect_spec, pdyolo::cli::run_detect},
     {pdyolo::cli::eval_spec, pdyolo::cli::run_eval},     {pdyolo::cli::train_spec, pdyolo::cli::run_train},
     {pdyolo::cli::bench_spec, pdyolo::cli::run_bench},   {demo_spec, run_demo},

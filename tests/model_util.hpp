@@ -9,8 +9,8 @@ namespace pdyolo::test {
 
 // Every batch norm's statistics and affine parameters, and every implicit, drawn at random, so that
 // no channel is silent by accident and the implicit folding is exercised.
-inline models::YoloModel randomised_model(const std::string& cfg, uint64_t seed) {
-  models::YoloModel m = models::build_yolo(models::load_model_config(cfg, 3), {false, seed});
+inline models::YoloModel randomised_model(const std::string& cfg, uint64_t seed, int64_t nc = 3) {
+  models::YoloModel m = models::build_yolo(models::load_model_config(cfg, nc), {false, seed});
   Generator gen(seed + 1);
   for (graph::Node& n : m.graph.nodes) {
     if (n.op == graph::Op::batch_norm) {

@@ -13,7 +13,10 @@
 #include "pdyolo/quant/model_file.hpp"
 #include "pdyolo/quant/lut.hpp"
 #include "pdyolo/quant/observer.hpp"
+#include "pdyolo/ops/reduce.hpp"
+#include "pdyolo/quant/qat.hpp"
 #include "model_util.hpp"
+#include "train_util.hpp"
 #include "test_util.hpp"
 #include "torch_golden.hpp"
 
@@ -419,4 +422,118 @@ TEST_CASE("the int8 model file: a quarter of the float size, and the integer run
   CHECK(test::error_of([&] { load_quantized(float_path); }).find("not an int8 model file") != std::string::npos);
   std::remove(path.c_str());
   std::remove(float_path.c_str());
+}
+
+namespace {
+
+// A fused, calibrated yolov7-tiny (two classes, as the synthetic dataset) for quantization-aware
+// training; random batch-norm statistics keep every layer's range wide (a freshly built model's
+// head inputs span ~1e-5, where the int32 biases would saturate).
+struct QatSetup {
+  models::YoloModel model = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 6, 2);
+  QuantPlan plan;
+  QatSetup() {
+    graph::fuse(model.graph);
+    model.graph.eval();
+    plan = plan_quantization(model.graph);
+    int calls = 0;
+    calibrate(model.graph, plan, ObserverKind::minmax, [&] { return calls++ < 1 ? eight_bit_images(2, 64, 31) : Tensor(); });
+  }
+};
+
+std::vector<float> state_of(const QatQuantizers& q) { return q.state().to_vector(); }
+
+}  // namespace
+
+TEST_CASE("QAT: its taps compute the fake-quant simulation of the model they train") {
+  QatSetup s;
+  QatQuantizers q(s.model.graph, s.plan, {});
+  const graph::Taps taps = q.training_taps([] { return int64_t{0}; });
+  const graph::WeightTaps weight_taps = q.weight_taps();
+  const Tensor images = eight_bit_images(2, 64, 32);
+  graph::RunOptions run;
+  run.taps = &taps;
+  run.weight_taps = &weight_taps;
+  const graph::DetectOutput trained_form = graph::forward(s.model.graph, images, run);
+  const Simulation sim = simulate(s.model.graph, q.plan_for(s.model.graph));
+  graph::RunOptions sim_run;
+  sim_run.taps = &sim.taps;
+  NoGradGuard no_grad;
+  const graph::DetectOutput simulated = graph::forward(sim.graph, images, sim_run);
+  double diff = 0;
+  for (size_t l = 0; l < simulated.raw.size(); ++l) diff = std::max(diff, test::max_rel_diff(trained_form.raw[l], simulated.raw[l]));
+  CHECK(diff < 1e-3);  // the same model but for the int32 rounding of the biases (rare one-level flips)
+  MESSAGE("QAT forward against the simulation: raw maps differ by at most " << diff);
+}
+
+TEST_CASE("QAT: fake-quantized weights pass the straight-through gradient to the float weights") {
+  QatSetup s;
+  QatQuantizers q(s.model.graph, s.plan, {});
+  const graph::WeightTaps weight_taps = q.weight_taps();
+  graph::Node& conv = s.model.graph.nodes[1];
+  REQUIRE(weight_taps.count(1));
+  conv.tensor("weight").set_requires_grad();
+  const Tensor w = conv.tensor("weight");
+  const Tensor fq = weight_taps.at(1)(w);
+  CHECK(test::max_rel_diff(fq, w) > 0);
+  sum(fq * fq).backward();  // d/dw Σ fq(w)² = 2·fq(w) inside the range (every weight is: symmetric scales)
+  const std::vector<float> g = w.grad().to_vector(), f = fq.detach().to_vector();
+  int64_t exact = 0;
+  for (size_t i = 0; i < g.size(); ++i) exact += g[i] == 2 * f[i];
+  CHECK(exact == static_cast<int64_t>(g.size()));
+}
+
+TEST_CASE("QAT: ranges move for the stated number of steps, then freeze; a resumed run continues exactly") {
+  const std::string root = test::temp_path("qat_data"), straight = test::temp_path("qat_straight"), split = test::temp_path("qat_split");
+  const data::Dataset ds = test::synthetic_dataset(root);
+  std::ostringstream log;
+  // One trainer with its quantizers (observers moving for 2 steps).
+  auto make = [&](const std::string& out, int64_t max_steps, std::unique_ptr<QatQuantizers>& q) {
+    QatSetup s;
+    q = std::make_unique<QatQuantizers>(s.model.graph, s.plan, QatOptions{2, 0.01});
+    train::TrainOptions o = test::small_run(out, 3);
+    o.max_steps = max_steps;
+    auto t = std::make_unique<train::Trainer>(std::move(s.model), ds, &ds, test::tiny_hyp(), o);
+    t->add_taps(q->training_taps([t = t.get()] { return t->iteration(); }));
+    t->set_weight_taps(q->weight_taps());
+    t->add_state("qat.quantizers", q->state());
+    return t;
+  };
+  std::unique_ptr<QatQuantizers> qa;
+  auto a = make(straight, -1, qa);
+  // Step by step: the ranges move in steps 1 and 2, not in step 3.
+  data::LoaderOptions lo;
+  lo.img_size = 64, lo.batch_size = 3, lo.workers = 0;
+  data::DataLoader loader(ds, lo);
+  loader.start_epoch(0);
+  data::Batch batch;
+  REQUIRE(loader.next(batch));
+  {
+    std::unique_ptr<QatQuantizers> qs;
+    auto stepped = make(test::temp_path("qat_steps"), -1, qs);
+    const std::vector<float> s0 = state_of(*qs);
+    stepped->step(batch, 100);
+    const std::vector<float> s1 = state_of(*qs);
+    stepped->step(batch, 100);
+    const std::vector<float> s2 = state_of(*qs);
+    stepped->step(batch, 100);
+    CHECK(s1 != s0);
+    CHECK(s2 != s1);
+    CHECK(state_of(*qs) == s2);
+  }
+  REQUIRE(a->run(log).size() == 3);
+  {
+    std::unique_ptr<QatQuantizers> qb;
+    auto b = make(split, 4, qb);  // stopped after 2 of the 3 epochs
+    CHECK(b->run(log).size() == 2);
+  }
+  std::unique_ptr<QatQuantizers> qc;
+  auto c = make(split, -1, qc);
+  c->resume(split + "/last.safetensors");
+  REQUIRE(c->run(log).size() == 1);
+  CHECK(state_of(*qc) == state_of(*qa));
+  int64_t differing = 0;
+  for (const auto& [name, t] : a->graph().state_dict()) differing += t.to_vector() != c->graph().state_dict().at(name).to_vector();
+  CHECK(differing == 0);
+  for (const std::string& d : {root, straight, split}) std::filesystem::remove_all(d);
 }

@@ -362,7 +362,7 @@ TEST_CASE("a training step with a loss hook minimises what the hook returns, and
     CHECK(c.out.raw.size() == 3);
     return c.task.loss * 2.0f;
   });
-  hooked.set_taps({{5, [&](const Tensor& v) { ++tap_calls; return v; }}});
+  hooked.add_taps({{5, [&](const Tensor& v) { ++tap_calls; return v; }}});
   const train::StepResult b = hooked.step(batch, 100);
   CHECK(hook_calls == 1);
   CHECK(tap_calls == 1);

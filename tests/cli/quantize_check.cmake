@@ -1,4 +1,4 @@
-# `pdyolo quantize`: a seeded yolov7-tiny calibrated on the sample images, written as an int8 model
+# `pdyolo quantize` and `pdyolo qat`: a seeded yolov7-tiny calibrated on the sample images, written as an int8 model
 # file (about a quarter of the float file), then run by eval, detect, forward (integer and
 # --simulate), bench and info; commands that need a float model refuse it by name.
 #   cmake -DPDYOLO=... -DSOURCE_DIR=... -DOUT=... -P quantize_check.cmake
@@ -49,4 +49,24 @@ execute_process(COMMAND ${PDYOLO} quantize --weights ${OUT}/float.safetensors --
                 RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
 if(NOT rc EQUAL 1 OR NOT err MATCHES "'model.999' names no conv")
   message(FATAL_ERROR "an unknown --fp32-layers name: exit ${rc}, ${err}")
+endif()
+# Quantization-aware training: one epoch, then resumed to two; distilled from the float model; the
+# int8 file it writes runs; an int8 file is refused as its starting point.
+set(qat qat --weights ${OUT}/float.safetensors --data ${SOURCE_DIR}/data/sample --split train --calib-split train --calib-images 4
+        --hyp ${SOURCE_DIR}/cfg/hyp/hyp.scratch.tiny.yaml --batch-size 4 --img-size 64 --workers 0 --observer-steps 2 --teacher float
+        --kd kl --no-progress --out ${OUT}/qat.safetensors)
+pdyolo_run("QAT of .*82 quantizers calibrated on 4 images of 'train' \\(minmax\\), ranges frozen after 2 steps.*distilling from float.*wrote .*qat.safetensors"
+           ${qat} --epochs 1)
+pdyolo_run("wrote .*qat.safetensors.*float +[0-9.]+ +[0-9.]+.*fake-quant +[0-9.]+ +[0-9.]+.*integer +[0-9.]+ +[0-9.]+" ${qat} --epochs 2 --resume
+           --eval-split train)
+file(STRINGS ${OUT}/qat_qat/results.csv epochs)
+list(LENGTH epochs epoch_lines)
+if(NOT epoch_lines EQUAL 3)
+  message(FATAL_ERROR "qat_qat/results.csv has ${epoch_lines} lines (a header and 2 epochs expected)")
+endif()
+pdyolo_run("int8 model file: 82 quantizers, 0 convs kept in float" info --weights ${OUT}/qat.safetensors)
+execute_process(COMMAND ${PDYOLO} qat ${int8} --data ${SOURCE_DIR}/data/sample --split train --calib-split train --out ${OUT}/again.safetensors
+                RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "an int8 model file")
+  message(FATAL_ERROR "qat on an int8 file: exit ${rc}, ${err}")
 endif()

@@ -103,7 +103,7 @@ class Distiller {
       graph::Taps taps;
       for (size_t l = 0; l < student_necks_.size(); ++l)
         taps[student_necks_[l]] = [this, l](const Tensor& x) { return student_features_[l] = x; };
-      trainer.set_taps(std::move(taps));
+      trainer.add_taps(taps);
     }
     trainer.set_loss_hook([this](const train::LossContext& ctx) { return loss(ctx); });
   }

@@ -37,6 +37,7 @@ namespace pdyolo::graph {
 
 struct RunOptions {
   const Taps* taps = nullptr;  // node → tap (see graph/fuse.hpp)
+  const WeightTaps* weight_taps = nullptr;  // conv node → its weight's tap (autograd mode, graph::forward)
   bool raw = true;             // return the raw maps [N, na, H, W, no] (pre-sigmoid: a teacher's logits)
   bool decode = true;          // in eval mode, return the decoded boxes [N, Σ na·H·W, no]
 };
@@ -44,13 +45,14 @@ struct RunOptions {
 namespace detail {
 
 // One step in autograd mode: the node's op on its inputs, with the merged activation (if any).
-inline Tensor run_autograd_step(const Graph& g, const Step& step, const std::vector<Tensor>& in) {
+inline Tensor run_autograd_step(const Graph& g, const Step& step, const std::vector<Tensor>& in, const TapFn* weight_tap = nullptr) {
   const Node& node = g.nodes[step.node];
   switch (node.op) {
     case Op::conv: {
       const auto& c = node.get<ConvAttrs>();
       const Tensor bias = node.has_tensor("bias") ? node.tensor("bias") : Tensor();
-      return conv2d(in[0], node.tensor("weight"), bias, Conv2dParams().stride(c.stride).padding(c.padding).with_groups(c.groups));
+      const Tensor weight = weight_tap ? (*weight_tap)(node.tensor("weight")) : node.tensor("weight");
+      return conv2d(in[0], weight, bias, Conv2dParams().stride(c.stride).padding(c.padding).with_groups(c.groups));
     }
     case Op::batch_norm: {
       const auto& b = node.get<BatchNormAttrs>();
@@ -124,7 +126,10 @@ inline DetectOutput forward(const Graph& g, const Tensor& x, const RunOptions& o
       if (!options.raw) result.raw.clear();
     } else {
       Tensor& out = values[step.output()];
-      out = detail::run_autograd_step(g, step, in);
+      const TapFn* weight_tap = nullptr;
+      if (options.weight_taps)
+        if (const auto it = options.weight_taps->find(step.node); it != options.weight_taps->end()) weight_tap = &it->second;
+      out = detail::run_autograd_step(g, step, in, weight_tap);
       if (options.taps && options.taps->count(step.output())) out = options.taps->at(step.output())(out);
     }
     for (int j : node.inputs)

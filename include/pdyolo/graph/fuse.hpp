@@ -285,6 +285,9 @@ inline int chain_pools(Graph& g) {
 // (fake quantization). A tapped node always runs as its own step, so its output exists.
 using TapFn = std::function<Tensor(const Tensor&)>;
 using Taps = std::map<int, TapFn>;  // node index → its tap
+// A weight tap replaces a conv's weight by a function of it in autograd mode, each run, gradient
+// flowing through it (fake-quantized weights in quantization-aware training).
+using WeightTaps = std::map<int, TapFn>;  // conv node index → its weight's tap
 
 struct Step {
   int node = -1;        // the node this step runs

@@ -33,6 +33,23 @@ inline std::vector<char> read_file(const std::string& path) {
   return bytes;
 }
 
+// The first `count` bytes of a file (fewer when it is shorter).
+inline std::vector<char> read_file_prefix(const std::string& path, uint64_t count) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  PDYOLO_CHECK(!ec && std::filesystem::exists(status), path, ": no such file");
+  PDYOLO_CHECK(std::filesystem::is_regular_file(status), path, ": is ",
+               std::filesystem::is_directory(status) ? "a directory" : "not a regular file", ", not a file that can be read");
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  PDYOLO_CHECK(!ec, path, ": cannot determine the file size");
+  std::ifstream in(path, std::ios::binary);
+  PDYOLO_CHECK(in.good(), path, ": cannot open for reading");
+  std::vector<char> bytes(static_cast<size_t>(std::min(size, count)));
+  if (!bytes.empty()) in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  PDYOLO_CHECK(in.good(), path, ": read failed");
+  return bytes;
+}
+
 namespace detail {
 // Removes `path`.tmp.<pid> files left by writers that were killed (their process is gone).
 inline void remove_orphaned_temporaries(const std::string& path) {

@@ -83,19 +83,43 @@ inline void save_safetensors(const std::string& path, const std::map<std::string
   });
 }
 
-// A safetensors file's bytes → tensors and metadata; `path` names the source in errors.
-inline SafetensorsContent parse_safetensors(const std::vector<char>& bytes, const std::string& path) {
-  PDYOLO_CHECK(bytes.size() >= 8, path, ": file is ", bytes.size(), " bytes, too short for a safetensors header");
+namespace detail {
+// The header length in a file's first 8 bytes (little-endian), checked against the file's size.
+inline uint64_t safetensors_header_length(const std::vector<char>& first_bytes, uint64_t file_size, const std::string& path) {
+  PDYOLO_CHECK(first_bytes.size() >= 8, path, ": file is ", first_bytes.size(), " bytes, too short for a safetensors header");
   uint64_t header_len = 0;
-  for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(static_cast<uint8_t>(first_bytes[static_cast<size_t>(i)])) << (8 * i);
   PDYOLO_CHECK(header_len <= kMaxSafetensorsHeader, path, ": header length ", header_len,
                " is larger than the 100 MB the format allows");
-  PDYOLO_CHECK(header_len <= bytes.size() - 8, path, ": header length ", header_len, " exceeds the file size ",
-               bytes.size(), " (truncated file?)");
+  PDYOLO_CHECK(header_len <= file_size - 8, path, ": header length ", header_len, " exceeds the file size ", file_size,
+               " (truncated file?)");
+  return header_len;
+}
+
+// The JSON header that follows the length (bytes holds at least 8 + header_len bytes).
+inline Value parse_safetensors_header(const std::vector<char>& bytes, uint64_t header_len, const std::string& path) {
   const std::string header_text(bytes.data() + 8, static_cast<size_t>(header_len));
   PDYOLO_CHECK(!header_text.empty() && header_text[0] == '{', path, ": header does not start with '{'");
-  const Value header = parse_json(header_text, path + " (header)");
+  Value header = parse_json(header_text, path + " (header)");
   PDYOLO_CHECK(header.is(Value::Kind::dict), path, ": header is not a JSON object");
+  return header;
+}
+
+inline std::map<std::string, std::string> safetensors_metadata(const Value& entry, const std::string& path) {
+  PDYOLO_CHECK(entry.is(Value::Kind::dict), path, ": field '__metadata__' is not an object");
+  std::map<std::string, std::string> metadata;
+  for (const auto& [k, v] : entry.dict) {
+    PDYOLO_CHECK(v.is(Value::Kind::string), path, ": metadata '", k, "' is not a string");
+    metadata[k] = v.str;
+  }
+  return metadata;
+}
+}  // namespace detail
+
+// A safetensors file's bytes → tensors and metadata; `path` names the source in errors.
+inline SafetensorsContent parse_safetensors(const std::vector<char>& bytes, const std::string& path) {
+  const uint64_t header_len = detail::safetensors_header_length(bytes, bytes.size(), path);
+  const Value header = detail::parse_safetensors_header(bytes, header_len, path);
   const char* data = bytes.data() + 8 + header_len;
   const uint64_t data_size = bytes.size() - 8 - header_len;
 
@@ -103,11 +127,7 @@ inline SafetensorsContent parse_safetensors(const std::vector<char>& bytes, cons
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const auto& [name, entry] : header.dict) {
     if (name == "__metadata__") {
-      PDYOLO_CHECK(entry.is(Value::Kind::dict), path, ": field '__metadata__' is not an object");
-      for (const auto& [k, v] : entry.dict) {
-        PDYOLO_CHECK(v.is(Value::Kind::string), path, ": metadata '", k, "' is not a string");
-        content.metadata[k] = v.str;
-      }
+      content.metadata = detail::safetensors_metadata(entry, path);
       continue;
     }
     const std::string where = path + ": tensor '" + name + "'";
@@ -156,5 +176,15 @@ inline SafetensorsContent parse_safetensors(const std::vector<char>& bytes, cons
 }
 
 inline SafetensorsContent load_safetensors(const std::string& path) { return parse_safetensors(read_file(path), path); }
+
+// Only a file's metadata: reads the header, not the tensors (cheap for a large model). The tensors'
+// entries are checked when the file is loaded.
+inline std::map<std::string, std::string> load_safetensors_metadata(const std::string& path) {
+  const std::vector<char> first = read_file_prefix(path, 8);  // (checks that the path is a readable file)
+  const uint64_t header_len = detail::safetensors_header_length(first, std::filesystem::file_size(path), path);
+  const Value header = detail::parse_safetensors_header(read_file_prefix(path, 8 + header_len), header_len, path);
+  const Value* metadata = header.find("__metadata__");
+  return metadata ? detail::safetensors_metadata(*metadata, path) : std::map<std::string, std::string>{};
+}
 
 }  // namespace pdyolo::io

@@ -124,6 +124,12 @@ inline void keep_head_in_float(const graph::Graph& g, QuantPlan& plan) {
   for (int i : head_convs(g)) plan.float_convs[static_cast<size_t>(i)] = true;
 }
 
+// Whether node i's output is quantized to its group's (s, z) — every quantized node but a float conv
+// whose activation follows it (the activation's output is).
+inline bool has_output_quantizer(const graph::Graph& g, const QuantPlan& plan, int i) {
+  return plan.quantized(i) && !(plan.in_float(i) && fused_activation(g, i) >= 0);
+}
+
 // Runs `batches` calibration batches (next_batch() → images [N, C, H, W] in [0, 1], or an undefined
 // Tensor when there are no more) through the float graph and sets every group's (s, z) from an
 // observer of the kind asked for, which sees every member's values. The image's group stays 1/255.
@@ -163,6 +169,7 @@ struct Simulation {
 
 inline Simulation simulate(const graph::Graph& g, const QuantPlan& plan, int only_layer = -1) {
   Simulation sim{g.clone(), {}};
+  sim.graph.eval();  // an inference model, whatever mode g was in
   const int layer_activation = only_layer >= 0 ? fused_activation(g, only_layer) : -1;
   for (int i = 0; i < static_cast<int>(sim.graph.nodes.size()); ++i) {
     graph::Node& node = sim.graph.nodes[static_cast<size_t>(i)];
@@ -178,8 +185,7 @@ inline Simulation simulate(const graph::Graph& g, const QuantPlan& plan, int onl
         node.tensor("bias") = Tensor::from_vector(bias, {static_cast<int64_t>(bias.size())});
       }
     }
-    const bool float_before_activation = node.op == graph::Op::conv && plan.in_float(i) && fused_activation(g, i) >= 0;
-    if (plan.quantized(i) && in_layer && !float_before_activation)
+    if (in_layer && has_output_quantizer(g, plan, i))
       sim.taps[i] = [p = plan.of(i)](const Tensor& x) { return fake_quant_activation(x, p); };
   }
   return sim;

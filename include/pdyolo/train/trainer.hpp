@@ -175,7 +175,7 @@ class Trainer {
         eval::EvalOptions eo;
         eo.img_size = o_.img_size;
         eo.progress = o_.progress;
-        const eval::EvalRun run = eval::evaluate(ema_model.graph, *val_, eo);
+        const eval::EvalRun run = evaluator_ ? evaluator_(ema_model.graph, *val_, eo) : eval::evaluate(ema_model.graph, *val_, eo);
         rec.metrics = run.metrics;
         if (!std::exchange(val_problems_reported_, true))  // the same files each epoch: said once
           for (const std::string& p : run.problems) log << "warning: " << p << " (validation image skipped)\n";
@@ -237,7 +237,19 @@ class Trainer {
   // The loss each step minimises (see LossHook); an empty hook restores the task loss.
   void set_loss_hook(LossHook hook) { loss_hook_ = std::move(hook); }
   // Taps on the model's nodes during training steps (features for distillation, fake quantization).
-  void set_taps(graph::Taps taps) { taps_ = std::move(taps); }
+  // A node tapped twice runs both, the later one on what the earlier returned.
+  void add_taps(const graph::Taps& taps) {
+    for (const auto& [node, tap] : taps) {
+      auto [it, added] = taps_.emplace(node, tap);
+      if (!added) it->second = [first = it->second, then = tap](const Tensor& x) { return then(first(x)); };
+    }
+  }
+  // Taps on the convs' weights during training steps (fake quantization).
+  void set_weight_taps(graph::WeightTaps taps) { weight_taps_ = std::move(taps); }
+  // How each epoch's EMA weights are evaluated on the validation split (default: eval::evaluate,
+  // the float model; quantization-aware training evaluates its fake-quant simulation).
+  using Evaluator = std::function<eval::EvalRun(const graph::Graph& ema, const data::Dataset& val, const eval::EvalOptions& options)>;
+  void set_evaluator(Evaluator evaluator) { evaluator_ = std::move(evaluator); }
   // A tensor trained with the model but not part of it (distillation's feature adapters): optimised
   // in the weight-decay group, saved in checkpoints as train.aux.NAME (never in the model) and
   // restored by resume(). Add them before resume() and run().
@@ -247,6 +259,14 @@ class Trainer {
     optimizer_.add_param(1, t);
     aux_.emplace_back(name, std::move(t));
   }
+  // A tensor that is not trained but belongs to the run's state (quantization-aware training's
+  // activation ranges): its owner updates it in place; saved and restored like add_trainable's.
+  void add_state(const std::string& name, Tensor t) {
+    PDYOLO_CHECK(iteration_ == 0 && !resumed_, "train: add_state('", name, "') must come before resume() and training");
+    aux_.emplace_back(name, std::move(t));
+  }
+  // Training steps taken so far (restored by resume()).
+  int64_t iteration() const { return iteration_; }
 
   // The EMA weights as a model of their own (what checkpoints hold and evaluation uses).
   models::YoloModel ema_model_copy() const {
@@ -318,6 +338,7 @@ class Trainer {
   StepResult forward_backward(const data::Batch& batch, int64_t epoch) {
     graph::RunOptions run;
     run.taps = &taps_;
+    run.weight_taps = &weight_taps_;
     const graph::DetectOutput out = graph::forward(model_.graph, batch.images, run);
     const LossResult task = use_ota_ ? compute_loss_ota(out.raw, batch.targets, head_, loss_hyp_, o_.img_size)
                                      : compute_loss(out.raw, batch.targets, head_, loss_hyp_);
@@ -391,12 +412,14 @@ class Trainer {
   ModelEMA ema_;
   LossHook loss_hook_;
   graph::Taps taps_;
+  graph::WeightTaps weight_taps_;
+  Evaluator evaluator_;
   bool use_ota_ = true;
   int64_t start_epoch_ = 0, iteration_ = 0;
   double best_fitness_ = -1.0;
   bool val_problems_reported_ = false;
   bool resumed_ = false;
-  std::vector<std::pair<std::string, Tensor>> aux_;  // add_trainable
+  std::vector<std::pair<std::string, Tensor>> aux_;  // add_trainable, add_state
   std::string history_csv_;
 };
 
