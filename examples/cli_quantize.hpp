@@ -162,7 +162,7 @@ inline const CommandSpec& quantize_spec() {
        {"--split", "NAME", "val", "the split whose images calibrate"},
        {"--calib-images", "N", "128", "calibration images (the split's first N)"},
        {"--observer", "KIND", "minmax", "minmax, ema, percentile, kl or mse"},
-       {"--eval-split", "NAME", "", "evaluate float, fake-quant and integer models on this split"},
+       {"--eval-split", "NAMES", "", "evaluate float, fake-quant and integer models on these splits (comma-separated)"},
        {"--fp32-layers", "NAMES", "", "comma-separated convs (or layers: model.12) kept in float"},
        {"--detect-fp32", "", "", "keep the detect head's convs in float"},
        {"--sensitivity", "", "", "quantize one conv at a time and report its mAP drop on --split (table, CSV, plot)"},
@@ -213,10 +213,8 @@ inline int run_quantize(const Args& args) {
 
   const quant::IntegerModel integer(model.graph, plan);
   if (args.has("--out")) detail::write_int8(args.str("--out"), model, integer, args.str("--observer"));
-  if (args.has("--eval-split")) {
-    const std::string split = args.str("--eval-split");
+  for (const std::string& split : args.list("--eval-split"))
     detail::compare_on(data::load_dataset(args.str("--data"), split), split, model.graph, model.graph, plan, integer, eo);
-  }
   return 0;
 }
 
@@ -238,7 +236,7 @@ inline const CommandSpec& qat_spec() {
                   {"--detect-fp32", "", "", "keep the detect head's convs in float"},
                   {"--work-dir", "DIR", "", "checkpoints, results.csv and plots (default: OUT without .safetensors, then _qat)"},
                   {"--resume", "", "", "continue the run in --work-dir"},
-                  {"--eval-split", "NAME", "", "at the end, evaluate float, fake-quant and integer models on this split"},
+                  {"--eval-split", "NAMES", "", "at the end, evaluate float, fake-quant and integer models on these splits (comma-separated)"},
                   {"--out", "Q.safetensors", "", "the int8 model file"}},
                  distill_flags("distil from this model, or 'float' for the model before QAT"))};
   return spec;
@@ -319,13 +317,11 @@ inline int run_qat(const Args& args) {
   const quant::QuantPlan trained_plan = quantizers.plan_for(trained.graph);
   const quant::IntegerModel integer(trained.graph, trained_plan);
   detail::write_int8(out, trained, integer, "qat");
-  if (args.has("--eval-split")) {
-    const std::string split = args.str("--eval-split");
-    eval::EvalOptions eo;
-    eo.img_size = o.img_size;
-    eo.progress = o.progress;
+  eval::EvalOptions eo;
+  eo.img_size = o.img_size;
+  eo.progress = o.progress;
+  for (const std::string& split : args.list("--eval-split"))
     detail::compare_on(data::load_dataset(data_path, split), split, float_model.graph, trained.graph, trained_plan, integer, eo);
-  }
   return 0;
 }
 

@@ -214,16 +214,15 @@ Tensor eight_bit_images(int64_t n, int64_t size, uint64_t seed) {
 // elements. End to end (each on its own values, where rare one-step differences propagate) the
 // agreement and the raw maps' difference are reported.
 // `mixed` (when given) keeps some convs in float after calibration.
-void check_integer_against_simulation(const std::string& cfg, int64_t size,
+// The model is calibrated on `calibration` and run on `images` (8-bit: k/255).
+void check_integer_against_simulation(models::YoloModel m, const std::string& what, const std::vector<Tensor>& calibration, const Tensor& images,
                                       const std::function<void(const graph::Graph&, QuantPlan&)>& mixed = nullptr) {
-  models::YoloModel m = test::randomised_model(cfg, 21);
   graph::fuse(m.graph);
   m.graph.eval();
   QuantPlan plan = plan_quantization(m.graph);
-  int calls = 0;
-  calibrate(m.graph, plan, ObserverKind::minmax, [&] { return calls++ < 2 ? eight_bit_images(2, size, 100 + calls) : Tensor(); });
+  size_t calls = 0;
+  calibrate(m.graph, plan, ObserverKind::minmax, [&] { return calls < calibration.size() ? calibration[calls++] : Tensor(); });
   if (mixed) mixed(m.graph, plan);
-  const Tensor images = eight_bit_images(1, size, 7);
   const IntegerModel integer(m.graph, plan);
   std::vector<Tensor> levels;
   const graph::DetectOutput int_out = integer.run(images, &levels);
@@ -278,14 +277,36 @@ void check_integer_against_simulation(const std::string& cfg, int64_t size,
     raw_diff = std::max(raw_diff, test::max_rel_diff(int_out.raw[l], end_to_end_out.raw[l]));
   CHECK(raw_diff < 0.05);
   const auto share = [](int64_t part, int64_t whole) { return 100.0 * static_cast<double>(part) / static_cast<double>(whole); };
-  MESSAGE(cfg.substr(cfg.rfind('/') + 1) << " at " << size << ", " << local.values << " quantized values. Node by node: "
+  MESSAGE(what << ", " << local.values << " quantized values. Node by node: "
           << share(local.exact, local.values) << " % equal, " << share(local.within_one, local.values) << " % within one step (worst "
           << 100.0 * local.worst << " %, " << local.worst_node << "). End to end: " << share(end_to_end.exact, end_to_end.values)
           << " % equal, " << share(end_to_end.within_one, end_to_end.values) << " % within one step (worst " << 100.0 * end_to_end.worst
           << " %, " << end_to_end.worst_node << "); raw maps differ by at most " << raw_diff << " (relative to max(1, their largest |value|))");
 }
 
+// A config with random weights (and random batch-norm statistics), on random 8-bit images.
+void check_integer_against_simulation(const std::string& cfg, int64_t size,
+                                      const std::function<void(const graph::Graph&, QuantPlan&)>& mixed = nullptr) {
+  check_integer_against_simulation(test::randomised_model(cfg, 21), cfg.substr(cfg.rfind('/') + 1) + " at " + std::to_string(size),
+                                   {eight_bit_images(2, size, 101), eight_bit_images(2, size, 102)}, eight_bit_images(1, size, 7), mixed);
+}
+
 }  // namespace
+
+TEST_CASE("integer runtime against the fake-quant simulation: real weights (the COCO128 fixture checkpoint) on real images" *
+          doctest::test_suite("requires_shared")) {
+  const std::string shared = test::shared_dir();
+  if (shared.empty()) return test::skip("../shared is absent; no fixture checkpoint or dataset");
+  const data::Dataset ds = data::load_voc(shared + "/data/coco128-voc", {"train2017"});
+  const auto letterboxed = [&](size_t first, size_t count) {
+    std::vector<data::Image> images;
+    for (size_t k = first; k < first + count; ++k) images.push_back(data::letterbox(data::load_image(ds.samples[k].image_path), 320, 320).image);
+    return data::images_to_tensor(images);
+  };
+  check_integer_against_simulation(models::load_model(shared + "/fixtures/yolov7-tiny-coco128/yolov7-tiny-coco128.pt"),
+                                   "yolov7-tiny-coco128.pt at 320, calibrated on 8 COCO128 images", {letterboxed(0, 4), letterboxed(4, 4)},
+                                   letterboxed(8, 1));
+}
 
 TEST_CASE("integer runtime against the fake-quant simulation: yolov7-tiny, every node within one step") {
   check_integer_against_simulation(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 64);
@@ -293,6 +314,39 @@ TEST_CASE("integer runtime against the fake-quant simulation: yolov7-tiny, every
 
 TEST_CASE("integer runtime against the fake-quant simulation: yolov7 (RepConv and implicits fused)") {
   check_integer_against_simulation(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7.yaml", 64);
+}
+
+TEST_CASE("integer runtime against the fake-quant simulation: residual adds (yolov3's Bottleneck), their inputs sharing one scale") {
+  const std::string path = test::temp_path("quant_residual.yaml");
+  test::write_text(path, R"(nc: 2
+anchors:
+  - [10,13, 16,30]
+  - [30,61, 62,45]
+backbone:
+  [[-1, 1, Conv, [16, 3, 2]],
+   [-1, 2, Bottleneck, [16]],
+   [-1, 1, Conv, [32, 3, 2]],
+   [-1, 1, Bottleneck, [32]],
+   [-1, 1, Bottleneck, [32, False]],
+   [-1, 1, Conv, [64, 3, 2]],
+   [-1, 2, Bottleneck, [64]],
+   [[3, 6], 1, Detect, [nc, anchors]],
+  ]
+head: []
+)");
+  check_integer_against_simulation(path, 64);
+  models::YoloModel m = test::randomised_model(path, 2);
+  std::remove(path.c_str());
+  graph::fuse(m.graph);
+  const QuantPlan plan = plan_quantization(m.graph);
+  int adds = 0;
+  for (size_t i = 0; i < m.graph.nodes.size(); ++i)
+    if (m.graph.nodes[i].op == graph::Op::add) {
+      ++adds;
+      CHECK(plan.group_of[static_cast<size_t>(m.graph.nodes[i].inputs[0])] == plan.group_of[static_cast<size_t>(m.graph.nodes[i].inputs[1])]);
+      CHECK(plan.group_of[i] != plan.group_of[static_cast<size_t>(m.graph.nodes[i].inputs[0])]);
+    }
+  CHECK(adds == 5);  // 2 + 1 + 0 (no shortcut) + 2
 }
 
 TEST_CASE("mixed precision: every 4th conv and the detect head in float, the integer runtime still within one step") {

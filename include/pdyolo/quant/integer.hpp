@@ -7,6 +7,8 @@
 //               activation-free conv — requantize(acc) at its output's (s, z). Detect's convs
 //               dequantize: acc · s_x · s_w (float raw maps).
 //   max-pool, upsample, concat   move levels: their (s, z) are their inputs' (plan.hpp).
+//   add         acc = Σ (q_k − z_x) over its inputs (which share one (s_x, z_x)), then requantize(acc)
+//               by s_x / s_out to its own (s, z).
 //   a conv kept in float (mixed precision)   dequantizes its input levels, convolves in float with
 //               its float weights, applies its activation in float and quantizes the result at the
 //               same (s, z) an integer conv would (a float head conv returns the float maps).
@@ -81,6 +83,7 @@ class IntegerModel {
           values[static_cast<size_t>(i)] = in[0];
           break;
         case graph::Op::concat: values[static_cast<size_t>(i)] = concat(in, 1); break;
+        case graph::Op::add: values[static_cast<size_t>(i)] = run_add(i, in); break;
         case graph::Op::max_pool: {
           const auto& p = node.get<graph::PoolAttrs>();
           values[static_cast<size_t>(i)] = max_pool2d(in[0], {p.kernel, p.stride, p.padding});
@@ -167,6 +170,25 @@ class IntegerModel {
     const QParams out = plan_.of(act >= 0 ? act : i);
     y = contiguous_copy(y);
     for (int64_t k = 0; k < y.numel(); ++k) y.data<float>()[k] = static_cast<float>(quantize_activation(y.data<float>()[k], out));
+    return y;
+  }
+
+  // A residual add of levels at one (s_x, z_x), requantized to the add's own (s, z).
+  Tensor run_add(int i, const std::vector<Tensor>& in_levels) const {
+    const graph::Node& node = graph_.nodes[static_cast<size_t>(i)];
+    const QParams in = plan_.of(node.inputs[0]), out = plan_.of(i);
+    for (int j : node.inputs)
+      PDYOLO_CHECK(plan_.group_of[static_cast<size_t>(j)] == plan_.group_of[static_cast<size_t>(node.inputs[0])], "quant: the inputs of add '",
+                   node.name, "' do not share a quantizer");
+    const Multiplier m = make_multiplier(static_cast<double>(in.scale) / out.scale);
+    std::vector<Tensor> inputs;
+    for (const Tensor& t : in_levels) inputs.push_back(contiguous_copy(t));
+    Tensor y = Tensor::empty(inputs[0].shape());
+    for (int64_t k = 0; k < y.numel(); ++k) {
+      int32_t acc = 0;
+      for (const Tensor& t : inputs) acc += static_cast<int32_t>(t.data<float>()[k]) - in.zero_point;
+      y.data<float>()[k] = requantize_to_u8(acc, m, out.zero_point);
+    }
     return y;
   }
 

@@ -6,7 +6,9 @@
 // out in float. A conv followed by its activation has two: the conv's (the table's input) and the
 // activation's. Quantizers are shared by construction, from the graph: a concat, a max-pool and an
 // upsample have the very quantizer of their inputs (union-find over those edges), so they move
-// levels without arithmetic. The image is its own group with s = 1/255, z = 0.
+// levels without arithmetic. The inputs of a residual add share one quantizer too, so that the add
+// sums levels and requantizes once; its sum has its own. The image is its own group with s = 1/255,
+// z = 0.
 //
 // Mixed precision: a conv kept in float (keep_in_float) computes in float from its input's
 // dequantized levels, with its float weights and bias, its activation in float, and quantizes its
@@ -85,9 +87,10 @@ inline QuantPlan plan_quantization(const graph::Graph& g) {
     const graph::Node& node = g.nodes[static_cast<size_t>(i)];
     PDYOLO_CHECK(node.op != Op::batch_norm && node.op != Op::implicit_add && node.op != Op::implicit_mul, "quant: node '", node.name,
                  "' (", graph::op_name(node.op), ") is not fused; run graph::fuse on the model first");
-    PDYOLO_CHECK(node.op != Op::add, "quant: node '", node.name, "': residual adds are not quantized yet (yolov7 and yolov7-tiny have none)");
     if (node.op == Op::concat || node.op == Op::max_pool || node.op == Op::upsample)
       for (int in : node.inputs) parent[static_cast<size_t>(detail::find_root(parent, in))] = detail::find_root(parent, i);
+    if (node.op == Op::add)  // both inputs of a residual add share one scale; the sum has its own
+      for (int in : node.inputs) parent[static_cast<size_t>(detail::find_root(parent, in))] = detail::find_root(parent, node.inputs[0]);
     if (node.op == Op::conv) plan.weight_scales[static_cast<size_t>(i)] = weight_scales(node.tensor("weight"));
   }
   std::vector<int> id_of_root(static_cast<size_t>(n), -1);
