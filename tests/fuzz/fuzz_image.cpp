@@ -1,5 +1,5 @@
 // Image decoding (data::decode_image: the size check, then stb_image — compiled into this target
-// from Debian's header, stb_instrumented.cpp, so the sanitizers and coverage see inside it).
+// from Debian's header, third_party/stb_image_zeroed.cpp, so the sanitizers and coverage see inside it).
 #include "fuzz_target.hpp"
 #include "pdyolo/data/image_io.hpp"
 
