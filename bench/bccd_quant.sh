@@ -29,7 +29,7 @@ common=(--data "$data" --img-size $size --no-progress)
 
 # Row $3 (float, fake-quant, integer; default integer) of split $2 in log $1: "mAP@.5 mAP@.5:.95".
 integer_row() {
-  awk -v split="'$2'" -v row="${3:-integer}" '$0 ~ "on [0-9]+ images of " split { on = 1; next } /images of/ { on = 0 }
+  awk -v want="'$2'" -v row="${3:-integer}" '$0 ~ "on [0-9]+ images of " want { on = 1; next } /images of/ { on = 0 }
                                                on && $1 == row { print $2, $3 }' "$1"
 }
 done_log() { [[ -f $1 ]] && grep -q "^integer" "$1" && [[ $(grep -c "^integer" "$1") -ge $2 ]]; }

@@ -61,9 +61,9 @@ inline int run_bench(const Args& args) {
   set_num_threads(static_cast<int>(args.integer("--threads")));
   LoadedModel loaded = model_from_args(args, std::nullopt, 0, /*int8_ok=*/true);
   models::YoloModel& model = loaded.model;  // (not a structured binding: lambdas capture it)
-  const std::string source = loaded.source + (loaded.int8 ? " (int8, scalar integer reference runtime)" : "");
+  const std::string source = loaded.source + (loaded.int8 ? " (int8, " + int8_runtime_name() + ")" : "");
   PDYOLO_CHECK(!loaded.int8 || (!args.has("--profile") && executor == "planned"),
-               "an int8 model runs on the integer reference runtime: no --profile or --executor graph");
+               "an int8 model runs on the integer runtime: no --profile or --executor graph");
   graph::fuse(model.graph);
   model.graph.eval();
   NoGradGuard no_grad;

@@ -44,7 +44,7 @@ inline int run_eval(const Args& args) {
   PDYOLO_CHECK(loaded.model.nc() == static_cast<int64_t>(ds.names.size()), "the model has ", loaded.model.nc(),
                " classes but the dataset ", ds.names.size());
   const InferenceFn infer = inference_of(loaded);
-  if (loaded.int8) std::printf("%s: int8, on the integer reference runtime\n", loaded.source.c_str());
+  if (loaded.int8) std::printf("%s: int8, on the %s\n", loaded.source.c_str(), int8_runtime_name().c_str());
   const eval::EvalRun run = eval::evaluate_with([&infer](const Tensor& images) { return infer(images, false).decoded; }, ds, o);
   eval::print_class_table(std::cout, run.metrics, ds.names);
   std::printf("%lld images in %.1f s (%.1f images/s), protocol %s\n", static_cast<long long>(run.metrics.images), run.seconds,

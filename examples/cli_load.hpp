@@ -49,8 +49,13 @@ inline LoadedModel model_from_args(const Args& args, std::optional<int64_t> nc =
           std::nullopt};
 }
 
+// What runs an int8 model: the integer runtime with the int8 GEMM kernel this CPU has.
+inline std::string int8_runtime_name() {
+  return std::string("integer runtime, int8 GEMM ") + kernels::cpu::qgemm_micro_kernel(kernels::cpu::best_qgemm_isa()).name;
+}
+
 // How a loaded model runs for inference: a float model fused on the planned executor (what bench
-// times), an int8 model on the integer reference runtime. images [N, C, S, S] in [0, 1] → the raw
+// times), an int8 model on the integer runtime (quant/integer.hpp, its fast kernels). images [N, C, S, S] in [0, 1] → the raw
 // maps (when asked for) and the decoded boxes.
 using InferenceFn = std::function<graph::DetectOutput(const Tensor& images, bool raw)>;
 

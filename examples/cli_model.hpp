@@ -166,7 +166,7 @@ inline int run_forward(const Args& args) {
   PDYOLO_CHECK(input.dim() == 4 && input.shape()[1] == model.in_channels(), input_path, ": expected an image batch [N, ",
                model.in_channels(), ", H, W], got ", shape_str(input.shape()));
   input = input.to(DType::f32);
-  if (loaded.int8) {  // the integer reference runtime, or the fake-quant simulation it is tested against
+  if (loaded.int8) {  // the integer runtime, or the fake-quant simulation it is tested against
     NoGradGuard no_grad;
     graph::DetectOutput out;
     if (args.has("--simulate")) {

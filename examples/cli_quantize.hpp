@@ -1,6 +1,6 @@
 // `pdyolo quantize`: post-training quantization (quant/): calibrate the fused model's quantizers on
 // --calib-images images of a split, write the int8 model file, and (--eval-split) evaluate the
-// float model, the fake-quant simulation and the integer reference runtime side by side.
+// float model, the fake-quant simulation and the integer runtime side by side.
 // Mixed precision: --fp32-layers and --detect-fp32 keep convs in float; --sensitivity measures each
 // conv's mAP drop when it alone is quantized (on --split), and --keep-fp32 K keeps the K worst.
 // `pdyolo qat`: quantization-aware training (quant/qat.hpp) from such a calibration, then the same

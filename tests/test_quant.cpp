@@ -9,6 +9,7 @@
 #include <random>
 
 #include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/kernels/cpu/qconv.hpp"
 #include "pdyolo/quant/fake_quant.hpp"
 #include "pdyolo/quant/model_file.hpp"
 #include "pdyolo/quant/lut.hpp"
@@ -590,4 +591,102 @@ TEST_CASE("QAT: ranges move for the stated number of steps, then freeze; a resum
   for (const auto& [name, t] : a->graph().state_dict()) differing += t.to_vector() != c->graph().state_dict().at(name).to_vector();
   CHECK(differing == 0);
   for (const std::string& d : {root, straight, split}) std::filesystem::remove_all(d);
+}
+
+namespace {
+
+// Each odd conv shape through the int8 GEMM of `isa` against the definition, accumulator by
+// accumulator: Σ (x − z)·w over the window, zero padding contributing nothing.
+void check_qconv(kernels::cpu::QgemmIsa isa) {
+  using kernels::cpu::QConvGeometry;
+  const std::vector<QConvGeometry> shapes{
+      {3, 17, 13, 16, 3, 2, 1, 1},    // the first conv: 3 channels, stride 2, odd sizes
+      {13, 9, 11, 21, 1, 1, 0, 1},    // 1×1, channels off the 8-row and 4-k grids
+      {24, 7, 7, 40, 3, 1, 1, 1},     // 3×3, 216 k
+      {12, 8, 6, 12, 3, 1, 1, 4},     // grouped
+      {8, 5, 9, 8, 3, 2, 1, 8},       // depthwise, stride 2
+      {5, 6, 6, 7, 5, 1, 2, 1},       // 5×5
+      {64, 4, 4, 9, 1, 1, 0, 1}};     // one pixel tile, partial
+  Generator gen(17);
+  int64_t checked = 0;
+  for (const QConvGeometry& g : shapes) {
+    const int64_t depth = g.depth();
+    std::vector<int8_t> w(static_cast<size_t>(g.out_channels * depth));
+    for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int64_t>(gen.randint(255)) - 127);  // the full ±127
+    std::vector<uint8_t> x(static_cast<size_t>(g.in_channels * g.height * g.width));
+    for (uint8_t& v : x) v = static_cast<uint8_t>(gen.randint(256));
+    x[0] = 255, x[1] = 0;
+    const uint8_t zero = static_cast<uint8_t>(gen.randint(256));
+    const kernels::cpu::PackedQConvWeights packed = kernels::cpu::pack_qconv_weights(w.data(), g.out_channels, depth, g.groups);
+    const int64_t oh = g.out_height(), ow = g.out_width();
+    std::vector<int64_t> got(static_cast<size_t>(g.out_channels * oh * ow), INT64_MIN);
+    kernels::cpu::qconv2d(x.data(), g, packed, zero, [&](int64_t c0, int64_t channels, int64_t p0, int64_t pixels, const int32_t* acc, int64_t ldc) {
+      for (int64_t i = 0; i < channels; ++i)
+        for (int64_t j = 0; j < pixels; ++j)
+          got[static_cast<size_t>((c0 + i) * oh * ow + p0 + j)] = acc[i * ldc + j] - static_cast<int64_t>(zero) * packed.weight_sums[static_cast<size_t>(c0 + i)];
+    }, isa);
+    const int64_t in_per_group = g.in_channels / g.groups, out_per_group = g.out_channels / g.groups;
+    int64_t wrong = 0;
+    for (int64_t o = 0; o < g.out_channels; ++o)
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          int64_t expected = 0;
+          for (int64_t ci = 0; ci < in_per_group; ++ci)
+            for (int64_t ky = 0; ky < g.kernel; ++ky)
+              for (int64_t kx = 0; kx < g.kernel; ++kx) {
+                const int64_t iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx;
+                if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) continue;
+                const int64_t c = (o / out_per_group) * in_per_group + ci;
+                expected += (static_cast<int64_t>(x[static_cast<size_t>((c * g.height + iy) * g.width + ix)]) - zero) *
+                            w[static_cast<size_t>(o * depth + (ci * g.kernel + ky) * g.kernel + kx)];
+              }
+          wrong += got[static_cast<size_t>((o * oh + oy) * ow + ox)] != expected;
+          ++checked;
+        }
+    CHECK_MESSAGE(wrong == 0, "shape in ", g.in_channels, "x", g.height, "x", g.width, " out ", g.out_channels, " k", g.kernel, " s", g.stride,
+                  " g", g.groups);
+  }
+  MESSAGE(std::string(kernels::cpu::qgemm_micro_kernel(isa).name) << ": " << checked << " accumulators equal to the definition");
+}
+
+// A whole model through the fast kernels (the best this CPU has) and through the scalar reference:
+// every output identical.
+void check_fast_runtime_is_exact(const std::string& cfg) {
+  models::YoloModel m = test::randomised_model(cfg, 8);
+  graph::fuse(m.graph);
+  m.graph.eval();
+  QuantPlan plan = plan_quantization(m.graph);
+  int calls = 0;
+  calibrate(m.graph, plan, ObserverKind::percentile, [&] { return calls++ < 1 ? eight_bit_images(2, 64, 41) : Tensor(); });
+  keep_in_float(m.graph, plan, {m.graph.nodes[5].name});
+  const Tensor images = eight_bit_images(2, 64, 42);
+  std::vector<Tensor> ref_levels, fast_levels;
+  const graph::DetectOutput ref = IntegerModel(m.graph, plan, IntegerKernels::reference).run(images, &ref_levels);
+  const graph::DetectOutput fast = IntegerModel(m.graph, plan, IntegerKernels::fast).run(images, &fast_levels);
+  for (size_t l = 0; l < ref.raw.size(); ++l) CHECK(ref.raw[l].to_vector() == fast.raw[l].to_vector());
+  CHECK(ref.decoded.to_vector() == fast.decoded.to_vector());
+  int64_t compared = 0;
+  for (size_t i = 0; i < ref_levels.size(); ++i)
+    if (ref_levels[i].defined()) {
+      CHECK(ref_levels[i].to_vector() == fast_levels[i].to_vector());
+      ++compared;
+    }
+  CHECK(compared > 30);
+}
+
+}  // namespace
+
+TEST_CASE("int8 conv kernels: the portable GEMM gives the definition's accumulators on odd shapes") {
+  check_qconv(kernels::cpu::QgemmIsa::generic);
+}
+
+TEST_CASE("int8 conv kernels: AVX-512 VNNI gives the definition's accumulators on odd shapes" * doctest::test_suite("requires_avx512")) {
+  if (!kernels::cpu::qgemm_isa_available(kernels::cpu::QgemmIsa::avx512_vnni)) return test::skip("this CPU has no AVX-512 VNNI");
+  check_qconv(kernels::cpu::QgemmIsa::avx512_vnni);
+}
+
+TEST_CASE("the integer runtime on the int8 GEMM kernels is bit-identical to the scalar reference: yolov7-tiny and yolov7") {
+  check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml");
+  check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7.yaml");
+  MESSAGE("int8 GEMM kernel: " << std::string(kernels::cpu::qgemm_micro_kernel(kernels::cpu::best_qgemm_isa()).name));
 }

@@ -14,18 +14,24 @@
 //               same (s, z) an integer conv would (a float head conv returns the float maps).
 //
 // Levels are held in f32 tensors (integers 0…255, exact in float) so that max-pool, upsample and
-// concat reuse the float ops, which are exact on them; every conv is an integer loop.
+// concat reuse the float ops, which are exact on them. Each conv runs either as the scalar loop that
+// states the arithmetic (IntegerKernels::reference) or through the int8 GEMM kernels
+// (kernels/cpu/qconv.hpp: AVX-512 VNNI or portable), which compute the same integers and are
+// tested to give bit-identical outputs.
 #pragma once
 #include <vector>
 
 #include "pdyolo/core/parallel.hpp"
 #include "pdyolo/graph/detect.hpp"
+#include "pdyolo/kernels/cpu/qconv.hpp"
 #include "pdyolo/ops/pool.hpp"
 #include "pdyolo/ops/shape.hpp"
 #include "pdyolo/quant/lut.hpp"
 #include "pdyolo/quant/plan.hpp"
 
 namespace pdyolo::quant {
+
+enum class IntegerKernels { reference, fast };
 
 // One conv in integer form.
 struct IntegerConv {
@@ -42,12 +48,14 @@ struct IntegerConv {
   bool dequantize = false;
   std::vector<float> dequant_scale;     // [out]
   bool in_float = false;                // kept in float: none of the above, the graph's float tensors
+  kernels::cpu::PackedQConvWeights packed;  // `weight` packed for the int8 GEMM (IntegerKernels::fast)
 };
 
 class IntegerModel {
  public:
   // g fused; plan calibrated for it.
-  IntegerModel(const graph::Graph& g, QuantPlan plan) : graph_(g.clone()), plan_(std::move(plan)) {
+  IntegerModel(const graph::Graph& g, QuantPlan plan, IntegerKernels kernels = IntegerKernels::fast)
+      : graph_(g.clone()), plan_(std::move(plan)), kernels_(kernels) {
     convs_.resize(graph_.nodes.size());
     for (int i = 0; i < static_cast<int>(graph_.nodes.size()); ++i)
       if (graph_.nodes[static_cast<size_t>(i)].op == graph::Op::conv) convs_[static_cast<size_t>(i)] = make_conv(i);
@@ -75,7 +83,9 @@ class IntegerModel {
       for (int j : node.inputs) in.push_back(values[static_cast<size_t>(j)]);
       switch (node.op) {
         case graph::Op::conv:
-          values[static_cast<size_t>(i)] = convs_[static_cast<size_t>(i)].in_float ? run_float_conv(i, in[0]) : run_conv(convs_[static_cast<size_t>(i)], in[0]);
+          values[static_cast<size_t>(i)] = convs_[static_cast<size_t>(i)].in_float      ? run_float_conv(i, in[0])
+                                           : kernels_ == IntegerKernels::fast ? run_conv_fast(convs_[static_cast<size_t>(i)], in[0])
+                                                                              : run_conv(convs_[static_cast<size_t>(i)], in[0]);
           break;
         case graph::Op::activation:  // applied by its conv (the table); here only its value is passed on
           PDYOLO_CHECK(in[0].defined() && activation_of_conv(node.inputs[0]) == i, "quant: activation '", node.name,
@@ -135,6 +145,7 @@ class IntegerModel {
       c.bias.push_back(loaded_bias ? plan_.biases[static_cast<size_t>(i)].at(static_cast<size_t>(o))
                                    : quantize_bias(bias[static_cast<size_t>(o)], in.scale, scales[static_cast<size_t>(o)]));
     }
+    if (kernels_ == IntegerKernels::fast) c.packed = kernels::cpu::pack_qconv_weights(c.weight.data(), c.out_channels, per_channel, c.groups);
     if (!plan_.quantized(i)) {  // a detect-head conv
       c.activation_node = -1;
       c.dequantize = true;
@@ -228,21 +239,53 @@ class IntegerModel {
                   acc += static_cast<int64_t>(q - c.input_zero) * wo[(ci * c.kernel + ky) * c.kernel + kx];
                 }
               }
-            const int32_t acc32 = static_cast<int32_t>(std::clamp<int64_t>(acc, INT32_MIN, INT32_MAX));
-            float& dst = out[((b * c.out_channels + o) * oh + oy) * ow + ox];
-            if (c.dequantize) {
-              dst = static_cast<float>(acc32) * c.dequant_scale[static_cast<size_t>(o)];
-            } else {
-              const uint8_t level = requantize_to_u8(acc32, c.multipliers[static_cast<size_t>(o)], c.output_zero);
-              dst = c.activation_node >= 0 ? c.table[level] : level;
-            }
+            out[((b * c.out_channels + o) * oh + oy) * ow + ox] = output_of(c, o, acc);
           }
     });
     return y;
   }
 
+  // The output of channel o for an accumulator (bias included): its level after requantization and
+  // the activation's table, or, for the head, its dequantized value.
+  static float output_of(const IntegerConv& c, int64_t o, int64_t acc) {
+    const int32_t acc32 = static_cast<int32_t>(std::clamp<int64_t>(acc, INT32_MIN, INT32_MAX));
+    if (c.dequantize) return static_cast<float>(acc32) * c.dequant_scale[static_cast<size_t>(o)];
+    const uint8_t level = requantize_to_u8(acc32, c.multipliers[static_cast<size_t>(o)], c.output_zero);
+    return c.activation_node >= 0 ? c.table[level] : level;
+  }
+
+  // run_conv through the int8 GEMM: Σ q_x·w (exact in int32) − z_x·Σ w + bias is the reference's
+  // accumulator, so every output is the same.
+  static Tensor run_conv_fast(const IntegerConv& c, const Tensor& x_levels) {
+    const Tensor xc = contiguous_copy(x_levels);
+    const Shape& s = xc.shape();
+    kernels::cpu::QConvGeometry g;
+    g.in_channels = s[1], g.height = s[2], g.width = s[3];
+    g.out_channels = c.out_channels, g.kernel = c.kernel, g.stride = c.stride, g.padding = c.padding, g.groups = c.groups;
+    const int64_t oh = g.out_height(), ow = g.out_width();
+    Tensor y = Tensor::empty({s[0], c.out_channels, oh, ow});
+    std::vector<uint8_t> image(static_cast<size_t>(s[1] * s[2] * s[3]));
+    for (int64_t b = 0; b < s[0]; ++b) {
+      const float* src = xc.data<float>() + b * static_cast<int64_t>(image.size());
+      for (size_t k = 0; k < image.size(); ++k) image[k] = static_cast<uint8_t>(src[k]);
+      float* out = y.data<float>() + b * c.out_channels * oh * ow;
+      kernels::cpu::qconv2d(image.data(), g, c.packed, static_cast<uint8_t>(c.input_zero),
+                            [&](int64_t first_channel, int64_t channels, int64_t first_pixel, int64_t pixels, const int32_t* acc, int64_t ldc) {
+                              for (int64_t i = 0; i < channels; ++i) {
+                                const int64_t o = first_channel + i;
+                                const int64_t offset = static_cast<int64_t>(c.bias[static_cast<size_t>(o)]) -
+                                                       static_cast<int64_t>(c.input_zero) * c.packed.weight_sums[static_cast<size_t>(o)];
+                                float* dst = out + o * oh * ow + first_pixel;
+                                for (int64_t j = 0; j < pixels; ++j) dst[j] = output_of(c, o, acc[i * ldc + j] + offset);
+                              }
+                            });
+    }
+    return y;
+  }
+
   graph::Graph graph_;
   QuantPlan plan_;
+  IntegerKernels kernels_;
   std::vector<IntegerConv> convs_;  // per node (empty for other ops)
 
   Tensor decode_maps(const graph::Node& node, const std::vector<Tensor>& levels_in, int64_t n) const {
