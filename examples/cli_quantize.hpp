@@ -88,7 +88,8 @@ inline void compare_on(const data::Dataset& ds, const std::string& split, const 
 // One conv's sensitivity: the mAPs on the split with that conv alone quantized.
 struct LayerSensitivity {
   int node = -1;
-  double map50 = 0, map50_95 = 0;
+  eval::Metrics metrics;
+  double fitness() const { return eval::fitness(metrics); }
 };
 
 // Quantizes each conv alone (fake-quant simulation: its weights, bias and outputs) and evaluates.
@@ -101,20 +102,17 @@ inline std::vector<LayerSensitivity> measure_sensitivity(const graph::Graph& g, 
   ProgressBar bar("sensitivity", static_cast<int64_t>(convs.size()), progress);
   std::vector<LayerSensitivity> result;
   for (int conv : convs) {
-    const eval::Metrics m = evaluate_simulation(quant::simulate(g, plan, conv), ds, eo).metrics;
-    result.push_back({conv, m.map50, m.map50_95});
+    result.push_back({conv, evaluate_simulation(quant::simulate(g, plan, conv), ds, eo).metrics});
     bar.update(static_cast<int64_t>(result.size()));
   }
   bar.finish();
   return result;
 }
 
-// The convs by sensitivity, the worst first. Ranked by the drop of mAP@.5:.95 (it moves with every
-// box's precision, so on a small split it separates layers that mAP@.5 rates the same), then mAP@.5.
+// The convs by sensitivity, the worst first: ranked by the fitness they leave (eval::fitness, the
+// trainer's choice of epoch: 0.1·mAP@.5 + 0.9·mAP@.5:.95), ties in graph order.
 inline std::vector<LayerSensitivity> by_sensitivity(std::vector<LayerSensitivity> layers) {
-  std::stable_sort(layers.begin(), layers.end(), [](const LayerSensitivity& a, const LayerSensitivity& b) {
-    return a.map50_95 != b.map50_95 ? a.map50_95 < b.map50_95 : a.map50 < b.map50;
-  });
+  std::stable_sort(layers.begin(), layers.end(), [](const LayerSensitivity& a, const LayerSensitivity& b) { return a.fitness() < b.fitness(); });
   return layers;
 }
 
@@ -125,30 +123,32 @@ inline void report_sensitivity(const std::string& dir, const graph::Graph& g, co
   if (!dir.empty()) std::filesystem::create_directories(dir);
   const std::string prefix = dir.empty() ? "" : dir + "/";
   io::write_file_atomic(prefix + "sensitivity.csv", [&](std::ostream& out) {
-    out << "node,name,map50,map50_95,drop50,drop50_95\n";
+    out << "node,name,map50,map50_95,drop50,drop50_95,fitness_drop\n";
     char line[300];
     for (const LayerSensitivity& l : layers) {
-      std::snprintf(line, sizeof line, "%d,%s,%.6f,%.6f,%.6f,%.6f\n", l.node, g.nodes[static_cast<size_t>(l.node)].name.c_str(), l.map50,
-                    l.map50_95, float_metrics.map50 - l.map50, float_metrics.map50_95 - l.map50_95);
+      std::snprintf(line, sizeof line, "%d,%s,%.6f,%.6f,%.6f,%.6f,%.6f\n", l.node, g.nodes[static_cast<size_t>(l.node)].name.c_str(),
+                    l.metrics.map50, l.metrics.map50_95, float_metrics.map50 - l.metrics.map50, float_metrics.map50_95 - l.metrics.map50_95,
+                    eval::fitness(float_metrics) - l.fitness());
       out << line;
     }
   });
   io::PlotSeries drop50{"mAP@.5 drop", {}, {}, data::class_color(1), 2}, drop{"mAP@.5:.95 drop", {}, {}, data::class_color(4), 2};
   for (size_t k = 0; k < layers.size(); ++k) {
-    drop50.x.push_back(static_cast<double>(k)), drop50.y.push_back(100.0 * (float_metrics.map50 - layers[k].map50));
-    drop.x.push_back(static_cast<double>(k)), drop.y.push_back(100.0 * (float_metrics.map50_95 - layers[k].map50_95));
+    drop50.x.push_back(static_cast<double>(k)), drop50.y.push_back(100.0 * (float_metrics.map50 - layers[k].metrics.map50));
+    drop.x.push_back(static_cast<double>(k)), drop.y.push_back(100.0 * (float_metrics.map50_95 - layers[k].metrics.map50_95));
   }
   io::PlotOptions o;
   o.title = "sensitivity: mAP drop with one conv quantized";
   o.x_label = "conv, in graph order";
   o.y_label = "points";
   data::save_image(prefix + "sensitivity.png", io::plot_lines(o, {drop50, drop}));
-  std::printf("%-4s %-24s %9s %11s   (float: %.4f %.4f; drops in points)\n", "rank", "conv", "drop@.5", "drop@.5:.95", float_metrics.map50,
-              float_metrics.map50_95);
+  std::printf("%-4s %-24s %9s %11s %8s   (float: %.4f %.4f; drops in points)\n", "rank", "conv", "drop@.5", "drop@.5:.95", "fitness",
+              float_metrics.map50, float_metrics.map50_95);
   int rank = 0;
   for (const LayerSensitivity& l : by_sensitivity(layers))
-    std::printf("%-4d %-24s %9.2f %11.2f\n", ++rank, g.nodes[static_cast<size_t>(l.node)].name.c_str(), 100.0 * (float_metrics.map50 - l.map50),
-                100.0 * (float_metrics.map50_95 - l.map50_95));
+    std::printf("%-4d %-24s %9.2f %11.2f %8.2f\n", ++rank, g.nodes[static_cast<size_t>(l.node)].name.c_str(),
+                100.0 * (float_metrics.map50 - l.metrics.map50), 100.0 * (float_metrics.map50_95 - l.metrics.map50_95),
+                100.0 * (eval::fitness(float_metrics) - l.fitness()));
   std::printf("wrote %ssensitivity.csv and %ssensitivity.png\n", prefix.c_str(), prefix.c_str());
 }
 

@@ -44,6 +44,9 @@ struct Metrics {
   std::vector<ClassMetrics> classes;  // the classes that have labels
 };
 
+// The reference train.py's fitness, by which it keeps its best epoch: 0.1·mAP@.5 + 0.9·mAP@.5:.95.
+inline double fitness(const Metrics& m) { return 0.1 * m.map50 + 0.9 * m.map50_95; }
+
 namespace detail {
 
 // Linear interpolation of (xs → ys) at x, xs increasing; clamps like numpy.interp.

@@ -183,7 +183,7 @@ class Trainer {
         log << "  P " << rec.metrics.precision << "  R " << rec.metrics.recall << "  mAP@.5 " << rec.metrics.map50 << "  mAP@.5:.95 "
             << rec.metrics.map50_95 << "\n";
       }
-      const double fitness = rec.evaluated ? 0.1 * rec.metrics.map50 + 0.9 * rec.metrics.map50_95 : -1.0;
+      const double fitness = rec.evaluated ? eval::fitness(rec.metrics) : -1.0;
       append_history(rec);
       save_checkpoint(o_.out_dir + "/last.safetensors", epoch);
       if (rec.evaluated && fitness > best_fitness_) {
