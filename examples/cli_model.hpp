@@ -143,7 +143,8 @@ inline const CommandSpec& forward_spec() {
                                  {"--input", "X.npy", "", "images [N, 3, H, W], float"},
                                  {"--out", "DIR", "", "where raw_p3.npy … and decoded.npy go"},
                                  {"--fuse", "", "", "fuse the model and run the planned executor (else the autograd forward)"},
-                                 {"--simulate", "", "", "int8 model files: the fake-quant float simulation instead of the integer runtime"}}};
+                                 {"--simulate", "", "", "int8 model files: the fake-quant float simulation instead of the integer runtime"},
+                                 {"--reference", "", "", "int8 model files: the integer runtime's scalar reference convs instead of the int8 GEMM"}}};
   return spec;
 }
 
@@ -160,7 +161,7 @@ inline int run_forward(const Args& args) {
   args.required("--weights");
   const LoadedModel loaded = model_from_args(args, std::nullopt, 0, /*int8_ok=*/true);
   models::YoloModel model = loaded.model;
-  PDYOLO_CHECK(!args.has("--simulate") || loaded.int8, "--simulate is for int8 model files (pdyolo quantize's)");
+  PDYOLO_CHECK((!args.has("--simulate") && !args.has("--reference")) || loaded.int8, "--simulate and --reference are for int8 model files (pdyolo quantize's)");
   const std::string input_path = args.required("--input"), out_dir = args.required("--out");
   Tensor input = io::load_npy(input_path);
   PDYOLO_CHECK(input.dim() == 4 && input.shape()[1] == model.in_channels(), input_path, ": expected an image batch [N, ",
@@ -175,9 +176,11 @@ inline int run_forward(const Args& args) {
       run.taps = &sim.taps;
       out = graph::forward(sim.graph, input, run);
     } else {
-      out = quant::IntegerModel(model.graph, *loaded.int8).run(input);
+      const bool reference = args.has("--reference");
+      out = quant::IntegerModel(model.graph, *loaded.int8, reference ? quant::IntegerKernels::reference : quant::IntegerKernels::fast).run(input);
     }
-    return write_forward_outputs(out, out_dir, args.has("--simulate") ? "fake-quant simulation" : "integer runtime");
+    const std::string runtime = args.has("--simulate") ? "fake-quant simulation" : args.has("--reference") ? "integer runtime, scalar reference" : int8_runtime_name();
+    return write_forward_outputs(out, out_dir, runtime.c_str());
   }
   if (args.has("--fuse")) {
     const graph::FuseReport r = graph::fuse(model.graph);

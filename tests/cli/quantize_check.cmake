@@ -21,8 +21,16 @@ pdyolo_run("detections in 8 images" detect ${int8} --source ${SOURCE_DIR}/data/s
            --out ${OUT}/detect)
 pdyolo_run("int8 model file: 82 quantizers, 0 convs kept in float" info ${int8})
 pdyolo_run("int8, integer runtime, int8 GEMM .*latency ms: P50" bench ${int8} --img-size 64 --runs 2 --warmup 0)
-pdyolo_run("3 raw maps .*\\(integer runtime\\)" forward ${int8} --input ${SOURCE_DIR}/tests/data/images_1x3x32x32.npy
+pdyolo_run("3 raw maps .*\\(integer runtime, int8 GEMM" forward ${int8} --input ${SOURCE_DIR}/tests/data/images_1x3x32x32.npy
            --out ${OUT}/forward)
+pdyolo_run("3 raw maps .*\\(integer runtime, scalar reference\\)" forward ${int8} --reference
+           --input ${SOURCE_DIR}/tests/data/images_1x3x32x32.npy --out ${OUT}/reference)
+foreach(map raw_p3 raw_p4 raw_p5 decoded)  # the int8 GEMM and the scalar reference: the same bytes
+  execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${OUT}/forward/${map}.npy ${OUT}/reference/${map}.npy RESULT_VARIABLE differ)
+  if(differ)
+    message(FATAL_ERROR "forward: ${map}.npy of the int8 GEMM differs from the scalar reference's")
+  endif()
+endforeach()
 pdyolo_run("3 raw maps .*\\(fake-quant simulation\\)" forward ${int8} --simulate
            --input ${SOURCE_DIR}/tests/data/images_1x3x32x32.npy --out ${OUT}/simulate)
 execute_process(COMMAND ${PDYOLO} train ${int8} --data ${SOURCE_DIR}/data/sample --split train --epochs 1 --out ${OUT}/train
