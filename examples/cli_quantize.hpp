@@ -243,19 +243,10 @@ inline const CommandSpec& qat_spec() {
 }
 
 inline int run_qat(const Args& args) {
-  train::TrainOptions o;
-  o.epochs = args.integer("--epochs");
-  o.batch_size = args.integer("--batch-size");
-  o.img_size = args.integer("--img-size");
-  o.workers = static_cast<int>(args.integer("--workers"));
-  o.seed = static_cast<uint64_t>(args.integer("--seed"));
-  o.progress = !args.has("--no-progress");
-  o.cache_images = args.has("--cache");
+  train::TrainOptions o = train_options_from_args(args);
   const std::string out = args.required("--out");
   PDYOLO_CHECK(models::detail::ends_with(out, ".safetensors"), "--out must name a .safetensors file, got '", out, "'");
   o.out_dir = args.has("--work-dir") ? args.str("--work-dir") : out.substr(0, out.size() - 12) + "_qat";
-  PDYOLO_CHECK(o.epochs > 0 && o.batch_size > 0, "--epochs and --batch-size must be positive");
-  PDYOLO_CHECK(o.img_size > 0 && o.img_size % 32 == 0, "--img-size must be a positive multiple of 32, got ", o.img_size);
   quant::QatOptions qo;
   qo.observer_steps = args.integer("--observer-steps");
   PDYOLO_CHECK(qo.observer_steps >= 0, "--observer-steps must be 0 or more, got ", qo.observer_steps);

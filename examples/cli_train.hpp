@@ -59,20 +59,28 @@ inline const CommandSpec& train_spec() {
   return spec;
 }
 
-inline int run_train(const Args& args) {
-  const bool resuming = args.has("--resume");
-  const std::string resume = args.str("--resume");
+// The options train and qat share: epochs, batch, size, workers, seed, progress, cache.
+inline train::TrainOptions train_options_from_args(const Args& args) {
   train::TrainOptions o;
   o.epochs = args.integer("--epochs");
   o.batch_size = args.integer("--batch-size");
   o.img_size = args.integer("--img-size");
   o.workers = static_cast<int>(args.integer("--workers"));
   o.seed = static_cast<uint64_t>(args.integer("--seed"));
+  o.progress = !args.has("--no-progress");
+  o.cache_images = args.has("--cache");
+  PDYOLO_CHECK(o.epochs > 0 && o.batch_size > 0, "--epochs and --batch-size must be positive");
+  PDYOLO_CHECK(o.img_size > 0 && o.img_size % 32 == 0, "--img-size must be a positive multiple of 32, got ", o.img_size);
+  return o;
+}
+
+inline int run_train(const Args& args) {
+  const bool resuming = args.has("--resume");
+  const std::string resume = args.str("--resume");
+  train::TrainOptions o = train_options_from_args(args);
   o.out_dir = args.str("--out");
   o.evaluate_each_epoch = !args.has("--notest");
   o.linear_lr = args.has("--linear-lr");
-  o.progress = !args.has("--no-progress");
-  o.cache_images = args.has("--cache");
   PDYOLO_CHECK(!(args.has("--adam") && args.has("--adamw")), "--adam and --adamw exclude each other");
   if (args.has("--adam")) o.optimizer = train::OptimizerKind::adam;
   if (args.has("--adamw")) o.optimizer = train::OptimizerKind::adamw;
@@ -80,8 +88,6 @@ inline int run_train(const Args& args) {
   o.sparsity_decay = args.has("--sparsity-decay");
   PDYOLO_CHECK(o.sparsity >= 0, "--sparsity must not be negative, got ", o.sparsity);
   PDYOLO_CHECK(o.sparsity > 0 || !o.sparsity_decay, "--sparsity-decay needs --sparsity");
-  PDYOLO_CHECK(o.epochs > 0 && o.batch_size > 0, "--epochs and --batch-size must be positive");
-  PDYOLO_CHECK(o.img_size > 0 && o.img_size % 32 == 0, "--img-size must be a positive multiple of 32, got ", o.img_size);
   const std::string data_path = args.required("--data");
   // --split names one split used for both training and validation (e.g. a VOC folder's train2017).
   const data::Dataset train_set = data::load_dataset(data_path, args.has("--split") ? args.str("--split") : "train");

@@ -215,6 +215,22 @@ Tensor eight_bit_images(int64_t n, int64_t size, uint64_t seed) {
 // elements. End to end (each on its own values, where rare one-step differences propagate) the
 // agreement and the raw maps' difference are reported.
 // `mixed` (when given) keeps some convs in float after calibration.
+// A fused yolov7-tiny with random weights and batch-norm statistics (which keep every layer's range
+// wide: a freshly built model's head inputs span ~1e-5, where the int32 biases would saturate),
+// calibrated on two random 8-bit images.
+struct CalibratedModel {
+  models::YoloModel model;
+  QuantPlan plan;
+  CalibratedModel(uint64_t seed, ObserverKind observer = ObserverKind::minmax, int64_t nc = 3)
+      : model(test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", seed, nc)) {
+    graph::fuse(model.graph);
+    model.graph.eval();
+    plan = plan_quantization(model.graph);
+    int calls = 0;
+    calibrate(model.graph, plan, observer, [&] { return calls++ < 1 ? eight_bit_images(2, 64, seed + 100) : Tensor(); });
+  }
+};
+
 // The model is calibrated on `calibration` and run on `images` (8-bit: k/255).
 void check_integer_against_simulation(models::YoloModel m, const std::string& what, const std::vector<Tensor>& calibration, const Tensor& images,
                                       const std::function<void(const graph::Graph&, QuantPlan&)>& mixed = nullptr) {
@@ -381,12 +397,9 @@ TEST_CASE("mixed precision: names of convs or layers; an unknown name is an erro
 }
 
 TEST_CASE("sensitivity: simulating one layer quantizes that conv and its activation, and nothing before or beside it") {
-  models::YoloModel m = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 4);
-  graph::fuse(m.graph);
-  m.graph.eval();
-  QuantPlan plan = plan_quantization(m.graph);
-  int calls = 0;
-  calibrate(m.graph, plan, ObserverKind::minmax, [&] { return calls++ < 1 ? eight_bit_images(2, 64, 11) : Tensor(); });
+  CalibratedModel calibrated(4);
+  models::YoloModel& m = calibrated.model;
+  const QuantPlan& plan = calibrated.plan;
   int layer = -1, convs = 0;
   for (int i = 0; i < static_cast<int>(m.graph.nodes.size()); ++i)
     if (m.graph.nodes[static_cast<size_t>(i)].op == graph::Op::conv && ++convs == 5) layer = i;
@@ -439,12 +452,9 @@ TEST_CASE("the plan shares one quantizer across concat, max-pool and upsample, a
 }
 
 TEST_CASE("the int8 model file: a quarter of the float size, and the integer runtime computes exactly what was saved") {
-  models::YoloModel m = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 5);
-  graph::fuse(m.graph);
-  m.graph.eval();
-  QuantPlan plan = plan_quantization(m.graph);
-  int calls = 0;
-  calibrate(m.graph, plan, ObserverKind::percentile, [&] { return calls++ < 1 ? eight_bit_images(2, 64, 3) : Tensor(); });
+  CalibratedModel calibrated(5, ObserverKind::percentile);
+  models::YoloModel& m = calibrated.model;
+  const QuantPlan& plan = calibrated.plan;
   const IntegerModel integer(m.graph, plan);
   const std::string path = test::temp_path("int8.safetensors"), float_path = test::temp_path("float.safetensors");
   save_quantized(path, m, integer, "percentile");
@@ -481,27 +491,12 @@ TEST_CASE("the int8 model file: a quarter of the float size, and the integer run
 
 namespace {
 
-// A fused, calibrated yolov7-tiny (two classes, as the synthetic dataset) for quantization-aware
-// training; random batch-norm statistics keep every layer's range wide (a freshly built model's
-// head inputs span ~1e-5, where the int32 biases would saturate).
-struct QatSetup {
-  models::YoloModel model = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 6, 2);
-  QuantPlan plan;
-  QatSetup() {
-    graph::fuse(model.graph);
-    model.graph.eval();
-    plan = plan_quantization(model.graph);
-    int calls = 0;
-    calibrate(model.graph, plan, ObserverKind::minmax, [&] { return calls++ < 1 ? eight_bit_images(2, 64, 31) : Tensor(); });
-  }
-};
-
 std::vector<float> state_of(const QatQuantizers& q) { return q.state().to_vector(); }
 
 }  // namespace
 
 TEST_CASE("QAT: its taps compute the fake-quant simulation of the model they train") {
-  QatSetup s;
+  CalibratedModel s(6, ObserverKind::minmax, 2);
   QatQuantizers q(s.model.graph, s.plan, {});
   const graph::Taps taps = q.training_taps([] { return int64_t{0}; });
   const graph::WeightTaps weight_taps = q.weight_taps();
@@ -522,7 +517,7 @@ TEST_CASE("QAT: its taps compute the fake-quant simulation of the model they tra
 }
 
 TEST_CASE("QAT: fake-quantized weights pass the straight-through gradient to the float weights") {
-  QatSetup s;
+  CalibratedModel s(6, ObserverKind::minmax, 2);
   QatQuantizers q(s.model.graph, s.plan, {});
   const graph::WeightTaps weight_taps = q.weight_taps();
   graph::Node& conv = s.model.graph.nodes[1];
@@ -544,7 +539,7 @@ TEST_CASE("QAT: ranges move for the stated number of steps, then freeze; a resum
   std::ostringstream log;
   // One trainer with its quantizers (observers moving for 2 steps).
   auto make = [&](const std::string& out, int64_t max_steps, std::unique_ptr<QatQuantizers>& q) {
-    QatSetup s;
+    CalibratedModel s(6, ObserverKind::minmax, 2);
     q = std::make_unique<QatQuantizers>(s.model.graph, s.plan, QatOptions{2, 0.01});
     train::TrainOptions o = test::small_run(out, 3);
     o.max_steps = max_steps;
