@@ -16,6 +16,7 @@
 #include "pdyolo/eval/evaluate.hpp"
 #include "pdyolo/io/file.hpp"
 #include "pdyolo/io/plot.hpp"
+#include "pdyolo/quant/agreement.hpp"
 #include "pdyolo/quant/model_file.hpp"
 #include "pdyolo/quant/qat.hpp"
 
@@ -69,6 +70,21 @@ inline void apply_mixed_precision(const Args& args, const graph::Graph& g, quant
   for (size_t i = 0; i < plan.float_convs.size(); ++i)
     if (plan.float_convs[i]) kept += (kept.empty() ? "" : ", ") + g.nodes[i].name;
   if (!kept.empty()) std::printf("kept in float: %s\n", kept.c_str());
+}
+
+// The integer runtime against the simulation on the first `batch` images of ds (quant/agreement.hpp).
+inline void report_agreement(const quant::IntegerModel& integer, const quant::Simulation& sim, const data::Dataset& ds, const std::string& split,
+                             int64_t size, int64_t batch) {
+  std::vector<data::Image> images;
+  for (size_t k = 0; k < ds.samples.size() && static_cast<int64_t>(images.size()) < batch; ++k)
+    images.push_back(data::letterbox(data::load_image(ds.samples[k].image_path), size, size).image);
+  PDYOLO_CHECK(!images.empty(), "--agreement: split '", split, "' has no images");
+  const Tensor x = data::images_to_tensor(images);
+  const quant::Agreement local = quant::measure_agreement(integer, sim, x, true), end_to_end = quant::measure_agreement(integer, sim, x, false);
+  std::printf("integer runtime against the fake-quant simulation on %zu images of '%s', %lld quantized values\n", images.size(), split.c_str(),
+              static_cast<long long>(local.values));
+  std::printf("  node by node: %s\n  end to end:   %s; raw maps differ by at most %.3g (relative to max(1, |value|))\n",
+              quant::describe(local).c_str(), quant::describe(end_to_end).c_str(), end_to_end.raw_difference);
 }
 
 // The float model, the fake-quant simulation and the integer runtime, side by side on one split.
@@ -168,6 +184,7 @@ inline const CommandSpec& quantize_spec() {
        {"--sensitivity", "", "", "quantize one conv at a time and report its mAP drop on --split (table, CSV, plot)"},
        {"--keep-fp32", "K", "0", "keep the K most sensitive convs in float (measures --sensitivity)"},
        {"--report", "DIR", "", "where sensitivity.csv and sensitivity.png go (default: --out's folder)"},
+       {"--agreement", "", "", "compare the integer runtime with the fake-quant simulation, node by node, on a batch of --split"},
        img_size_flag(), {"--batch-size", "B", "8", "images per batch"}, {"--threads", "T", "2", "threads"},
        {"--no-progress", "", "", "no progress bars"},
        {"--out", "Q.safetensors", "", "the int8 model file (eval, detect, forward and bench run it)"}}};
@@ -212,6 +229,7 @@ inline int run_quantize(const Args& args) {
   detail::apply_mixed_precision(args, model.graph, plan, most_sensitive);
 
   const quant::IntegerModel integer(model.graph, plan);
+  if (args.has("--agreement")) detail::report_agreement(integer, quant::simulate(model.graph, plan), calib_set, args.str("--split"), size, batch);
   if (args.has("--out")) detail::write_int8(args.str("--out"), model, integer, args.str("--observer"));
   for (const std::string& split : args.list("--eval-split"))
     detail::compare_on(data::load_dataset(args.str("--data"), split), split, model.graph, model.graph, plan, integer, eo);

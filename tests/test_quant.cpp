@@ -10,6 +10,7 @@
 
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/kernels/cpu/qconv.hpp"
+#include "pdyolo/quant/agreement.hpp"
 #include "pdyolo/quant/fake_quant.hpp"
 #include "pdyolo/quant/model_file.hpp"
 #include "pdyolo/quant/lut.hpp"
@@ -241,64 +242,13 @@ void check_integer_against_simulation(models::YoloModel m, const std::string& wh
   calibrate(m.graph, plan, ObserverKind::minmax, [&] { return calls < calibration.size() ? calibration[calls++] : Tensor(); });
   if (mixed) mixed(m.graph, plan);
   const IntegerModel integer(m.graph, plan);
-  std::vector<Tensor> levels;
-  const graph::DetectOutput int_out = integer.run(images, &levels);
-  Simulation sim = simulate(m.graph, plan);
-  NoGradGuard no_grad;
-  // Share of elements within one step (and equal) of the integer levels, per node.
-  struct Agreement {
-    int64_t values = 0, exact = 0, within_one = 0;
-    double worst = 1.0;
-    std::string worst_node;
-  };
-  auto simulate_and_compare = [&](bool fed_integer_values, graph::DetectOutput& out) {
-    std::vector<Tensor> simulated(m.graph.nodes.size());
-    graph::Taps taps;
-    for (auto& [node, tap] : sim.taps)
-      taps[node] = [&, node = node, tap = tap](const Tensor& x) {
-        simulated[static_cast<size_t>(node)] = tap(x);
-        const Tensor& q = levels[static_cast<size_t>(node)];
-        if (!fed_integer_values || !q.defined()) return simulated[static_cast<size_t>(node)];
-        const QParams p = plan.of(node);
-        return (q - static_cast<float>(p.zero_point)) * p.scale;  // the integer runtime's value, dequantized
-      };
-    graph::RunOptions run;
-    run.taps = &taps;
-    out = graph::forward(sim.graph, images, run);
-    Agreement a;
-    for (size_t i = 0; i < levels.size(); ++i) {
-      if (!levels[i].defined()) continue;
-      REQUIRE(simulated[i].defined());
-      const QParams p = plan.of(static_cast<int>(i));
-      const std::vector<float> q = levels[i].to_vector(), f = simulated[i].to_vector();
-      REQUIRE(q.size() == f.size());
-      int64_t within = 0;
-      for (size_t k = 0; k < q.size(); ++k) {
-        const double steps = std::fabs(dequantize_activation(static_cast<int32_t>(q[k]), p) - f[k]) / p.scale;
-        a.exact += steps < 0.01;
-        within += steps < 1.01;
-      }
-      a.within_one += within;
-      a.values += static_cast<int64_t>(q.size());
-      const double share = static_cast<double>(within) / static_cast<double>(q.size());
-      if (share < a.worst) a.worst = share, a.worst_node = m.graph.nodes[i].name;
-    }
-    return a;
-  };
-  graph::DetectOutput local_out, end_to_end_out;
-  const Agreement local = simulate_and_compare(true, local_out), end_to_end = simulate_and_compare(false, end_to_end_out);
+  const Simulation sim = simulate(m.graph, plan);
+  const Agreement local = measure_agreement(integer, sim, images, true), end_to_end = measure_agreement(integer, sim, images, false);
   CHECK(local.values > 100000);
   CHECK(local.worst >= 0.999);
-  double raw_diff = 0;
-  for (size_t l = 0; l < int_out.raw.size(); ++l)
-    raw_diff = std::max(raw_diff, test::max_rel_diff(int_out.raw[l], end_to_end_out.raw[l]));
-  CHECK(raw_diff < 0.05);
-  const auto share = [](int64_t part, int64_t whole) { return 100.0 * static_cast<double>(part) / static_cast<double>(whole); };
-  MESSAGE(what << ", " << local.values << " quantized values. Node by node: "
-          << share(local.exact, local.values) << " % equal, " << share(local.within_one, local.values) << " % within one step (worst "
-          << 100.0 * local.worst << " %, " << local.worst_node << "). End to end: " << share(end_to_end.exact, end_to_end.values)
-          << " % equal, " << share(end_to_end.within_one, end_to_end.values) << " % within one step (worst " << 100.0 * end_to_end.worst
-          << " %, " << end_to_end.worst_node << "); raw maps differ by at most " << raw_diff << " (relative to max(1, their largest |value|))");
+  CHECK(end_to_end.raw_difference < 0.05);
+  MESSAGE(what << ", " << local.values << " quantized values. Node by node: " << describe(local) << ". End to end: " << describe(end_to_end)
+               << "; raw maps differ by at most " << end_to_end.raw_difference << " (relative to max(1, their largest |value|))");
 }
 
 // A config with random weights (and random batch-norm statistics), on random 8-bit images.

@@ -5,9 +5,9 @@
 file(REMOVE_RECURSE ${OUT})
 include(${CMAKE_CURRENT_LIST_DIR}/run_pdyolo.cmake)
 pdyolo_run("nc=80" convert --cfg ${SOURCE_DIR}/cfg/training/yolov7-tiny.yaml --seed 2 --out ${OUT}/float.safetensors)
-pdyolo_run("82 quantizers calibrated on 4 images of 'train' \\(kl observer\\).*wrote .*int8.safetensors \\([0-9.]+ MB.*float +[0-9.]+ +[0-9.]+.*fake-quant +[0-9.]+ +[0-9.]+.*integer +[0-9.]+ +[0-9.]+"
+pdyolo_run("82 quantizers calibrated on 4 images of 'train' \\(kl observer\\).*node by node: [0-9.]+ % equal.*wrote .*int8.safetensors \\([0-9.]+ MB.*float +[0-9.]+ +[0-9.]+.*fake-quant +[0-9.]+ +[0-9.]+.*integer +[0-9.]+ +[0-9.]+"
            quantize --weights ${OUT}/float.safetensors --data ${SOURCE_DIR}/data/sample --split train --calib-images 4 --observer kl
-           --eval-split train --img-size 64 --no-progress --out ${OUT}/int8.safetensors)
+           --eval-split train --agreement --img-size 64 --no-progress --out ${OUT}/int8.safetensors)
 file(SIZE ${OUT}/float.safetensors float_bytes)
 file(SIZE ${OUT}/int8.safetensors int8_bytes)
 math(EXPR percent "100 * ${int8_bytes} / ${float_bytes}")

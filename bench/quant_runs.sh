@@ -15,7 +15,7 @@
 # parity fixture (not held out: its checkpoint was trained on these images):
 #   DATA=../shared/data/coco128-voc WEIGHTS=../shared/fixtures/yolov7-tiny-coco128/yolov7-tiny-coco128.pt \
 #   OUT=bench/runs/coco128_quant SIZE=320 CALIB_SPLIT=train2017 EVAL_SPLITS=train2017 TRAIN_SPLIT=train2017 \
-#   QAT_HYP=cfg/hyp/hyp.sample.yaml bench/quant_runs.sh
+#   bench/quant_runs.sh
 # Each step skips when its log is complete; QAT resumes when rerun. Writes $OUT (logs, sensitivity
 # table and plot, QAT results.csv and plots; the int8 files are not committed) and $OUT/results.md.
 # Threads: OMP_NUM_THREADS.
@@ -28,7 +28,7 @@ size=${SIZE:-256}
 calib_split=${CALIB_SPLIT:-val}
 eval_splits=${EVAL_SPLITS:-val,test}
 train_split=${TRAIN_SPLIT:-}
-qat_hyp=${QAT_HYP:-bench/hyp.bccd.qat.yaml}
+qat_hyp=${QAT_HYP:-bench/hyp.qat.yaml}
 keep=${KEEP:-3}
 epochs=${QAT_EPOCHS:-10}
 [[ -f $weights ]] || { echo "no $weights (the BCCD teacher: bench/bccd_distill.sh teacher)" >&2; exit 1; }
