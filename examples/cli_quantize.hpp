@@ -87,6 +87,23 @@ inline void report_agreement(const quant::IntegerModel& integer, const quant::Si
               quant::describe(local).c_str(), quant::describe(end_to_end).c_str(), end_to_end.raw_difference);
 }
 
+// The epoch a QAT run chose on val (its fake-quant fitness; the last without val) as a fused model,
+// and the ranges it had then loaded into `quantizers`.
+inline models::YoloModel chosen_qat_model(const std::string& dir, const models::YoloModel& fused, quant::QatQuantizers& quantizers) {
+  const std::string chosen = std::filesystem::exists(dir + "/best.safetensors") ? dir + "/best.safetensors" : dir + "/last.safetensors";
+  const io::SafetensorsContent ck = io::load_safetensors(chosen);
+  std::map<std::string, Tensor> weights;
+  for (const auto& [name, t] : ck.tensors)
+    if (name.rfind("train.", 0) != 0) weights[name] = t;  // the EMA weights (train.*: the training state)
+  models::YoloModel trained{fused.graph.clone(), fused.names, fused.config};
+  trained.graph.load_state_dict(weights, true, chosen);
+  trained.graph.eval();
+  const auto state = ck.tensors.find("train.aux.qat.quantizers");
+  PDYOLO_CHECK(state != ck.tensors.end(), chosen, ": no train.aux.qat.quantizers (not a QAT checkpoint)");
+  quantizers.load_state(state->second, chosen);
+  return trained;
+}
+
 // The float model, the fake-quant simulation and the integer runtime, side by side on one split.
 inline void compare_on(const data::Dataset& ds, const std::string& split, const graph::Graph& float_graph, const graph::Graph& quantized,
                        const quant::QuantPlan& plan, const quant::IntegerModel& integer, const eval::EvalOptions& eo) {
@@ -311,18 +328,7 @@ inline int run_qat(const Args& args) {
   if (args.has("--resume")) trainer.resume(o.out_dir + "/last.safetensors");
   trainer.run(std::cout);
 
-  // The epoch the trainer chose on val (its fake-quant fitness), with the ranges it had then.
-  const std::string chosen = std::filesystem::exists(o.out_dir + "/best.safetensors") ? o.out_dir + "/best.safetensors" : o.out_dir + "/last.safetensors";
-  const io::SafetensorsContent ck = io::load_safetensors(chosen);
-  std::map<std::string, Tensor> weights;
-  for (const auto& [name, t] : ck.tensors)
-    if (name.rfind("train.", 0) != 0) weights[name] = t;
-  models::YoloModel trained{fused.graph.clone(), fused.names, fused.config};
-  trained.graph.load_state_dict(weights, true, chosen);
-  trained.graph.eval();
-  const auto state = ck.tensors.find("train.aux.qat.quantizers");
-  PDYOLO_CHECK(state != ck.tensors.end(), chosen, ": no train.aux.qat.quantizers (not a QAT checkpoint)");
-  Tensor(quantizers.state()).copy_(state->second);
+  const models::YoloModel trained = detail::chosen_qat_model(o.out_dir, fused, quantizers);
   const quant::QuantPlan trained_plan = quantizers.plan_for(trained.graph);
   const quant::IntegerModel integer(trained.graph, trained_plan);
   detail::write_int8(out, trained, integer, "qat");

@@ -15,6 +15,7 @@
 // The ranges are a tensor the trainer checkpoints (add_state), so a resumed run continues with them.
 #pragma once
 #include <functional>
+#include <string>
 
 #include "pdyolo/quant/plan.hpp"
 
@@ -42,8 +43,14 @@ class QatQuantizers {
     }
   }
 
-  // [groups, 4]: scale, zero point, and the observed range (min, max) of each group.
+  // [groups, 4]: scale, zero point, and the observed range (min, max) of each group. The trainer
+  // checkpoints this tensor itself (Trainer::add_state); load_state restores one saved elsewhere.
   const Tensor& state() const { return state_; }
+  void load_state(const Tensor& saved, const std::string& source) {
+    PDYOLO_CHECK(saved.shape() == state_.shape(), source, ": the QAT state has shape ", shape_str(saved.shape()), ", this model's quantizers ",
+                 shape_str(state_.shape()));
+    Tensor(state_).copy_(saved);
+  }
   QParams params(int group) const {
     const float* row = state_.data<float>() + group * 4;
     return {row[0], static_cast<int32_t>(row[1])};
