@@ -23,15 +23,18 @@ if(NOT PDYOLO_STB_INCLUDE)
   message(FATAL_ERROR "pdyolo: stb not found (apt-get install libstb-dev)")
 endif()
 set(PDYOLO_STB_SOURCE ${CMAKE_CURRENT_LIST_DIR}/stb_image_zeroed.cpp)
-add_library(pdyolo_image STATIC ${PDYOLO_STB_SOURCE})
+set(PDYOLO_STB_WRITE_SOURCE ${CMAKE_CURRENT_LIST_DIR}/stb_image_write.cpp)
+add_library(pdyolo_image STATIC ${PDYOLO_STB_SOURCE} ${PDYOLO_STB_WRITE_SOURCE})
 target_link_libraries(pdyolo_image PUBLIC pdyolo)
 target_include_directories(pdyolo_image SYSTEM PUBLIC ${PDYOLO_STB_INCLUDE})
-# stb's own code: its warnings are not ours, and two of UBSan's checks are off inside it (sanitizer
-# builds; tests/fuzz/FUZZING.md): it copies zero bytes to a null buffer for an empty PNG IDAT chunk,
-# and it reads a JPEG symbol at a negative index inside its own Huffman table on corrupt codes —
-# undefined by the letter, neither leaves stb's memory. AddressSanitizer still checks every access.
+# stb's own code: its warnings are not ours, and a few of UBSan's checks are off inside it (sanitizer
+# builds; tests/fuzz/FUZZING.md). The decoder copies zero bytes to a null buffer for an empty PNG
+# IDAT chunk and reads a JPEG symbol at a negative index inside its own Huffman table on corrupt
+# codes; the JPEG writer shifts negative coefficients left. Undefined by the letter, none leaves
+# stb's memory or depends on the input's trust; AddressSanitizer still checks every access.
 set(PDYOLO_STB_COMPILE_OPTIONS "-w;-fno-sanitize=nonnull-attribute,bounds")
 set_source_files_properties(${PDYOLO_STB_SOURCE} PROPERTIES COMPILE_OPTIONS "${PDYOLO_STB_COMPILE_OPTIONS}")
+set_source_files_properties(${PDYOLO_STB_WRITE_SOURCE} PROPERTIES COMPILE_OPTIONS "-w;-fno-sanitize=shift-base")
 
 # doctest (doctest-dev) for the test suites.
 if(PDYOLO_BUILD_TESTS)
