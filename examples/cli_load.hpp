@@ -51,7 +51,7 @@ inline LoadedModel model_from_args(const Args& args, std::optional<int64_t> nc =
 
 // What runs an int8 model: the integer runtime with the int8 GEMM kernel this CPU has.
 inline std::string int8_runtime_name() {
-  return std::string("integer runtime, int8 GEMM ") + kernels::cpu::qgemm_micro_kernel(kernels::cpu::best_qgemm_isa()).name;
+  return std::string("integer runtime, int8 kernel ") + kernels::cpu::qconv_isa_name(kernels::cpu::best_qconv_isa());
 }
 
 // How a loaded model runs for inference: a float model fused on the planned executor (what bench

@@ -540,37 +540,43 @@ TEST_CASE("QAT: ranges move for the stated number of steps, then freeze; a resum
 
 namespace {
 
-// Each odd conv shape through the int8 GEMM of `isa` against the definition, accumulator by
-// accumulator: Σ (x − z)·w over the window, zero padding contributing nothing.
-void check_qconv(kernels::cpu::QgemmIsa isa) {
+// Each odd conv shape through the int8 kernel of `isa` against the definition, accumulator by
+// accumulator: Σ (x − z)·w over the window, zero padding contributing nothing. The input is NHWC with
+// a border of zero points and a pixel stride wider than its channels (a concat's slice).
+void check_qconv(kernels::cpu::QconvIsa isa) {
   using kernels::cpu::QConvGeometry;
   const std::vector<QConvGeometry> shapes{
       {3, 17, 13, 16, 3, 2, 1, 1},    // the first conv: 3 channels, stride 2, odd sizes
-      {13, 9, 11, 21, 1, 1, 0, 1},    // 1×1, channels off the 8-row and 4-k grids
-      {24, 7, 7, 40, 3, 1, 1, 1},     // 3×3, 216 k
+      {13, 9, 11, 21, 1, 1, 0, 1},    // 1×1, channels off the 32-channel and 4-channel grids
+      {24, 7, 30, 40, 3, 1, 1, 1},    // 3×3, rows of 30: two full 12-pixel segments and a partial one
       {12, 8, 6, 12, 3, 1, 1, 4},     // grouped
       {8, 5, 9, 8, 3, 2, 1, 8},       // depthwise, stride 2
       {5, 6, 6, 7, 5, 1, 2, 1},       // 5×5
-      {64, 4, 4, 9, 1, 1, 0, 1}};     // one pixel tile, partial
+      {64, 4, 4, 70, 1, 1, 0, 1}};    // three channel blocks, the last partial
   Generator gen(17);
   int64_t checked = 0;
   for (const QConvGeometry& g : shapes) {
-    const int64_t depth = g.depth();
-    std::vector<int8_t> w(static_cast<size_t>(g.out_channels * depth));
+    const int64_t k2 = g.kernel * g.kernel, in_per_group = g.in_per_group(), out_per_group = g.out_per_group();
+    std::vector<int8_t> w(static_cast<size_t>(g.out_channels * in_per_group * k2));
     for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int64_t>(gen.randint(255)) - 127);  // the full ±127
-    std::vector<uint8_t> x(static_cast<size_t>(g.in_channels * g.height * g.width));
-    for (uint8_t& v : x) v = static_cast<uint8_t>(gen.randint(256));
-    x[0] = 255, x[1] = 0;
     const uint8_t zero = static_cast<uint8_t>(gen.randint(256));
-    const kernels::cpu::PackedQConvWeights packed = kernels::cpu::pack_qconv_weights(w.data(), g.out_channels, depth, g.groups);
+    const int64_t stride = g.in_channels + 5, p = g.padding, row = (g.width + 2 * p) * stride;
+    std::vector<uint8_t> buffer(static_cast<size_t>((g.height + 2 * p) * row + 64), zero);
+    const kernels::cpu::U8Image x{buffer.data() + p * row + p * stride, stride, row};
+    std::vector<uint8_t> dense(static_cast<size_t>(g.in_channels * g.height * g.width));  // [C, H, W]
+    for (int64_t c = 0; c < g.in_channels; ++c)
+      for (int64_t y = 0; y < g.height; ++y)
+        for (int64_t xx = 0; xx < g.width; ++xx)
+          x.at(y, xx)[c] = dense[static_cast<size_t>((c * g.height + y) * g.width + xx)] = static_cast<uint8_t>(gen.randint(256));
+    const kernels::cpu::PackedQConvWeights packed = kernels::cpu::pack_qconv_weights(w.data(), g.out_channels, in_per_group, g.kernel, g.groups);
     const int64_t oh = g.out_height(), ow = g.out_width();
     std::vector<int64_t> got(static_cast<size_t>(g.out_channels * oh * ow), INT64_MIN);
-    kernels::cpu::qconv2d(x.data(), g, packed, zero, [&](int64_t c0, int64_t channels, int64_t p0, int64_t pixels, const int32_t* acc, int64_t ldc) {
-      for (int64_t i = 0; i < channels; ++i)
-        for (int64_t j = 0; j < pixels; ++j)
-          got[static_cast<size_t>((c0 + i) * oh * ow + p0 + j)] = acc[i * ldc + j] - static_cast<int64_t>(zero) * packed.weight_sums[static_cast<size_t>(c0 + i)];
+    kernels::cpu::qconv2d(x, g, packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+      for (int64_t j = 0; j < channels; ++j)
+        for (int64_t q = 0; q < pixels; ++q)
+          got[static_cast<size_t>(((c0 + j) * oh + oy) * ow + ox0 + q)] =
+              acc[q * kernels::kQconvChannels + j] - static_cast<int64_t>(zero) * packed.weight_sums[static_cast<size_t>(c0 + j)];
     }, isa);
-    const int64_t in_per_group = g.in_channels / g.groups, out_per_group = g.out_channels / g.groups;
     int64_t wrong = 0;
     for (int64_t o = 0; o < g.out_channels; ++o)
       for (int64_t oy = 0; oy < oh; ++oy)
@@ -582,8 +588,8 @@ void check_qconv(kernels::cpu::QgemmIsa isa) {
                 const int64_t iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx;
                 if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) continue;
                 const int64_t c = (o / out_per_group) * in_per_group + ci;
-                expected += (static_cast<int64_t>(x[static_cast<size_t>((c * g.height + iy) * g.width + ix)]) - zero) *
-                            w[static_cast<size_t>(o * depth + (ci * g.kernel + ky) * g.kernel + kx)];
+                expected += (static_cast<int64_t>(dense[static_cast<size_t>((c * g.height + iy) * g.width + ix)]) - zero) *
+                            w[static_cast<size_t>(((o * in_per_group + ci) * g.kernel + ky) * g.kernel + kx)];
               }
           wrong += got[static_cast<size_t>((o * oh + oy) * ow + ox)] != expected;
           ++checked;
@@ -591,7 +597,55 @@ void check_qconv(kernels::cpu::QgemmIsa isa) {
     CHECK_MESSAGE(wrong == 0, "shape in ", g.in_channels, "x", g.height, "x", g.width, " out ", g.out_channels, " k", g.kernel, " s", g.stride,
                   " g", g.groups);
   }
-  MESSAGE(std::string(kernels::cpu::qgemm_micro_kernel(isa).name) << ": " << checked << " accumulators equal to the definition");
+  MESSAGE(std::string(kernels::cpu::qconv_isa_name(isa)) << ": " << checked << " accumulators equal to the definition");
+}
+
+// The fused requantization of `isa` against scheme.hpp's requantize_to_u8 and the table, on random
+// accumulators, offsets and multipliers (tiny, huge, ties), zero points at both ends, partial tiles.
+void check_requantize_tile(kernels::cpu::QconvIsa isa) {
+  Generator gen(5);
+  int64_t checked = 0, wrong = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int64_t out = 1 + static_cast<int64_t>(gen.randint(70)), in_per_group = 1 + static_cast<int64_t>(gen.randint(300));
+    std::vector<int8_t> w(static_cast<size_t>(out * in_per_group));
+    for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int64_t>(gen.randint(255)) - 127);
+    const kernels::cpu::PackedQConvWeights packed = kernels::cpu::pack_qconv_weights(w.data(), out, in_per_group, 1, 1);
+    const int32_t input_zero = static_cast<int32_t>(gen.randint(256)), output_zero = trial % 3 == 0 ? 0 : trial % 3 == 1 ? 255 : static_cast<int32_t>(gen.randint(256));
+    std::vector<int32_t> bias;
+    std::vector<Multiplier> multipliers;
+    std::vector<std::pair<int32_t, int32_t>> pairs;
+    for (int64_t c = 0; c < out; ++c) {
+      bias.push_back(static_cast<int32_t>(gen.randint(2000001)) - 1000000);
+      const double m = std::ldexp(0.5 + gen.uniform() / 2, -static_cast<int>(gen.randint(40)) + (trial % 5 == 0 ? 8 : 0));
+      multipliers.push_back(make_multiplier(m));
+      pairs.emplace_back(multipliers.back().value, multipliers.back().shift);
+    }
+    ActivationTable table{};
+    for (int l = 0; l < 256; ++l) table[static_cast<size_t>(l)] = static_cast<uint8_t>((l * 37 + trial) % 256);
+    const bool use_table = trial % 2 == 0;
+    const kernels::cpu::QConvRequant r =
+        kernels::cpu::make_qconv_requant(packed, input_zero, bias, pairs, output_zero, use_table ? table.data() : nullptr);
+    for (int64_t c0 = 0; c0 < out; c0 += kernels::kQconvChannels) {
+      const int64_t channels = std::min(kernels::kQconvChannels, out - c0), pixels = 1 + static_cast<int64_t>(gen.randint(kernels::kQconvPixels));
+      std::vector<int32_t> acc(static_cast<size_t>(kernels::kQconvPixels * kernels::kQconvChannels));
+      for (int32_t& a : acc) a = static_cast<int32_t>(gen.randint(20000001)) - 10000000;
+      const int64_t stride = channels + 3;
+      std::vector<uint8_t> dst(static_cast<size_t>(pixels * stride), 77);
+      kernels::cpu::requantize_tile(r, acc.data(), pixels, c0, channels, dst.data(), stride, isa);
+      for (int64_t p = 0; p < pixels; ++p) {
+        for (int64_t j = 0; j < channels; ++j) {
+          const size_t c = static_cast<size_t>(c0 + j);
+          const int32_t total = acc[static_cast<size_t>(p * kernels::kQconvChannels + j)] + bias[c] - input_zero * packed.weight_sums[c];
+          const uint8_t level = requantize_to_u8(total, multipliers[c], output_zero);
+          wrong += dst[static_cast<size_t>(p * stride + j)] != (use_table ? table[level] : level);
+          ++checked;
+        }
+        for (int64_t j = channels; j < stride; ++j) wrong += dst[static_cast<size_t>(p * stride + j)] != 77;  // nothing written past the tile
+      }
+    }
+  }
+  CHECK(wrong == 0);
+  MESSAGE(std::string(kernels::cpu::qconv_isa_name(isa)) << ": " << checked << " requantized levels equal to scheme.hpp's");
 }
 
 // A whole model through the fast kernels (the best this CPU has) and through the scalar reference:
@@ -621,17 +675,19 @@ void check_fast_runtime_is_exact(const std::string& cfg) {
 
 }  // namespace
 
-TEST_CASE("int8 conv kernels: the portable GEMM gives the definition's accumulators on odd shapes") {
-  check_qconv(kernels::cpu::QgemmIsa::generic);
+TEST_CASE("int8 conv kernels: the portable kernel and requantization give the definition's values on odd shapes") {
+  check_qconv(kernels::cpu::QconvIsa::generic);
+  check_requantize_tile(kernels::cpu::QconvIsa::generic);
 }
 
-TEST_CASE("int8 conv kernels: AVX-512 VNNI gives the definition's accumulators on odd shapes" * doctest::test_suite("requires_avx512")) {
-  if (!kernels::cpu::qgemm_isa_available(kernels::cpu::QgemmIsa::avx512_vnni)) return test::skip("this CPU has no AVX-512 VNNI");
-  check_qconv(kernels::cpu::QgemmIsa::avx512_vnni);
+TEST_CASE("int8 conv kernels: AVX-512 VNNI and its requantization give the definition's values on odd shapes" * doctest::test_suite("requires_avx512")) {
+  if (!kernels::cpu::qconv_isa_available(kernels::cpu::QconvIsa::avx512_vnni)) return test::skip("this CPU has no AVX-512 VNNI and VBMI");
+  check_qconv(kernels::cpu::QconvIsa::avx512_vnni);
+  check_requantize_tile(kernels::cpu::QconvIsa::avx512_vnni);
 }
 
-TEST_CASE("the integer runtime on the int8 GEMM kernels is bit-identical to the scalar reference: yolov7-tiny and yolov7") {
+TEST_CASE("the planned int8 executor is bit-identical to the scalar reference runtime: yolov7-tiny and yolov7") {
   check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml");
   check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7.yaml");
-  MESSAGE("int8 GEMM kernel: " << std::string(kernels::cpu::qgemm_micro_kernel(kernels::cpu::best_qgemm_isa()).name));
+  MESSAGE("int8 kernel: " << std::string(kernels::cpu::qconv_isa_name(kernels::cpu::best_qconv_isa())));
 }

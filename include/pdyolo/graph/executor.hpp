@@ -10,9 +10,8 @@
 //                     run. An activation after a convolution is its epilogue.
 //
 // Planned mode, per input shape:
-//   plan     in place: a concat's inputs are written by their producers straight into its channel
-//            slices; buffers: every value lives in one arena, and buffers whose lifetimes do not
-//            overlap share memory (greedy placement, largest first)
+//   plan     graph/arena.hpp: concat inputs written in place into its channel slices, every value
+//            in one arena, buffers whose lifetimes do not overlap sharing memory
 //   run      the steps in order on raw pointers; weights were packed for the GEMM at the first
 //            plan (and transformed for Winograd F(2×2, 3×3) in 3×3 stride-1 layers on AVX-512)
 // Layout: NCHW. Image n of a value starts at arena + offset + n · image_stride, and holds its
@@ -26,6 +25,7 @@
 
 #include "pdyolo/backend/dispatch.hpp"
 #include "pdyolo/core/op_profile.hpp"
+#include "pdyolo/graph/arena.hpp"
 #include "pdyolo/graph/detect.hpp"
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/ops/conv.hpp"
@@ -205,28 +205,13 @@ class Executor {
   const std::vector<StepProfile>& profile() const { return profile_; }
 
  private:
-  // Where a value lives: buffer `buffer` at channel offset `channel0` (in channels of the buffer).
-  struct Value {
-    int buffer = -1;
-    int64_t channel0 = 0;
-    int64_t channels = 0, h = 0, w = 0;
-    bool in_concat = false;  // written by its producer into a concat's slice
-  };
-  struct Buffer {
-    int64_t channels = 0, h = 0, w = 0;
-    int first = 0, last = 0;  // steps during which it must hold its data
-    int64_t offset = 0;       // floats into the arena
-  };
-  struct PlannedStep {
-    int node = -1;                      // the graph node (for a conv with its activation merged: the conv)
-    std::vector<int> inputs;            // value ids (= the nodes whose values they are)
-    int output = -1;                    // value id
+  using Value = ArenaValue;
+  using Buffer = ArenaBuffer;
+  struct PlannedStep : ArenaStep {      // node: for a conv with its activation merged, the conv
     kernels::ActivationFn act;          // convolutions: the merged activation
     kernels::Conv2dGeometry geometry;   // convolutions (batch 1)
     kernels::cpu::PackedConvWeights weights;
     Tensor bias;                        // convolutions with a bias, contiguous
-    std::vector<bool> written_in_place; // concat: input j was written into the slice by its producer
-    std::vector<int64_t> channel0;      // concat: the channel where input j's slice starts
   };
 
   void build_steps() {
@@ -249,87 +234,16 @@ class Executor {
     for (const PlannedStep& s : steps_) profile_.push_back({nodes[s.node].name, op_name(nodes[s.node].op), 0.0, 0.0});
   }
 
-  // Shapes, in-place concats, lifetimes and arena offsets for a batch of n images of h × w.
+  // Shapes, in-place concats, lifetimes and arena offsets for a batch of n images of h × w (graph/arena.hpp).
   void plan(int64_t n, int64_t h, int64_t w) {
     if (n == batch_ && h == height_ && w == width_) return;
-    const std::vector<Node>& nodes = graph_.nodes;
     const std::vector<Shape> shapes = graph_.infer_shapes(h, w);
-    values_.assign(nodes.size(), Value{});
-    buffers_.clear();
-    auto own_buffer = [&](int v, int step) {
-      values_[v].buffer = static_cast<int>(buffers_.size());
-      buffers_.push_back({values_[v].channels, values_[v].h, values_[v].w, step, step, 0});
-    };
-    for (size_t i = 0; i < nodes.size(); ++i)
-      if (value_of_[i] == static_cast<int>(i) && !shapes[i].empty()) values_[i] = {-1, 0, shapes[i][1], shapes[i][2], shapes[i][3], false};
-    // Each value gets a buffer; a concat's inputs that nothing else claimed are placed in its slices.
-    std::vector<int> step_of(nodes.size(), -1);
-    for (int s = 0; s < static_cast<int>(steps_.size()); ++s) step_of[steps_[s].output] = s;
-    for (int s = 0; s < static_cast<int>(steps_.size()); ++s) {
-      PlannedStep& step = steps_[s];
-      const Op op = nodes[step.node].op;
-      if (op == Op::detect) continue;
-      own_buffer(step.output, s);
-      if (op != Op::concat) continue;
-      step.written_in_place.assign(step.inputs.size(), false);
-      step.channel0.assign(step.inputs.size(), 0);
-      int64_t channel0 = 0;
-      for (size_t j = 0; j < step.inputs.size(); ++j) {
-        step.channel0[j] = channel0;
-        const int v = step.inputs[j];
-        const bool repeated = std::count(step.inputs.begin(), step.inputs.end(), v) > 1;
-        const bool movable = v != 0 && !values_[v].in_concat && nodes[steps_[step_of[v]].node].op != Op::concat && !repeated;
-        if (movable) {
-          // Its own buffer (created at its step, unused by anything else so far) is dropped.
-          buffers_[values_[v].buffer].channels = 0;
-          values_[v].buffer = values_[step.output].buffer;
-          values_[v].channel0 = channel0;
-          values_[v].in_concat = true;
-          Buffer& b = buffers_[values_[v].buffer];
-          b.first = std::min(b.first, step_of[v]);
-          step.written_in_place[j] = true;
-        }
-        channel0 += values_[v].channels;
-      }
-    }
-    // Lifetimes: a buffer lives until the last step that reads any value in it (the detect head's
-    // inputs are read by the last step: the raw maps are copied out after it, before the next run).
-    for (int s = 0; s < static_cast<int>(steps_.size()); ++s)
-      for (int v : steps_[s].inputs)
-        if (v != 0) buffers_[values_[v].buffer].last = std::max(buffers_[values_[v].buffer].last, s);
-    place_buffers(n);
+    ArenaPlan arena = plan_arena(graph_, steps_, value_of_, shapes);
+    place_buffers(arena, [n](const Buffer& b) { return (b.channels * b.h * b.w * n + 15) / 16 * 16; });
+    values_ = std::move(arena.values), buffers_ = std::move(arena.buffers), unplanned_floats_ = arena.unplanned;
+    arena_.assign(static_cast<size_t>(arena.total), 0.0f);
     batch_ = n, height_ = h, width_ = w;
     prepare_steps(shapes);
-  }
-
-  // Greedy placement: largest buffers first, each at the lowest offset clear of every placed buffer
-  // whose lifetime overlaps its own.
-  void place_buffers(int64_t n) {
-    auto size_of = [n](const Buffer& b) { return (b.channels * b.h * b.w * n + 15) / 16 * 16; };
-    std::vector<int> order;
-    unplanned_floats_ = 0;
-    for (int b = 0; b < static_cast<int>(buffers_.size()); ++b)
-      if (buffers_[b].channels > 0) order.push_back(b), unplanned_floats_ += size_of(buffers_[b]);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return size_of(buffers_[a]) > size_of(buffers_[b]); });
-    std::vector<int> placed;
-    int64_t total = 0;
-    for (int b : order) {
-      Buffer& buf = buffers_[b];
-      std::vector<std::pair<int64_t, int64_t>> taken;  // [begin, end) of overlapping lifetimes
-      for (int p : placed)
-        if (buffers_[p].first <= buf.last && buf.first <= buffers_[p].last)
-          taken.push_back({buffers_[p].offset, buffers_[p].offset + size_of(buffers_[p])});
-      std::sort(taken.begin(), taken.end());
-      int64_t offset = 0;
-      for (const auto& [begin, end] : taken) {
-        if (offset + size_of(buf) <= begin) break;
-        offset = std::max(offset, end);
-      }
-      buf.offset = offset;
-      total = std::max(total, offset + size_of(buf));
-      placed.push_back(b);
-    }
-    arena_.assign(static_cast<size_t>(total), 0.0f);
   }
 
   // Per-shape step data: conv geometries (weights are packed on the first plan), detect layout.

@@ -21,35 +21,18 @@
 #pragma once
 #include <vector>
 
+#include <memory>
+#include <mutex>
+
 #include "pdyolo/core/parallel.hpp"
 #include "pdyolo/graph/detect.hpp"
-#include "pdyolo/kernels/cpu/qconv.hpp"
 #include "pdyolo/ops/pool.hpp"
 #include "pdyolo/ops/shape.hpp"
-#include "pdyolo/quant/lut.hpp"
-#include "pdyolo/quant/plan.hpp"
+#include "pdyolo/quant/int8_executor.hpp"
 
 namespace pdyolo::quant {
 
 enum class IntegerKernels { reference, fast };
-
-// One conv in integer form.
-struct IntegerConv {
-  int64_t out_channels = 0, in_per_group = 0, kernel = 1, stride = 1, padding = 0, groups = 1;
-  std::vector<int8_t> weight;         // [out, in / groups, k, k]
-  std::vector<int32_t> bias;          // [out] at s_x · s_w
-  int32_t input_zero = 0;
-  // Requantization to the conv's output (s, z), then the activation's table (identity: none)...
-  std::vector<Multiplier> multipliers;  // [out]
-  int32_t output_zero = 0;
-  int activation_node = -1;             // the activation applied through `table` (−1: none)
-  ActivationTable table{};
-  // ...or, for the detect head, dequantization: acc · dequant_scale[c].
-  bool dequantize = false;
-  std::vector<float> dequant_scale;     // [out]
-  bool in_float = false;                // kept in float: none of the above, the graph's float tensors
-  kernels::cpu::PackedQConvWeights packed;  // `weight` packed for the int8 GEMM (IntegerKernels::fast)
-};
 
 class IntegerModel {
  public:
@@ -73,6 +56,7 @@ class IntegerModel {
   // `levels`, every quantized node's output as levels (when given; a conv whose activation table it
   // applied has none of its own).
   graph::DetectOutput run(const Tensor& images, std::vector<Tensor>* levels = nullptr, bool decode = true) const {
+    if (kernels_ == IntegerKernels::fast) return run_planned(images, levels, decode);
     const int n = static_cast<int>(graph_.nodes.size());
     std::vector<Tensor> values(static_cast<size_t>(n));
     values[0] = image_levels(images);
@@ -83,9 +67,7 @@ class IntegerModel {
       for (int j : node.inputs) in.push_back(values[static_cast<size_t>(j)]);
       switch (node.op) {
         case graph::Op::conv:
-          values[static_cast<size_t>(i)] = convs_[static_cast<size_t>(i)].in_float      ? run_float_conv(i, in[0])
-                                           : kernels_ == IntegerKernels::fast ? run_conv_fast(convs_[static_cast<size_t>(i)], in[0])
-                                                                              : run_conv(convs_[static_cast<size_t>(i)], in[0]);
+          values[static_cast<size_t>(i)] = convs_[static_cast<size_t>(i)].in_float ? run_float_conv(i, in[0]) : run_conv(convs_[static_cast<size_t>(i)], in[0]);
           break;
         case graph::Op::activation:  // applied by its conv (the table); here only its value is passed on
           PDYOLO_CHECK(in[0].defined() && activation_of_conv(node.inputs[0]) == i, "quant: activation '", node.name,
@@ -102,7 +84,7 @@ class IntegerModel {
         case graph::Op::upsample: values[static_cast<size_t>(i)] = upsample_nearest(in[0], node.get<graph::UpsampleAttrs>().scale); break;
         case graph::Op::detect: {
           out.raw = graph::detect_raw_maps(node.get<graph::DetectAttrs>(), in);
-          if (decode) out.decoded = decode_maps(node, in, images.shape()[0]);
+          if (decode) out.decoded = decode_head_maps(node, in, images.shape()[0]);
           break;
         }
         default: throw_error("quant: node '", node.name, "' (", graph::op_name(node.op), ") has no integer form");
@@ -110,14 +92,31 @@ class IntegerModel {
     }
     if (levels) {
       levels->assign(static_cast<size_t>(n), Tensor());
-      for (int i = 0; i < n; ++i)  // (a conv whose table was applied holds its activation's levels: not reported)
-        if (plan_.quantized(i) && (graph_.nodes[static_cast<size_t>(i)].op != graph::Op::conv || convs_[static_cast<size_t>(i)].activation_node < 0))
-          (*levels)[static_cast<size_t>(i)] = values[static_cast<size_t>(i)];
+      for (int i = 0; i < n; ++i)
+        if (reports_levels(i)) (*levels)[static_cast<size_t>(i)] = values[static_cast<size_t>(i)];
     }
     return out;
   }
 
  private:
+  // The planned int8 executor (int8_executor.hpp), made for the first run and kept: the same outputs.
+  graph::DetectOutput run_planned(const Tensor& images, std::vector<Tensor>* levels, bool decode) const {
+    const std::lock_guard<std::mutex> lock(executor_mutex_);
+    if (!executor_)
+      executor_ = std::make_unique<Int8Executor>(graph_, plan_, convs_, [this](int node, const Tensor& x) { return run_float_conv(node, x); });
+    graph::DetectOutput out = executor_->run(images, levels, decode);
+    if (levels)
+      for (size_t i = 0; i < levels->size(); ++i)
+        if (!reports_levels(static_cast<int>(i))) (*levels)[i] = Tensor();
+    return out;
+  }
+
+  // Whether run() reports node i's levels: every quantized value, except a conv whose activation's
+  // table it applied (it holds no levels of its own; its activation does).
+  bool reports_levels(int i) const {
+    return plan_.quantized(i) && (graph_.nodes[static_cast<size_t>(i)].op != graph::Op::conv || convs_[static_cast<size_t>(i)].activation_node < 0);
+  }
+
   // The activation node a conv's table applies (−1: none).
   int activation_of_conv(int conv) const { return convs_[static_cast<size_t>(conv)].activation_node; }
 
@@ -145,11 +144,13 @@ class IntegerModel {
       c.bias.push_back(loaded_bias ? plan_.biases[static_cast<size_t>(i)].at(static_cast<size_t>(o))
                                    : quantize_bias(bias[static_cast<size_t>(o)], in.scale, scales[static_cast<size_t>(o)]));
     }
-    if (kernels_ == IntegerKernels::fast) c.packed = kernels::cpu::pack_qconv_weights(c.weight.data(), c.out_channels, per_channel, c.groups);
+    if (kernels_ == IntegerKernels::fast) c.packed = kernels::cpu::pack_qconv_weights(c.weight.data(), c.out_channels, c.in_per_group, c.kernel, c.groups);
     if (!plan_.quantized(i)) {  // a detect-head conv
       c.activation_node = -1;
       c.dequantize = true;
       for (float s : scales) c.dequant_scale.push_back(static_cast<float>(static_cast<double>(in.scale) * s));
+      if (kernels_ == IntegerKernels::fast)  // only its offsets (bias − z_x·Σ w) are used
+        c.requant = kernels::cpu::make_qconv_requant(c.packed, c.input_zero, c.bias, std::vector<std::pair<int32_t, int32_t>>(scales.size(), {0, 1}), 0);
       return c;
     }
     const QParams out = plan_.of(i);
@@ -158,6 +159,12 @@ class IntegerModel {
     if (c.activation_node >= 0) {
       const auto& a = graph_.nodes[static_cast<size_t>(c.activation_node)].get<graph::ActivationAttrs>();
       c.table = activation_table({a.kind, a.slope}, out, plan_.of(c.activation_node));
+    }
+    if (kernels_ == IntegerKernels::fast) {
+      std::vector<std::pair<int32_t, int32_t>> multipliers;
+      for (const Multiplier& m : c.multipliers) multipliers.emplace_back(m.value, m.shift);
+      c.requant = kernels::cpu::make_qconv_requant(c.packed, c.input_zero, c.bias, multipliers, c.output_zero,
+                                                   c.activation_node >= 0 ? c.table.data() : nullptr);
     }
     return c;
   }
@@ -254,55 +261,12 @@ class IntegerModel {
     return c.activation_node >= 0 ? c.table[level] : level;
   }
 
-  // run_conv through the int8 GEMM: Σ q_x·w (exact in int32) − z_x·Σ w + bias is the reference's
-  // accumulator, so every output is the same.
-  static Tensor run_conv_fast(const IntegerConv& c, const Tensor& x_levels) {
-    const Tensor xc = contiguous_copy(x_levels);
-    const Shape& s = xc.shape();
-    kernels::cpu::QConvGeometry g;
-    g.in_channels = s[1], g.height = s[2], g.width = s[3];
-    g.out_channels = c.out_channels, g.kernel = c.kernel, g.stride = c.stride, g.padding = c.padding, g.groups = c.groups;
-    const int64_t oh = g.out_height(), ow = g.out_width();
-    Tensor y = Tensor::empty({s[0], c.out_channels, oh, ow});
-    std::vector<uint8_t> image(static_cast<size_t>(s[1] * s[2] * s[3]));
-    for (int64_t b = 0; b < s[0]; ++b) {
-      const float* src = xc.data<float>() + b * static_cast<int64_t>(image.size());
-      for (size_t k = 0; k < image.size(); ++k) image[k] = static_cast<uint8_t>(src[k]);
-      float* out = y.data<float>() + b * c.out_channels * oh * ow;
-      kernels::cpu::qconv2d(image.data(), g, c.packed, static_cast<uint8_t>(c.input_zero),
-                            [&](int64_t first_channel, int64_t channels, int64_t first_pixel, int64_t pixels, const int32_t* acc, int64_t ldc) {
-                              for (int64_t i = 0; i < channels; ++i) {
-                                const int64_t o = first_channel + i;
-                                const int64_t offset = static_cast<int64_t>(c.bias[static_cast<size_t>(o)]) -
-                                                       static_cast<int64_t>(c.input_zero) * c.packed.weight_sums[static_cast<size_t>(o)];
-                                float* dst = out + o * oh * ow + first_pixel;
-                                for (int64_t j = 0; j < pixels; ++j) dst[j] = output_of(c, o, acc[i * ldc + j] + offset);
-                              }
-                            });
-    }
-    return y;
-  }
-
   graph::Graph graph_;
   QuantPlan plan_;
   IntegerKernels kernels_;
   std::vector<IntegerConv> convs_;  // per node (empty for other ops)
-
-  Tensor decode_maps(const graph::Node& node, const std::vector<Tensor>& levels_in, int64_t n) const {
-    const Tensor anchor_grid = contiguous_copy(node.tensor("anchor_grid").to(DType::f32));
-    std::vector<std::pair<int64_t, int64_t>> sizes;
-    int64_t rows = 0;
-    const auto& d = node.get<graph::DetectAttrs>();
-    for (const Tensor& level : levels_in) {
-      sizes.emplace_back(level.shape()[2], level.shape()[3]);
-      rows += d.na * level.shape()[2] * level.shape()[3];
-    }
-    Tensor decoded = Tensor::empty({n, rows, d.outputs_per_anchor()});
-    graph::decode_detections(
-        node, anchor_grid, sizes, n, [&](size_t level, int64_t i) { return levels_in[level].data<float>() + i * levels_in[level].numel() / n; },
-        decoded.data<float>());
-    return decoded;
-  }
+  mutable std::unique_ptr<Int8Executor> executor_;  // IntegerKernels::fast: planned at the first run
+  mutable std::mutex executor_mutex_;
 };
 
 }  // namespace pdyolo::quant

@@ -1,134 +1,199 @@
-// int8 convolution: int32 accumulators acc[o][p] = Σ_k w[o][k] · x_col[k][p] of s8 weights and u8
-// input levels, as a GEMM over im2col columns (k = input channel × kernel row × kernel column of one
-// group, p = output pixel), handed tile by tile to an epilogue that turns them into outputs
-// (requantization, the activation table, the write into the consumer's layout).
+// int8 convolution, direct on u8 NHWC images: no im2col, no packing of the input.
 //
-//   weights  packed once (pack_qconv_weights): per group, 8-row panels [k4][8][4] (k padded to a
-//            multiple of 4 with zero weights), plus each output channel's Σ_k w — what a zero
-//            point costs: Σ_k (x − z)·w = Σ_k x·w − z·Σ_k w.
-//   input    each task packs the im2col columns of 32 output pixels ([k4][32][4], the padding
-//            holding the input's zero point z, so that it contributes (z − z)·w = 0), then runs
-//            every 8-row panel of weights against them and hands each 8×32 tile to the epilogue.
+//   input    U8Image: pixel (y, x), channel c at origin[y·row_stride + x·pixel_stride + c]. The
+//            caller keeps the input's zero point in a border of `padding` pixels around it (so the
+//            padding contributes (z − z)·w = 0 like the definition's) and 3 readable bytes past
+//            every pixel's channels (the weights' last quad of input channels is padded with 0s).
+//   weights  packed once (pack_qconv_weights): per group, blocks of 32 output channels, each
+//            [taps][quads][32][4] — taps = k·k, quads = input channels of the group in fours —
+//            plus each output channel's Σ w, what a zero point costs: Σ (x − z)·w = Σ x·w − z·Σ w.
+//   tiles    12 consecutive output pixels of one output row × one 32-channel block; the
+//            micro-kernel (AVX-512 VNNI where the CPU has it, else portable C++) gives their int32
+//            Σ x·w, and the epilogue turns the tile into outputs: requantize_tile (per-channel
+//            requantization and the activation's table, written as u8 into any NHWC layout —
+//            a concat's channel slice included) or a caller's own (the detect head dequantizes).
 //
-// Tasks are (group, 32-pixel tile) pairs; the arithmetic is exact, so the result does not depend
-// on the kernel, the thread count or the order. The micro-kernel is chosen at run time: AVX-512
-// VNNI where the CPU has it, else portable C++.
+// Tasks are (group, output row, 12-pixel segment); a row's last segment reuses its last pixel for
+// the missing ones (computed, not stored). The arithmetic is exact, so the result does not depend
+// on the kernel, the thread count or the order.
 #pragma once
 #include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <vector>
 
 #include "pdyolo/core/error.hpp"
 #include "pdyolo/core/parallel.hpp"
-#include "pdyolo/kernels/x86/qgemm_ukernels.hpp"
+#include "pdyolo/kernels/x86/qconv_ukernels.hpp"
 
 namespace pdyolo::kernels::cpu {
 
-inline void qgemm_ukernel_generic_8x32(int64_t kc4, const int8_t* a, const uint8_t* b, int32_t* c, int64_t ldc) {
-  int32_t acc[kQgemmMr][kQgemmNr] = {};
-  for (int64_t k = 0; k < kc4; ++k, a += kQgemmMr * 4, b += kQgemmNr * 4)
-    for (int i = 0; i < kQgemmMr; ++i)
-      for (int j = 0; j < kQgemmNr; ++j)
-        for (int t = 0; t < 4; ++t) acc[i][j] += static_cast<int32_t>(a[i * 4 + t]) * static_cast<int32_t>(b[j * 4 + t]);
-  for (int i = 0; i < kQgemmMr; ++i) std::copy(acc[i], acc[i] + kQgemmNr, c + i * ldc);
-}
-
 #ifdef PDYOLO_X86_KERNELS
+// The micro-kernel's vpdpbusd and the epilogue's 64-bit lanes and byte permutes.
 inline bool cpu_has_avx512_vnni() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi");
   return has;
 }
 #else
 inline bool cpu_has_avx512_vnni() { return false; }
 #endif
 
-enum class QgemmIsa { generic, avx512_vnni };
+enum class QconvIsa { generic, avx512_vnni };
 
-using QgemmMicroKernelFn = void (*)(int64_t kc4, const int8_t* a, const uint8_t* b, int32_t* c, int64_t ldc);
-
-struct QgemmMicroKernel {
-  const char* name;
-  QgemmMicroKernelFn fn;
-};
-
-inline bool qgemm_isa_available(QgemmIsa isa) { return isa == QgemmIsa::generic || cpu_has_avx512_vnni(); }
-
-inline QgemmMicroKernel qgemm_micro_kernel(QgemmIsa isa) {
-  PDYOLO_CHECK(qgemm_isa_available(isa), "qconv: this CPU has no AVX-512 VNNI");
-#ifdef PDYOLO_X86_KERNELS
-  if (isa == QgemmIsa::avx512_vnni) return {"avx512-vnni 8x32", x86::qgemm_ukernel_vnni_8x32};
-#endif
-  return {"generic 8x32", qgemm_ukernel_generic_8x32};
-}
-
+inline bool qconv_isa_available(QconvIsa isa) { return isa == QconvIsa::generic || cpu_has_avx512_vnni(); }
 // The fastest kernel this CPU has.
-inline QgemmIsa best_qgemm_isa() { return cpu_has_avx512_vnni() ? QgemmIsa::avx512_vnni : QgemmIsa::generic; }
+inline QconvIsa best_qconv_isa() { return cpu_has_avx512_vnni() ? QconvIsa::avx512_vnni : QconvIsa::generic; }
+inline const char* qconv_isa_name(QconvIsa isa) { return isa == QconvIsa::avx512_vnni ? "avx512-vnni 12x32" : "generic 12x32"; }
 
 struct QConvGeometry {
   int64_t in_channels = 0, height = 0, width = 0;  // of the input
   int64_t out_channels = 0, kernel = 1, stride = 1, padding = 0, groups = 1;
   int64_t out_height() const { return (height + 2 * padding - kernel) / stride + 1; }
   int64_t out_width() const { return (width + 2 * padding - kernel) / stride + 1; }
-  int64_t depth() const { return in_channels / groups * kernel * kernel; }  // k of one group
+  int64_t in_per_group() const { return in_channels / groups; }
+  int64_t out_per_group() const { return out_channels / groups; }
+};
+
+struct U8Image {
+  uint8_t* origin = nullptr;  // pixel (0, 0), channel 0
+  int64_t pixel_stride = 0, row_stride = 0;
+  uint8_t* at(int64_t y, int64_t x) const { return origin + y * row_stride + x * pixel_stride; }
 };
 
 struct PackedQConvWeights {
-  int64_t out_channels = 0, groups = 1, depth = 0, depth4 = 0, panels_per_group = 0;
-  std::vector<int8_t> panels;         // [groups][panels_per_group][depth4][8][4]
-  std::vector<int32_t> weight_sums;   // [out_channels] Σ_k w
+  int64_t out_channels = 0, groups = 1, in_per_group = 0, kernel = 1, quads = 0, blocks_per_group = 0;
+  std::vector<int8_t> blocks;        // [groups][blocks_per_group][kernel²][quads][32][4]
+  std::vector<int32_t> weight_sums;  // [out_channels] Σ w
+  int64_t block_size() const { return kernel * kernel * quads * kQconvChannels * 4; }
+  const int8_t* block(int64_t group, int64_t b) const { return blocks.data() + (group * blocks_per_group + b) * block_size(); }
 };
 
 // w [out, in / groups, k, k] s8.
-inline PackedQConvWeights pack_qconv_weights(const int8_t* w, int64_t out_channels, int64_t depth, int64_t groups) {
-  PDYOLO_CHECK(out_channels % groups == 0, "qconv: ", out_channels, " output channels in ", groups, " groups");
+inline PackedQConvWeights pack_qconv_weights(const int8_t* w, int64_t out_channels, int64_t in_per_group, int64_t kernel, int64_t groups) {
+  PDYOLO_CHECK(groups >= 1 && out_channels % groups == 0, "qconv: ", out_channels, " output channels in ", groups, " groups");
   PackedQConvWeights p;
-  p.out_channels = out_channels, p.groups = groups, p.depth = depth, p.depth4 = (depth + 3) / 4;
-  const int64_t per_group = out_channels / groups;
-  p.panels_per_group = (per_group + kQgemmMr - 1) / kQgemmMr;
-  p.panels.assign(static_cast<size_t>(groups * p.panels_per_group * p.depth4 * kQgemmMr * 4), 0);
+  p.out_channels = out_channels, p.groups = groups, p.in_per_group = in_per_group, p.kernel = kernel, p.quads = (in_per_group + 3) / 4;
+  const int64_t per_group = out_channels / groups, taps = kernel * kernel;
+  p.blocks_per_group = (per_group + kQconvChannels - 1) / kQconvChannels;
+  p.blocks.assign(static_cast<size_t>(groups * p.blocks_per_group * p.block_size()), 0);
   p.weight_sums.assign(static_cast<size_t>(out_channels), 0);
   for (int64_t o = 0; o < out_channels; ++o) {
-    const int64_t g = o / per_group, row = o % per_group, panel = row / kQgemmMr, i = row % kQgemmMr;
-    int8_t* dst = p.panels.data() + ((g * p.panels_per_group + panel) * p.depth4) * kQgemmMr * 4;
-    for (int64_t k = 0; k < depth; ++k) {
-      const int8_t v = w[o * depth + k];
-      dst[(k / 4) * kQgemmMr * 4 + i * 4 + k % 4] = v;
-      p.weight_sums[static_cast<size_t>(o)] += v;
-    }
+    const int64_t g = o / per_group, b = (o % per_group) / kQconvChannels, j = o % per_group % kQconvChannels;
+    int8_t* dst = p.blocks.data() + (g * p.blocks_per_group + b) * p.block_size();
+    for (int64_t ci = 0; ci < in_per_group; ++ci)
+      for (int64_t t = 0; t < taps; ++t) {
+        const int8_t v = w[(o * in_per_group + ci) * taps + t];
+        dst[((t * p.quads + ci / 4) * kQconvChannels + j) * 4 + ci % 4] = v;
+        p.weight_sums[static_cast<size_t>(o)] += v;
+      }
   }
   return p;
 }
 
-// What becomes of one finished tile: acc[i * ldc + j] for output channel first_channel + i and
-// output pixel first_pixel + j (i < channels, j < pixels; pixels are in row-major output order).
-using QConvEpilogue =
-    std::function<void(int64_t first_channel, int64_t channels, int64_t first_pixel, int64_t pixels, const int32_t* acc, int64_t ldc)>;
+// Requantization of a conv's outputs, per output channel c (arrays padded with 32 entries past the
+// last channel, so that a tile may read a whole block):
+//   level = table[clamp(z + ⌊(acc + offset_c)·value_c / 2^shift_c + 1/2⌋, 0, 255)]
+// where acc is the tile's Σ x·w and offset_c = bias_c − z_x·Σ w_c (quant/scheme.hpp's arithmetic).
+struct QConvRequant {
+  std::vector<int64_t> offset;          // [out + 32]
+  std::vector<int32_t> value, shift;    // [out + 32]
+  int32_t output_zero = 0;
+  std::array<uint8_t, 256> table{};     // the activation's levels, when use_table
+  bool use_table = false;
+  bool fits_int32 = false;              // |Σ x·w| + |offset| < 2^31 for every channel: the vector path applies
+  std::vector<int32_t> offset32;        // offset as int32 when fits_int32
+};
 
-// x: one image's u8 levels [in_channels, height, width]; input_zero: the level of 0 (the padding).
-inline void qconv2d(const uint8_t* x, const QConvGeometry& g, const PackedQConvWeights& w, uint8_t input_zero, const QConvEpilogue& epilogue,
-                    QgemmIsa isa = best_qgemm_isa()) {
-  PDYOLO_CHECK(w.out_channels == g.out_channels && w.groups == g.groups && w.depth == g.depth(), "qconv: the packed weights are for another conv");
-  const QgemmMicroKernelFn kernel = qgemm_micro_kernel(isa).fn;
-  const int64_t oh = g.out_height(), ow = g.out_width(), pixels = oh * ow, tiles = (pixels + kQgemmNr - 1) / kQgemmNr;
-  const int64_t in_per_group = g.in_channels / g.groups, out_per_group = g.out_channels / g.groups, kk = g.kernel * g.kernel;
-  parallel_tasks(g.groups * tiles, [&](int64_t task) {
-    const int64_t group = task / tiles, first_pixel = (task % tiles) * kQgemmNr, count = std::min(kQgemmNr, pixels - first_pixel);
-    thread_local std::vector<uint8_t> columns;
-    columns.assign(static_cast<size_t>(w.depth4 * kQgemmNr * 4), 0);
-    for (int64_t j = 0; j < kQgemmNr; ++j) {  // im2col of this tile's pixels (pixels past the end: padding)
-      const int64_t p = first_pixel + j, oy = p / ow, ox = p % ow;
-      for (int64_t k = 0; k < w.depth; ++k) {
-        const int64_t ci = group * in_per_group + k / kk, ky = (k % kk) / g.kernel, kx = k % g.kernel;
-        const int64_t iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx;
-        const bool inside = j < count && iy >= 0 && iy < g.height && ix >= 0 && ix < g.width;
-        columns[static_cast<size_t>((k / 4) * kQgemmNr * 4 + j * 4 + k % 4)] = inside ? x[(ci * g.height + iy) * g.width + ix] : input_zero;
+// bias [out] int32, multipliers as (value, shift) [out]; w the conv's packed weights and its input zero point.
+inline QConvRequant make_qconv_requant(const PackedQConvWeights& w, int32_t input_zero, const std::vector<int32_t>& bias,
+                                       const std::vector<std::pair<int32_t, int32_t>>& multipliers, int32_t output_zero,
+                                       const uint8_t* table = nullptr) {
+  QConvRequant r;
+  const size_t n = static_cast<size_t>(w.out_channels) + kQconvChannels;
+  r.offset.assign(n, 0), r.value.assign(n, 0), r.shift.assign(n, 1), r.offset32.assign(n, 0);
+  r.output_zero = output_zero, r.fits_int32 = true;
+  if (table) std::copy(table, table + 256, r.table.begin()), r.use_table = true;
+  const int64_t per_channel_max = w.in_per_group * w.kernel * w.kernel * 255 * 127;  // |Σ x·w| at most
+  for (size_t c = 0; c < static_cast<size_t>(w.out_channels); ++c) {
+    r.offset[c] = static_cast<int64_t>(bias[c]) - static_cast<int64_t>(input_zero) * w.weight_sums[c];
+    r.value[c] = multipliers[c].first, r.shift[c] = multipliers[c].second;
+    r.fits_int32 = r.fits_int32 && per_channel_max + std::abs(r.offset[c]) < (int64_t{1} << 31);
+    r.offset32[c] = static_cast<int32_t>(std::clamp<int64_t>(r.offset[c], INT32_MIN, INT32_MAX));
+  }
+  return r;
+}
+
+// The level of one accumulator (the scalar form of the requantization; scheme.hpp's arithmetic).
+inline uint8_t requantize_level(const QConvRequant& r, int64_t c, int32_t acc) {
+  const int64_t total = std::clamp<int64_t>(acc + r.offset[static_cast<size_t>(c)], INT32_MIN, INT32_MAX);
+  const int32_t s = r.shift[static_cast<size_t>(c)];
+  const int64_t rounded = (total * r.value[static_cast<size_t>(c)] + (int64_t{1} << (s - 1))) >> s;
+  const uint8_t level = static_cast<uint8_t>(std::clamp<int64_t>(std::clamp<int64_t>(rounded, INT32_MIN, INT32_MAX) + r.output_zero, 0, 255));
+  return r.use_table ? r.table[level] : level;
+}
+
+// acc [pixels][32] of channels first_channel… (channels ≤ 32) → dst[p·dst_stride + j].
+inline void requantize_tile(const QConvRequant& r, const int32_t* acc, int64_t pixels, int64_t first_channel, int64_t channels, uint8_t* dst,
+                            int64_t dst_stride, QconvIsa isa) {
+#ifdef PDYOLO_X86_KERNELS
+  if (isa == QconvIsa::avx512_vnni && r.fits_int32) {
+    const size_t c = static_cast<size_t>(first_channel);
+    x86::requantize_tile_avx512(acc, pixels, channels, r.offset32.data() + c, r.value.data() + c, r.shift.data() + c, r.output_zero,
+                                r.use_table ? r.table.data() : nullptr,
+                                dst, dst_stride);
+    return;
+  }
+#endif
+  (void)isa;
+  for (int64_t p = 0; p < pixels; ++p)
+    for (int64_t j = 0; j < channels; ++j) dst[p * dst_stride + j] = requantize_level(r, first_channel + j, acc[p * kQconvChannels + j]);
+}
+
+inline void qconv_ukernel_generic_12x32(const uint8_t* const* pixels, const int64_t* taps, int64_t tap_count, int64_t quads, const int8_t* w,
+                                        int32_t* acc) {
+  std::fill(acc, acc + kQconvPixels * kQconvChannels, 0);
+  for (int64_t t = 0; t < tap_count; ++t)
+    for (int64_t q = 0; q < quads; ++q, w += kQconvChannels * 4)
+      for (int64_t p = 0; p < kQconvPixels; ++p) {
+        const uint8_t* x = pixels[p] + taps[t] + 4 * q;
+        for (int64_t j = 0; j < kQconvChannels; ++j)
+          for (int64_t i = 0; i < 4; ++i) acc[p * kQconvChannels + j] += static_cast<int32_t>(x[i]) * w[j * 4 + i];
       }
+}
+
+// What becomes of one tile: acc[p·32 + j] = Σ x·w of output pixel (oy, ox0 + p) and output channel
+// first_channel + j, for p < pixels and j < channels.
+using QConvEpilogue = std::function<void(int64_t oy, int64_t ox0, int64_t pixels, int64_t first_channel, int64_t channels, const int32_t* acc)>;
+
+inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvWeights& w, const QConvEpilogue& epilogue,
+                    QconvIsa isa = best_qconv_isa()) {
+  PDYOLO_CHECK(w.out_channels == g.out_channels && w.groups == g.groups && w.in_per_group == g.in_per_group() && w.kernel == g.kernel,
+               "qconv: the packed weights are for another conv");
+  PDYOLO_CHECK(qconv_isa_available(isa), "qconv: this CPU has no AVX-512 VNNI");
+  auto kernel = qconv_ukernel_generic_12x32;
+#ifdef PDYOLO_X86_KERNELS
+  if (isa == QconvIsa::avx512_vnni) kernel = x86::qconv_ukernel_vnni_12x32;
+#endif
+  std::vector<int64_t> taps;
+  for (int64_t ky = 0; ky < g.kernel; ++ky)
+    for (int64_t kx = 0; kx < g.kernel; ++kx) taps.push_back(ky * x.row_stride + kx * x.pixel_stride);
+  const int64_t oh = g.out_height(), ow = g.out_width(), segments = (ow + kQconvPixels - 1) / kQconvPixels;
+  parallel_tasks(g.groups * oh * segments, [&](int64_t task) {
+    const int64_t group = task / (oh * segments), oy = task / segments % oh, ox0 = task % segments * kQconvPixels;
+    const int64_t count = std::min(kQconvPixels, ow - ox0);
+    const uint8_t* pixels[kQconvPixels];
+    for (int64_t p = 0; p < kQconvPixels; ++p) {
+      const int64_t ox = ox0 + std::min(p, count - 1);
+      pixels[p] = x.at(oy * g.stride - g.padding, ox * g.stride - g.padding) + group * g.in_per_group();
     }
-    int32_t acc[kQgemmMr * kQgemmNr];
-    for (int64_t panel = 0; panel < w.panels_per_group; ++panel) {
-      kernel(w.depth4, w.panels.data() + (group * w.panels_per_group + panel) * w.depth4 * kQgemmMr * 4, columns.data(), acc, kQgemmNr);
-      const int64_t first_row = panel * kQgemmMr;
-      epilogue(group * out_per_group + first_row, std::min(kQgemmMr, out_per_group - first_row), first_pixel, count, acc, kQgemmNr);
+    alignas(64) int32_t acc[kQconvPixels * kQconvChannels];
+    for (int64_t b = 0; b < w.blocks_per_group; ++b) {
+      kernel(pixels, taps.data(), static_cast<int64_t>(taps.size()), w.quads, w.block(group, b), acc);
+      const int64_t first = b * kQconvChannels;
+      epilogue(oy, ox0, count, group * g.out_per_group() + first, std::min(kQconvChannels, g.out_per_group() - first), acc);
     }
   });
 }

@@ -1,0 +1,124 @@
+// AVX-512 parts of the int8 convolution (kernels/cpu/qconv.hpp has the portable ones and the driver):
+//
+//   qconv_ukernel_vnni_12x32   one tile of int32 accumulators, 12 output pixels × 32 output
+//                              channels, straight from the u8 NHWC input: per tap and per quad of 4
+//                              input channels, each pixel's 4 levels are broadcast and multiplied
+//                              with 32 channels' 4 weights by vpdpbusd (u8 × s8 summed in int32,
+//                              no saturation). 24 zmm accumulators; no im2col, no input packing.
+//   requantize_tile_avx512     the tile's outputs: acc + offset, requantized per channel exactly as
+//                              quant/scheme.hpp states it (64-bit products, ties toward +∞, clamp),
+//                              then the activation's 256-entry table (vpermi2b), stored as u8.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "pdyolo/kernels/cpu/cpu_features.hpp"
+
+#ifdef PDYOLO_X86_KERNELS
+#include <immintrin.h>
+#endif
+
+namespace pdyolo::kernels {
+
+inline constexpr int64_t kQconvPixels = 12, kQconvChannels = 32;
+
+#ifdef PDYOLO_X86_KERNELS
+// GCC 12's 64-bit-lane intrinsics (vpmuldq, vpsravq, vpmaxsq, …) pass an undefined register as the
+// unused merge source; inlined here, -Werror=(maybe-)uninitialized rejects it. Nothing is read from it.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+namespace x86 {
+
+// acc[p·32 + j] = Σ_t Σ_q Σ_i pixels[p][taps[t] + 4q + i] · w[((t·quads + q)·32 + j)·4 + i].
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void qconv_ukernel_vnni_12x32(const uint8_t* const* pixels, const int64_t* taps,
+                                                                                            int64_t tap_count, int64_t quads, const int8_t* w,
+                                                                                            int32_t* acc) {
+  __m512i c[kQconvPixels][2];
+  for (auto& row : c) row[0] = row[1] = _mm512_setzero_si512();
+  for (int64_t t = 0; t < tap_count; ++t) {
+    const uint8_t* s[kQconvPixels];
+    for (int p = 0; p < kQconvPixels; ++p) s[p] = pixels[p] + taps[t];
+    for (int64_t q = 0; q < quads; ++q, w += kQconvChannels * 4) {
+      const __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 64);
+      for (int p = 0; p < kQconvPixels; ++p) {
+        int32_t four;
+        std::memcpy(&four, s[p] + 4 * q, 4);
+        const __m512i x = _mm512_set1_epi32(four);
+        c[p][0] = _mm512_dpbusd_epi32(c[p][0], x, w0);
+        c[p][1] = _mm512_dpbusd_epi32(c[p][1], x, w1);
+      }
+    }
+  }
+  for (int p = 0; p < kQconvPixels; ++p) {
+    _mm512_storeu_si512(acc + p * kQconvChannels, c[p][0]);
+    _mm512_storeu_si512(acc + p * kQconvChannels + 16, c[p][1]);
+  }
+}
+
+// Per-channel requantization constants of 16 channels, in the lanes the 64-bit arithmetic needs.
+struct Requant16 {
+  __m512i offset, value_even, value_odd, round_even, round_odd, shift_even, shift_odd;
+};
+
+__attribute__((target("avx512f,avx512bw,avx512dq"))) inline Requant16 load_requant16(const int32_t* offset, const int32_t* value,
+                                                                                       const int32_t* shift) {
+  const __m512i low32 = _mm512_set1_epi64(0xffffffffLL), one = _mm512_set1_epi64(1);
+  const __m512i v = _mm512_loadu_si512(value), s = _mm512_loadu_si512(shift);
+  Requant16 r;
+  r.offset = _mm512_loadu_si512(offset);
+  r.value_even = v, r.value_odd = _mm512_srli_epi64(v, 32);
+  r.shift_even = _mm512_and_si512(s, low32), r.shift_odd = _mm512_srli_epi64(s, 32);
+  r.round_even = _mm512_sllv_epi64(one, _mm512_sub_epi64(r.shift_even, one));
+  r.round_odd = _mm512_sllv_epi64(one, _mm512_sub_epi64(r.shift_odd, one));
+  return r;
+}
+
+// 16 accumulators → 16 levels clamp(z + ⌊(acc + offset)·value / 2^shift + 1/2⌋, 0, 255); acc +
+// offset must fit in int32 (the driver checks the bound per conv).
+__attribute__((target("avx512f,avx512bw,avx512dq"))) inline __m128i requantize16(__m512i acc, const Requant16& r, __m512i low, __m512i high,
+                                                                                  __m512i zero) {
+  const __m512i a = _mm512_add_epi32(acc, r.offset);
+  __m512i even = _mm512_mul_epi32(a, r.value_even), odd = _mm512_mul_epi32(_mm512_srli_epi64(a, 32), r.value_odd);
+  even = _mm512_srav_epi64(_mm512_add_epi64(even, r.round_even), r.shift_even);
+  odd = _mm512_srav_epi64(_mm512_add_epi64(odd, r.round_odd), r.shift_odd);
+  even = _mm512_min_epi64(_mm512_max_epi64(even, low), high);  // [−z, 255 − z]: the clamp before z is added
+  odd = _mm512_min_epi64(_mm512_max_epi64(odd, low), high);
+  const __m512i both = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+  return _mm512_cvtepi32_epi8(_mm512_add_epi32(both, zero));
+}
+
+// A tile's outputs (pixels ≤ 12, channels ≤ 32 of the tile's 32) → dst[p·dst_stride + j]. The
+// per-channel arrays start at the tile's first channel and hold 32 entries; table: 256 levels or null.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi"))) inline void requantize_tile_avx512(
+    const int32_t* acc, int64_t pixels, int64_t channels, const int32_t* offset, const int32_t* value, const int32_t* shift,
+    int32_t output_zero, const uint8_t* table, uint8_t* dst, int64_t dst_stride) {
+  const Requant16 lo = load_requant16(offset, value, shift), hi = load_requant16(offset + 16, value + 16, shift + 16);
+  const __m512i low = _mm512_set1_epi64(-output_zero), high = _mm512_set1_epi64(255 - output_zero), zero = _mm512_set1_epi32(output_zero);
+  __m512i t0 = _mm512_setzero_si512(), t1 = t0, t2 = t0, t3 = t0;
+  if (table) {
+    t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+    t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+  }
+  const __mmask32 store_mask = channels >= 32 ? ~__mmask32{0} : (__mmask32{1} << channels) - 1;
+  for (int64_t p = 0; p < pixels; ++p) {
+    const __m128i a = requantize16(_mm512_loadu_si512(acc + p * kQconvChannels), lo, low, high, zero);
+    const __m128i b = requantize16(_mm512_loadu_si512(acc + p * kQconvChannels + 16), hi, low, high, zero);
+    __m512i levels = _mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1));
+    if (table) {  // levels 0–127 from t0:t1, 128–255 from t2:t3 (the top bit picks)
+      const __m512i first = _mm512_permutex2var_epi8(t0, levels, t1), second = _mm512_permutex2var_epi8(t2, levels, t3);
+      levels = _mm512_mask_blend_epi8(_mm512_movepi8_mask(levels), first, second);
+    }
+    _mm256_mask_storeu_epi8(dst + p * dst_stride, store_mask, _mm512_castsi512_si256(levels));
+  }
+}
+
+}  // namespace x86
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+}  // namespace pdyolo::kernels

@@ -1,0 +1,382 @@
+// The planned int8 executor: the integer runtime's fast path (IntegerModel with IntegerKernels::fast),
+// computing exactly what the scalar reference in integer.hpp computes, on u8 levels end to end.
+//
+//   layout   NHWC u8: each value's levels pixel by pixel, its channels contiguous, so a conv reads
+//            its input directly (kernels/cpu/qconv.hpp) and a concat's inputs are channel slices
+//            of its buffer, written in place by their producers.
+//   arena    graph/arena.hpp, as the fp32 executor plans it: in-place concats, lifetimes, shared
+//            memory. A buffer read by a conv with padding p carries a border of p pixels that holds
+//            its zero point, refilled when the buffer comes to life (the arena reuses memory), so
+//            the padding costs nothing in the kernels.
+//   steps    conv: the int8 kernel, then requantization and the activation's table fused in one
+//            pass per tile, written into the consumer's slice; detect-head convs dequantize
+//            straight into float [C, H, W] maps; convs kept in float (mixed precision) go through
+//            the model's own float path; max-pool, upsample, concat and add move or add levels.
+#pragma once
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "pdyolo/core/op_profile.hpp"
+#include "pdyolo/core/parallel.hpp"
+#include "pdyolo/graph/arena.hpp"
+#include "pdyolo/graph/detect.hpp"
+#include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/kernels/cpu/qconv.hpp"
+#include "pdyolo/quant/lut.hpp"
+#include "pdyolo/quant/plan.hpp"
+
+namespace pdyolo::quant {
+
+// One conv in integer form.
+struct IntegerConv {
+  int64_t out_channels = 0, in_per_group = 0, kernel = 1, stride = 1, padding = 0, groups = 1;
+  std::vector<int8_t> weight;         // [out, in / groups, k, k]
+  std::vector<int32_t> bias;          // [out] at s_x · s_w
+  int32_t input_zero = 0;
+  // Requantization to the conv's output (s, z), then the activation's table (identity: none)...
+  std::vector<Multiplier> multipliers;  // [out]
+  int32_t output_zero = 0;
+  int activation_node = -1;             // the activation applied through `table` (−1: none)
+  ActivationTable table{};
+  // ...or, for the detect head, dequantization: acc · dequant_scale[c].
+  bool dequantize = false;
+  std::vector<float> dequant_scale;     // [out]
+  bool in_float = false;                // kept in float: none of the above, the graph's float tensors
+  // For the int8 kernels (IntegerKernels::fast): `weight` packed, and the requantization constants.
+  kernels::cpu::PackedQConvWeights packed;
+  kernels::cpu::QConvRequant requant;
+};
+
+// The detect head's float maps [N, C, H, W] (one per level) decoded into boxes [N, Σ na·H·W, no].
+inline Tensor decode_head_maps(const graph::Node& detect, const std::vector<Tensor>& maps, int64_t n) {
+  const Tensor anchor_grid = contiguous_copy(detect.tensor("anchor_grid").to(DType::f32));
+  std::vector<std::pair<int64_t, int64_t>> sizes;
+  int64_t rows = 0;
+  const auto& d = detect.get<graph::DetectAttrs>();
+  for (const Tensor& level : maps) {
+    sizes.emplace_back(level.shape()[2], level.shape()[3]);
+    rows += d.na * level.shape()[2] * level.shape()[3];
+  }
+  Tensor decoded = Tensor::empty({n, rows, d.outputs_per_anchor()});
+  graph::decode_detections(
+      detect, anchor_grid, sizes, n, [&](size_t level, int64_t i) { return maps[level].data<float>() + i * maps[level].numel() / n; },
+      decoded.data<float>());
+  return decoded;
+}
+
+class Int8Executor {
+ public:
+  // A conv kept in float: (conv node, its input levels [N, C, H, W] f32) → its output levels, or
+  // float maps for a head conv.
+  using FloatConv = std::function<Tensor(int node, const Tensor& levels)>;
+
+  // g fused; convs: per node, the integer convs (packed); all three must outlive the executor.
+  Int8Executor(const graph::Graph& g, const QuantPlan& plan, const std::vector<IntegerConv>& convs, FloatConv float_conv,
+               kernels::cpu::QconvIsa isa = kernels::cpu::best_qconv_isa())
+      : graph_(g), plan_(plan), convs_(convs), float_conv_(std::move(float_conv)), isa_(isa) {
+    value_of_.assign(g.nodes.size(), -1);
+    value_of_[0] = 0;
+    for (const graph::Step& s : graph::plan_steps(g, graph::Op::conv)) {
+      Int8Step step;
+      step.node = s.node;
+      for (int in : g.nodes[static_cast<size_t>(s.node)].inputs) step.inputs.push_back(value_of_[static_cast<size_t>(in)]);
+      step.output = s.output();
+      value_of_[static_cast<size_t>(s.node)] = value_of_[static_cast<size_t>(s.output())] = s.output();
+      if (g.nodes[static_cast<size_t>(s.node)].op == graph::Op::conv)
+        PDYOLO_CHECK(convs[static_cast<size_t>(s.node)].activation_node == s.activation, "int8 executor: conv '",
+                     g.nodes[static_cast<size_t>(s.node)].name, "' and its activation are not one step");
+      steps_.push_back(std::move(step));
+    }
+  }
+
+  // images [N, C, H, W] in [0, 1] → the detect head's raw maps (and decoded boxes when asked); in
+  // `levels`, the output levels of every value a step produces (f32 [N, C, H, W]), when given.
+  graph::DetectOutput run(const Tensor& images, std::vector<Tensor>* levels, bool decode) {
+    const Tensor x = contiguous_copy(images);
+    plan(x.shape()[0], x.shape()[2], x.shape()[3]);
+    if (levels) levels->assign(graph_.nodes.size(), Tensor());
+    fill_borders(0);
+    write_image_levels(x);
+    if (levels) (*levels)[0] = levels_of(0);
+    graph::DetectOutput out;
+    for (size_t s = 0; s < steps_.size(); ++s) {
+      const Int8Step& step = steps_[s];
+      const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
+      fill_borders(static_cast<int>(s));
+      {
+        const OpTimer timer("int8", graph::op_name(node.op));
+        if (node.op == graph::Op::detect) {
+          out = detect(step, decode);
+          continue;
+        }
+        run_step(step);
+      }
+      if (levels && is_level(step.output)) (*levels)[static_cast<size_t>(step.output)] = levels_of(step.output);
+    }
+    return out;
+  }
+
+  // Bytes of the u8 arena planned for the last input shape.
+  int64_t arena_bytes() const { return static_cast<int64_t>(arena_.size()); }
+
+ private:
+  struct Int8Step : graph::ArenaStep {};
+
+  bool is_level(int v) const { return v == 0 || !float_values_[static_cast<size_t>(v)].defined(); }
+  // A value held as float maps outside the arena: the output of a conv that is not quantized (the head).
+  bool is_float_value(int v) const { return v != 0 && graph_.nodes[static_cast<size_t>(v)].op == graph::Op::conv && !plan_.quantized(v); }
+
+  void plan(int64_t n, int64_t h, int64_t w) {
+    if (n == batch_ && h == height_ && w == width_) return;
+    const std::vector<Shape> shapes = graph_.infer_shapes(h, w);
+    arena_plan_ = graph::plan_arena(graph_, steps_, value_of_, shapes, /*input_buffer=*/true);
+    const size_t buffers = arena_plan_.buffers.size();
+    pad_.assign(buffers, 0), zero_.assign(buffers, 0);
+    for (const Int8Step& step : steps_) {
+      const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
+      if (node.op != graph::Op::conv) continue;
+      const int b = arena_plan_.values[static_cast<size_t>(step.inputs[0])].buffer;
+      pad_[static_cast<size_t>(b)] = std::max(pad_[static_cast<size_t>(b)], node.get<graph::ConvAttrs>().padding);
+    }
+    for (size_t v = 0; v < arena_plan_.values.size(); ++v) {
+      const int b = arena_plan_.values[v].buffer;
+      if (b < 0) continue;
+      if (is_float_value(static_cast<int>(v))) arena_plan_.buffers[static_cast<size_t>(b)].channels = 0;  // lives in float_values_
+      else zero_[static_cast<size_t>(b)] = plan_.of(static_cast<int>(v)).zero_point;
+    }
+    graph::place_buffers(arena_plan_, [&](const graph::ArenaBuffer& b) { return n * image_bytes(b) + 64; });  // 64: the kernels' read slack
+    arena_.assign(static_cast<size_t>(arena_plan_.total), 0);
+    float_values_.assign(graph_.nodes.size(), Tensor());
+    for (size_t v = 0; v < arena_plan_.values.size(); ++v)
+      if (is_float_value(static_cast<int>(v))) float_values_[v] = Tensor::empty({n, shapes[v][1], shapes[v][2], shapes[v][3]});
+    batch_ = n, height_ = h, width_ = w;
+  }
+
+  int64_t pad_of(const graph::ArenaBuffer& b) const { return pad_[static_cast<size_t>(&b - arena_plan_.buffers.data())]; }
+  int64_t image_bytes(const graph::ArenaBuffer& b) const {
+    const int64_t p = pad_of(b);
+    return (b.h + 2 * p) * (b.w + 2 * p) * b.channels;
+  }
+
+  // Image i of value v.
+  kernels::cpu::U8Image view(int v, int64_t i) {
+    const graph::ArenaValue& val = arena_plan_.values[static_cast<size_t>(v)];
+    const graph::ArenaBuffer& b = arena_plan_.buffers[static_cast<size_t>(val.buffer)];
+    const int64_t p = pad_of(b), row = (b.w + 2 * p) * b.channels;
+    uint8_t* image = arena_.data() + b.offset + i * image_bytes(b);
+    return {image + p * row + p * b.channels + val.channel0, b.channels, row};
+  }
+
+  // The border of every buffer that comes to life at step s (or, for s = 0, the input's) holds its zero point.
+  void fill_borders(int s) {
+    for (size_t b = 0; b < arena_plan_.buffers.size(); ++b) {
+      const graph::ArenaBuffer& buf = arena_plan_.buffers[b];
+      if (buf.channels == 0 || pad_[b] == 0 || buf.first != s) continue;
+      const int64_t p = pad_[b], row = (buf.w + 2 * p) * buf.channels;
+      const auto z = static_cast<uint8_t>(zero_[b]);
+      for (int64_t i = 0; i < batch_; ++i) {
+        uint8_t* image = arena_.data() + buf.offset + i * image_bytes(buf);
+        std::memset(image, z, static_cast<size_t>(p * row));
+        std::memset(image + (p + buf.h) * row, z, static_cast<size_t>(p * row));
+        for (int64_t y = p; y < p + buf.h; ++y) {
+          std::memset(image + y * row, z, static_cast<size_t>(p * buf.channels));
+          std::memset(image + y * row + (p + buf.w) * buf.channels, z, static_cast<size_t>(p * buf.channels));
+        }
+      }
+    }
+  }
+
+  // Pixels as levels: q = round(x · 255), the image's (s, z) = (1/255, 0).
+  void write_image_levels(const Tensor& x) {
+    const int64_t c = x.shape()[1], h = x.shape()[2], w = x.shape()[3];
+    for (int64_t i = 0; i < batch_; ++i) {
+      const kernels::cpu::U8Image dst = view(0, i);
+      const float* src = x.data<float>() + i * c * h * w;
+      parallel_tasks(h, [&](int64_t y) {
+        for (int64_t ch = 0; ch < c; ++ch)
+          for (int64_t xx = 0; xx < w; ++xx)
+            dst.at(y, xx)[ch] = static_cast<uint8_t>(std::clamp<int64_t>(round_half_even(src[(ch * h + y) * w + xx] * 255.0f), 0, 255));
+      });
+    }
+  }
+
+  // Value v's levels as f32 [N, C, H, W].
+  Tensor levels_of(int v) {
+    const graph::ArenaValue& val = arena_plan_.values[static_cast<size_t>(v)];
+    Tensor t = Tensor::empty({batch_, val.channels, val.h, val.w});
+    float* dst = t.data<float>();
+    for (int64_t i = 0; i < batch_; ++i) {
+      const kernels::cpu::U8Image src = view(v, i);
+      for (int64_t c = 0; c < val.channels; ++c)
+        for (int64_t y = 0; y < val.h; ++y)
+          for (int64_t x = 0; x < val.w; ++x) *dst++ = src.at(y, x)[c];
+    }
+    return t;
+  }
+
+  // Writes f32 levels [N, C, H, W] into value v.
+  void write_levels(int v, const Tensor& levels) {
+    const Tensor t = contiguous_copy(levels);
+    const graph::ArenaValue& val = arena_plan_.values[static_cast<size_t>(v)];
+    const float* src = t.data<float>();
+    for (int64_t i = 0; i < batch_; ++i) {
+      const kernels::cpu::U8Image dst = view(v, i);
+      for (int64_t c = 0; c < val.channels; ++c)
+        for (int64_t y = 0; y < val.h; ++y)
+          for (int64_t x = 0; x < val.w; ++x) dst.at(y, x)[c] = static_cast<uint8_t>(*src++);
+    }
+  }
+
+  void run_step(const Int8Step& step) {
+    const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
+    switch (node.op) {
+      case graph::Op::conv: return run_conv(step);
+      case graph::Op::max_pool: return run_max_pool(step, node.get<graph::PoolAttrs>());
+      case graph::Op::upsample: return run_upsample(step, node.get<graph::UpsampleAttrs>().scale);
+      case graph::Op::concat: return run_concat(step);
+      case graph::Op::add: return run_add(step);
+      case graph::Op::activation:
+        throw_error("int8 executor: activation '", node.name, "' does not follow a conv it alone reads");
+      default: throw_error("int8 executor: node '", node.name, "' (", graph::op_name(node.op), ") has no integer form");
+    }
+  }
+
+  kernels::cpu::QConvGeometry geometry(const Int8Step& step) const {
+    const IntegerConv& c = convs_[static_cast<size_t>(step.node)];
+    const graph::ArenaValue& in = arena_plan_.values[static_cast<size_t>(step.inputs[0])];
+    kernels::cpu::QConvGeometry g;
+    g.in_channels = in.channels, g.height = in.h, g.width = in.w;
+    g.out_channels = c.out_channels, g.kernel = c.kernel, g.stride = c.stride, g.padding = c.padding, g.groups = c.groups;
+    return g;
+  }
+
+  void run_conv(const Int8Step& step) {
+    const IntegerConv& c = convs_[static_cast<size_t>(step.node)];
+    if (c.in_float) {
+      const Tensor y = float_conv_(step.node, levels_of(step.inputs[0]));
+      if (is_float_value(step.output)) float_values_[static_cast<size_t>(step.output)] = y;
+      else write_levels(step.output, y);
+      return;
+    }
+    const kernels::cpu::QConvGeometry g = geometry(step);
+    const int64_t oh = g.out_height(), ow = g.out_width();
+    for (int64_t i = 0; i < batch_; ++i) {
+      const kernels::cpu::U8Image in = view(step.inputs[0], i);
+      if (c.dequantize) {  // the head: acc · s_x · s_w into float [C, H, W]
+        float* maps = float_values_[static_cast<size_t>(step.output)].data<float>() + i * c.out_channels * oh * ow;
+        kernels::cpu::qconv2d(in, g, c.packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+          for (int64_t j = 0; j < channels; ++j) {
+            const int64_t o = c0 + j;
+            float* dst = maps + (o * oh + oy) * ow + ox0;
+            for (int64_t p = 0; p < pixels; ++p) {
+              const int64_t total = std::clamp<int64_t>(acc[p * kernels::kQconvChannels + j] + c.requant.offset[static_cast<size_t>(o)], INT32_MIN,
+                                                        INT32_MAX);
+              dst[p] = static_cast<float>(static_cast<int32_t>(total)) * c.dequant_scale[static_cast<size_t>(o)];
+            }
+          }
+        }, isa_);
+        continue;
+      }
+      const kernels::cpu::U8Image out = view(step.output, i);
+      kernels::cpu::qconv2d(in, g, c.packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+        kernels::cpu::requantize_tile(c.requant, acc, pixels, c0, channels, out.at(oy, ox0) + c0, out.pixel_stride, isa_);
+      }, isa_);
+    }
+  }
+
+  // Levels are ≥ 0, so a window's maximum over its pixels inside the image is the padded (−∞) maximum.
+  void run_max_pool(const Int8Step& step, const graph::PoolAttrs& p) {
+    const graph::ArenaValue& in = arena_plan_.values[static_cast<size_t>(step.inputs[0])];
+    const graph::ArenaValue& out = arena_plan_.values[static_cast<size_t>(step.output)];
+    for (int64_t i = 0; i < batch_; ++i) {
+      const kernels::cpu::U8Image src = view(step.inputs[0], i), dst = view(step.output, i);
+      parallel_tasks(out.h, [&](int64_t oy) {
+        const int64_t y0 = std::max<int64_t>(oy * p.stride - p.padding, 0), y1 = std::min<int64_t>(oy * p.stride - p.padding + p.kernel, in.h);
+        for (int64_t ox = 0; ox < out.w; ++ox) {
+          const int64_t x0 = std::max<int64_t>(ox * p.stride - p.padding, 0), x1 = std::min<int64_t>(ox * p.stride - p.padding + p.kernel, in.w);
+          uint8_t* o = dst.at(oy, ox);
+          std::memset(o, 0, static_cast<size_t>(out.channels));
+          for (int64_t y = y0; y < y1; ++y)
+            for (int64_t x = x0; x < x1; ++x) {
+              const uint8_t* s = src.at(y, x);
+              for (int64_t c = 0; c < out.channels; ++c) o[c] = std::max(o[c], s[c]);
+            }
+        }
+      });
+    }
+  }
+
+  void run_upsample(const Int8Step& step, int64_t scale) {
+    const graph::ArenaValue& out = arena_plan_.values[static_cast<size_t>(step.output)];
+    for (int64_t i = 0; i < batch_; ++i) {
+      const kernels::cpu::U8Image src = view(step.inputs[0], i), dst = view(step.output, i);
+      parallel_tasks(out.h, [&](int64_t y) {
+        for (int64_t x = 0; x < out.w; ++x) std::memcpy(dst.at(y, x), src.at(y / scale, x / scale), static_cast<size_t>(out.channels));
+      });
+    }
+  }
+
+  void run_concat(const Int8Step& step) {
+    const graph::ArenaValue& out = arena_plan_.values[static_cast<size_t>(step.output)];
+    for (size_t j = 0; j < step.inputs.size(); ++j) {
+      if (step.written_in_place[j]) continue;
+      const int v = step.inputs[j];
+      const int64_t channels = arena_plan_.values[static_cast<size_t>(v)].channels;
+      for (int64_t i = 0; i < batch_; ++i) {
+        const kernels::cpu::U8Image src = view(v, i), dst = view(step.output, i);
+        for (int64_t y = 0; y < out.h; ++y)
+          for (int64_t x = 0; x < out.w; ++x) std::memcpy(dst.at(y, x) + step.channel0[j], src.at(y, x), static_cast<size_t>(channels));
+      }
+    }
+  }
+
+  // A residual add of levels at one (s_x, z_x), requantized to the add's own (s, z).
+  void run_add(const Int8Step& step) {
+    const QParams in = plan_.of(graph_.nodes[static_cast<size_t>(step.node)].inputs[0]), out = plan_.of(step.node);
+    const Multiplier m = make_multiplier(static_cast<double>(in.scale) / out.scale);
+    const graph::ArenaValue& val = arena_plan_.values[static_cast<size_t>(step.output)];
+    for (int64_t i = 0; i < batch_; ++i) {
+      std::vector<kernels::cpu::U8Image> src;
+      for (int v : step.inputs) src.push_back(view(v, i));
+      const kernels::cpu::U8Image dst = view(step.output, i);
+      for (int64_t y = 0; y < val.h; ++y)
+        for (int64_t x = 0; x < val.w; ++x)
+          for (int64_t c = 0; c < val.channels; ++c) {
+            int32_t acc = 0;
+            for (const kernels::cpu::U8Image& s : src) acc += static_cast<int32_t>(s.at(y, x)[c]) - in.zero_point;
+            dst.at(y, x)[c] = requantize_to_u8(acc, m, out.zero_point);
+          }
+    }
+  }
+
+  graph::DetectOutput detect(const Int8Step& step, bool decode) {
+    const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
+    std::vector<Tensor> maps;
+    for (int v : step.inputs) {
+      PDYOLO_CHECK(float_values_[static_cast<size_t>(v)].defined(), "int8 executor: detect input '", graph_.nodes[static_cast<size_t>(v)].name,
+                   "' is not a dequantizing conv");
+      maps.push_back(float_values_[static_cast<size_t>(v)]);
+    }
+    graph::DetectOutput out;
+    out.raw = graph::detect_raw_maps(node.get<graph::DetectAttrs>(), maps);
+    if (decode) out.decoded = decode_head_maps(node, maps, batch_);
+    return out;
+  }
+
+  const graph::Graph& graph_;
+  const QuantPlan& plan_;
+  const std::vector<IntegerConv>& convs_;
+  FloatConv float_conv_;
+  kernels::cpu::QconvIsa isa_;
+  std::vector<Int8Step> steps_;
+  std::vector<int> value_of_;
+  graph::ArenaPlan arena_plan_;
+  std::vector<int64_t> pad_;      // per buffer: the border the convs reading it need
+  std::vector<int32_t> zero_;     // per buffer: its values' zero point
+  std::vector<uint8_t> arena_;
+  std::vector<Tensor> float_values_;  // per value: the head's dequantized maps [N, C, H, W]
+  int64_t batch_ = -1, height_ = -1, width_ = -1;
+};
+
+}  // namespace pdyolo::quant
