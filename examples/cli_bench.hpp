@@ -62,8 +62,7 @@ inline int run_bench(const Args& args) {
   LoadedModel loaded = model_from_args(args, std::nullopt, 0, /*int8_ok=*/true);
   models::YoloModel& model = loaded.model;  // (not a structured binding: lambdas capture it)
   const std::string source = loaded.source + (loaded.int8 ? " (int8, " + int8_runtime_name() + ")" : "");
-  PDYOLO_CHECK(!loaded.int8 || (!args.has("--profile") && executor == "planned"),
-               "an int8 model runs on the integer runtime: no --profile or --executor graph");
+  PDYOLO_CHECK(!loaded.int8 || executor == "planned", "an int8 model runs on the planned int8 executor: no --executor graph");
   graph::fuse(model.graph);
   model.graph.eval();
   NoGradGuard no_grad;
@@ -73,12 +72,13 @@ inline int run_bench(const Args& args) {
   std::optional<quant::IntegerModel> integer;
   if (loaded.int8) integer.emplace(model.graph, *loaded.int8);
   auto run_once = [&] {
-    if (integer) integer->run(images);
+    if (integer) integer->run(images, nullptr, true, /*raw=*/false);  // (as engine.run: decoded boxes only)
     else if (executor == "planned") engine.run(images);
     else graph::forward(model.graph, images);
   };
   for (int i = 0; i < warmup; ++i) run_once();
   engine.set_profiling(args.has("--profile"));  // (after the warm-up: the profile counts timed runs only)
+  if (integer) integer->set_profiling(args.has("--profile"));
   const graph::Latency latency = graph::time_runs(run_once, runs, 0);
   const double mean = latency.mean_ms, p50 = latency.p50(), p95 = latency.quantile(0.95), p99 = latency.quantile(0.99);
   const double fps = 1e3 * batch / mean;
@@ -89,7 +89,7 @@ inline int run_bench(const Args& args) {
               mean, fps, model.graph.conv_flops(size) * batch / (mean / 1e3) / 1e9, peak_rss_mb());
   if (executor == "planned" && !integer)
     std::printf("activation arena %.1f MB (%.1f MB without buffer sharing)\n", engine.arena_bytes() / 1e6, engine.unplanned_bytes() / 1e6);
-  if (args.has("--profile") && executor == "planned" && !integer) print_profile(engine.profile(), runs, mean);
+  if (args.has("--profile") && executor == "planned") print_profile(integer ? integer->profile() : engine.profile(), runs, mean);
   if (args.has("--json"))
     std::printf("{\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"fps\":%.2f,\"peak_rss_mb\":%.1f}\n", p50, p95, p99, fps, peak_rss_mb());
   return 0;

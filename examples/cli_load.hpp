@@ -63,9 +63,7 @@ inline InferenceFn inference_of(const LoadedModel& loaded) {
   if (loaded.int8) {
     auto integer = std::make_shared<quant::IntegerModel>(loaded.model.graph, *loaded.int8);
     return [integer](const Tensor& images, bool raw) {
-      graph::DetectOutput out = integer->run(images);
-      if (!raw) out.raw.clear();
-      return out;
+      return integer->run(images, nullptr, true, raw);
     };
   }
   auto fused = std::make_shared<graph::Graph>(loaded.model.graph.clone());

@@ -21,6 +21,7 @@
 #include "pdyolo/core/parallel.hpp"
 #include "pdyolo/graph/arena.hpp"
 #include "pdyolo/graph/detect.hpp"
+#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/kernels/cpu/qconv.hpp"
 #include "pdyolo/quant/lut.hpp"
@@ -87,12 +88,13 @@ class Int8Executor {
         PDYOLO_CHECK(convs[static_cast<size_t>(s.node)].activation_node == s.activation, "int8 executor: conv '",
                      g.nodes[static_cast<size_t>(s.node)].name, "' and its activation are not one step");
       steps_.push_back(std::move(step));
+      profile_.push_back({g.nodes[static_cast<size_t>(s.node)].name, graph::op_name(g.nodes[static_cast<size_t>(s.node)].op), 0.0, 0.0});
     }
   }
 
-  // images [N, C, H, W] in [0, 1] → the detect head's raw maps (and decoded boxes when asked); in
+  // images [N, C, H, W] in [0, 1] → the detect head's raw maps and decoded boxes (each when asked); in
   // `levels`, the output levels of every value a step produces (f32 [N, C, H, W]), when given.
-  graph::DetectOutput run(const Tensor& images, std::vector<Tensor>* levels, bool decode) {
+  graph::DetectOutput run(const Tensor& images, std::vector<Tensor>* levels, bool decode, bool raw = true) {
     const Tensor x = contiguous_copy(images);
     plan(x.shape()[0], x.shape()[2], x.shape()[3]);
     if (levels) levels->assign(graph_.nodes.size(), Tensor());
@@ -103,22 +105,25 @@ class Int8Executor {
     for (size_t s = 0; s < steps_.size(); ++s) {
       const Int8Step& step = steps_[s];
       const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
-      fill_borders(static_cast<int>(s));
+      const auto start = std::chrono::steady_clock::now();
       {
         const OpTimer timer("int8", graph::op_name(node.op));
-        if (node.op == graph::Op::detect) {
-          out = detect(step, decode);
-          continue;
-        }
-        run_step(step);
+        fill_borders(static_cast<int>(s));
+        if (node.op == graph::Op::detect) out = detect(step, decode, raw);
+        else run_step(step);
       }
-      if (levels && is_level(step.output)) (*levels)[static_cast<size_t>(step.output)] = levels_of(step.output);
+      if (profiling_) profile_[s].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (levels && node.op != graph::Op::detect && is_level(step.output)) (*levels)[static_cast<size_t>(step.output)] = levels_of(step.output);
     }
     return out;
   }
 
   // Bytes of the u8 arena planned for the last input shape.
   int64_t arena_bytes() const { return static_cast<int64_t>(arena_.size()); }
+
+  // Time per step over the runs while profiling is on (as graph::Executor reports it).
+  void set_profiling(bool on) { profiling_ = on; }
+  const std::vector<graph::StepProfile>& profile() const { return profile_; }
 
  private:
   struct Int8Step : graph::ArenaStep {};
@@ -151,6 +156,7 @@ class Int8Executor {
     for (size_t v = 0; v < arena_plan_.values.size(); ++v)
       if (is_float_value(static_cast<int>(v))) float_values_[v] = Tensor::empty({n, shapes[v][1], shapes[v][2], shapes[v][3]});
     batch_ = n, height_ = h, width_ = w;
+    for (size_t s = 0; s < steps_.size(); ++s) profile_[s].gflop = graph_.node_flops(static_cast<size_t>(steps_[s].node), shapes) / 1e9;
   }
 
   int64_t pad_of(const graph::ArenaBuffer& b) const { return pad_[static_cast<size_t>(&b - arena_plan_.buffers.data())]; }
@@ -266,14 +272,11 @@ class Int8Executor {
       if (c.dequantize) {  // the head: acc · s_x · s_w into float [C, H, W]
         float* maps = float_values_[static_cast<size_t>(step.output)].data<float>() + i * c.out_channels * oh * ow;
         kernels::cpu::qconv2d(in, g, c.packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+          float tile[kernels::kQconvPixels][kernels::kQconvChannels];  // pixel-major first, so that the loop over channels vectorizes
+          dequantize_tile(c, acc, pixels, c0, tile);
           for (int64_t j = 0; j < channels; ++j) {
-            const int64_t o = c0 + j;
-            float* dst = maps + (o * oh + oy) * ow + ox0;
-            for (int64_t p = 0; p < pixels; ++p) {
-              const int64_t total = std::clamp<int64_t>(acc[p * kernels::kQconvChannels + j] + c.requant.offset[static_cast<size_t>(o)], INT32_MIN,
-                                                        INT32_MAX);
-              dst[p] = static_cast<float>(static_cast<int32_t>(total)) * c.dequant_scale[static_cast<size_t>(o)];
-            }
+            float* dst = maps + ((c0 + j) * oh + oy) * ow + ox0;
+            for (int64_t p = 0; p < pixels; ++p) dst[p] = tile[p][j];
           }
         }, isa_);
         continue;
@@ -285,6 +288,19 @@ class Int8Executor {
     }
   }
 
+  // A head conv's tile: float(clamp(acc + offset, int32)) · s_x · s_w per channel (the reference's arithmetic).
+  static void dequantize_tile(const IntegerConv& c, const int32_t* acc, int64_t pixels, int64_t c0,
+                              float (&tile)[kernels::kQconvPixels][kernels::kQconvChannels]) {
+    const int64_t* offset = c.requant.offset.data() + c0;
+    float scale[kernels::kQconvChannels] = {};
+    std::copy(c.dequant_scale.begin() + c0, c.dequant_scale.begin() + std::min<int64_t>(c0 + kernels::kQconvChannels, c.out_channels), scale);
+    for (int64_t p = 0; p < pixels; ++p)
+      for (int64_t j = 0; j < kernels::kQconvChannels; ++j) {
+        const int64_t total = std::clamp<int64_t>(acc[p * kernels::kQconvChannels + j] + offset[j], INT32_MIN, INT32_MAX);
+        tile[p][j] = static_cast<float>(static_cast<int32_t>(total)) * scale[j];
+      }
+  }
+
   // Levels are ≥ 0, so a window's maximum over its pixels inside the image is the padded (−∞) maximum.
   void run_max_pool(const Int8Step& step, const graph::PoolAttrs& p) {
     const graph::ArenaValue& in = arena_plan_.values[static_cast<size_t>(step.inputs[0])];
@@ -293,18 +309,25 @@ class Int8Executor {
       const kernels::cpu::U8Image src = view(step.inputs[0], i), dst = view(step.output, i);
       parallel_tasks(out.h, [&](int64_t oy) {
         const int64_t y0 = std::max<int64_t>(oy * p.stride - p.padding, 0), y1 = std::min<int64_t>(oy * p.stride - p.padding + p.kernel, in.h);
+        thread_local std::vector<uint8_t> column_max;  // per input column: the maximum over the window's rows (separable)
+        column_max.assign(static_cast<size_t>(in.w * in.channels), 0);
+        for (int64_t y = y0; y < y1; ++y)
+          for (int64_t x = 0; x < in.w; ++x) max_into(column_max.data() + x * in.channels, src.at(y, x), in.channels);
+        thread_local std::vector<uint8_t> window;
+        window.resize(static_cast<size_t>(in.channels));
         for (int64_t ox = 0; ox < out.w; ++ox) {
           const int64_t x0 = std::max<int64_t>(ox * p.stride - p.padding, 0), x1 = std::min<int64_t>(ox * p.stride - p.padding + p.kernel, in.w);
-          uint8_t* o = dst.at(oy, ox);
-          std::memset(o, 0, static_cast<size_t>(out.channels));
-          for (int64_t y = y0; y < y1; ++y)
-            for (int64_t x = x0; x < x1; ++x) {
-              const uint8_t* s = src.at(y, x);
-              for (int64_t c = 0; c < out.channels; ++c) o[c] = std::max(o[c], s[c]);
-            }
+          std::fill(window.begin(), window.end(), 0);
+          for (int64_t x = x0; x < x1; ++x) max_into(window.data(), column_max.data() + x * in.channels, in.channels);
+          std::memcpy(dst.at(oy, ox), window.data(), window.size());
         }
       });
     }
+  }
+
+  // acc[c] = max(acc[c], x[c]) (distinct buffers: restrict lets the compiler vectorize it).
+  static void max_into(uint8_t* __restrict acc, const uint8_t* __restrict x, int64_t channels) {
+    for (int64_t c = 0; c < channels; ++c) acc[c] = std::max(acc[c], x[c]);
   }
 
   void run_upsample(const Int8Step& step, int64_t scale) {
@@ -350,7 +373,7 @@ class Int8Executor {
     }
   }
 
-  graph::DetectOutput detect(const Int8Step& step, bool decode) {
+  graph::DetectOutput detect(const Int8Step& step, bool decode, bool raw) {
     const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
     std::vector<Tensor> maps;
     for (int v : step.inputs) {
@@ -359,7 +382,7 @@ class Int8Executor {
       maps.push_back(float_values_[static_cast<size_t>(v)]);
     }
     graph::DetectOutput out;
-    out.raw = graph::detect_raw_maps(node.get<graph::DetectAttrs>(), maps);
+    if (raw) out.raw = graph::detect_raw_maps(node.get<graph::DetectAttrs>(), maps);
     if (decode) out.decoded = decode_head_maps(node, maps, batch_);
     return out;
   }
@@ -377,6 +400,8 @@ class Int8Executor {
   std::vector<uint8_t> arena_;
   std::vector<Tensor> float_values_;  // per value: the head's dequantized maps [N, C, H, W]
   int64_t batch_ = -1, height_ = -1, width_ = -1;
+  std::vector<graph::StepProfile> profile_;  // per step
+  bool profiling_ = false;
 };
 
 }  // namespace pdyolo::quant

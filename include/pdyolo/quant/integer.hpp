@@ -45,6 +45,16 @@ class IntegerModel {
   }
 
   const QuantPlan& plan() const { return plan_; }
+
+  // Time per step of the planned int8 executor (IntegerKernels::fast), from the next run on.
+  void set_profiling(bool on) const {
+    const std::lock_guard<std::mutex> lock(executor_mutex_);
+    make_executor().set_profiling(on);
+  }
+  std::vector<graph::StepProfile> profile() const {
+    const std::lock_guard<std::mutex> lock(executor_mutex_);
+    return make_executor().profile();
+  }
   const graph::Graph& graph() const { return graph_; }
   // The integer form of conv node `node` (what a model file stores).
   const IntegerConv& conv(int node) const {
@@ -52,11 +62,12 @@ class IntegerModel {
     return convs_[static_cast<size_t>(node)];
   }
 
-  // images [N, C, H, W] in [0, 1] (8-bit images: k/255) → the detect head's float raw maps and, in
-  // `levels`, every quantized node's output as levels (when given; a conv whose activation table it
-  // applied has none of its own).
-  graph::DetectOutput run(const Tensor& images, std::vector<Tensor>* levels = nullptr, bool decode = true) const {
-    if (kernels_ == IntegerKernels::fast) return run_planned(images, levels, decode);
+  // images [N, C, H, W] in [0, 1] (8-bit images: k/255) → the detect head's float raw maps (with
+  // raw; the scalar reference always gives them) and decoded boxes (with decode) and, in `levels`,
+  // every quantized node's output as levels (when given; a conv whose activation table it applied
+  // has none of its own).
+  graph::DetectOutput run(const Tensor& images, std::vector<Tensor>* levels = nullptr, bool decode = true, bool raw = true) const {
+    if (kernels_ == IntegerKernels::fast) return run_planned(images, levels, decode, raw);
     const int n = static_cast<int>(graph_.nodes.size());
     std::vector<Tensor> values(static_cast<size_t>(n));
     values[0] = image_levels(images);
@@ -100,15 +111,20 @@ class IntegerModel {
 
  private:
   // The planned int8 executor (int8_executor.hpp), made for the first run and kept: the same outputs.
-  graph::DetectOutput run_planned(const Tensor& images, std::vector<Tensor>* levels, bool decode) const {
+  graph::DetectOutput run_planned(const Tensor& images, std::vector<Tensor>* levels, bool decode, bool raw) const {
     const std::lock_guard<std::mutex> lock(executor_mutex_);
-    if (!executor_)
-      executor_ = std::make_unique<Int8Executor>(graph_, plan_, convs_, [this](int node, const Tensor& x) { return run_float_conv(node, x); });
-    graph::DetectOutput out = executor_->run(images, levels, decode);
+    graph::DetectOutput out = make_executor().run(images, levels, decode, raw);
     if (levels)
       for (size_t i = 0; i < levels->size(); ++i)
         if (!reports_levels(static_cast<int>(i))) (*levels)[i] = Tensor();
     return out;
+  }
+
+  Int8Executor& make_executor() const {  // (executor_mutex_ held)
+    PDYOLO_CHECK(kernels_ == IntegerKernels::fast, "quant: the scalar reference runtime has no planned executor");
+    if (!executor_)
+      executor_ = std::make_unique<Int8Executor>(graph_, plan_, convs_, [this](int node, const Tensor& x) { return run_float_conv(node, x); });
+    return *executor_;
   }
 
   // Whether run() reports node i's levels: every quantized value, except a conv whose activation's
