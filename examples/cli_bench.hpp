@@ -47,7 +47,9 @@ inline const CommandSpec& bench_spec() {
                                  {"--threads", "T", "2", "threads"}, {"--runs", "N", "100", "timed runs"},
                                  {"--warmup", "N", "5", "untimed runs first"},
                                  {"--executor", "planned|graph", "planned", "the planned executor or the autograd forward"},
-                                 {"--profile", "", "", "time per layer and op"}, {"--json", "", "", "one JSON line of the figures"}}};
+                                 {"--profile", "", "", "time per layer and op"},
+                                 {"--int8-kernel", "K", "best", "int8 models: the conv kernel (best, avx512-vnni, avx2 or generic)"},
+                                 {"--json", "", "", "one JSON line of the figures"}}};
   return spec;
 }
 
@@ -61,7 +63,8 @@ inline int run_bench(const Args& args) {
   set_num_threads(static_cast<int>(args.integer("--threads")));
   LoadedModel loaded = model_from_args(args, std::nullopt, 0, /*int8_ok=*/true);
   models::YoloModel& model = loaded.model;  // (not a structured binding: lambdas capture it)
-  const std::string source = loaded.source + (loaded.int8 ? " (int8, " + int8_runtime_name() + ")" : "");
+  const kernels::cpu::QconvIsa isa = int8_kernel_from_args(args);
+  const std::string source = loaded.source + (loaded.int8 ? " (int8, " + int8_runtime_name(isa) + ")" : "");
   PDYOLO_CHECK(!loaded.int8 || executor == "planned", "an int8 model runs on the planned int8 executor: no --executor graph");
   graph::fuse(model.graph);
   model.graph.eval();
@@ -70,7 +73,7 @@ inline int run_bench(const Args& args) {
   const Tensor images = Tensor::uniform({batch, model.in_channels(), size, size}, 0.0f, 1.0f, gen);
   graph::Executor engine(model.graph);
   std::optional<quant::IntegerModel> integer;
-  if (loaded.int8) integer.emplace(model.graph, *loaded.int8);
+  if (loaded.int8) integer.emplace(model.graph, *loaded.int8, quant::IntegerKernels::fast, isa);
   auto run_once = [&] {
     if (integer) integer->run(images, nullptr, true, /*raw=*/false);  // (as engine.run: decoded boxes only)
     else if (executor == "planned") engine.run(images);

@@ -49,9 +49,21 @@ inline LoadedModel model_from_args(const Args& args, std::optional<int64_t> nc =
           std::nullopt};
 }
 
-// What runs an int8 model: the integer runtime with the int8 GEMM kernel this CPU has.
-inline std::string int8_runtime_name() {
-  return std::string("integer runtime, int8 kernel ") + kernels::cpu::qconv_isa_name(kernels::cpu::best_qconv_isa());
+// What runs an int8 model: the planned int8 executor with the int8 conv kernel this CPU has (or isa).
+inline std::string int8_runtime_name(kernels::cpu::QconvIsa isa = kernels::cpu::best_qconv_isa()) {
+  return std::string("integer runtime, int8 kernel ") + kernels::cpu::qconv_isa_name(isa);
+}
+
+// --int8-kernel best|avx512-vnni|avx2|generic.
+inline kernels::cpu::QconvIsa int8_kernel_from_args(const Args& args) {
+  const std::string k = args.str("--int8-kernel");
+  const kernels::cpu::QconvIsa isa = k == "best"          ? kernels::cpu::best_qconv_isa()
+                                     : k == "avx512-vnni" ? kernels::cpu::QconvIsa::avx512_vnni
+                                     : k == "avx2"        ? kernels::cpu::QconvIsa::avx2
+                                     : k == "generic"     ? kernels::cpu::QconvIsa::generic
+                                                          : throw Error("--int8-kernel must be best, avx512-vnni, avx2 or generic, got '" + k + "'");
+  PDYOLO_CHECK(kernels::cpu::qconv_isa_available(isa), "--int8-kernel ", k, ": this CPU cannot run it");
+  return isa;
 }
 
 // How a loaded model runs for inference: a float model fused on the planned executor (what bench

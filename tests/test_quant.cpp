@@ -552,14 +552,17 @@ void check_qconv(kernels::cpu::QconvIsa isa) {
       {12, 8, 6, 12, 3, 1, 1, 4},     // grouped
       {8, 5, 9, 8, 3, 2, 1, 8},       // depthwise, stride 2
       {5, 6, 6, 7, 5, 1, 2, 1},       // 5×5
-      {64, 4, 4, 70, 1, 1, 0, 1}};    // three channel blocks, the last partial
+      {64, 4, 4, 70, 1, 1, 0, 1},     // three channel blocks, the last partial
+      {512, 3, 3, 64, 3, 1, 1, 1}};   // the worst case: every level 255, every weight ±127, 4608 products
   Generator gen(17);
   int64_t checked = 0;
   for (const QConvGeometry& g : shapes) {
+    const bool worst = &g == &shapes.back();
     const int64_t k2 = g.kernel * g.kernel, in_per_group = g.in_per_group(), out_per_group = g.out_per_group();
     std::vector<int8_t> w(static_cast<size_t>(g.out_channels * in_per_group * k2));
-    for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int64_t>(gen.randint(255)) - 127);  // the full ±127
-    const uint8_t zero = static_cast<uint8_t>(gen.randint(256));
+    for (size_t k = 0; k < w.size(); ++k)  // the full ±127; in the worst case +127 for even channels, −127 for odd ones
+      w[k] = worst ? static_cast<int8_t>(k / static_cast<size_t>(in_per_group * k2) % 2 ? -127 : 127) : static_cast<int8_t>(static_cast<int64_t>(gen.randint(255)) - 127);
+    const uint8_t zero = worst ? 0 : static_cast<uint8_t>(gen.randint(256));
     const int64_t stride = g.in_channels + 5, p = g.padding, row = (g.width + 2 * p) * stride;
     std::vector<uint8_t> buffer(static_cast<size_t>((g.height + 2 * p) * row + 64), zero);
     const kernels::cpu::U8Image x{buffer.data() + p * row + p * stride, stride, row};
@@ -567,7 +570,7 @@ void check_qconv(kernels::cpu::QconvIsa isa) {
     for (int64_t c = 0; c < g.in_channels; ++c)
       for (int64_t y = 0; y < g.height; ++y)
         for (int64_t xx = 0; xx < g.width; ++xx)
-          x.at(y, xx)[c] = dense[static_cast<size_t>((c * g.height + y) * g.width + xx)] = static_cast<uint8_t>(gen.randint(256));
+          x.at(y, xx)[c] = dense[static_cast<size_t>((c * g.height + y) * g.width + xx)] = worst ? 255 : static_cast<uint8_t>(gen.randint(256));
     const kernels::cpu::PackedQConvWeights packed = kernels::cpu::pack_qconv_weights(w.data(), g.out_channels, in_per_group, g.kernel, g.groups);
     const int64_t oh = g.out_height(), ow = g.out_width();
     std::vector<int64_t> got(static_cast<size_t>(g.out_channels * oh * ow), INT64_MIN);
@@ -650,7 +653,7 @@ void check_requantize_tile(kernels::cpu::QconvIsa isa) {
 
 // A whole model through the fast kernels (the best this CPU has) and through the scalar reference:
 // every output identical.
-void check_fast_runtime_is_exact(const std::string& cfg) {
+void check_fast_runtime_is_exact(const std::string& cfg, kernels::cpu::QconvIsa isa) {
   models::YoloModel m = test::randomised_model(cfg, 8);
   graph::fuse(m.graph);
   m.graph.eval();
@@ -661,7 +664,7 @@ void check_fast_runtime_is_exact(const std::string& cfg) {
   const Tensor images = eight_bit_images(2, 64, 42);
   std::vector<Tensor> ref_levels, fast_levels;
   const graph::DetectOutput ref = IntegerModel(m.graph, plan, IntegerKernels::reference).run(images, &ref_levels);
-  const graph::DetectOutput fast = IntegerModel(m.graph, plan, IntegerKernels::fast).run(images, &fast_levels);
+  const graph::DetectOutput fast = IntegerModel(m.graph, plan, IntegerKernels::fast, isa).run(images, &fast_levels);
   for (size_t l = 0; l < ref.raw.size(); ++l) CHECK(ref.raw[l].to_vector() == fast.raw[l].to_vector());
   CHECK(ref.decoded.to_vector() == fast.decoded.to_vector());
   int64_t compared = 0;
@@ -686,8 +689,20 @@ TEST_CASE("int8 conv kernels: AVX-512 VNNI and its requantization give the defin
   check_requantize_tile(kernels::cpu::QconvIsa::avx512_vnni);
 }
 
+TEST_CASE("int8 conv kernels: AVX2 (widened to 16 bits, no saturation) gives the definition's accumulators on odd shapes") {
+  if (!kernels::cpu::qconv_isa_available(kernels::cpu::QconvIsa::avx2)) return test::skip("this CPU has no AVX2");
+  check_qconv(kernels::cpu::QconvIsa::avx2);
+  check_requantize_tile(kernels::cpu::QconvIsa::avx2);
+}
+
 TEST_CASE("the planned int8 executor is bit-identical to the scalar reference runtime: yolov7-tiny and yolov7") {
-  check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml");
-  check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7.yaml");
-  MESSAGE("int8 kernel: " << std::string(kernels::cpu::qconv_isa_name(kernels::cpu::best_qconv_isa())));
+  for (kernels::cpu::QconvIsa isa : {kernels::cpu::QconvIsa::generic, kernels::cpu::QconvIsa::avx2, kernels::cpu::QconvIsa::avx512_vnni}) {
+    if (!kernels::cpu::qconv_isa_available(isa)) {
+      MESSAGE("not run on this CPU: " << std::string(kernels::cpu::qconv_isa_name(isa)));
+      continue;
+    }
+    check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", isa);
+    if (isa == kernels::cpu::best_qconv_isa()) check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7.yaml", isa);
+    MESSAGE("bit-identical with the int8 kernel " << std::string(kernels::cpu::qconv_isa_name(isa)));
+  }
 }

@@ -37,8 +37,11 @@ enum class IntegerKernels { reference, fast };
 class IntegerModel {
  public:
   // g fused; plan calibrated for it.
-  IntegerModel(const graph::Graph& g, QuantPlan plan, IntegerKernels kernels = IntegerKernels::fast)
-      : graph_(g.clone()), plan_(std::move(plan)), kernels_(kernels) {
+  // isa: the int8 kernel of IntegerKernels::fast (default: the best this CPU has).
+  IntegerModel(const graph::Graph& g, QuantPlan plan, IntegerKernels kernels = IntegerKernels::fast,
+               kernels::cpu::QconvIsa isa = kernels::cpu::best_qconv_isa())
+      : graph_(g.clone()), plan_(std::move(plan)), kernels_(kernels), isa_(isa) {
+    PDYOLO_CHECK(kernels::cpu::qconv_isa_available(isa), "quant: this CPU cannot run the ", kernels::cpu::qconv_isa_name(isa), " kernel");
     convs_.resize(graph_.nodes.size());
     for (int i = 0; i < static_cast<int>(graph_.nodes.size()); ++i)
       if (graph_.nodes[static_cast<size_t>(i)].op == graph::Op::conv) convs_[static_cast<size_t>(i)] = make_conv(i);
@@ -123,7 +126,7 @@ class IntegerModel {
   Int8Executor& make_executor() const {  // (executor_mutex_ held)
     PDYOLO_CHECK(kernels_ == IntegerKernels::fast, "quant: the scalar reference runtime has no planned executor");
     if (!executor_)
-      executor_ = std::make_unique<Int8Executor>(graph_, plan_, convs_, [this](int node, const Tensor& x) { return run_float_conv(node, x); });
+      executor_ = std::make_unique<Int8Executor>(graph_, plan_, convs_, [this](int node, const Tensor& x) { return run_float_conv(node, x); }, isa_);
     return *executor_;
   }
 
@@ -280,6 +283,7 @@ class IntegerModel {
   graph::Graph graph_;
   QuantPlan plan_;
   IntegerKernels kernels_;
+  kernels::cpu::QconvIsa isa_;
   std::vector<IntegerConv> convs_;  // per node (empty for other ops)
   mutable std::unique_ptr<Int8Executor> executor_;  // IntegerKernels::fast: planned at the first run
   mutable std::mutex executor_mutex_;

@@ -8,7 +8,7 @@
 //            [taps][quads][32][4] — taps = k·k, quads = input channels of the group in fours —
 //            plus each output channel's Σ w, what a zero point costs: Σ (x − z)·w = Σ x·w − z·Σ w.
 //   tiles    12 consecutive output pixels of one output row × one 32-channel block; the
-//            micro-kernel (AVX-512 VNNI where the CPU has it, else portable C++) gives their int32
+//            micro-kernel (AVX-512 VNNI, else AVX2, else portable C++) gives their int32
 //            Σ x·w, and the epilogue turns the tile into outputs: requantize_tile (per-channel
 //            requantization and the activation's table, written as u8 into any NHWC layout —
 //            a concat's channel slice included) or a caller's own (the detect head dequantizes).
@@ -37,16 +37,27 @@ inline bool cpu_has_avx512_vnni() {
                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi");
   return has;
 }
+inline bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
 #else
 inline bool cpu_has_avx512_vnni() { return false; }
+inline bool cpu_has_avx2() { return false; }
 #endif
 
-enum class QconvIsa { generic, avx512_vnni };
+enum class QconvIsa { generic, avx2, avx512_vnni };
 
-inline bool qconv_isa_available(QconvIsa isa) { return isa == QconvIsa::generic || cpu_has_avx512_vnni(); }
+inline bool qconv_isa_available(QconvIsa isa) {
+  return isa == QconvIsa::generic || (isa == QconvIsa::avx2 && cpu_has_avx2()) || (isa == QconvIsa::avx512_vnni && cpu_has_avx512_vnni());
+}
 // The fastest kernel this CPU has.
-inline QconvIsa best_qconv_isa() { return cpu_has_avx512_vnni() ? QconvIsa::avx512_vnni : QconvIsa::generic; }
-inline const char* qconv_isa_name(QconvIsa isa) { return isa == QconvIsa::avx512_vnni ? "avx512-vnni 12x32" : "generic 12x32"; }
+inline QconvIsa best_qconv_isa() {
+  return cpu_has_avx512_vnni() ? QconvIsa::avx512_vnni : cpu_has_avx2() ? QconvIsa::avx2 : QconvIsa::generic;
+}
+inline const char* qconv_isa_name(QconvIsa isa) {
+  return isa == QconvIsa::avx512_vnni ? "avx512-vnni 12x32" : isa == QconvIsa::avx2 ? "avx2 12x32" : "generic 12x32";
+}
 
 struct QConvGeometry {
   int64_t in_channels = 0, height = 0, width = 0;  // of the input
@@ -172,10 +183,11 @@ inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvW
                     QconvIsa isa = best_qconv_isa()) {
   PDYOLO_CHECK(w.out_channels == g.out_channels && w.groups == g.groups && w.in_per_group == g.in_per_group() && w.kernel == g.kernel,
                "qconv: the packed weights are for another conv");
-  PDYOLO_CHECK(qconv_isa_available(isa), "qconv: this CPU has no AVX-512 VNNI");
+  PDYOLO_CHECK(qconv_isa_available(isa), "qconv: this CPU cannot run the ", qconv_isa_name(isa), " kernel");
   auto kernel = qconv_ukernel_generic_12x32;
 #ifdef PDYOLO_X86_KERNELS
   if (isa == QconvIsa::avx512_vnni) kernel = x86::qconv_ukernel_vnni_12x32;
+  if (isa == QconvIsa::avx2) kernel = x86::qconv_ukernel_avx2_12x32;
 #endif
   std::vector<int64_t> taps;
   for (int64_t ky = 0; ky < g.kernel; ++ky)

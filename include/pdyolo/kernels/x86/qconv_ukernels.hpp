@@ -5,6 +5,7 @@
 //                              input channels, each pixel's 4 levels are broadcast and multiplied
 //                              with 32 channels' 4 weights by vpdpbusd (u8 × s8 summed in int32,
 //                              no saturation). 24 zmm accumulators; no im2col, no input packing.
+//   qconv_ukernel_avx2_12x32   the same tile for CPUs without VNNI, exact (widened to s16, vpmaddwd)
 //   requantize_tile_avx512     the tile's outputs: acc + offset, requantized per channel exactly as
 //                              quant/scheme.hpp states it (64-bit products, ties toward +∞, clamp),
 //                              then the activation's 256-entry table (vpermi2b), stored as u8.
@@ -56,6 +57,40 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void qconv_ukernel
     _mm512_storeu_si512(acc + p * kQconvChannels, c[p][0]);
     _mm512_storeu_si512(acc + p * kQconvChannels + 16, c[p][1]);
   }
+}
+
+// The AVX2 kernel, for CPUs without VNNI: the same tile, exact. vpmaddubsw would saturate (255·127·2
+// > 2^15), so the levels and weights are widened to s16 and multiplied by vpmaddwd, whose pair sums
+// (at most 2·255·127) fit in int32. Per quad, each pixel's 4 levels are broadcast as s16 against 4
+// channels × 4 weights (vpmovsxbw of the packed s8 block): each int32 lane holds half a channel's sum,
+// and vphaddd joins the halves at the end. 2 pixels × 16 channels at a time (8 accumulators).
+__attribute__((target("avx2"))) inline void qconv_ukernel_avx2_12x32(const uint8_t* const* pixels, const int64_t* taps, int64_t tap_count,
+                                                                     int64_t quads, const int8_t* w, int32_t* acc) {
+  for (int half = 0; half < 2; ++half)
+    for (int p0 = 0; p0 < kQconvPixels; p0 += 2) {
+      __m256i a[2][4];
+      for (auto& row : a)
+        for (__m256i& v : row) v = _mm256_setzero_si256();
+      const int8_t* wq = w + half * 16 * 4;
+      for (int64_t t = 0; t < tap_count; ++t) {
+        const uint8_t* s[2] = {pixels[p0] + taps[t], pixels[p0 + 1] + taps[t]};
+        for (int64_t q = 0; q < quads; ++q, wq += kQconvChannels * 4) {
+          __m256i wk[4];
+          for (int k = 0; k < 4; ++k) wk[k] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wq + 16 * k)));
+          for (int p = 0; p < 2; ++p) {
+            int32_t four;
+            std::memcpy(&four, s[p] + 4 * q, 4);
+            const __m256i x = _mm256_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128(four)));
+            for (int k = 0; k < 4; ++k) a[p][k] = _mm256_add_epi32(a[p][k], _mm256_madd_epi16(x, wk[k]));
+          }
+        }
+      }
+      for (int p = 0; p < 2; ++p)
+        for (int k = 0; k < 4; k += 2) {  // channels 4k … 4k + 7 of the half, in order
+          const __m256i sums = _mm256_permute4x64_epi64(_mm256_hadd_epi32(a[p][k], a[p][k + 1]), 0xD8);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + (p0 + p) * kQconvChannels + half * 16 + 4 * k), sums);
+        }
+    }
 }
 
 // Per-channel requantization constants of 16 channels, in the lanes the 64-bit arithmetic needs.
