@@ -1,6 +1,7 @@
 // Models for tests: a config built with random weights and, on top, random batch-norm statistics
 // and implicit tensors.
 #pragma once
+#include <cmath>
 #include <string>
 
 #include "pdyolo/models/weights.hpp"
@@ -25,6 +26,14 @@ inline models::YoloModel randomised_model(const std::string& cfg, uint64_t seed,
                                              n.op == graph::Op::implicit_add ? 0.5f : 1.5f, gen);
   }
   return m;
+}
+
+// 8-bit images [n, 3, size, size]: every pixel k/255.
+inline Tensor eight_bit_images(int64_t n, int64_t size, uint64_t seed) {
+  Generator gen(seed);
+  Tensor x = Tensor::uniform({n, 3, size, size}, 0.0f, 1.0f, gen);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = std::nearbyint(x.data<float>()[i] * 255.0f) / 255.0f;
+  return x;
 }
 
 }  // namespace pdyolo::test

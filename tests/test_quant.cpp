@@ -9,7 +9,6 @@
 #include <random>
 
 #include "pdyolo/graph/fuse.hpp"
-#include "pdyolo/kernels/cpu/qconv.hpp"
 #include "pdyolo/quant/agreement.hpp"
 #include "pdyolo/quant/fake_quant.hpp"
 #include "pdyolo/quant/model_file.hpp"
@@ -202,14 +201,6 @@ TEST_CASE("histogram observers: percentile and kl clip outliers, mse errs least,
 
 namespace {
 
-// 8-bit images: every pixel k/255.
-Tensor eight_bit_images(int64_t n, int64_t size, uint64_t seed) {
-  Generator gen(seed);
-  Tensor x = Tensor::uniform({n, 3, size, size}, 0.0f, 1.0f, gen);
-  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = std::nearbyint(x.data<float>()[i] * 255.0f) / 255.0f;
-  return x;
-}
-
 // Calibrates a fused random model, then runs the integer model and the fake-quant simulation on
 // other images. Node by node — the simulation fed the integer runtime's values, so that each node is
 // compared on the same inputs — every quantized output must agree within one step on ≥ 99.9 % of its
@@ -228,7 +219,7 @@ struct CalibratedModel {
     model.graph.eval();
     plan = plan_quantization(model.graph);
     int calls = 0;
-    calibrate(model.graph, plan, observer, [&] { return calls++ < 1 ? eight_bit_images(2, 64, seed + 100) : Tensor(); });
+    calibrate(model.graph, plan, observer, [&] { return calls++ < 1 ? test::eight_bit_images(2, 64, seed + 100) : Tensor(); });
   }
 };
 
@@ -255,7 +246,7 @@ void check_integer_against_simulation(models::YoloModel m, const std::string& wh
 void check_integer_against_simulation(const std::string& cfg, int64_t size,
                                       const std::function<void(const graph::Graph&, QuantPlan&)>& mixed = nullptr) {
   check_integer_against_simulation(test::randomised_model(cfg, 21), cfg.substr(cfg.rfind('/') + 1) + " at " + std::to_string(size),
-                                   {eight_bit_images(2, size, 101), eight_bit_images(2, size, 102)}, eight_bit_images(1, size, 7), mixed);
+                                   {test::eight_bit_images(2, size, 101), test::eight_bit_images(2, size, 102)}, test::eight_bit_images(1, size, 7), mixed);
 }
 
 }  // namespace
@@ -372,7 +363,7 @@ TEST_CASE("sensitivity: simulating one layer quantizes that conv and its activat
   graph::RunOptions run;
   run.taps = &record;
   NoGradGuard no_grad;
-  graph::forward(sim.graph, eight_bit_images(1, 64, 12), run);
+  graph::forward(sim.graph, test::eight_bit_images(1, 64, 12), run);
   const QParams p = plan.of(act);
   for (float v : seen[static_cast<size_t>(act)].to_vector()) {
     const double level = v / p.scale + p.zero_point;
@@ -413,7 +404,7 @@ TEST_CASE("the int8 model file: a quarter of the float size, and the integer run
   CHECK(ratio < 0.27);
   const QuantizedModel loaded = load_quantized(path);
   const IntegerModel reloaded(loaded.model.graph, loaded.plan);
-  const Tensor images = eight_bit_images(1, 64, 9);
+  const Tensor images = test::eight_bit_images(1, 64, 9);
   const graph::DetectOutput a = integer.run(images), b = reloaded.run(images);
   for (size_t l = 0; l < a.raw.size(); ++l) CHECK(test::max_rel_diff(a.raw[l], b.raw[l]) == 0);
   CHECK(test::max_rel_diff(a.decoded, b.decoded) == 0);
@@ -450,7 +441,7 @@ TEST_CASE("QAT: its taps compute the fake-quant simulation of the model they tra
   QatQuantizers q(s.model.graph, s.plan, {});
   const graph::Taps taps = q.training_taps([] { return int64_t{0}; });
   const graph::WeightTaps weight_taps = q.weight_taps();
-  const Tensor images = eight_bit_images(2, 64, 32);
+  const Tensor images = test::eight_bit_images(2, 64, 32);
   graph::RunOptions run;
   run.taps = &taps;
   run.weight_taps = &weight_taps;
@@ -536,173 +527,4 @@ TEST_CASE("QAT: ranges move for the stated number of steps, then freeze; a resum
   for (const auto& [name, t] : a->graph().state_dict()) differing += t.to_vector() != c->graph().state_dict().at(name).to_vector();
   CHECK(differing == 0);
   for (const std::string& d : {root, straight, split}) std::filesystem::remove_all(d);
-}
-
-namespace {
-
-// Each odd conv shape through the int8 kernel of `isa` against the definition, accumulator by
-// accumulator: Σ (x − z)·w over the window, zero padding contributing nothing. The input is NHWC with
-// a border of zero points and a pixel stride wider than its channels (a concat's slice).
-void check_qconv(kernels::cpu::QconvIsa isa) {
-  using kernels::cpu::QConvGeometry;
-  const std::vector<QConvGeometry> shapes{
-      {3, 17, 13, 16, 3, 2, 1, 1},    // the first conv: 3 channels, stride 2, odd sizes
-      {13, 9, 11, 21, 1, 1, 0, 1},    // 1×1, channels off the 32-channel and 4-channel grids
-      {24, 7, 30, 40, 3, 1, 1, 1},    // 3×3, rows of 30: two full 12-pixel segments and a partial one
-      {12, 8, 6, 12, 3, 1, 1, 4},     // grouped
-      {8, 5, 9, 8, 3, 2, 1, 8},       // depthwise, stride 2
-      {5, 6, 6, 7, 5, 1, 2, 1},       // 5×5
-      {64, 4, 4, 70, 1, 1, 0, 1},     // three channel blocks, the last partial
-      {512, 3, 3, 64, 3, 1, 1, 1}};   // the worst case: every level 255, every weight ±127, 4608 products
-  Generator gen(17);
-  int64_t checked = 0;
-  for (const QConvGeometry& g : shapes) {
-    const bool worst = &g == &shapes.back();
-    const int64_t k2 = g.kernel * g.kernel, in_per_group = g.in_per_group(), out_per_group = g.out_per_group();
-    std::vector<int8_t> w(static_cast<size_t>(g.out_channels * in_per_group * k2));
-    for (size_t k = 0; k < w.size(); ++k)  // the full ±127; in the worst case +127 for even channels, −127 for odd ones
-      w[k] = worst ? static_cast<int8_t>(k / static_cast<size_t>(in_per_group * k2) % 2 ? -127 : 127) : static_cast<int8_t>(static_cast<int64_t>(gen.randint(255)) - 127);
-    const uint8_t zero = worst ? 0 : static_cast<uint8_t>(gen.randint(256));
-    const int64_t stride = g.in_channels + 5, p = g.padding, row = (g.width + 2 * p) * stride;
-    std::vector<uint8_t> buffer(static_cast<size_t>((g.height + 2 * p) * row + 64), zero);
-    const kernels::cpu::U8Image x{buffer.data() + p * row + p * stride, stride, row};
-    std::vector<uint8_t> dense(static_cast<size_t>(g.in_channels * g.height * g.width));  // [C, H, W]
-    for (int64_t c = 0; c < g.in_channels; ++c)
-      for (int64_t y = 0; y < g.height; ++y)
-        for (int64_t xx = 0; xx < g.width; ++xx)
-          x.at(y, xx)[c] = dense[static_cast<size_t>((c * g.height + y) * g.width + xx)] = worst ? 255 : static_cast<uint8_t>(gen.randint(256));
-    const kernels::cpu::PackedQConvWeights packed = kernels::cpu::pack_qconv_weights(w.data(), g.out_channels, in_per_group, g.kernel, g.groups);
-    const int64_t oh = g.out_height(), ow = g.out_width();
-    std::vector<int64_t> got(static_cast<size_t>(g.out_channels * oh * ow), INT64_MIN);
-    kernels::cpu::qconv2d(x, g, packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
-      for (int64_t j = 0; j < channels; ++j)
-        for (int64_t q = 0; q < pixels; ++q)
-          got[static_cast<size_t>(((c0 + j) * oh + oy) * ow + ox0 + q)] =
-              acc[q * kernels::kQconvChannels + j] - static_cast<int64_t>(zero) * packed.weight_sums[static_cast<size_t>(c0 + j)];
-    }, isa);
-    int64_t wrong = 0;
-    for (int64_t o = 0; o < g.out_channels; ++o)
-      for (int64_t oy = 0; oy < oh; ++oy)
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          int64_t expected = 0;
-          for (int64_t ci = 0; ci < in_per_group; ++ci)
-            for (int64_t ky = 0; ky < g.kernel; ++ky)
-              for (int64_t kx = 0; kx < g.kernel; ++kx) {
-                const int64_t iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx;
-                if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) continue;
-                const int64_t c = (o / out_per_group) * in_per_group + ci;
-                expected += (static_cast<int64_t>(dense[static_cast<size_t>((c * g.height + iy) * g.width + ix)]) - zero) *
-                            w[static_cast<size_t>(((o * in_per_group + ci) * g.kernel + ky) * g.kernel + kx)];
-              }
-          wrong += got[static_cast<size_t>((o * oh + oy) * ow + ox)] != expected;
-          ++checked;
-        }
-    CHECK_MESSAGE(wrong == 0, "shape in ", g.in_channels, "x", g.height, "x", g.width, " out ", g.out_channels, " k", g.kernel, " s", g.stride,
-                  " g", g.groups);
-  }
-  MESSAGE(std::string(kernels::cpu::qconv_isa_name(isa)) << ": " << checked << " accumulators equal to the definition");
-}
-
-// The fused requantization of `isa` against scheme.hpp's requantize_to_u8 and the table, on random
-// accumulators, offsets and multipliers (tiny, huge, ties), zero points at both ends, partial tiles.
-void check_requantize_tile(kernels::cpu::QconvIsa isa) {
-  Generator gen(5);
-  int64_t checked = 0, wrong = 0;
-  for (int trial = 0; trial < 60; ++trial) {
-    const int64_t out = 1 + static_cast<int64_t>(gen.randint(70)), in_per_group = 1 + static_cast<int64_t>(gen.randint(300));
-    std::vector<int8_t> w(static_cast<size_t>(out * in_per_group));
-    for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int64_t>(gen.randint(255)) - 127);
-    const kernels::cpu::PackedQConvWeights packed = kernels::cpu::pack_qconv_weights(w.data(), out, in_per_group, 1, 1);
-    const int32_t input_zero = static_cast<int32_t>(gen.randint(256)), output_zero = trial % 3 == 0 ? 0 : trial % 3 == 1 ? 255 : static_cast<int32_t>(gen.randint(256));
-    std::vector<int32_t> bias;
-    std::vector<Multiplier> multipliers;
-    std::vector<std::pair<int32_t, int32_t>> pairs;
-    for (int64_t c = 0; c < out; ++c) {
-      bias.push_back(static_cast<int32_t>(gen.randint(2000001)) - 1000000);
-      const double m = std::ldexp(0.5 + gen.uniform() / 2, -static_cast<int>(gen.randint(40)) + (trial % 5 == 0 ? 8 : 0));
-      multipliers.push_back(make_multiplier(m));
-      pairs.emplace_back(multipliers.back().value, multipliers.back().shift);
-    }
-    ActivationTable table{};
-    for (int l = 0; l < 256; ++l) table[static_cast<size_t>(l)] = static_cast<uint8_t>((l * 37 + trial) % 256);
-    const bool use_table = trial % 2 == 0;
-    const kernels::cpu::QConvRequant r =
-        kernels::cpu::make_qconv_requant(packed, input_zero, bias, pairs, output_zero, use_table ? table.data() : nullptr);
-    for (int64_t c0 = 0; c0 < out; c0 += kernels::kQconvChannels) {
-      const int64_t channels = std::min(kernels::kQconvChannels, out - c0), pixels = 1 + static_cast<int64_t>(gen.randint(kernels::kQconvPixels));
-      std::vector<int32_t> acc(static_cast<size_t>(kernels::kQconvPixels * kernels::kQconvChannels));
-      for (int32_t& a : acc) a = static_cast<int32_t>(gen.randint(20000001)) - 10000000;
-      const int64_t stride = channels + 3;
-      std::vector<uint8_t> dst(static_cast<size_t>(pixels * stride), 77);
-      kernels::cpu::requantize_tile(r, acc.data(), pixels, c0, channels, dst.data(), stride, isa);
-      for (int64_t p = 0; p < pixels; ++p) {
-        for (int64_t j = 0; j < channels; ++j) {
-          const size_t c = static_cast<size_t>(c0 + j);
-          const int32_t total = acc[static_cast<size_t>(p * kernels::kQconvChannels + j)] + bias[c] - input_zero * packed.weight_sums[c];
-          const uint8_t level = requantize_to_u8(total, multipliers[c], output_zero);
-          wrong += dst[static_cast<size_t>(p * stride + j)] != (use_table ? table[level] : level);
-          ++checked;
-        }
-        for (int64_t j = channels; j < stride; ++j) wrong += dst[static_cast<size_t>(p * stride + j)] != 77;  // nothing written past the tile
-      }
-    }
-  }
-  CHECK(wrong == 0);
-  MESSAGE(std::string(kernels::cpu::qconv_isa_name(isa)) << ": " << checked << " requantized levels equal to scheme.hpp's");
-}
-
-// A whole model through the fast kernels (the best this CPU has) and through the scalar reference:
-// every output identical.
-void check_fast_runtime_is_exact(const std::string& cfg, kernels::cpu::QconvIsa isa) {
-  models::YoloModel m = test::randomised_model(cfg, 8);
-  graph::fuse(m.graph);
-  m.graph.eval();
-  QuantPlan plan = plan_quantization(m.graph);
-  int calls = 0;
-  calibrate(m.graph, plan, ObserverKind::percentile, [&] { return calls++ < 1 ? eight_bit_images(2, 64, 41) : Tensor(); });
-  keep_in_float(m.graph, plan, {m.graph.nodes[5].name});
-  const Tensor images = eight_bit_images(2, 64, 42);
-  std::vector<Tensor> ref_levels, fast_levels;
-  const graph::DetectOutput ref = IntegerModel(m.graph, plan, IntegerKernels::reference).run(images, &ref_levels);
-  const graph::DetectOutput fast = IntegerModel(m.graph, plan, IntegerKernels::fast, isa).run(images, &fast_levels);
-  for (size_t l = 0; l < ref.raw.size(); ++l) CHECK(ref.raw[l].to_vector() == fast.raw[l].to_vector());
-  CHECK(ref.decoded.to_vector() == fast.decoded.to_vector());
-  int64_t compared = 0;
-  for (size_t i = 0; i < ref_levels.size(); ++i)
-    if (ref_levels[i].defined()) {
-      CHECK(ref_levels[i].to_vector() == fast_levels[i].to_vector());
-      ++compared;
-    }
-  CHECK(compared > 30);
-}
-
-}  // namespace
-
-TEST_CASE("int8 conv kernels: the portable kernel and requantization give the definition's values on odd shapes") {
-  check_qconv(kernels::cpu::QconvIsa::generic);
-  check_requantize_tile(kernels::cpu::QconvIsa::generic);
-}
-
-TEST_CASE("int8 conv kernels: AVX-512 VNNI and its requantization give the definition's values on odd shapes" * doctest::test_suite("requires_avx512")) {
-  if (!kernels::cpu::qconv_isa_available(kernels::cpu::QconvIsa::avx512_vnni)) return test::skip("this CPU has no AVX-512 VNNI and VBMI");
-  check_qconv(kernels::cpu::QconvIsa::avx512_vnni);
-  check_requantize_tile(kernels::cpu::QconvIsa::avx512_vnni);
-}
-
-TEST_CASE("int8 conv kernels: AVX2 (widened to 16 bits, no saturation) gives the definition's accumulators on odd shapes") {
-  if (!kernels::cpu::qconv_isa_available(kernels::cpu::QconvIsa::avx2)) return test::skip("this CPU has no AVX2");
-  check_qconv(kernels::cpu::QconvIsa::avx2);
-  check_requantize_tile(kernels::cpu::QconvIsa::avx2);
-}
-
-TEST_CASE("the planned int8 executor is bit-identical to the scalar reference runtime: yolov7-tiny and yolov7") {
-  for (kernels::cpu::QconvIsa isa : {kernels::cpu::QconvIsa::generic, kernels::cpu::QconvIsa::avx2, kernels::cpu::QconvIsa::avx512_vnni}) {
-    if (!kernels::cpu::qconv_isa_available(isa)) {
-      MESSAGE("not run on this CPU: " << std::string(kernels::cpu::qconv_isa_name(isa)));
-      continue;
-    }
-    check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", isa);
-    if (isa == kernels::cpu::best_qconv_isa()) check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7.yaml", isa);
-    MESSAGE("bit-identical with the int8 kernel " << std::string(kernels::cpu::qconv_isa_name(isa)));
-  }
 }

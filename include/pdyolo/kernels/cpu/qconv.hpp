@@ -8,7 +8,7 @@
 //            [taps][quads][32][4] — taps = k·k, quads = input channels of the group in fours —
 //            plus each output channel's Σ w, what a zero point costs: Σ (x − z)·w = Σ x·w − z·Σ w.
 //   tiles    12 consecutive output pixels of one output row × one 32-channel block; the
-//            micro-kernel (AVX-512 VNNI, else AVX2, else portable C++) gives their int32
+//            micro-kernel (AVX-512 VNNI or AVX2; NEON sdot or plain NEON; else portable C++) gives their int32
 //            Σ x·w, and the epilogue turns the tile into outputs: requantize_tile (per-channel
 //            requantization and the activation's table, written as u8 into any NHWC layout —
 //            a concat's channel slice included) or a caller's own (the detect head dequantizes).
@@ -26,6 +26,7 @@
 
 #include "pdyolo/core/error.hpp"
 #include "pdyolo/core/parallel.hpp"
+#include "pdyolo/kernels/neon/qconv_ukernels.hpp"
 #include "pdyolo/kernels/x86/qconv_ukernels.hpp"
 
 namespace pdyolo::kernels::cpu {
@@ -46,17 +47,42 @@ inline bool cpu_has_avx512_vnni() { return false; }
 inline bool cpu_has_avx2() { return false; }
 #endif
 
-enum class QconvIsa { generic, avx2, avx512_vnni };
+#ifdef PDYOLO_NEON_KERNELS
+inline bool cpu_has_neon_dotprod() { return neon::cpu_has_dotprod(); }
+inline constexpr bool kHasNeon = true;
+#else
+inline bool cpu_has_neon_dotprod() { return false; }
+inline constexpr bool kHasNeon = false;
+#endif
+
+enum class QconvIsa { generic, avx2, avx512_vnni, neon, neon_dotprod };
+inline constexpr QconvIsa kQconvIsas[] = {QconvIsa::generic, QconvIsa::avx2, QconvIsa::avx512_vnni, QconvIsa::neon, QconvIsa::neon_dotprod};
 
 inline bool qconv_isa_available(QconvIsa isa) {
-  return isa == QconvIsa::generic || (isa == QconvIsa::avx2 && cpu_has_avx2()) || (isa == QconvIsa::avx512_vnni && cpu_has_avx512_vnni());
+  switch (isa) {
+    case QconvIsa::generic: return true;
+    case QconvIsa::avx2: return cpu_has_avx2();
+    case QconvIsa::avx512_vnni: return cpu_has_avx512_vnni();
+    case QconvIsa::neon: return kHasNeon;
+    case QconvIsa::neon_dotprod: return cpu_has_neon_dotprod();
+  }
+  return false;
 }
 // The fastest kernel this CPU has.
 inline QconvIsa best_qconv_isa() {
-  return cpu_has_avx512_vnni() ? QconvIsa::avx512_vnni : cpu_has_avx2() ? QconvIsa::avx2 : QconvIsa::generic;
+  for (QconvIsa isa : {QconvIsa::avx512_vnni, QconvIsa::neon_dotprod, QconvIsa::avx2, QconvIsa::neon})
+    if (qconv_isa_available(isa)) return isa;
+  return QconvIsa::generic;
 }
 inline const char* qconv_isa_name(QconvIsa isa) {
-  return isa == QconvIsa::avx512_vnni ? "avx512-vnni 12x32" : isa == QconvIsa::avx2 ? "avx2 12x32" : "generic 12x32";
+  switch (isa) {
+    case QconvIsa::avx512_vnni: return "avx512-vnni 12x32";
+    case QconvIsa::avx2: return "avx2 12x32";
+    case QconvIsa::neon_dotprod: return "neon-sdot 12x32";
+    case QconvIsa::neon: return "neon 12x32";
+    case QconvIsa::generic: break;
+  }
+  return "generic 12x32";
 }
 
 struct QConvGeometry {
@@ -189,6 +215,12 @@ inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvW
   if (isa == QconvIsa::avx512_vnni) kernel = x86::qconv_ukernel_vnni_12x32;
   if (isa == QconvIsa::avx2) kernel = x86::qconv_ukernel_avx2_12x32;
 #endif
+#ifdef PDYOLO_NEON_KERNELS
+  if (isa == QconvIsa::neon_dotprod) kernel = neon::qconv_ukernel_sdot_12x32;
+  if (isa == QconvIsa::neon) kernel = neon::qconv_ukernel_armv8_12x32;
+#endif
+  // sdot's Σ (x − 128)·w, plus 128·Σ w: Σ x·w (the kernels' contract).
+  const int32_t level_bias = isa == QconvIsa::neon_dotprod ? 128 : 0;
   std::vector<int64_t> taps;
   for (int64_t ky = 0; ky < g.kernel; ++ky)
     for (int64_t kx = 0; kx < g.kernel; ++kx) taps.push_back(ky * x.row_stride + kx * x.pixel_stride);
@@ -204,8 +236,11 @@ inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvW
     alignas(64) int32_t acc[kQconvPixels * kQconvChannels];
     for (int64_t b = 0; b < w.blocks_per_group; ++b) {
       kernel(pixels, taps.data(), static_cast<int64_t>(taps.size()), w.quads, w.block(group, b), acc);
-      const int64_t first = b * kQconvChannels;
-      epilogue(oy, ox0, count, group * g.out_per_group() + first, std::min(kQconvChannels, g.out_per_group() - first), acc);
+      const int64_t first = b * kQconvChannels, c0 = group * g.out_per_group() + first, channels = std::min(kQconvChannels, g.out_per_group() - first);
+      if (level_bias)
+        for (int64_t p = 0; p < kQconvPixels; ++p)
+          for (int64_t j = 0; j < channels; ++j) acc[p * kQconvChannels + j] += level_bias * w.weight_sums[static_cast<size_t>(c0 + j)];
+      epilogue(oy, ox0, count, c0, channels, acc);
     }
   });
 }
