@@ -48,7 +48,7 @@ inline const CommandSpec& bench_spec() {
                                  {"--warmup", "N", "5", "untimed runs first"},
                                  {"--executor", "planned|graph", "planned", "the planned executor or the autograd forward"},
                                  {"--profile", "", "", "time per layer and op"},
-                                 {"--int8-kernel", "K", "best", "int8 models: the conv kernel (best, avx512-vnni, avx2 or generic)"},
+                                 {"--int8-kernel", "K", "best", "int8 models: the conv kernel (best, amx, avx512-vnni, avx2, neon-sdot, neon or generic)"},
                                  {"--json", "", "", "one JSON line of the figures"}}};
   return spec;
 }

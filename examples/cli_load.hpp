@@ -54,14 +54,17 @@ inline std::string int8_runtime_name(kernels::cpu::QconvIsa isa = kernels::cpu::
   return std::string("integer runtime, int8 kernel ") + kernels::cpu::qconv_isa_name(isa);
 }
 
-// --int8-kernel best|avx512-vnni|avx2|generic.
+// --int8-kernel best|amx|avx512-vnni|avx2|neon-sdot|neon|generic.
 inline kernels::cpu::QconvIsa int8_kernel_from_args(const Args& args) {
   const std::string k = args.str("--int8-kernel");
   const kernels::cpu::QconvIsa isa = k == "best"          ? kernels::cpu::best_qconv_isa()
+                                     : k == "amx"         ? kernels::cpu::QconvIsa::amx
                                      : k == "avx512-vnni" ? kernels::cpu::QconvIsa::avx512_vnni
+                                     : k == "neon-sdot"   ? kernels::cpu::QconvIsa::neon_dotprod
+                                     : k == "neon"        ? kernels::cpu::QconvIsa::neon
                                      : k == "avx2"        ? kernels::cpu::QconvIsa::avx2
                                      : k == "generic"     ? kernels::cpu::QconvIsa::generic
-                                                          : throw Error("--int8-kernel must be best, avx512-vnni, avx2 or generic, got '" + k + "'");
+                                                          : throw Error("--int8-kernel must be best, amx, avx512-vnni, avx2, neon-sdot, neon or generic, got '" + k + "'");
   PDYOLO_CHECK(kernels::cpu::qconv_isa_available(isa), "--int8-kernel ", k, ": this CPU cannot run it");
   return isa;
 }

@@ -34,6 +34,9 @@ void check_qconv(kernels::cpu::QconvIsa isa) {
       {8, 5, 9, 8, 3, 2, 1, 8},       // depthwise, stride 2
       {5, 6, 6, 7, 5, 1, 2, 1},       // 5×5
       {64, 4, 4, 70, 1, 1, 0, 1},     // three channel blocks, the last partial
+      {64, 9, 37, 40, 3, 1, 1, 1},    // AMX: 64 channels, rows of 37 (a last segment moved left)
+      {128, 5, 20, 70, 1, 1, 0, 1},   // AMX: 1×1, 128 channels, a partial channel block
+      {64, 8, 34, 32, 3, 2, 1, 1},    // AMX: stride 2, rows of 17
       {512, 3, 3, 64, 3, 1, 1, 1}};   // the worst case: every level 255, every weight ±127, 4608 products
   Generator gen(17);
   int64_t checked = 0;
@@ -168,6 +171,12 @@ TEST_CASE("int8 conv kernels: AVX-512 VNNI and its requantization give the defin
   if (!kernels::cpu::qconv_isa_available(kernels::cpu::QconvIsa::avx512_vnni)) return test::skip("this CPU has no AVX-512 VNNI and VBMI");
   check_qconv(kernels::cpu::QconvIsa::avx512_vnni);
   check_requantize_tile(kernels::cpu::QconvIsa::avx512_vnni);
+}
+
+TEST_CASE("int8 conv kernels: AMX tiles give the definition's accumulators on odd shapes" * doctest::test_suite("requires_amx")) {
+  if (!kernels::cpu::qconv_isa_available(kernels::cpu::QconvIsa::amx)) return test::skip("this CPU has no AMX (or Linux refused this process the tile state)");
+  check_qconv(kernels::cpu::QconvIsa::amx);
+  check_requantize_tile(kernels::cpu::QconvIsa::amx);
 }
 
 TEST_CASE("int8 conv kernels: AVX2 (widened to 16 bits, no saturation) gives the definition's accumulators on odd shapes" * doctest::test_suite("requires_x86")) {

@@ -14,7 +14,7 @@ if(NOT rc EQUAL 0)
 endif()
 # The suites that need x86 (AVX-512, AVX2), ../shared or a GPU cannot run under qemu-aarch64:
 # excluded. requires_neon runs here.
-execute_process(COMMAND ${QEMU} ${OUT}/${TEST} --test-suite-exclude=requires_shared,requires_avx512,requires_x86,requires_gpu,requires_cross
+execute_process(COMMAND ${QEMU} ${OUT}/${TEST} --test-suite-exclude=requires_shared,requires_avx512,requires_amx,requires_x86,requires_gpu,requires_cross
                 RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "${TEST} failed under qemu-aarch64")

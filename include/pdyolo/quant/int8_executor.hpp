@@ -272,7 +272,7 @@ class Int8Executor {
       if (c.dequantize) {  // the head: acc · s_x · s_w into float [C, H, W]
         float* maps = float_values_[static_cast<size_t>(step.output)].data<float>() + i * c.out_channels * oh * ow;
         kernels::cpu::qconv2d(in, g, c.packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
-          float tile[kernels::kQconvPixels][kernels::kQconvChannels];  // pixel-major first, so that the loop over channels vectorizes
+          float tile[kernels::kQconvMaxPixels][kernels::kQconvChannels];  // pixel-major first, so that the loop over channels vectorizes
           dequantize_tile(c, acc, pixels, c0, tile);
           for (int64_t j = 0; j < channels; ++j) {
             float* dst = maps + ((c0 + j) * oh + oy) * ow + ox0;
@@ -290,7 +290,7 @@ class Int8Executor {
 
   // A head conv's tile: float(clamp(acc + offset, int32)) · s_x · s_w per channel (the reference's arithmetic).
   static void dequantize_tile(const IntegerConv& c, const int32_t* acc, int64_t pixels, int64_t c0,
-                              float (&tile)[kernels::kQconvPixels][kernels::kQconvChannels]) {
+                              float (&tile)[kernels::kQconvMaxPixels][kernels::kQconvChannels]) {
     const int64_t* offset = c.requant.offset.data() + c0;
     float scale[kernels::kQconvChannels] = {};
     std::copy(c.dequant_scale.begin() + c0, c.dequant_scale.begin() + std::min<int64_t>(c0 + kernels::kQconvChannels, c.out_channels), scale);

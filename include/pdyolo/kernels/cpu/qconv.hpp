@@ -27,6 +27,7 @@
 #include "pdyolo/core/error.hpp"
 #include "pdyolo/core/parallel.hpp"
 #include "pdyolo/kernels/neon/qconv_ukernels.hpp"
+#include "pdyolo/kernels/x86/qconv_amx.hpp"
 #include "pdyolo/kernels/x86/qconv_ukernels.hpp"
 
 namespace pdyolo::kernels::cpu {
@@ -55,14 +56,17 @@ inline bool cpu_has_neon_dotprod() { return false; }
 inline constexpr bool kHasNeon = false;
 #endif
 
-enum class QconvIsa { generic, avx2, avx512_vnni, neon, neon_dotprod };
-inline constexpr QconvIsa kQconvIsas[] = {QconvIsa::generic, QconvIsa::avx2, QconvIsa::avx512_vnni, QconvIsa::neon, QconvIsa::neon_dotprod};
+// amx: AMX tiles for the convs that fit them (see x86/qconv_amx.hpp), AVX-512 VNNI for the others.
+enum class QconvIsa { generic, avx2, avx512_vnni, amx, neon, neon_dotprod };
+inline constexpr QconvIsa kQconvIsas[] = {QconvIsa::generic, QconvIsa::avx2,         QconvIsa::avx512_vnni,
+                                          QconvIsa::amx,     QconvIsa::neon, QconvIsa::neon_dotprod};
 
 inline bool qconv_isa_available(QconvIsa isa) {
   switch (isa) {
     case QconvIsa::generic: return true;
     case QconvIsa::avx2: return cpu_has_avx2();
     case QconvIsa::avx512_vnni: return cpu_has_avx512_vnni();
+    case QconvIsa::amx: return cpu_has_avx512_vnni() && x86::amx_usable();
     case QconvIsa::neon: return kHasNeon;
     case QconvIsa::neon_dotprod: return cpu_has_neon_dotprod();
   }
@@ -70,13 +74,14 @@ inline bool qconv_isa_available(QconvIsa isa) {
 }
 // The fastest kernel this CPU has.
 inline QconvIsa best_qconv_isa() {
-  for (QconvIsa isa : {QconvIsa::avx512_vnni, QconvIsa::neon_dotprod, QconvIsa::avx2, QconvIsa::neon})
+  for (QconvIsa isa : {QconvIsa::amx, QconvIsa::avx512_vnni, QconvIsa::neon_dotprod, QconvIsa::avx2, QconvIsa::neon})
     if (qconv_isa_available(isa)) return isa;
   return QconvIsa::generic;
 }
 inline const char* qconv_isa_name(QconvIsa isa) {
   switch (isa) {
     case QconvIsa::avx512_vnni: return "avx512-vnni 12x32";
+    case QconvIsa::amx: return "amx 16x32 (+ avx512-vnni)";
     case QconvIsa::avx2: return "avx2 12x32";
     case QconvIsa::neon_dotprod: return "neon-sdot 12x32";
     case QconvIsa::neon: return "neon 12x32";
@@ -176,7 +181,7 @@ inline uint8_t requantize_level(const QConvRequant& r, int64_t c, int32_t acc) {
 inline void requantize_tile(const QConvRequant& r, const int32_t* acc, int64_t pixels, int64_t first_channel, int64_t channels, uint8_t* dst,
                             int64_t dst_stride, QconvIsa isa) {
 #ifdef PDYOLO_X86_KERNELS
-  if (isa == QconvIsa::avx512_vnni && r.fits_int32) {
+  if ((isa == QconvIsa::avx512_vnni || isa == QconvIsa::amx) && r.fits_int32) {
     const size_t c = static_cast<size_t>(first_channel);
     x86::requantize_tile_avx512(acc, pixels, channels, r.offset32.data() + c, r.value.data() + c, r.shift.data() + c, r.output_zero,
                                 r.use_table ? r.table.data() : nullptr,
@@ -202,17 +207,45 @@ inline void qconv_ukernel_generic_12x32(const uint8_t* const* pixels, const int6
 }
 
 // What becomes of one tile: acc[p·32 + j] = Σ x·w of output pixel (oy, ox0 + p) and output channel
-// first_channel + j, for p < pixels and j < channels.
+// first_channel + j, for p < pixels (≤ kQconvMaxPixels) and j < channels.
 using QConvEpilogue = std::function<void(int64_t oy, int64_t ox0, int64_t pixels, int64_t first_channel, int64_t channels, const int32_t* acc)>;
+
+#ifdef PDYOLO_AMX_KERNELS
+// The AMX path (groups 1, input channels a multiple of 64, rows of at least 16 pixels): segments of
+// 16 pixels; a row's last segment is moved left to end at the row's end, and hands its epilogue only
+// the pixels the previous segment did not.
+inline void qconv2d_amx(const U8Image& x, const QConvGeometry& g, const PackedQConvWeights& w, const std::vector<int64_t>& taps,
+                        const QConvEpilogue& epilogue) {
+  const int64_t oh = g.out_height(), ow = g.out_width(), segments = (ow + x86::kAmxPixels - 1) / x86::kAmxPixels;
+  parallel_tasks(oh * segments, [&](int64_t task) {
+    const int64_t oy = task / segments, start = task % segments * x86::kAmxPixels, ox0 = std::min(start, ow - x86::kAmxPixels);
+    const int64_t skip = start - ox0;
+    const uint8_t* origin = x.at(oy * g.stride - g.padding, ox0 * g.stride - g.padding);
+    alignas(64) int32_t acc[x86::kAmxPixels * kQconvChannels];
+    for (int64_t b = 0; b < w.blocks_per_group; ++b) {
+      x86::qconv_tile_amx_16x32(origin, g.stride * x.pixel_stride, taps.data(), static_cast<int64_t>(taps.size()), w.quads, w.block(0, b), acc);
+      const int64_t c0 = b * kQconvChannels;
+      epilogue(oy, ox0 + skip, x86::kAmxPixels - skip, c0, std::min(kQconvChannels, g.out_channels - c0), acc + skip * kQconvChannels);
+    }
+  });
+}
+#endif
 
 inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvWeights& w, const QConvEpilogue& epilogue,
                     QconvIsa isa = best_qconv_isa()) {
   PDYOLO_CHECK(w.out_channels == g.out_channels && w.groups == g.groups && w.in_per_group == g.in_per_group() && w.kernel == g.kernel,
                "qconv: the packed weights are for another conv");
   PDYOLO_CHECK(qconv_isa_available(isa), "qconv: this CPU cannot run the ", qconv_isa_name(isa), " kernel");
+  std::vector<int64_t> taps;
+  for (int64_t ky = 0; ky < g.kernel; ++ky)
+    for (int64_t kx = 0; kx < g.kernel; ++kx) taps.push_back(ky * x.row_stride + kx * x.pixel_stride);
+#ifdef PDYOLO_AMX_KERNELS
+  if (isa == QconvIsa::amx && g.groups == 1 && g.in_per_group() % 64 == 0 && g.out_width() >= x86::kAmxPixels)
+    return qconv2d_amx(x, g, w, taps, epilogue);
+#endif
   auto kernel = qconv_ukernel_generic_12x32;
 #ifdef PDYOLO_X86_KERNELS
-  if (isa == QconvIsa::avx512_vnni) kernel = x86::qconv_ukernel_vnni_12x32;
+  if (isa == QconvIsa::avx512_vnni || isa == QconvIsa::amx) kernel = x86::qconv_ukernel_vnni_12x32;
   if (isa == QconvIsa::avx2) kernel = x86::qconv_ukernel_avx2_12x32;
 #endif
 #ifdef PDYOLO_NEON_KERNELS
@@ -221,9 +254,6 @@ inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvW
 #endif
   // sdot's Σ (x − 128)·w, plus 128·Σ w: Σ x·w (the kernels' contract).
   const int32_t level_bias = isa == QconvIsa::neon_dotprod ? 128 : 0;
-  std::vector<int64_t> taps;
-  for (int64_t ky = 0; ky < g.kernel; ++ky)
-    for (int64_t kx = 0; kx < g.kernel; ++kx) taps.push_back(ky * x.row_stride + kx * x.pixel_stride);
   const int64_t oh = g.out_height(), ow = g.out_width(), segments = (ow + kQconvPixels - 1) / kQconvPixels;
   parallel_tasks(g.groups * oh * segments, [&](int64_t task) {
     const int64_t group = task / (oh * segments), oy = task / segments % oh, ox0 = task % segments * kQconvPixels;

@@ -22,6 +22,7 @@
 namespace pdyolo::kernels {
 
 inline constexpr int64_t kQconvPixels = 12, kQconvChannels = 32;
+inline constexpr int64_t kQconvMaxPixels = 16;  // the most pixels a tile hands its epilogue (AMX's 16)
 
 #ifdef PDYOLO_X86_KERNELS
 // GCC 12's 64-bit-lane intrinsics (vpmuldq, vpsravq, vpmaxsq, …) pass an undefined register as the
