@@ -209,6 +209,8 @@ TEST_CASE("hostile configs: out-of-range numbers end in an error naming the file
   CHECK(build_error("", "[4294967297, 1, Conv, [8, 3, 1]]").find(":6: layer 1: field 'from' refers to layer 4294967297") !=
         std::string::npos);
   CHECK(build_error("", "[-1, 1000000, Conv, [8, 3, 1]]").find("field 'number' must be an integer in [1, 1000]") != std::string::npos);
+  // An empty 'from' list was read at [0] (found by fuzz_config's long run after 2.5 million executions).
+  CHECK(build_error("", "[[], 1, Conv, [8, 3, 1]]").find(":6: layer 1: field 'from' is an empty list") != std::string::npos);
   // Weights are counted before they are allocated (a 65536-channel 64x64 conv is 4.3e9 parameters),
   // and concats that double their channels (an overflow and an exponential walk) stop at kMaxChannels.
   CHECK(build_error("", "[-1, 1, Conv, [65536, 64, 1]]").find(":6: layer 1 (Conv): the model would hold more than 2147483648 parameters") !=

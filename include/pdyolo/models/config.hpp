@@ -118,6 +118,7 @@ inline ModelConfig parse_model_config(const io::Value& dict, const std::string& 
         config_error(source, row.line, where + "expected [from, number, module, args]");
       const io::Value& from = row.items[0];
       std::vector<io::Value> froms = from.is(io::Value::Kind::list) ? from.items : std::vector<io::Value>{from};
+      if (froms.empty()) config_error(source, from.line ? from.line : row.line, where + "field 'from' is an empty list: a layer needs an input");
       for (const io::Value& f : froms) {
         if (!f.is(io::Value::Kind::integer)) config_error(source, f.line ? f.line : row.line, where + "field 'from' must be an integer or a list of integers");
         if (f.integer < -(int64_t{1} << 20) || f.integer > (int64_t{1} << 20))
