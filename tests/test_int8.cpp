@@ -151,6 +151,15 @@ void check_fast_runtime_is_exact(const std::string& cfg, kernels::cpu::QconvIsa 
   const graph::DetectOutput fast = IntegerModel(m.graph, plan, IntegerKernels::fast, isa).run(images, &fast_levels);
   for (size_t l = 0; l < ref.raw.size(); ++l) CHECK(ref.raw[l].to_vector() == fast.raw[l].to_vector());
   CHECK(ref.decoded.to_vector() == fast.decoded.to_vector());
+  // Decoded boxes only: the head convs decode in their epilogue (node 5, kept in float, is not a
+  // head conv, so every level takes the fused path).
+  const IntegerModel boxes_only(m.graph, plan, IntegerKernels::fast, isa);
+  for (int run = 0; run < 2; ++run) CHECK(boxes_only.run(images, nullptr, true, false).decoded.to_vector() == ref.decoded.to_vector());
+  QuantPlan head_in_float = plan;  // one level's head conv in float: its maps decoded as a whole
+  head_in_float.float_convs.resize(m.graph.nodes.size(), false);
+  head_in_float.float_convs[static_cast<size_t>(head_convs(m.graph)[1])] = true;
+  CHECK(IntegerModel(m.graph, head_in_float, IntegerKernels::fast, isa).run(images, nullptr, true, false).decoded.to_vector() ==
+        IntegerModel(m.graph, head_in_float, IntegerKernels::reference).run(images).decoded.to_vector());
   int64_t compared = 0;
   for (size_t i = 0; i < ref_levels.size(); ++i)
     if (ref_levels[i].defined()) {

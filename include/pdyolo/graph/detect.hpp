@@ -13,6 +13,15 @@
 
 namespace pdyolo::graph {
 
+// box [no]: σ of a cell's raw outputs → x, y (cell (col, row), in pixels), w, h (anchor [2], in pixels).
+inline void decode_box(float* box, int64_t col, int64_t row, float stride, const float* anchor) {
+  box[0] = (box[0] * 2.0f - 0.5f + static_cast<float>(col)) * stride;
+  box[1] = (box[1] * 2.0f - 0.5f + static_cast<float>(row)) * stride;
+  const float bw = box[2] * 2.0f, bh = box[3] * 2.0f;
+  box[2] = bw * bw * anchor[0];
+  box[3] = bh * bh * anchor[1];
+}
+
 // map [na·no, h, w] (one image's head conv output) → out [na·h·w, no] rows ordered (anchor, row, column).
 // anchors [na, 2]: width and height in pixels.
 inline void decode_yolo_level(const float* map, int64_t na, int64_t no, int64_t h, int64_t w, float stride,
@@ -28,11 +37,7 @@ inline void decode_yolo_level(const float* map, int64_t na, int64_t no, int64_t 
       for (int64_t col = 0; col < w; ++col) {
         float* box = out + ((a * h + row) * w + col) * no;
         for (int64_t k = 0; k < no; ++k) box[k] = scores[k * w + col];
-        box[0] = (box[0] * 2.0f - 0.5f + static_cast<float>(col)) * stride;
-        box[1] = (box[1] * 2.0f - 0.5f + static_cast<float>(row)) * stride;
-        const float bw = box[2] * 2.0f, bh = box[3] * 2.0f;
-        box[2] = bw * bw * anchors[a * 2];
-        box[3] = bh * bh * anchors[a * 2 + 1];
+        decode_box(box, col, row, stride, anchors + a * 2);
       }
     }
   });

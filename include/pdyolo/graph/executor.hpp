@@ -146,6 +146,14 @@ struct StepProfile {
   double seconds = 0; // summed over the profiled runs
 };
 
+// `last` when nothing else holds it or a view of it any more and it has `shape`, else a new tensor
+// (kept in `last`): a planned executor's output, so that steady-state runs allocate nothing.
+inline Tensor reuse_or_allocate(Tensor& last, const Shape& shape) {
+  const bool reusable = last.defined() && last.impl_ptr().use_count() == 1 && last.impl()->storage.use_count() == 1 && last.shape() == shape;
+  if (!reusable) last = Tensor::empty(shape);
+  return last;
+}
+
 // Planned mode (see the top of this file).
 class Executor {
  public:
@@ -277,13 +285,7 @@ class Executor {
   // of it any more, so steady-state runs allocate nothing. (A fresh 8.6 MB block per run for
   // yolov7-tiny at 640² went to a new place in the heap depending on what came before, and
   // raised peak RSS by 8 MB or not.)
-  Tensor output_tensor() {
-    const Shape shape{batch_, detect_rows_, detect_no_};
-    const bool reusable = last_output_.defined() && last_output_.impl_ptr().use_count() == 1 &&
-                          last_output_.impl()->storage.use_count() == 1 && last_output_.shape() == shape;
-    if (!reusable) last_output_ = Tensor::empty(shape);
-    return last_output_;
-  }
+  Tensor output_tensor() { return reuse_or_allocate(last_output_, {batch_, detect_rows_, detect_no_}); }
 
   // Image `image` of value v.
   float* at(int v, int64_t image) {

@@ -49,8 +49,9 @@ struct IntegerConv {
   kernels::cpu::QConvRequant requant;
 };
 
-// The detect head's float maps [N, C, H, W] (one per level) decoded into boxes [N, Σ na·H·W, no].
-inline Tensor decode_head_maps(const graph::Node& detect, const std::vector<Tensor>& maps, int64_t n) {
+// The detect head's float maps [N, C, H, W] (one per level) decoded into boxes [N, Σ na·H·W, no]
+// (into *last when graph::reuse_or_allocate may reuse it).
+inline Tensor decode_head_maps(const graph::Node& detect, const std::vector<Tensor>& maps, int64_t n, Tensor* last = nullptr) {
   const Tensor anchor_grid = contiguous_copy(detect.tensor("anchor_grid").to(DType::f32));
   std::vector<std::pair<int64_t, int64_t>> sizes;
   int64_t rows = 0;
@@ -59,7 +60,7 @@ inline Tensor decode_head_maps(const graph::Node& detect, const std::vector<Tens
     sizes.emplace_back(level.shape()[2], level.shape()[3]);
     rows += d.na * level.shape()[2] * level.shape()[3];
   }
-  Tensor decoded = Tensor::empty({n, rows, d.outputs_per_anchor()});
+  Tensor decoded = last ? graph::reuse_or_allocate(*last, {n, rows, d.outputs_per_anchor()}) : Tensor::empty({n, rows, d.outputs_per_anchor()});
   graph::decode_detections(
       detect, anchor_grid, sizes, n, [&](size_t level, int64_t i) { return maps[level].data<float>() + i * maps[level].numel() / n; },
       decoded.data<float>());
@@ -78,6 +79,7 @@ class Int8Executor {
       : graph_(g), plan_(plan), convs_(convs), float_conv_(std::move(float_conv)), isa_(isa) {
     value_of_.assign(g.nodes.size(), -1);
     value_of_[0] = 0;
+    profile_.push_back({g.nodes[0].name, "input", 0.0, 0.0});  // the images' pixels into levels
     for (const graph::Step& s : graph::plan_steps(g, graph::Op::conv)) {
       Int8Step step;
       step.node = s.node;
@@ -95,12 +97,16 @@ class Int8Executor {
   // images [N, C, H, W] in [0, 1] → the detect head's raw maps and decoded boxes (each when asked); in
   // `levels`, the output levels of every value a step produces (f32 [N, C, H, W]), when given.
   graph::DetectOutput run(const Tensor& images, std::vector<Tensor>* levels, bool decode, bool raw = true) {
-    const Tensor x = contiguous_copy(images);
+    const Tensor x = images.is_contiguous() ? images : contiguous_copy(images);
     plan(x.shape()[0], x.shape()[2], x.shape()[3]);
     if (levels) levels->assign(graph_.nodes.size(), Tensor());
+    const auto input_start = std::chrono::steady_clock::now();
     fill_borders(0);
     write_image_levels(x);
+    if (profiling_) profile_[0].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - input_start).count();
     if (levels) (*levels)[0] = levels_of(0);
+    fused_decode_ = decode && !raw && !levels;
+    if (fused_decode_) decoded_ = graph::reuse_or_allocate(last_decoded_, {batch_, decoded_rows_, detect_no_});
     graph::DetectOutput out;
     for (size_t s = 0; s < steps_.size(); ++s) {
       const Int8Step& step = steps_[s];
@@ -112,7 +118,7 @@ class Int8Executor {
         if (node.op == graph::Op::detect) out = detect(step, decode, raw);
         else run_step(step);
       }
-      if (profiling_) profile_[s].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (profiling_) profile_[s + 1].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (levels && node.op != graph::Op::detect && is_level(step.output)) (*levels)[static_cast<size_t>(step.output)] = levels_of(step.output);
     }
     return out;
@@ -121,7 +127,8 @@ class Int8Executor {
   // Bytes of the u8 arena planned for the last input shape.
   int64_t arena_bytes() const { return static_cast<int64_t>(arena_.size()); }
 
-  // Time per step over the runs while profiling is on (as graph::Executor reports it).
+  // Time per step over the runs while profiling is on (as graph::Executor reports it), after the
+  // conversion of the input pixels into levels.
   void set_profiling(bool on) { profiling_ = on; }
   const std::vector<graph::StepProfile>& profile() const { return profile_; }
 
@@ -156,7 +163,22 @@ class Int8Executor {
     for (size_t v = 0; v < arena_plan_.values.size(); ++v)
       if (is_float_value(static_cast<int>(v))) float_values_[v] = Tensor::empty({n, shapes[v][1], shapes[v][2], shapes[v][3]});
     batch_ = n, height_ = h, width_ = w;
-    for (size_t s = 0; s < steps_.size(); ++s) profile_[s].gflop = graph_.node_flops(static_cast<size_t>(steps_[s].node), shapes) / 1e9;
+    for (size_t s = 0; s < steps_.size(); ++s) profile_[s + 1].gflop = graph_.node_flops(static_cast<size_t>(steps_[s].node), shapes) / 1e9;
+    plan_detect(shapes);
+  }
+
+  // Where each head conv's rows start in the decoded boxes, and the detect node's constants.
+  void plan_detect(const std::vector<Shape>& shapes) {
+    const graph::Node& detect = graph_.nodes[static_cast<size_t>(graph_.detect_node())];
+    const auto& d = detect.get<graph::DetectAttrs>();
+    detect_no_ = d.outputs_per_anchor();
+    anchors_ = contiguous_copy(detect.tensor("anchor_grid").to(DType::f32));
+    first_row_.assign(graph_.nodes.size(), 0);
+    decoded_rows_ = 0;
+    for (int v : detect.inputs) {
+      first_row_[static_cast<size_t>(v)] = decoded_rows_;
+      decoded_rows_ += d.na * shapes[static_cast<size_t>(v)][2] * shapes[static_cast<size_t>(v)][3];
+    }
   }
 
   int64_t pad_of(const graph::ArenaBuffer& b) const { return pad_[static_cast<size_t>(&b - arena_plan_.buffers.data())]; }
@@ -193,18 +215,35 @@ class Int8Executor {
     }
   }
 
-  // Pixels as levels: q = round(x · 255), the image's (s, z) = (1/255, 0).
+  // Pixels as levels: q = clamp(round(x · 255), 0, 255), the image's (s, z) = (1/255, 0), rounded
+  // to nearest even as the scheme's round_half_even: adding and subtracting 1.5·2^23 leaves a float
+  // in [0, 255] rounded to an integer by the FPU's default mode (exact, and it vectorizes).
   void write_image_levels(const Tensor& x) {
     const int64_t c = x.shape()[1], h = x.shape()[2], w = x.shape()[3];
     for (int64_t i = 0; i < batch_; ++i) {
       const kernels::cpu::U8Image dst = view(0, i);
       const float* src = x.data<float>() + i * c * h * w;
       parallel_tasks(h, [&](int64_t y) {
-        for (int64_t ch = 0; ch < c; ++ch)
-          for (int64_t xx = 0; xx < w; ++xx)
-            dst.at(y, xx)[ch] = static_cast<uint8_t>(std::clamp<int64_t>(round_half_even(src[(ch * h + y) * w + xx] * 255.0f), 0, 255));
+        thread_local std::vector<uint8_t> rows;  // [C][W] levels of this image row
+        rows.resize(static_cast<size_t>(c * w));
+        for (int64_t ch = 0; ch < c; ++ch) pixel_levels(src + (ch * h + y) * w, rows.data() + ch * w, w);
+        interleave(rows.data(), c, w, dst.at(y, 0), dst.pixel_stride);
       });
     }
+  }
+
+  // out[k] = clamp(round(in[k] · 255), 0, 255) (restrict: the compiler may vectorize it).
+  static void pixel_levels(const float* __restrict in, uint8_t* __restrict out, int64_t n) {
+    for (int64_t k = 0; k < n; ++k) {
+      const float p = in[k] * 255.0f, clamped = p > 0.0f ? (p < 255.0f ? p : 255.0f) : 0.0f;  // (NaN: 0)
+      out[k] = static_cast<uint8_t>(static_cast<int32_t>((clamped + 12582912.0f) - 12582912.0f));
+    }
+  }
+
+  // rows [c][w] → pixels (pixel x's c channels at dst + x · pixel_stride).
+  static void interleave(const uint8_t* __restrict rows, int64_t c, int64_t w, uint8_t* __restrict dst, int64_t pixel_stride) {
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t x = 0; x < w; ++x) dst[x * pixel_stride + ch] = rows[ch * w + x];
   }
 
   // Value v's levels as f32 [N, C, H, W].
@@ -269,6 +308,22 @@ class Int8Executor {
     const int64_t oh = g.out_height(), ow = g.out_width();
     for (int64_t i = 0; i < batch_; ++i) {
       const kernels::cpu::U8Image in = view(step.inputs[0], i);
+      if (c.dequantize && fused_decode_) {  // the head: acc · s_x · s_w, then σ, into its rows of the decoded boxes
+        float* rows = decoded_.data<float>() + (i * decoded_rows_ + first_row_[static_cast<size_t>(step.output)]) * detect_no_;
+        kernels::cpu::qconv2d(in, g, c.packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+          float tile[kernels::kQconvMaxPixels][kernels::kQconvChannels], score[kernels::kQconvChannels];
+          dequantize_tile(c, acc, pixels, c0, tile);
+          for (int64_t p = 0; p < pixels; ++p) {
+            kernels::cpu::sigmoid_row(tile[p], score, channels);  // (elementwise: the same bits as over whole rows)
+            for (int64_t j = 0; j < channels;) {  // runs of channels of one anchor: consecutive outputs of one box row
+              const int64_t a = (c0 + j) / detect_no_, k = (c0 + j) % detect_no_, run = std::min(channels - j, detect_no_ - k);
+              std::memcpy(rows + ((a * oh + oy) * ow + ox0 + p) * detect_no_ + k, score + j, static_cast<size_t>(run) * sizeof(float));
+              j += run;
+            }
+          }
+        }, isa_);
+        continue;
+      }
       if (c.dequantize) {  // the head: acc · s_x · s_w into float [C, H, W]
         float* maps = float_values_[static_cast<size_t>(step.output)].data<float>() + i * c.out_channels * oh * ow;
         kernels::cpu::qconv2d(in, g, c.packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
@@ -375,6 +430,7 @@ class Int8Executor {
 
   graph::DetectOutput detect(const Int8Step& step, bool decode, bool raw) {
     const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
+    if (fused_decode_) return finish_decoding(step);
     std::vector<Tensor> maps;
     for (int v : step.inputs) {
       PDYOLO_CHECK(float_values_[static_cast<size_t>(v)].defined(), "int8 executor: detect input '", graph_.nodes[static_cast<size_t>(v)].name,
@@ -383,7 +439,36 @@ class Int8Executor {
     }
     graph::DetectOutput out;
     if (raw) out.raw = graph::detect_raw_maps(node.get<graph::DetectAttrs>(), maps);
-    if (decode) out.decoded = decode_head_maps(node, maps, batch_);
+    if (decode) out.decoded = decode_head_maps(node, maps, batch_, &last_decoded_);
+    return out;
+  }
+
+  // The decoded boxes of a run whose head convs wrote their σ straight into them: each such level's
+  // box transform (graph::decode_box); a head conv kept in float decodes its float maps.
+  graph::DetectOutput finish_decoding(const Int8Step& step) {
+    const auto& d = graph_.nodes[static_cast<size_t>(step.node)].get<graph::DetectAttrs>();
+    const float* anchors = anchors_.data<float>();
+    for (size_t l = 0; l < step.inputs.size(); ++l) {
+      const int v = step.inputs[l];
+      const graph::ArenaValue& val = arena_plan_.values[static_cast<size_t>(v)];
+      const float stride = d.strides[l];
+      const float* level_anchors = anchors + static_cast<int64_t>(l) * d.na * 2;
+      for (int64_t i = 0; i < batch_; ++i) {
+        float* rows = decoded_.data<float>() + (i * decoded_rows_ + first_row_[static_cast<size_t>(v)]) * detect_no_;
+        if (convs_[static_cast<size_t>(v)].in_float) {
+          const Tensor& map = float_values_[static_cast<size_t>(v)];
+          graph::decode_yolo_level(map.data<float>() + i * map.numel() / batch_, d.na, detect_no_, val.h, val.w, stride, level_anchors, rows);
+          continue;
+        }
+        parallel_tasks(d.na * val.h, [&](int64_t ar) {
+          const int64_t a = ar / val.h, row = ar % val.h;
+          for (int64_t col = 0; col < val.w; ++col) graph::decode_box(rows + ((a * val.h + row) * val.w + col) * detect_no_, col, row, stride, level_anchors + a * 2);
+        });
+      }
+    }
+    graph::DetectOutput out;
+    out.decoded = decoded_;
+    decoded_ = Tensor();  // (so that the next run may reuse it when the caller lets it go)
     return out;
   }
 
@@ -400,7 +485,14 @@ class Int8Executor {
   std::vector<uint8_t> arena_;
   std::vector<Tensor> float_values_;  // per value: the head's dequantized maps [N, C, H, W]
   int64_t batch_ = -1, height_ = -1, width_ = -1;
-  std::vector<graph::StepProfile> profile_;  // per step
+  std::vector<graph::StepProfile> profile_;  // the input, then per step
+  Tensor last_decoded_;  // the previous run's decoded boxes, reused when free (graph::reuse_or_allocate)
+  // Decoding fused into the head convs (a run that asks for decoded boxes only):
+  bool fused_decode_ = false;
+  Tensor decoded_;                  // [N, rows, no] of this run
+  int64_t decoded_rows_ = 0, detect_no_ = 0;
+  std::vector<int64_t> first_row_;  // per head conv (node): its first row in decoded_
+  Tensor anchors_;                  // the detect node's anchor grid, contiguous f32
   bool profiling_ = false;
 };
 
