@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
     if (command == "version") {
       std::cout << "pdyolo " << PDYOLO_VERSION << "\nthreads: " << pdyolo::num_threads()
                 << "\ngemm micro-kernel: "
-                << pdyolo::kernels::cpu::gemm_micro_kernel(pdyolo::kernels::cpu::gemm_isa()).name << "\n";
+                << pdyolo::kernels::cpu::gemm_micro_kernel(pdyolo::kernels::cpu::gemm_isa()).name
+                << "\nint8 conv kernel: " << pdyolo::kernels::cpu::qconv_isa_name(pdyolo::kernels::cpu::best_qconv_isa()) << "\n";
       return 0;
     }
     if (command == "-h" || command == "--help" || command == "help") return usage(std::cout, 0);
