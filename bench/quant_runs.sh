@@ -10,6 +10,9 @@
 #   qat         quantization-aware training from that observer's calibration: $QAT_EPOCHS epochs
 #               (default 10) of $QAT_HYP on $TRAIN_SPLIT (default: train, the epoch chosen on val)
 #   qat-kd      the same, distilled from the float model (--kd kl, the best mode of bench/bccd_distill.sh)
+#   float-ft    the control: the float model fine-tuned with the same recipe ($QAT_HYP, $QAT_EPOCHS,
+#               $TRAIN_SPLIT), evaluated on its training split each epoch — what the recipe does alone
+# QAT_TAG (default empty) is appended to the names of qat, qat-kd and float-ft (another recipe's runs).
 # The default is BCCD (../shared/data/bccd-voc, 256 px, the distillation teacher of
 # bench/bccd_distill.sh, calibrated on val, reported on val and the held-out test). COCO128, the
 # parity fixture (not held out: its checkpoint was trained on these images):
@@ -31,6 +34,7 @@ train_split=${TRAIN_SPLIT:-}
 qat_hyp=${QAT_HYP:-bench/hyp.qat.yaml}
 keep=${KEEP:-3}
 epochs=${QAT_EPOCHS:-10}
+tag=${QAT_TAG:-}
 [[ -f $weights ]] || { echo "no $weights (the BCCD teacher: bench/bccd_distill.sh teacher)" >&2; exit 1; }
 mkdir -p "$out"
 steps=("$@")
@@ -78,8 +82,16 @@ for step in "${steps[@]}"; do
          echo "observer chosen on $calib_split: $(best_observer)" ;;
     mixed) quantize mixed --observer "$(best_observer)" --sensitivity --keep-fp32 "$keep" --report "$out/sensitivity" ;;
     detect-fp32) quantize detect_fp32 --observer "$(best_observer)" --detect-fp32 ;;
-    qat) qat qat ;;
-    qat-kd) qat qat_kd --teacher float --kd kl ;;
+    qat) qat "qat$tag" ;;
+    qat-kd) qat "qat_kd$tag" --teacher float --kd kl ;;
+    float-ft)
+      if [[ -f $out/float_ft$tag/results.csv ]] && (($(wc -l <"$out/float_ft$tag/results.csv") > epochs)); then echo "float_ft$tag: done"; continue; fi
+      resume=()
+      [[ -f $out/float_ft$tag/last.safetensors ]] && resume=(--resume "$out/float_ft$tag/last.safetensors")
+      build/pdyolo train --weights "$weights" --data "$data" --img-size "$size" --no-progress --hyp "$qat_hyp" --epochs "$epochs" \
+        --batch-size 16 --workers 1 --cache ${train_split:+--split "$train_split"} --out "$out/float_ft$tag" "${resume[@]}" \
+        >>"$out/float_ft$tag.log" 2>&1 || { tail -5 "$out/float_ft$tag.log"; exit 1; }
+      echo "float_ft$tag: $(tail -1 "$out/float_ft$tag/results.csv")" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done

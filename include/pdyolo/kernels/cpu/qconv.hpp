@@ -188,6 +188,12 @@ inline void requantize_tile(const QConvRequant& r, const int32_t* acc, int64_t p
                                 dst, dst_stride);
     return;
   }
+  if (isa == QconvIsa::avx2 && r.fits_int32) {
+    const size_t c = static_cast<size_t>(first_channel);
+    x86::requantize_tile_avx2(acc, pixels, channels, r.offset32.data() + c, r.value.data() + c, r.shift.data() + c, r.output_zero,
+                              r.use_table ? r.table.data() : nullptr, dst, dst_stride);
+    return;
+  }
 #endif
   (void)isa;
   for (int64_t p = 0; p < pixels; ++p)

@@ -6,6 +6,7 @@
 //                              with 32 channels' 4 weights by vpdpbusd (u8 × s8 summed in int32,
 //                              no saturation). 24 zmm accumulators; no im2col, no input packing.
 //   qconv_ukernel_avx2_12x32   the same tile for CPUs without VNNI, exact (widened to s16, vpmaddwd)
+//   requantize_tile_avx2       the same for AVX2 (below)
 //   requantize_tile_avx512     the tile's outputs: acc + offset, requantized per channel exactly as
 //                              quant/scheme.hpp states it (64-bit products, ties toward +∞, clamp),
 //                              then the activation's 256-entry table (vpermi2b), stored as u8.
@@ -92,6 +93,52 @@ __attribute__((target("avx2"))) inline void qconv_ukernel_avx2_12x32(const uint8
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + (p0 + p) * kQconvChannels + half * 16 + 4 * k), sums);
         }
     }
+}
+
+// The AVX2 requantization of 8 accumulators (acc + offset must fit in int32): as requantize16, with
+// what AVX2 lacks built from what it has — the arithmetic 64-bit shift as a logical one of the
+// value + 2^62 (|product + round| < 2^62, so it is positive and the floor is kept), the 64-bit
+// clamp as compares and blends.
+// 4 lanes of 64 bits: clamp(⌊x·m / 2^sh + 1/2⌋, low, high), x and m in the low halves of the lanes.
+__attribute__((target("avx2"))) inline __m256i requantize_lanes_avx2(__m256i x, __m256i m, __m256i sh, __m256i low, __m256i high) {
+  const __m256i one = _mm256_set1_epi64x(1), lift = _mm256_set1_epi64x(int64_t{1} << 62);
+  const __m256i round = _mm256_sllv_epi64(one, _mm256_sub_epi64(sh, one));
+  const __m256i lifted = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, m), round), lift);
+  __m256i r = _mm256_sub_epi64(_mm256_srlv_epi64(lifted, sh), _mm256_srlv_epi64(lift, sh));
+  r = _mm256_blendv_epi8(r, low, _mm256_cmpgt_epi64(low, r));
+  return _mm256_blendv_epi8(r, high, _mm256_cmpgt_epi64(r, high));
+}
+
+__attribute__((target("avx2"))) inline __m128i requantize8_avx2(__m256i acc, const int32_t* offset, const int32_t* value, const int32_t* shift,
+                                                               int32_t output_zero) {
+  const __m256i a = _mm256_add_epi32(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offset)));
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(value)), s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(shift));
+  const __m256i low32 = _mm256_set1_epi64x(0xffffffffLL);
+  const __m256i low = _mm256_set1_epi64x(-output_zero), high = _mm256_set1_epi64x(255 - output_zero);
+  const __m256i even = requantize_lanes_avx2(a, v, _mm256_and_si256(s, low32), low, high);
+  const __m256i odd = requantize_lanes_avx2(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(v, 32), _mm256_srli_epi64(s, 32), low, high);
+  const __m256i both = _mm256_add_epi32(_mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA), _mm256_set1_epi32(output_zero));
+  // packus works within 128-bit halves: [x0–3, x0–3 | x4–7, x4–7] as u16; the permute joins x0–3 and x4–7.
+  const __m256i words = _mm256_permute4x64_epi64(_mm256_packus_epi32(both, both), 0x08);
+  return _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_castsi256_si128(words));  // bytes 0–7: the 8 levels
+}
+
+// requantize_tile_avx512's contract on AVX2; the activation's table is applied byte by byte.
+__attribute__((target("avx2"))) inline void requantize_tile_avx2(const int32_t* acc, int64_t pixels, int64_t channels, const int32_t* offset,
+                                                                const int32_t* value, const int32_t* shift, int32_t output_zero,
+                                                                const uint8_t* table, uint8_t* dst, int64_t dst_stride) {
+  for (int64_t p = 0; p < pixels; ++p) {
+    alignas(16) uint8_t levels[kQconvChannels];
+    for (int64_t g = 0; g * 8 < channels; ++g) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + p * kQconvChannels + 8 * g));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(levels + 8 * g), requantize8_avx2(a, offset + 8 * g, value + 8 * g, shift + 8 * g, output_zero));
+    }
+    uint8_t* out = dst + p * dst_stride;
+    if (table)
+      for (int64_t j = 0; j < channels; ++j) out[j] = table[levels[j]];
+    else
+      std::memcpy(out, levels, static_cast<size_t>(channels));
+  }
 }
 
 // Per-channel requantization constants of 16 channels, in the lanes the 64-bit arithmetic needs.
