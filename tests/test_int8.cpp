@@ -169,37 +169,34 @@ void check_fast_runtime_is_exact(const std::string& cfg, kernels::cpu::QconvIsa 
   CHECK(compared > 30);
 }
 
+// Both checks on one kernel, or a skip with the reason when this CPU cannot run it.
+void check_kernel(kernels::cpu::QconvIsa isa, const std::string& missing) {
+  if (!kernels::cpu::qconv_isa_available(isa)) return test::skip(missing);
+  check_qconv(isa);
+  check_requantize_tile(isa);
+}
+
 }  // namespace
 
 TEST_CASE("int8 conv kernels: the portable kernel and requantization give the definition's values on odd shapes") {
-  check_qconv(kernels::cpu::QconvIsa::generic);
-  check_requantize_tile(kernels::cpu::QconvIsa::generic);
+  check_kernel(kernels::cpu::QconvIsa::generic, "");
 }
 
 TEST_CASE("int8 conv kernels: AVX-512 VNNI and its requantization give the definition's values on odd shapes" * doctest::test_suite("requires_avx512")) {
-  if (!kernels::cpu::qconv_isa_available(kernels::cpu::QconvIsa::avx512_vnni)) return test::skip("this CPU has no AVX-512 VNNI and VBMI");
-  check_qconv(kernels::cpu::QconvIsa::avx512_vnni);
-  check_requantize_tile(kernels::cpu::QconvIsa::avx512_vnni);
+  check_kernel(kernels::cpu::QconvIsa::avx512_vnni, "this CPU has no AVX-512 VNNI and VBMI");
 }
 
 TEST_CASE("int8 conv kernels: AMX tiles give the definition's accumulators on odd shapes" * doctest::test_suite("requires_amx")) {
-  if (!kernels::cpu::qconv_isa_available(kernels::cpu::QconvIsa::amx)) return test::skip("this CPU has no AMX (or Linux refused this process the tile state)");
-  check_qconv(kernels::cpu::QconvIsa::amx);
-  check_requantize_tile(kernels::cpu::QconvIsa::amx);
+  check_kernel(kernels::cpu::QconvIsa::amx, "this CPU has no AMX (or Linux refused this process the tile state)");
 }
 
 TEST_CASE("int8 conv kernels: AVX2 (widened to 16 bits, no saturation) gives the definition's accumulators on odd shapes" * doctest::test_suite("requires_x86")) {
-  if (!kernels::cpu::qconv_isa_available(kernels::cpu::QconvIsa::avx2)) return test::skip("this CPU has no AVX2");
-  check_qconv(kernels::cpu::QconvIsa::avx2);
-  check_requantize_tile(kernels::cpu::QconvIsa::avx2);
+  check_kernel(kernels::cpu::QconvIsa::avx2, "this CPU has no AVX2");
 }
 
 TEST_CASE("int8 conv kernels: NEON sdot and plain NEON give the definition's accumulators on odd shapes" * doctest::test_suite("requires_neon")) {
-  if (!kernels::cpu::qconv_isa_available(kernels::cpu::QconvIsa::neon)) return test::skip("not an AArch64 CPU (tests/arm runs this under qemu-aarch64)");
-  check_qconv(kernels::cpu::QconvIsa::neon);
-  check_requantize_tile(kernels::cpu::QconvIsa::neon);
-  if (!kernels::cpu::qconv_isa_available(kernels::cpu::QconvIsa::neon_dotprod)) return test::skip("this CPU has no dot product (armv8.2-a)");
-  check_qconv(kernels::cpu::QconvIsa::neon_dotprod);
+  check_kernel(kernels::cpu::QconvIsa::neon, "not an AArch64 CPU (tests/arm runs this under qemu-aarch64)");
+  check_kernel(kernels::cpu::QconvIsa::neon_dotprod, "this CPU has no dot product (armv8.2-a)");
 }
 
 TEST_CASE("the planned int8 executor is bit-identical to the scalar reference runtime: yolov7-tiny and yolov7") {
