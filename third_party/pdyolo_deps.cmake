@@ -33,8 +33,9 @@ target_include_directories(pdyolo_image SYSTEM PUBLIC ${PDYOLO_STB_INCLUDE})
 # codes; the JPEG writer shifts negative coefficients left. Undefined by the letter, none leaves
 # stb's memory or depends on the input's trust; AddressSanitizer still checks every access.
 set(PDYOLO_STB_COMPILE_OPTIONS "-w;-fno-sanitize=nonnull-attribute,bounds")
+set(PDYOLO_STB_WRITE_COMPILE_OPTIONS "-w;-fno-sanitize=shift-base")
 set_source_files_properties(${PDYOLO_STB_SOURCE} PROPERTIES COMPILE_OPTIONS "${PDYOLO_STB_COMPILE_OPTIONS}")
-set_source_files_properties(${PDYOLO_STB_WRITE_SOURCE} PROPERTIES COMPILE_OPTIONS "-w;-fno-sanitize=shift-base")
+set_source_files_properties(${PDYOLO_STB_WRITE_SOURCE} PROPERTIES COMPILE_OPTIONS "${PDYOLO_STB_WRITE_COMPILE_OPTIONS}")
 
 # doctest (doctest-dev) for the test suites.
 if(PDYOLO_BUILD_TESTS)

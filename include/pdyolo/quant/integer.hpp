@@ -67,8 +67,7 @@ class IntegerModel {
 
   // images [N, C, H, W] in [0, 1] (8-bit images: k/255) → the detect head's float raw maps (with
   // raw; the scalar reference always gives them) and decoded boxes (with decode) and, in `levels`,
-  // every quantized node's output as levels (when given; a conv whose activation table it applied
-  // has none of its own).
+  // every node's output levels (when given; the nodes of has_output_levels in plan.hpp).
   graph::DetectOutput run(const Tensor& images, std::vector<Tensor>* levels = nullptr, bool decode = true, bool raw = true) const {
     if (kernels_ == IntegerKernels::fast) return run_planned(images, levels, decode, raw);
     const int n = static_cast<int>(graph_.nodes.size());
@@ -107,7 +106,7 @@ class IntegerModel {
     if (levels) {
       levels->assign(static_cast<size_t>(n), Tensor());
       for (int i = 0; i < n; ++i)
-        if (reports_levels(i)) (*levels)[static_cast<size_t>(i)] = values[static_cast<size_t>(i)];
+        if (has_output_levels(graph_, plan_, i)) (*levels)[static_cast<size_t>(i)] = values[static_cast<size_t>(i)];
     }
     return out;
   }
@@ -119,7 +118,7 @@ class IntegerModel {
     graph::DetectOutput out = make_executor().run(images, levels, decode, raw);
     if (levels)
       for (size_t i = 0; i < levels->size(); ++i)
-        if (!reports_levels(static_cast<int>(i))) (*levels)[i] = Tensor();
+        if (!has_output_levels(graph_, plan_, static_cast<int>(i))) (*levels)[i] = Tensor();
     return out;
   }
 
@@ -130,11 +129,6 @@ class IntegerModel {
     return *executor_;
   }
 
-  // Whether run() reports node i's levels: every quantized value, except a conv whose activation's
-  // table it applied (it holds no levels of its own; its activation does).
-  bool reports_levels(int i) const {
-    return plan_.quantized(i) && (graph_.nodes[static_cast<size_t>(i)].op != graph::Op::conv || convs_[static_cast<size_t>(i)].activation_node < 0);
-  }
 
   // The activation node a conv's table applies (−1: none).
   int activation_of_conv(int conv) const { return convs_[static_cast<size_t>(conv)].activation_node; }

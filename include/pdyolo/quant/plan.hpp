@@ -133,6 +133,13 @@ inline bool has_output_quantizer(const graph::Graph& g, const QuantPlan& plan, i
   return plan.quantized(i) && !(plan.in_float(i) && fused_activation(g, i) >= 0);
 }
 
+// Whether the integer runtime holds node i's output as levels: every output quantizer's, except an
+// integer conv's whose activation follows it — its levels only index the activation's table, whose
+// output holds the levels.
+inline bool has_output_levels(const graph::Graph& g, const QuantPlan& plan, int i) {
+  return has_output_quantizer(g, plan, i) && !(g.nodes[static_cast<size_t>(i)].op == graph::Op::conv && fused_activation(g, i) >= 0);
+}
+
 // Runs `batches` calibration batches (next_batch() → images [N, C, H, W] in [0, 1], or an undefined
 // Tensor when there are no more) through the float graph and sets every group's (s, z) from an
 // observer of the kind asked for, which sees every member's values. The image's group stays 1/255.
