@@ -349,6 +349,13 @@ class Int8Executor {
     const int64_t* offset = c.requant.offset.data() + c0;
     float scale[kernels::kQconvChannels] = {};
     std::copy(c.dequant_scale.begin() + c0, c.dequant_scale.begin() + std::min<int64_t>(c0 + kernels::kQconvChannels, c.out_channels), scale);
+    if (c.requant.fits_int32) {  // acc + offset fits in int32: the same values, in a loop that vectorizes
+      const int32_t* offset32 = c.requant.offset32.data() + c0;
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t j = 0; j < kernels::kQconvChannels; ++j)
+          tile[p][j] = static_cast<float>(acc[p * kernels::kQconvChannels + j] + offset32[j]) * scale[j];
+      return;
+    }
     for (int64_t p = 0; p < pixels; ++p)
       for (int64_t j = 0; j < kernels::kQconvChannels; ++j) {
         const int64_t total = std::clamp<int64_t>(acc[p * kernels::kQconvChannels + j] + offset[j], INT32_MIN, INT32_MAX);

@@ -7,15 +7,17 @@
 //   weights  packed once (pack_qconv_weights): per group, blocks of 32 output channels, each
 //            [taps][quads][32][4] — taps = k·k, quads = input channels of the group in fours —
 //            plus each output channel's Σ w, what a zero point costs: Σ (x − z)·w = Σ x·w − z·Σ w.
-//   tiles    12 consecutive output pixels of one output row × one 32-channel block; the
+//   tiles    12 consecutive output pixels × one 32-channel block; the
 //            micro-kernel (AVX-512 VNNI or AVX2; NEON sdot or plain NEON; else portable C++) gives their int32
 //            Σ x·w, and the epilogue turns the tile into outputs: requantize_tile (per-channel
 //            requantization and the activation's table, written as u8 into any NHWC layout —
 //            a concat's channel slice included) or a caller's own (the detect head dequantizes).
 //
-// Tasks are (group, output row, 12-pixel segment); a row's last segment reuses its last pixel for
-// the missing ones (computed, not stored). The arithmetic is exact, so the result does not depend
-// on the kernel, the thread count or the order.
+// Tasks are (group, 12 consecutive output pixels in row-major order): a tile may span two rows (or
+// more, for rows under 12 pixels), and its epilogue is called once per row; the last tile reuses its
+// last pixel for the missing ones (computed, not stored). (AMX tiles are 16 pixels of one row: the
+// tile loads need one stride.) The arithmetic is exact, so the result does not depend on the
+// kernel, the thread count or the order.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -260,13 +262,12 @@ inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvW
 #endif
   // sdot's Σ (x − 128)·w, plus 128·Σ w: Σ x·w (the kernels' contract).
   const int32_t level_bias = isa == QconvIsa::neon_dotprod ? 128 : 0;
-  const int64_t oh = g.out_height(), ow = g.out_width(), segments = (ow + kQconvPixels - 1) / kQconvPixels;
-  parallel_tasks(g.groups * oh * segments, [&](int64_t task) {
-    const int64_t group = task / (oh * segments), oy = task / segments % oh, ox0 = task % segments * kQconvPixels;
-    const int64_t count = std::min(kQconvPixels, ow - ox0);
+  const int64_t ow = g.out_width(), pixels_out = g.out_height() * ow, tiles = (pixels_out + kQconvPixels - 1) / kQconvPixels;
+  parallel_tasks(g.groups * tiles, [&](int64_t task) {
+    const int64_t group = task / tiles, first_pixel = task % tiles * kQconvPixels, count = std::min(kQconvPixels, pixels_out - first_pixel);
     const uint8_t* pixels[kQconvPixels];
     for (int64_t p = 0; p < kQconvPixels; ++p) {
-      const int64_t ox = ox0 + std::min(p, count - 1);
+      const int64_t q = first_pixel + std::min(p, count - 1), oy = q / ow, ox = q % ow;
       pixels[p] = x.at(oy * g.stride - g.padding, ox * g.stride - g.padding) + group * g.in_per_group();
     }
     alignas(64) int32_t acc[kQconvPixels * kQconvChannels];
@@ -276,7 +277,11 @@ inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvW
       if (level_bias)
         for (int64_t p = 0; p < kQconvPixels; ++p)
           for (int64_t j = 0; j < channels; ++j) acc[p * kQconvChannels + j] += level_bias * w.weight_sums[static_cast<size_t>(c0 + j)];
-      epilogue(oy, ox0, count, c0, channels, acc);
+      for (int64_t p = 0; p < count;) {  // one epilogue per output row the tile touches
+        const int64_t oy = (first_pixel + p) / ow, ox = (first_pixel + p) % ow, run = std::min(count - p, ow - ox);
+        epilogue(oy, ox, run, c0, channels, acc + p * kQconvChannels);
+        p += run;
+      }
     }
   });
 }
