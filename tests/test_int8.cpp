@@ -37,6 +37,8 @@ void check_qconv(kernels::cpu::QconvIsa isa) {
       {64, 9, 37, 40, 3, 1, 1, 1},    // AMX: 64 channels, rows of 37 (a last segment moved left)
       {128, 5, 20, 70, 1, 1, 0, 1},   // AMX: 1×1, 128 channels, a partial channel block
       {64, 8, 34, 32, 3, 2, 1, 1},    // AMX: stride 2, rows of 17
+      {96, 5, 18, 33, 3, 1, 1, 1},    // AMX: 96 channels (64, then 32 through the half-width tiles)
+      {32, 7, 40, 64, 3, 2, 1, 1},    // AMX: 32 channels only, stride 2
       {512, 3, 3, 64, 3, 1, 1, 1}};   // the worst case: every level 255, every weight ±127, 4608 products
   Generator gen(17);
   int64_t checked = 0;

@@ -58,7 +58,7 @@ inline bool cpu_has_neon_dotprod() { return false; }
 inline constexpr bool kHasNeon = false;
 #endif
 
-// amx: AMX tiles for the convs that fit them (see x86/qconv_amx.hpp), AVX-512 VNNI for the others.
+// amx: AMX tiles for the convs that fit them (x86/qconv_amx.hpp: 32k input channels), AVX-512 VNNI for the others.
 enum class QconvIsa { generic, avx2, avx512_vnni, amx, neon, neon_dotprod };
 inline constexpr QconvIsa kQconvIsas[] = {QconvIsa::generic, QconvIsa::avx2,         QconvIsa::avx512_vnni,
                                           QconvIsa::amx,     QconvIsa::neon, QconvIsa::neon_dotprod};
@@ -219,7 +219,7 @@ inline void qconv_ukernel_generic_12x32(const uint8_t* const* pixels, const int6
 using QConvEpilogue = std::function<void(int64_t oy, int64_t ox0, int64_t pixels, int64_t first_channel, int64_t channels, const int32_t* acc)>;
 
 #ifdef PDYOLO_AMX_KERNELS
-// The AMX path (groups 1, input channels a multiple of 64, rows of at least 16 pixels): segments of
+// The AMX path (groups 1, input channels a multiple of 32, rows of at least 16 pixels): segments of
 // 16 pixels; a row's last segment is moved left to end at the row's end, and hands its epilogue only
 // the pixels the previous segment did not.
 inline void qconv2d_amx(const U8Image& x, const QConvGeometry& g, const PackedQConvWeights& w, const std::vector<int64_t>& taps,
@@ -248,7 +248,7 @@ inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvW
   for (int64_t ky = 0; ky < g.kernel; ++ky)
     for (int64_t kx = 0; kx < g.kernel; ++kx) taps.push_back(ky * x.row_stride + kx * x.pixel_stride);
 #ifdef PDYOLO_AMX_KERNELS
-  if (isa == QconvIsa::amx && g.groups == 1 && g.in_per_group() % 64 == 0 && g.out_width() >= x86::kAmxPixels)
+  if (isa == QconvIsa::amx && g.groups == 1 && g.in_per_group() % 32 == 0 && g.out_width() >= x86::kAmxPixels)
     return qconv2d_amx(x, g, w, taps, epilogue);
 #endif
   auto kernel = qconv_ukernel_generic_12x32;

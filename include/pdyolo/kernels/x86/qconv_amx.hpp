@@ -5,8 +5,8 @@
 //   B  16 quads × 16 channels × 4: the packed weights of kernels/cpu/qconv.hpp read as they are
 //      (a quad's 32 channels are 128 bytes: rows 128 bytes apart, channels 0–15 and 16–31)
 //   C  16 × 16 int32, two of them (channels 0–15, 16–31); tdpbusd: C += A (u8) · B (s8)
-// Convs whose input channels per group are a multiple of 64 (and groups = 1) take this path; the
-// others stay on VNNI. Linux lends a process the tile data state only on request
+// Convs whose input channels per group are a multiple of 32 (and groups = 1) take this path — 64 at a
+// time, and a last 32 through tiles of half the width — the others stay on VNNI. Linux lends a process the tile data state only on request
 // (arch_prctl(ARCH_REQ_XCOMP_PERM)); amx_usable() asks once and reports a refusal as "no AMX".
 #pragma once
 #include <cstdint>
@@ -56,19 +56,22 @@ __attribute__((target("amx-tile"))) inline void configure_amx_tiles() {
   if (configured) return;
   AmxTileConfig cfg;
   for (int t = 0; t < 5; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;  // C0, C1, A, B0, B1: 16 rows of 64 bytes
+  cfg.colsb[5] = 32, cfg.rows[5] = 16;                               // A of 32 channels (8 quads)
+  cfg.colsb[6] = cfg.colsb[7] = 64, cfg.rows[6] = cfg.rows[7] = 8;   // its B0, B1: 8 quads
   _tile_loadconfig(&cfg);
   configured = true;
 }
 
 // acc[p·32 + j] = Σ_t Σ_q Σ_i origin[p·pixel_step + taps[t] + 4q + i] · w[((t·quads + q)·32 + j)·4 + i]
-// for 16 pixels; quads a multiple of 16.
+// for 16 pixels; quads a multiple of 8 (a last 8 goes through the 32-channel tiles 5–7).
 __attribute__((target("amx-tile,amx-int8"))) inline void qconv_tile_amx_16x32(const uint8_t* origin, int64_t pixel_step, const int64_t* taps,
                                                                                int64_t tap_count, int64_t quads, const int8_t* w, int32_t* acc) {
   configure_amx_tiles();
   _tile_zero(0);
   _tile_zero(1);
-  for (int64_t t = 0; t < tap_count; ++t)
-    for (int64_t q = 0; q < quads; q += 16) {
+  for (int64_t t = 0; t < tap_count; ++t) {
+    int64_t q = 0;
+    for (; q + 16 <= quads; q += 16) {
       const int8_t* wq = w + (t * quads + q) * 32 * 4;
       _tile_loadd(2, origin + taps[t] + 4 * q, pixel_step);
       _tile_loadd(3, wq, 128);
@@ -76,6 +79,15 @@ __attribute__((target("amx-tile,amx-int8"))) inline void qconv_tile_amx_16x32(co
       _tile_dpbusd(0, 2, 3);
       _tile_dpbusd(1, 2, 4);
     }
+    if (q < quads) {  // 8 quads left: 32 input channels
+      const int8_t* wq = w + (t * quads + q) * 32 * 4;
+      _tile_loadd(5, origin + taps[t] + 4 * q, pixel_step);
+      _tile_loadd(6, wq, 128);
+      _tile_loadd(7, wq + 64, 128);
+      _tile_dpbusd(0, 5, 6);
+      _tile_dpbusd(1, 5, 7);
+    }
+  }
   _tile_stored(0, acc, 128);
   _tile_stored(1, acc + 16, 128);
 }
