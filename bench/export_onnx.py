@@ -45,15 +45,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--cfg', default='cfg/training/yolov7.yaml')
     ap.add_argument('--img-size', type=int, default=640)
+    ap.add_argument('--batch', type=int, default=1, help='the (fixed) batch size of the exported model')
     ap.add_argument('--out', required=True)
     a = ap.parse_args()
     torch.manual_seed(0)
     cfg = yaml.safe_load(open(a.cfg))
     model = Decoded(Net(cfg, fused=True).eval(), cfg, a.img_size).eval()
     params = sum(p.numel() for p in model.parameters())
-    torch.onnx.export(model, torch.rand(1, 3, a.img_size, a.img_size), a.out, input_names=['images'],
+    torch.onnx.export(model, torch.rand(a.batch, 3, a.img_size, a.img_size), a.out, input_names=['images'],
                       output_names=['output'], opset_version=13)
-    print(f'{a.cfg}: fused network with {params:,} parameters, {a.img_size}x{a.img_size} -> {a.out}')
+    print(f'{a.cfg}: fused network with {params:,} parameters, batch {a.batch}, {a.img_size}x{a.img_size} -> {a.out}')
 
 
 if __name__ == '__main__':

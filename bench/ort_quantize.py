@@ -25,10 +25,12 @@ def letterbox(path, size):
 
 
 class Images(CalibrationDataReader):
-    def __init__(self, input_name, data, split, count, size):
+    """The images in batches of the model's (fixed) batch size."""
+    def __init__(self, input_name, batch, data, split, count, size):
         with open(os.path.join(data, "ImageSets", "Main", split + ".txt")) as f:
             ids = [line.split()[0] for line in f if line.strip()][:count]
-        self.batches = iter([{input_name: letterbox(os.path.join(data, "JPEGImages", i + ".jpg"), size)} for i in ids])
+        images = [letterbox(os.path.join(data, "JPEGImages", i + ".jpg"), size) for i in ids]
+        self.batches = iter([{input_name: np.concatenate(images[k:k + batch])} for k in range(0, len(images) - batch + 1, batch)])
 
     def get_next(self):
         return next(self.batches, None)
@@ -39,10 +41,11 @@ def main():
         sys.exit(__doc__)
     model, data, split, count, size, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
     import onnx
-    input_name = onnx.load(model).graph.input[0].name
+    graph_input = onnx.load(model).graph.input[0]
+    input_name, batch = graph_input.name, max(1, graph_input.type.tensor_type.shape.dim[0].dim_value)
     prepared = out + ".prep.onnx"
     quant_pre_process(model, prepared)
-    quantize_static(prepared, out, Images(input_name, data, split, count, size), quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(prepared, out, Images(input_name, batch, data, split, count, size), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     os.remove(prepared)
     print(f"wrote {out}: QDQ, per-channel S8S8, MinMax on {count} images of '{split}'")

@@ -155,6 +155,10 @@ void check_fast_runtime_is_exact(const std::string& cfg, kernels::cpu::QconvIsa 
   CHECK(ref.decoded.to_vector() == fast.decoded.to_vector());
   // Decoded boxes only: the head convs decode in their epilogue (node 5, kept in float, is not a
   // head conv, so every level takes the fused path).
+  // Without levels a batch runs image by image: the same maps and boxes.
+  const graph::DetectOutput by_image = IntegerModel(m.graph, plan, IntegerKernels::fast, isa).run(images);
+  for (size_t l = 0; l < ref.raw.size(); ++l) CHECK(ref.raw[l].to_vector() == by_image.raw[l].to_vector());
+  CHECK(ref.decoded.to_vector() == by_image.decoded.to_vector());
   const IntegerModel boxes_only(m.graph, plan, IntegerKernels::fast, isa);
   for (int run = 0; run < 2; ++run) CHECK(boxes_only.run(images, nullptr, true, false).decoded.to_vector() == ref.decoded.to_vector());
   QuantPlan head_in_float = plan;  // one level's head conv in float: its maps decoded as a whole
