@@ -62,6 +62,17 @@ __attribute__((target("amx-tile"))) inline void configure_amx_tiles() {
   configured = true;
 }
 
+// C0 += A · B0 and C1 += A · B1 for A (tile kA) = 16 rows of the input from a, B0 and B1 (tiles kB0,
+// kB1) = the weights' channels 0–15 and 16–31 from w (rows 128 bytes apart).
+template <int kA, int kB0, int kB1>
+__attribute__((target("amx-tile,amx-int8"))) inline void amx_multiply(const uint8_t* a, int64_t a_stride, const int8_t* w) {
+  _tile_loadd(kA, a, a_stride);
+  _tile_loadd(kB0, w, 128);
+  _tile_loadd(kB1, w + 64, 128);
+  _tile_dpbusd(0, kA, kB0);
+  _tile_dpbusd(1, kA, kB1);
+}
+
 // acc[p·32 + j] = Σ_t Σ_q Σ_i origin[p·pixel_step + taps[t] + 4q + i] · w[((t·quads + q)·32 + j)·4 + i]
 // for 16 pixels; quads a multiple of 8 (a last 8 goes through the 32-channel tiles 5–7).
 __attribute__((target("amx-tile,amx-int8"))) inline void qconv_tile_amx_16x32(const uint8_t* origin, int64_t pixel_step, const int64_t* taps,
@@ -71,22 +82,8 @@ __attribute__((target("amx-tile,amx-int8"))) inline void qconv_tile_amx_16x32(co
   _tile_zero(1);
   for (int64_t t = 0; t < tap_count; ++t) {
     int64_t q = 0;
-    for (; q + 16 <= quads; q += 16) {
-      const int8_t* wq = w + (t * quads + q) * 32 * 4;
-      _tile_loadd(2, origin + taps[t] + 4 * q, pixel_step);
-      _tile_loadd(3, wq, 128);
-      _tile_loadd(4, wq + 64, 128);
-      _tile_dpbusd(0, 2, 3);
-      _tile_dpbusd(1, 2, 4);
-    }
-    if (q < quads) {  // 8 quads left: 32 input channels
-      const int8_t* wq = w + (t * quads + q) * 32 * 4;
-      _tile_loadd(5, origin + taps[t] + 4 * q, pixel_step);
-      _tile_loadd(6, wq, 128);
-      _tile_loadd(7, wq + 64, 128);
-      _tile_dpbusd(0, 5, 6);
-      _tile_dpbusd(1, 5, 7);
-    }
+    for (; q + 16 <= quads; q += 16) amx_multiply<2, 3, 4>(origin + taps[t] + 4 * q, pixel_step, w + (t * quads + q) * 32 * 4);
+    if (q < quads) amx_multiply<5, 6, 7>(origin + taps[t] + 4 * q, pixel_step, w + (t * quads + q) * 32 * 4);  // a last 32 channels
   }
   _tile_stored(0, acc, 128);
   _tile_stored(1, acc + 16, 128);
