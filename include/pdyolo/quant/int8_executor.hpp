@@ -9,10 +9,14 @@
 //            its zero point, refilled when the buffer comes to life (the arena reuses memory), so
 //            the padding costs nothing in the kernels.
 //   steps    conv: the int8 kernel, then requantization and the activation's table fused in one
-//            pass per tile, written into the consumer's slice; detect-head convs dequantize
-//            straight into float [C, H, W] maps; convs kept in float (mixed precision) go through
-//            the model's own float path; max-pool, upsample, concat and add move or add levels.
+//            pass per tile, written into the consumer's slice; detect-head convs dequantize into
+//            float [C, H, W] maps or, when only the boxes are asked for, into σ in the boxes' rows
+//            (the box transform follows in the detect step); convs kept in float (mixed precision)
+//            go through the model's own float path; max-pool, upsample, concat and add move or add
+//            levels.
+//   batches  without `levels`, one image at a time through a one-image plan (run_image_by_image).
 #pragma once
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <vector>
@@ -126,6 +130,17 @@ class Int8Executor {
     return out;
   }
 
+  // Bytes of the u8 arena planned for the last input shape.
+  int64_t arena_bytes() const { return static_cast<int64_t>(arena_.size()); }
+
+  // Time per step over the runs while profiling is on (as graph::Executor reports it), after the
+  // conversion of the input pixels into levels.
+  void set_profiling(bool on) { profiling_ = on; }
+  const std::vector<graph::StepProfile>& profile() const { return profile_; }
+
+ private:
+  struct Int8Step : graph::ArenaStep {};
+
   // A batch one image at a time through a one-image plan, so that each image's activations stay in
   // cache from layer to layer (a batch of 8 at 640 outgrows this machine's L3 and ran 1.2× slower
   // per image); the outputs are the batch's, image by image.
@@ -145,17 +160,6 @@ class Int8Executor {
     for (const std::vector<Tensor>& level : maps) out.raw.push_back(concat(level, 0));
     return out;
   }
-
-  // Bytes of the u8 arena planned for the last input shape.
-  int64_t arena_bytes() const { return static_cast<int64_t>(arena_.size()); }
-
-  // Time per step over the runs while profiling is on (as graph::Executor reports it), after the
-  // conversion of the input pixels into levels.
-  void set_profiling(bool on) { profiling_ = on; }
-  const std::vector<graph::StepProfile>& profile() const { return profile_; }
-
- private:
-  struct Int8Step : graph::ArenaStep {};
 
   bool is_level(int v) const { return v == 0 || !float_values_[static_cast<size_t>(v)].defined(); }
   // A value held as float maps outside the arena: the output of a conv that is not quantized (the head).
