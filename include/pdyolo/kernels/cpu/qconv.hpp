@@ -7,11 +7,12 @@
 //   weights  packed once (pack_qconv_weights): per group, blocks of 32 output channels, each
 //            [taps][quads][32][4] — taps = k·k, quads = input channels of the group in fours —
 //            plus each output channel's Σ w, what a zero point costs: Σ (x − z)·w = Σ x·w − z·Σ w.
-//   tiles    12 consecutive output pixels × one 32-channel block; the
-//            micro-kernel (AVX-512 VNNI or AVX2; NEON sdot or plain NEON; else portable C++) gives their int32
-//            Σ x·w, and the epilogue turns the tile into outputs: requantize_tile (per-channel
-//            requantization and the activation's table, written as u8 into any NHWC layout —
-//            a concat's channel slice included) or a caller's own (the detect head dequantizes).
+//   tiles    12 consecutive output pixels (AMX: 16) × one 32-channel block; the micro-kernel
+//            (AVX-512 VNNI, AMX or AVX2; NEON sdot or plain NEON; else portable C++) gives their
+//            int32 Σ x·w, and the epilogue turns the tile into outputs: requantize_tile
+//            (per-channel requantization and the activation's table, written as u8 into any NHWC
+//            layout — a concat's channel slice included) or a caller's own (the detect head
+//            dequantizes and decodes).
 //
 // Tasks are (group, 12 consecutive output pixels in row-major order): a tile may span two rows (or
 // more, for rows under 12 pixels), and its epilogue is called once per row; the last tile reuses its
