@@ -62,16 +62,18 @@ __attribute__((target("amx-tile"))) inline void configure_amx_tiles() {
   configured = true;
 }
 
-// C0 += A · B0 and C1 += A · B1 for A (tile kA) = 16 rows of the input from a, B0 and B1 (tiles kB0,
-// kB1) = the weights' channels 0–15 and 16–31 from w (rows 128 bytes apart).
-template <int kA, int kB0, int kB1>
-__attribute__((target("amx-tile,amx-int8"))) inline void amx_multiply(const uint8_t* a, int64_t a_stride, const int8_t* w) {
-  _tile_loadd(kA, a, a_stride);
-  _tile_loadd(kB0, w, 128);
-  _tile_loadd(kB1, w + 64, 128);
-  _tile_dpbusd(0, kA, kB0);
-  _tile_dpbusd(1, kA, kB1);
-}
+// C0 += A · B0 and C1 += A · B1 for A (tile a) = 16 rows of the input from `from` (rows `stride`
+// apart), B0 and B1 (tiles b0, b1) = the weights' channels 0–15 and 16–31 from w (rows 128 bytes
+// apart). A macro, not a template: GCC's tile intrinsics paste the tile number into their assembly
+// text, so it must be a literal.
+#define PDYOLO_AMX_MULTIPLY(a, b0, b1, from, stride, w) \
+  do {                                                   \
+    _tile_loadd(a, from, stride);                        \
+    _tile_loadd(b0, w, 128);                             \
+    _tile_loadd(b1, (w) + 64, 128);                      \
+    _tile_dpbusd(0, a, b0);                              \
+    _tile_dpbusd(1, a, b1);                              \
+  } while (false)
 
 // acc[p·32 + j] = Σ_t Σ_q Σ_i origin[p·pixel_step + taps[t] + 4q + i] · w[((t·quads + q)·32 + j)·4 + i]
 // for 16 pixels; quads a multiple of 8 (a last 8 goes through the 32-channel tiles 5–7).
@@ -82,12 +84,13 @@ __attribute__((target("amx-tile,amx-int8"))) inline void qconv_tile_amx_16x32(co
   _tile_zero(1);
   for (int64_t t = 0; t < tap_count; ++t) {
     int64_t q = 0;
-    for (; q + 16 <= quads; q += 16) amx_multiply<2, 3, 4>(origin + taps[t] + 4 * q, pixel_step, w + (t * quads + q) * 32 * 4);
-    if (q < quads) amx_multiply<5, 6, 7>(origin + taps[t] + 4 * q, pixel_step, w + (t * quads + q) * 32 * 4);  // a last 32 channels
+    for (; q + 16 <= quads; q += 16) PDYOLO_AMX_MULTIPLY(2, 3, 4, origin + taps[t] + 4 * q, pixel_step, w + (t * quads + q) * 32 * 4);
+    if (q < quads) PDYOLO_AMX_MULTIPLY(5, 6, 7, origin + taps[t] + 4 * q, pixel_step, w + (t * quads + q) * 32 * 4);  // a last 32 channels
   }
   _tile_stored(0, acc, 128);
   _tile_stored(1, acc + 16, 128);
 }
+#undef PDYOLO_AMX_MULTIPLY
 
 }  // namespace pdyolo::kernels::x86
 #else
