@@ -15,20 +15,20 @@ if(percent GREATER 27)
   message(FATAL_ERROR "the int8 file is ${percent} % of the float file")
 endif()
 set(int8 --weights ${OUT}/int8.safetensors)
-pdyolo_run("int8, on the integer runtime, int8 GEMM .*8 images in" eval ${int8} --data ${SOURCE_DIR}/data/sample --split train --img-size 64
+pdyolo_run("int8, on the integer runtime, int8 kernel .*8 images in" eval ${int8} --data ${SOURCE_DIR}/data/sample --split train --img-size 64
            --no-progress)
 pdyolo_run("detections in 8 images" detect ${int8} --source ${SOURCE_DIR}/data/sample/JPEGImages --img-size 64 --no-progress
            --out ${OUT}/detect)
 pdyolo_run("int8 model file: 82 quantizers, 0 convs kept in float" info ${int8})
-pdyolo_run("int8, integer runtime, int8 GEMM .*latency ms: P50" bench ${int8} --img-size 64 --runs 2 --warmup 0)
-pdyolo_run("3 raw maps .*\\(integer runtime, int8 GEMM" forward ${int8} --input ${SOURCE_DIR}/tests/data/images_1x3x32x32.npy
+pdyolo_run("int8, integer runtime, int8 kernel .*latency ms: P50" bench ${int8} --img-size 64 --runs 2 --warmup 0)
+pdyolo_run("3 raw maps .*\\(integer runtime, int8 kernel" forward ${int8} --input ${SOURCE_DIR}/tests/data/images_1x3x32x32.npy
            --out ${OUT}/forward)
 pdyolo_run("3 raw maps .*\\(integer runtime, scalar reference\\)" forward ${int8} --reference
            --input ${SOURCE_DIR}/tests/data/images_1x3x32x32.npy --out ${OUT}/reference)
-foreach(map raw_p3 raw_p4 raw_p5 decoded)  # the int8 GEMM and the scalar reference: the same bytes
+foreach(map raw_p3 raw_p4 raw_p5 decoded)  # the int8 kernels and the scalar reference: the same bytes
   execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${OUT}/forward/${map}.npy ${OUT}/reference/${map}.npy RESULT_VARIABLE differ)
   if(differ)
-    message(FATAL_ERROR "forward: ${map}.npy of the int8 GEMM differs from the scalar reference's")
+    message(FATAL_ERROR "forward: ${map}.npy of the int8 kernels differs from the scalar reference's")
   endif()
 endforeach()
 pdyolo_run("3 raw maps .*\\(fake-quant simulation\\)" forward ${int8} --simulate
@@ -50,7 +50,7 @@ if(NOT row_count EQUAL 59 OR NOT EXISTS ${OUT}/mixed/sensitivity.png)
   message(FATAL_ERROR "sensitivity.csv has ${row_count} lines (a header and 58 convs expected), or no sensitivity.png")
 endif()
 pdyolo_run("int8 model file: 82 quantizers, [56] convs kept in float" info --weights ${OUT}/mixed/int8.safetensors)
-pdyolo_run("int8, on the integer runtime, int8 GEMM .*8 images in" eval --weights ${OUT}/mixed/int8.safetensors --data ${SOURCE_DIR}/data/sample
+pdyolo_run("int8, on the integer runtime, int8 kernel .*8 images in" eval --weights ${OUT}/mixed/int8.safetensors --data ${SOURCE_DIR}/data/sample
            --split train --img-size 64 --no-progress)
 execute_process(COMMAND ${PDYOLO} quantize --weights ${OUT}/float.safetensors --data ${SOURCE_DIR}/data/sample --calib-images 1
                         --split train --fp32-layers model.0,model.999 --img-size 64 --no-progress
