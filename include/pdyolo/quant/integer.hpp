@@ -19,10 +19,9 @@
 // (kernels/cpu/qconv.hpp: AVX-512 VNNI or portable), which compute the same integers and are
 // tested to give bit-identical outputs.
 #pragma once
-#include <vector>
-
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "pdyolo/core/parallel.hpp"
 #include "pdyolo/graph/detect.hpp"
@@ -128,7 +127,6 @@ class IntegerModel {
       executor_ = std::make_unique<Int8Executor>(graph_, plan_, convs_, [this](int node, const Tensor& x) { return run_float_conv(node, x); }, isa_);
     return *executor_;
   }
-
 
   // The activation node a conv's table applies (−1: none).
   int activation_of_conv(int conv) const { return convs_[static_cast<size_t>(conv)].activation_node; }

@@ -32,6 +32,7 @@
 #include "pdyolo/kernels/neon/qconv_ukernels.hpp"
 #include "pdyolo/kernels/x86/qconv_amx.hpp"
 #include "pdyolo/kernels/x86/qconv_ukernels.hpp"
+#include "pdyolo/quant/scheme.hpp"
 
 namespace pdyolo::kernels::cpu {
 
@@ -171,12 +172,10 @@ inline QConvRequant make_qconv_requant(const PackedQConvWeights& w, int32_t inpu
   return r;
 }
 
-// The level of one accumulator (the scalar form of the requantization; scheme.hpp's arithmetic).
+// The level of one accumulator: scheme.hpp's requantization itself, on acc + offset.
 inline uint8_t requantize_level(const QConvRequant& r, int64_t c, int32_t acc) {
-  const int64_t total = std::clamp<int64_t>(acc + r.offset[static_cast<size_t>(c)], INT32_MIN, INT32_MAX);
-  const int32_t s = r.shift[static_cast<size_t>(c)];
-  const int64_t rounded = (total * r.value[static_cast<size_t>(c)] + (int64_t{1} << (s - 1))) >> s;
-  const uint8_t level = static_cast<uint8_t>(std::clamp<int64_t>(std::clamp<int64_t>(rounded, INT32_MIN, INT32_MAX) + r.output_zero, 0, 255));
+  const auto total = static_cast<int32_t>(std::clamp<int64_t>(acc + r.offset[static_cast<size_t>(c)], INT32_MIN, INT32_MAX));
+  const uint8_t level = quant::requantize_to_u8(total, {r.value[static_cast<size_t>(c)], r.shift[static_cast<size_t>(c)]}, r.output_zero);
   return r.use_table ? r.table[level] : level;
 }
 
