@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Knowledge distillation on held-out data (issue 20): BCCD (../shared/data/bccd-voc), 256 px.
-#   bench/bccd_distill.sh [STEP...]     STEP: teacher plain kl bce mse feature cwd plain-s2 BEST-s2 (default: all)
+#   bench/bccd_distill.sh [STEP...]     STEP: teacher teacher-s2 plain kl bce mse feature cwd plain-s2 BEST-s2
+#   (default: teacher plain kl bce mse feature cwd)
 # The teacher (yolov7-tiny) trains on `train`, its epoch chosen on `val` (best.safetensors: the
 # reference's fitness on val); each student (cfg/training/yolov7-tiny-half.yaml) trains for the same
 # budget and seed, plain or with one KD mode, its epoch also chosen on `val`; every model is then
@@ -34,6 +35,7 @@ train_step() {  # train_step NAME SEED ARGS...
 for step in "${steps[@]}"; do
   case "$step" in
     teacher) train_step teacher 0 --cfg cfg/training/yolov7-tiny.yaml ;;
+    teacher-s2) train_step teacher-s2 1 --cfg cfg/training/yolov7-tiny.yaml ;;
     plain) train_step plain 0 --cfg cfg/training/yolov7-tiny-half.yaml ;;
     plain-s2) train_step plain-s2 1 --cfg cfg/training/yolov7-tiny-half.yaml ;;
     kl|bce|mse|feature|cwd) train_step "$step" 0 --cfg cfg/training/yolov7-tiny-half.yaml --teacher "$out/teacher/best.safetensors" --kd "$step" ;;
