@@ -18,7 +18,7 @@ The reference imports modules it needs only for training and plotting (cv2, torc
 ...); where Debian's python3 lacks them they are replaced by empty stand-ins, which building and
 running the model never touches.
 """
-import argparse, importlib.abc, importlib.machinery, json, sys, types
+import argparse, importlib.abc, importlib.machinery, importlib.metadata, json, sys, types
 
 
 class _StandIn(types.ModuleType):
@@ -105,7 +105,7 @@ def main():
                                        ch_sparsity=a.ratio, round_to=a.round_to, ignored_layers=ignored)
     pruner.step()
     after = count(model, a.img_size)
-    print(json.dumps({"tool": f"torch-pruning {getattr(tp, '__version__', '')}".strip(), "cfg": a.cfg, "nc": a.nc,
+    print(json.dumps({"tool": "torch-pruning " + importlib.metadata.version("torch-pruning"), "cfg": a.cfg, "nc": a.nc,
                       "ratio": a.ratio, "round_to": a.round_to, "img_size": a.img_size,
                       "params_before": before[0], "params_after": after[0],
                       "gflops_before": round(before[1], 3), "gflops_after": round(after[1], 3),
