@@ -223,6 +223,7 @@ inline int run_prune(const Args& args) {
     model = detail::with_prune_gradients(args, std::move(model), o.importance, o.seed, teacher ? &*teacher : nullptr);
   }
   const detail::ModelSize before{model.graph.parameter_count(), model.graph.conv_flops(size) / 1e9, latency(model.graph)};
+  const uint64_t unpruned_bytes = models::model_file_bytes(model);  // (the input may be a checkpoint with EMA and optimizer)
   detail::Measure measure;
   double target = 0;
   switch (goal.kind) {
@@ -256,7 +257,9 @@ inline int run_prune(const Args& args) {
   if (const auto folder = std::filesystem::path(out).parent_path(); !folder.empty()) std::filesystem::create_directories(folder);
   if (!args.has("--mask-only")) model.config.reset();  // no config describes the pruned graph; its file does
   models::save_model(out, model);
-  std::printf("wrote %s (%.1f MB)\n", out.c_str(), static_cast<double>(std::filesystem::file_size(out)) / 1e6);
+  const uint64_t pruned_bytes = std::filesystem::file_size(out);
+  std::printf("wrote %s (%.1f MB; the unpruned model's file: %.1f MB, %.1f%%)\n", out.c_str(), static_cast<double>(pruned_bytes) / 1e6,
+              static_cast<double>(unpruned_bytes) / 1e6, 100.0 * static_cast<double>(pruned_bytes) / static_cast<double>(unpruned_bytes));
   if (args.has("--report")) {
     const auto sizes = [&](const detail::ModelSize& m) {
       std::ostringstream s;
@@ -265,10 +268,11 @@ inline int run_prune(const Args& args) {
     };
     std::ostringstream json;
     json << detail::cuts_json(cuts, o.ratio) << ",\"importance\":\"" << args.str("--importance") << "\",\"global\":" << (o.global ? "true" : "false")
-         << ",\"img_size\":" << size << ",\"threads\":" << num_threads() << ",\"before\":" << sizes(before);
+         << ",\"img_size\":" << size << ",\"threads\":" << num_threads() << ",\"before\":" << sizes(before)
+         << ",\"file_bytes\":" << unpruned_bytes;
     if (!loaded.source.empty() && std::filesystem::is_regular_file(loaded.source))
-      json << ",\"file_bytes\":" << std::filesystem::file_size(loaded.source);
-    json << "},\"after\":" << sizes(after) << ",\"file_bytes\":" << std::filesystem::file_size(out) << "}}\n";
+      json << ",\"input_file_bytes\":" << std::filesystem::file_size(loaded.source);
+    json << "},\"after\":" << sizes(after) << ",\"file_bytes\":" << pruned_bytes << "}}\n";
     io::write_file_atomic(args.str("--report"), [&](std::ostream& f) { f << json.str(); });
   }
   return 0;

@@ -19,6 +19,14 @@ file(READ ${OUT}/report.json report)
 if(NOT report MATCHES "\"node\":\"model.0.conv\",\"channels\":32,\"removed\":\\[")
   message(FATAL_ERROR "report.json lacks model.0.conv's removed channels: ${report}")
 endif()
+# File sizes like for like: "before" is the size of the unpruned model's own file (as convert writes
+# it), "after" the pruned file's.
+pdyolo_run("-> .*unpruned.safetensors" convert ${cfg} --out ${OUT}/unpruned.safetensors)
+file(SIZE ${OUT}/unpruned.safetensors unpruned_bytes)
+file(SIZE ${OUT}/pruned.safetensors pruned_bytes)
+if(NOT report MATCHES "\"before\":{[^}]*\"file_bytes\":${unpruned_bytes}[,}].*\"after\":{[^}]*\"file_bytes\":${pruned_bytes}}")
+  message(FATAL_ERROR "report.json's file sizes are not ${unpruned_bytes} (unpruned) and ${pruned_bytes} (pruned): ${report}")
+endif()
 
 set(calib --data ${SOURCE_DIR}/data/sample --split train --calib-batches 2 --batch-size 2 --img-size 64 --workers 0
           --hyp ${SOURCE_DIR}/cfg/hyp/hyp.scratch.tiny.yaml --latency-runs 3)

@@ -43,8 +43,15 @@ inline bool parse_safetensors_dtype(const std::string& s, DType& out) {
   return false;
 }
 
-inline void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
-                             const std::map<std::string, std::string>& metadata = {}) {
+// What a safetensors file of `tensors` is made of: its JSON header (padded to a multiple of 8 bytes)
+// and the bytes of tensor data after it. The file is 8 + header.size() + data_bytes long.
+struct SafetensorsLayout {
+  std::string header;
+  size_t data_bytes = 0;
+};
+
+inline SafetensorsLayout safetensors_layout(const std::map<std::string, Tensor>& tensors, const std::map<std::string, std::string>& metadata,
+                                            const std::string& path) {
   std::string header = "{";
   if (!metadata.empty()) {
     header += "\"__metadata__\":{";
@@ -55,12 +62,10 @@ inline void save_safetensors(const std::string& path, const std::map<std::string
     }
     header += "}";
   }
-  std::vector<Tensor> dense;
   size_t offset = 0;
   for (const auto& [name, t] : tensors) {
     PDYOLO_CHECK(name != "__metadata__", path, ": a tensor may not be named __metadata__");
     PDYOLO_CHECK(t.device().type == DeviceType::cpu, path, ": tensor '", name, "' is on ", t.device().str());
-    dense.push_back(t.is_contiguous() ? t : contiguous_copy(t));
     const size_t nbytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
     std::string shape = "[";
     for (size_t i = 0; i < t.shape().size(); ++i) shape += (i ? "," : "") + std::to_string(t.shape()[i]);
@@ -72,12 +77,20 @@ inline void save_safetensors(const std::string& path, const std::map<std::string
   }
   header += "}";
   header.append((8 - header.size() % 8) % 8, ' ');
+  return {std::move(header), offset};
+}
+
+inline void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                             const std::map<std::string, std::string>& metadata = {}) {
+  const SafetensorsLayout layout = safetensors_layout(tensors, metadata, path);
+  std::vector<Tensor> dense;
+  for (const auto& [name, t] : tensors) dense.push_back(t.is_contiguous() ? t : contiguous_copy(t));
   write_file_atomic(path, [&](std::ostream& out) {
     uint8_t length[8];
-    uint64_t n = header.size();
+    uint64_t n = layout.header.size();
     for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(n >> (8 * i));
     out.write(reinterpret_cast<const char*>(length), 8);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    out.write(layout.header.data(), static_cast<std::streamsize>(layout.header.size()));
     for (const Tensor& t : dense)
       out.write(static_cast<const char*>(t.raw_data()), static_cast<std::streamsize>(t.numel() * dtype_size(t.dtype())));
   });

@@ -110,4 +110,11 @@ inline void save_model(const std::string& path, const YoloModel& model) {
   io::save_safetensors(path, model.graph.state_dict(), model_metadata(model));
 }
 
+// The size of the file save_model would write: a like-for-like size for a model read from a
+// training checkpoint (which also holds the EMA and optimizer state) or a .pt.
+inline uint64_t model_file_bytes(const YoloModel& model) {
+  const io::SafetensorsLayout layout = io::safetensors_layout(model.graph.state_dict(), model_metadata(model), "(model)");
+  return 8 + layout.header.size() + layout.data_bytes;
+}
+
 }  // namespace pdyolo::models
