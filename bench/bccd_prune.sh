@@ -121,10 +121,12 @@ table() {
     for dir in "$out"/*/; do
       local name; name=$(basename "$dir")
       [[ -f $dir/test.json ]] || continue
-      local val=""
+      local val="" seconds=""
       [[ -f $dir/val.json ]] && val=$(metric "$dir/val.json" map50)
-      [[ -z $val && -f $dir/results.csv ]] && val=best-epoch
-      echo "| $name | $(metric "$dir/test.json" map50) | $(metric "$dir/test.json" map50_95) | $val | $(awk '{ s += $1 } END { print s }' "$dir/seconds") |"
+      # a training run: val mAP@0.5 of its chosen epoch (the best fitness, as best.safetensors)
+      [[ -z $val && -f $dir/results.csv ]] && val=$(awk -F, 'NR > 1 { f = 0.1 * $8 + 0.9 * $9; if (f > m) { m = f; v = $8 } } END { print v }' "$dir/results.csv")
+      [[ -f $dir/seconds ]] && seconds=$(awk '{ s += $1 } END { print s }' "$dir/seconds")
+      echo "| $name | $(metric "$dir/test.json" map50) | $(metric "$dir/test.json" map50_95) | $val | $seconds |"
     done
   } >"$out/results.md"
   cat "$out/results.md"
