@@ -144,8 +144,8 @@ for step in "${steps[@]}"; do
     sparse) train_step sparse --weights "$teacher" --sparsity "$sparsity" ;;
     prune-*) prune_step "${step#prune-}" ;;
     kd-*) train_step "$step" --weights "$out/prune-${step#kd-}/pruned.safetensors" --teacher "$teacher" --kd kl ;;
-    plain-best) train_step "plain-$(best_criterion)" --weights "$out/prune-$(best_criterion)/pruned.safetensors" ;;
-    int8) quantize_step int8-teacher "$teacher"; quantize_step "int8-$(best_criterion)" "$out/kd-$(best_criterion)/best.safetensors" ;;
+    plain-best) best=$(best_criterion); train_step "plain-$best" --weights "$out/prune-$best/pruned.safetensors" ;;
+    int8) best=$(best_criterion); quantize_step int8-teacher "$teacher"; quantize_step "int8-$best" "$out/kd-$best/best.safetensors" ;;
     latency) latency_step ;;
     plain-*) train_step "$step" --weights "$out/prune-${step#plain-}/pruned.safetensors" ;;
     table) table ;;
