@@ -29,10 +29,12 @@ target_link_libraries(pdyolo_image PUBLIC pdyolo)
 target_include_directories(pdyolo_image SYSTEM PUBLIC ${PDYOLO_STB_INCLUDE})
 # stb's own code: its warnings are not ours, and a few of UBSan's checks are off inside it (sanitizer
 # builds; tests/fuzz/FUZZING.md). The decoder copies zero bytes to a null buffer for an empty PNG
-# IDAT chunk and reads a JPEG symbol at a negative index inside its own Huffman table on corrupt
-# codes; the JPEG writer shifts negative coefficients left. Undefined by the letter, none leaves
-# stb's memory or depends on the input's trust; AddressSanitizer still checks every access.
-set(PDYOLO_STB_COMPILE_OPTIONS "-w;-fno-sanitize=nonnull-attribute,bounds")
+# IDAT chunk, reads a JPEG symbol at a negative index inside its own Huffman table on corrupt
+# codes, and, once a marker has ended a corrupt scan early, shifts a zero byte by 32 bits or more
+# (its bit count went negative; zero shifted is zero whatever the hardware does with the count);
+# the JPEG writer shifts negative coefficients left. Undefined by the letter, none leaves stb's
+# memory or depends on the input's trust; AddressSanitizer still checks every access.
+set(PDYOLO_STB_COMPILE_OPTIONS "-w;-fno-sanitize=nonnull-attribute,bounds,shift-exponent")
 set(PDYOLO_STB_WRITE_COMPILE_OPTIONS "-w;-fno-sanitize=shift-base")
 set_source_files_properties(${PDYOLO_STB_SOURCE} PROPERTIES COMPILE_OPTIONS "${PDYOLO_STB_COMPILE_OPTIONS}")
 set_source_files_properties(${PDYOLO_STB_WRITE_SOURCE} PROPERTIES COMPILE_OPTIONS "${PDYOLO_STB_WRITE_COMPILE_OPTIONS}")
