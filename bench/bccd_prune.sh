@@ -17,34 +17,16 @@
 # the checkpoint chosen on `val`; each model is evaluated once on `test`. Steps resume when rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=../shared/data/bccd-voc
+source bench/bccd_common.sh
 teacher=bench/runs/bccd/teacher/best.safetensors
 importance_teacher=bench/runs/bccd/teacher-s2/best.safetensors
 out=bench/runs/bccd_prune
 epochs=${EPOCHS:-40}
 sparsity=${SPARSITY:-0.1}
-size=256
 train_args=(--data "$data" --hyp bench/hyp.bccd.finetune.yaml --epochs "$epochs" --batch-size 16 --img-size $size
   --workers 1 --cache --no-progress --seed 0)
 criteria=(random l1 bn taylor kd-taylor)
 mkdir -p "$out"
-
-evaluate() {  # evaluate MODEL SPLIT OUT.json
-  build/pdyolo eval --weights "$1" --data "$data" --split "$2" --img-size $size --no-progress --json | tail -1 >"$3"
-}
-
-train_step() {  # train_step NAME ARGS...
-  local name=$1; shift
-  local dir=$out/$name
-  if [[ -f $dir/test.json ]]; then echo "$name: done"; return; fi
-  local resume=()
-  [[ -f $dir/last.safetensors ]] && resume=(--resume)
-  local start=$SECONDS
-  build/pdyolo train "${train_args[@]}" --out "$dir" "$@" "${resume[@]}" >"$dir.log" 2>&1 || { tail -5 "$dir.log"; exit 1; }
-  echo "$((SECONDS - start))" >>"$dir/seconds"
-  evaluate "$dir/best.safetensors" test "$dir/test.json"
-  echo "$name: $(cat "$dir/test.json")"
-}
 
 prune_step() {  # prune_step C
   local c=$1 dir=$out/prune-$1 source=$teacher
@@ -75,7 +57,7 @@ best_criterion() {
   local c best="" best_fitness=-1
   for c in "${criteria[@]}"; do
     [[ -f $out/kd-$c/test.json ]] || continue
-    local f; f=$(awk -F, 'NR > 1 { f = 0.1 * $8 + 0.9 * $9; if (f > m) m = f } END { print m + 0 }' "$out/kd-$c/results.csv")
+    local f; f=$(chosen_epoch "$out/kd-$c/results.csv")
     if awk -v a="$f" -v b="$best_fitness" 'BEGIN { exit !(a > b) }'; then best=$c best_fitness=$f; fi
   done
   [[ -n $best ]] || { echo "no KD fine-tune has finished" >&2; exit 1; }
@@ -110,26 +92,6 @@ latency_step() {
       echo "round $r: $(for i in "${!names[@]}"; do printf '%s %s  ' "${names[$i]}" "${p50[$i]}"; done)speed-up fp32 $(awk -v a="${p50[0]}" -v b="${p50[1]}" 'BEGIN { printf "%.3f", a / b }'), int8 $(awk -v a="${p50[2]}" -v b="${p50[3]}" 'BEGIN { printf "%.3f", a / b }')"
     done
   } | tee "$out/latency.txt"
-}
-
-metric() { grep -o "\"$2\":[0-9.e-]*" "$1" | cut -d: -f2; }  # metric FILE.json KEY
-
-table() {
-  {
-    echo "| model | mAP@0.5 (test) | mAP@0.5:0.95 (test) | mAP@0.5 (val) | seconds |"
-    echo "|---|---|---|---|---|"
-    for dir in "$out"/*/; do
-      local name; name=$(basename "$dir")
-      [[ -f $dir/test.json ]] || continue
-      local val="" seconds=""
-      [[ -f $dir/val.json ]] && val=$(metric "$dir/val.json" map50)
-      # a training run: val mAP@0.5 of its chosen epoch (the best fitness, as best.safetensors)
-      [[ -z $val && -f $dir/results.csv ]] && val=$(awk -F, 'NR > 1 { f = 0.1 * $8 + 0.9 * $9; if (f > m) { m = f; v = $8 } } END { print v }' "$dir/results.csv")
-      [[ -f $dir/seconds ]] && seconds=$(awk '{ s += $1 } END { print s }' "$dir/seconds")
-      echo "| $name | $(metric "$dir/test.json" map50) | $(metric "$dir/test.json" map50_95) | $val | $seconds |"
-    done
-  } >"$out/results.md"
-  cat "$out/results.md"
 }
 
 steps=("$@")
