@@ -177,6 +177,18 @@ TEST_CASE("hostile images and annotations: declared sizes checked before decodin
   CHECK(corrupt.width == 13);
   CHECK(corrupt.height == 7);
   CHECK(data::load_image(negative_code_bits).pixels == corrupt.pixels);
+  // A 26-byte JPEG declaring 15011 × 8263 pixels, within the size limits: stb filled the missing data
+  // with zeros and decoded it to 372 MB (found as a slow unit by fuzz_image's long run). A BMP with
+  // its header alone likewise. Both are refused as truncated before decoding.
+  const std::string truncated_jpeg = std::string(PDYOLO_SOURCE_DIR) + "/tests/fuzz/corpus/image/jpeg_truncated_huge.jpg";
+  CHECK(test::error_of([&] { data::load_image(truncated_jpeg); })
+            .find("jpeg_truncated_huge.jpg: truncated: the image declares 15011x8263 pixels, which take at least 121183 bytes, but the file holds 26") !=
+        std::string::npos);
+  test::write_text(dir + "/JPEGImages/header_only.bmp", std::string("BMN\x01\0\0\0\0\0\0" "6\0\0\0(\0\0\0\xA0\x0F\0\0\xB8\x0B\0\0\x01\0\x18\0", 30) +
+                                                            std::string(24, '\0'));
+  CHECK(test::error_of([&] { data::image_size(io::read_file(dir + "/JPEGImages/header_only.bmp"), "header_only.bmp"); })
+            .find("header_only.bmp: truncated: the image declares 4000x3000 pixels, which take at least 750000 bytes, but the file holds 54") !=
+        std::string::npos);
   // A VOC annotation with a 35-digit height (once undefined behaviour in the float → int conversion).
   save(dir + "/JPEGImages/big.jpg", data::Image(10, 10));
   test::write_text(dir + "/Annotations/big.xml",

@@ -65,6 +65,16 @@ inline void check_jpeg_huffman_tables(const std::vector<char>& b, const std::str
     if (byte(at) == 0xFF && byte(at + 1) == 0xC4) check_huffman_tables_at(b, at + 2, path);
 }
 
+// The fewest bytes a complete file of this format can hold for w × h pixels, halved for slack: a
+// JPEG codes at least one bit per 8×8 block (the DC term of every block of its finest component), a
+// BMP (stb decodes no compressed one) at least one bit per pixel, a PNG at least one bit per pixel
+// before deflate, which compresses at most 1032:1. stb fills a truncated file with zeros, so without
+// this a 26-byte JPEG declaring 15011×8263 pixels decoded to a 372 MB image (1 GB at its peak).
+inline int64_t min_complete_bytes(const std::vector<char>& bytes, int64_t w, int64_t h) {
+  const int64_t bits = bytes[0] == '\xFF' ? ((w + 7) / 8) * ((h + 7) / 8) : bytes[0] == 'B' ? w * h : w * h / 1032;
+  return bits / 16;
+}
+
 }  // namespace detail
 
 // Width and height an image file declares, after the same format checks as decode_image (nothing is
@@ -78,6 +88,9 @@ inline std::pair<int, int> image_size(const std::vector<char>& bytes, const std:
   PDYOLO_CHECK(w >= 1 && h >= 1, path, ": the image declares ", w, "x", h, " pixels; an image needs at least one");
   PDYOLO_CHECK(w <= kMaxImageSide && h <= kMaxImageSide && int64_t{w} * h <= kMaxImagePixels, path, ": the image declares ", w, "x", h,
                " pixels, more than the ", kMaxImageSide, " a side (and ", kMaxImagePixels, " in all) pdyolo decodes");
+  const int64_t least = detail::min_complete_bytes(bytes, w, h);
+  PDYOLO_CHECK(static_cast<int64_t>(bytes.size()) >= least, path, ": truncated: the image declares ", w, "x", h, " pixels, which take at least ",
+               least, " bytes, but the file holds ", bytes.size());
   return {w, h};
 }
 
