@@ -187,8 +187,15 @@ TEST_CASE("hostile images and annotations: declared sizes checked before decodin
   test::write_text(dir + "/JPEGImages/header_only.bmp", std::string("BMN\x01\0\0\0\0\0\0" "6\0\0\0(\0\0\0\xA0\x0F\0\0\xB8\x0B\0\0\x01\0\x18\0", 30) +
                                                             std::string(24, '\0'));
   CHECK(test::error_of([&] { data::image_size(io::read_file(dir + "/JPEGImages/header_only.bmp"), "header_only.bmp"); })
-            .find("header_only.bmp: truncated: the image declares 4000x3000 pixels, which take at least 750000 bytes, but the file holds 54") !=
+            .find("header_only.bmp: truncated: the image declares 4000x3000 pixels, which take at least 36000054 bytes, but the file holds 54") !=
         std::string::npos);
+  // A BMP missing its last row decoded with that row black: a BMP must hold every row (only the last
+  // row's padding may be missing). 13 × 7 pixels, 24-bit: rows of 39 bytes padded to 40, from byte 54.
+  const std::vector<char> bmp = io::read_file(std::string(PDYOLO_SOURCE_DIR) + "/tests/fuzz/corpus/image/rgb.bmp");
+  CHECK(data::decode_image(bmp, "rgb.bmp").height == 7);
+  CHECK(data::decode_image(std::vector<char>(bmp.begin(), bmp.end() - 1), "unpadded.bmp").height == 7);
+  CHECK(test::error_of([&] { data::decode_image(std::vector<char>(bmp.begin(), bmp.end() - 40), "cut.bmp"); })
+            .find("cut.bmp: truncated: the image declares 13x7 pixels, which take at least 333 bytes, but the file holds 294") != std::string::npos);
   // A VOC annotation with a 35-digit height (once undefined behaviour in the float → int conversion).
   save(dir + "/JPEGImages/big.jpg", data::Image(10, 10));
   test::write_text(dir + "/Annotations/big.xml",

@@ -65,13 +65,30 @@ inline void check_jpeg_huffman_tables(const std::vector<char>& b, const std::str
     if (byte(at) == 0xFF && byte(at + 1) == 0xC4) check_huffman_tables_at(b, at + 2, path);
 }
 
-// The fewest bytes a complete file of this format can hold for w × h pixels, halved for slack: a
-// JPEG codes at least one bit per 8×8 block (the DC term of every block of its finest component), a
-// BMP (stb decodes no compressed one) at least one bit per pixel, a PNG at least one bit per pixel
-// before deflate, which compresses at most 1032:1. stb fills a truncated file with zeros, so without
-// this a 26-byte JPEG declaring 15011×8263 pixels decoded to a 372 MB image (1 GB at its peak).
+// Where a BMP's pixel rows end: from the offset its file header names, `h` rows of w × bits-per-pixel
+// bits, each padded to 4 bytes (the last row's padding may be missing). stb decodes no compressed BMP,
+// so every complete file it accepts holds them all. Fields past the end read as 0.
+inline int64_t bmp_pixels_end(const std::vector<char>& b, int64_t w, int64_t h) {
+  auto le = [&b](size_t at, int n) {
+    int64_t v = 0;
+    for (int i = n - 1; i >= 0; --i) v = v << 8 | (at + i < b.size() ? static_cast<uint8_t>(b[at + i]) : 0);
+    return v;
+  };
+  const int64_t offset = le(10, 4), header_size = le(14, 4);
+  const int64_t bits_per_pixel = le(header_size == 12 ? 24 : 28, 2);  // OS/2 core header, or the Windows ones
+  const int64_t row_bytes = (w * bits_per_pixel + 7) / 8, stride = (row_bytes + 3) / 4 * 4;
+  return offset + stride * (h - 1) + row_bytes;
+}
+
+// The fewest bytes a complete file of this format can hold for w × h pixels (w, h ≥ 1). A BMP holds
+// all its rows. The compressed formats, halved for slack: a JPEG codes at least one bit per 8×8 block
+// (the DC term of every block of its finest component), a PNG at least one bit per pixel before
+// deflate, which compresses at most 1032:1. stb fills a truncated file with zeros, so without this a
+// 26-byte JPEG declaring 15011×8263 pixels decoded to a 372 MB image (1 GB at its peak), and a BMP
+// missing its last rows decoded with them black.
 inline int64_t min_complete_bytes(const std::vector<char>& bytes, int64_t w, int64_t h) {
-  const int64_t bits = bytes[0] == '\xFF' ? ((w + 7) / 8) * ((h + 7) / 8) : bytes[0] == 'B' ? w * h : w * h / 1032;
+  if (bytes[0] == 'B') return bmp_pixels_end(bytes, w, h);
+  const int64_t bits = bytes[0] == '\xFF' ? ((w + 7) / 8) * ((h + 7) / 8) : w * h / 1032;
   return bits / 16;
 }
 
