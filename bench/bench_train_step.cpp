@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "pdyolo/core/op_profile.hpp"
+#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/yolo.hpp"
 #include "pdyolo/ops/elementwise.hpp"
 #include "pdyolo/ops/reduce.hpp"

@@ -16,6 +16,7 @@
 
 #include "pdyolo/io/npy.hpp"
 #include "pdyolo/io/yaml.hpp"
+#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/weights.hpp"
 #include "pdyolo/train/loss.hpp"
 

@@ -23,20 +23,22 @@ inline double peak_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) * 1024.0 / 1e6;  // Linux reports kilobytes
 }
 
-inline void print_profile(const std::vector<graph::StepProfile>& steps, int runs, double total_ms) {
-  std::map<std::string, std::pair<double, double>> by_op;  // op → (ms, GFLOP)
-  for (const auto& s : steps) by_op[s.op].first += s.seconds * 1e3 / runs, by_op[s.op].second += s.gflop;
+// The profile of the timed runs (core/op_profile.hpp): time per op, then the slowest steps.
+inline void print_profile(const OpProfile& profile, int runs, int64_t batch, double total_ms) {
+  const std::vector<OpProfile::Step>& steps = profile.steps();
+  std::map<std::string, std::pair<double, double>> by_op;  // op → (ms per run, GFLOP per run)
+  for (const auto& s : steps) by_op[s.op].first += s.seconds * 1e3 / runs, by_op[s.op].second += s.gflop * static_cast<double>(batch);
   std::printf("\ntime per op (ms per run, share, GFLOP/s):\n");
   for (const auto& [op, v] : by_op)
     std::printf("  %-10s %8.2f  %5.1f%%  %s\n", op.c_str(), v.first, 100.0 * v.first / total_ms,
                 v.second > 0 ? std::to_string(static_cast<int>(v.second / (v.first / 1e3))).c_str() : "");
-  std::vector<graph::StepProfile> sorted = steps;
+  std::vector<OpProfile::Step> sorted = steps;
   std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
   std::printf("\nslowest steps (ms per run, share, GFLOP, GFLOP/s):\n");
   for (size_t i = 0; i < std::min<size_t>(15, sorted.size()); ++i) {
-    const double ms = sorted[i].seconds * 1e3 / runs;
+    const double ms = sorted[i].seconds * 1e3 / runs, gflop = sorted[i].gflop * static_cast<double>(batch);
     std::printf("  %-20s %-9s %7.2f  %5.1f%%  %6.3f  %6.0f\n", sorted[i].name.c_str(), sorted[i].op.c_str(), ms, 100.0 * ms / total_ms,
-                sorted[i].gflop, sorted[i].gflop > 0 ? sorted[i].gflop / (ms / 1e3) : 0.0);
+                gflop, gflop > 0 ? gflop / (ms / 1e3) : 0.0);
   }
 }
 
@@ -47,7 +49,7 @@ inline const CommandSpec& bench_spec() {
                                  {"--threads", "T", "2", "threads"}, {"--runs", "N", "100", "timed runs"},
                                  {"--warmup", "N", "5", "untimed runs first"},
                                  {"--executor", "planned|graph", "planned", "the planned executor or the autograd forward"},
-                                 {"--profile", "", "", "time per layer and op"},
+                                 {"--profile", "", "", "time per layer and op (either executor)"},
                                  {"--int8-kernel", "K", "best", "int8 models: the conv kernel (best, amx, avx512-vnni, avx2, neon-sdot, neon or generic)"},
                                  {"--json", "", "", "one JSON line of the figures"}}};
   return spec;
@@ -80,8 +82,8 @@ inline int run_bench(const Args& args) {
     else graph::forward(model.graph, images);
   };
   for (int i = 0; i < warmup; ++i) run_once();
-  engine.set_profiling(args.has("--profile"));  // (after the warm-up: the profile counts timed runs only)
-  if (integer) integer->set_profiling(args.has("--profile"));
+  std::optional<OpProfile> profile;  // (after the warm-up: the profile counts timed runs only)
+  if (args.has("--profile")) profile.emplace();
   const graph::Latency latency = graph::time_runs(run_once, runs, 0);
   const double mean = latency.mean_ms, p50 = latency.p50(), p95 = latency.quantile(0.95), p99 = latency.quantile(0.99);
   const double fps = 1e3 * batch / mean;
@@ -92,7 +94,7 @@ inline int run_bench(const Args& args) {
               mean, fps, model.graph.conv_flops(size) * batch / (mean / 1e3) / 1e9, peak_rss_mb());
   if (executor == "planned" && !integer)
     std::printf("activation arena %.1f MB (%.1f MB without buffer sharing)\n", engine.arena_bytes() / 1e6, engine.unplanned_bytes() / 1e6);
-  if (args.has("--profile") && executor == "planned") print_profile(integer ? integer->profile() : engine.profile(), runs, mean);
+  if (profile) print_profile(*profile, runs, batch, mean);
   if (args.has("--json"))
     std::printf("{\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"fps\":%.2f,\"peak_rss_mb\":%.1f}\n", p50, p95, p99, fps, peak_rss_mb());
   return 0;

@@ -125,13 +125,13 @@ inline int run_detect(const Args& args) {
       const std::string label = eval::class_name(model.names, d.cls);
       char score[16];
       std::snprintf(score, sizeof score, "%.2f", d.score);
-      const data::Color color = data::class_color(d.cls);
-      data::draw_rect(img, d.x1, d.y1, d.x2, d.y2, color, 2 * scale);
+      const viz::Color color = viz::class_color(d.cls);
+      viz::draw_rect(img, d.x1, d.y1, d.x2, d.y2, color, 2 * scale);
       const std::string caption = label + " " + score;
-      const int64_t tw = data::text_width(caption, scale);
-      const int64_t ty = std::max<int64_t>(0, static_cast<int64_t>(d.y1) - data::text_height(scale) - 2);
-      data::fill_rect(img, static_cast<int64_t>(d.x1), ty, static_cast<int64_t>(d.x1) + tw + 4, ty + data::text_height(scale) + 2, color);
-      data::draw_text(img, static_cast<int64_t>(d.x1) + 2, ty + 2, caption, {255, 255, 255}, scale);
+      const int64_t tw = viz::text_width(caption, scale);
+      const int64_t ty = std::max<int64_t>(0, static_cast<int64_t>(d.y1) - viz::text_height(scale) - 2);
+      viz::fill_rect(img, static_cast<int64_t>(d.x1), ty, static_cast<int64_t>(d.x1) + tw + 4, ty + viz::text_height(scale) + 2, color);
+      viz::draw_text(img, static_cast<int64_t>(d.x1) + 2, ty + 2, caption, {255, 255, 255}, scale);
       char box[160];
       std::snprintf(box, sizeof box, "{\"box\":[%.1f,%.1f,%.1f,%.1f],\"score\":%.4f,\"class\":%lld,\"name\":", d.x1, d.y1, d.x2, d.y2, d.score,
                     static_cast<long long>(d.cls));

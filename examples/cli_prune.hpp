@@ -14,7 +14,7 @@
 #include "cli_load.hpp"
 #include "pdyolo/distill/distiller.hpp"
 #include "pdyolo/eval/evaluate.hpp"
-#include "pdyolo/io/plot.hpp"
+#include "pdyolo/viz/plot.hpp"
 #include "pdyolo/graph/latency.hpp"
 #include "pdyolo/io/file.hpp"
 #include "pdyolo/prune/prune.hpp"
@@ -318,15 +318,15 @@ inline void write_steps(const std::string& dir, const std::vector<StepRow>& rows
       out << line;
     }
   });
-  io::PlotSeries map50{"mAP@.5", {}, {}, data::class_color(1), 2}, map{"mAP@.5:.95", {}, {}, data::class_color(4), 2};
+  viz::PlotSeries map50{"mAP@.5", {}, {}, viz::class_color(1), 2}, map{"mAP@.5:.95", {}, {}, viz::class_color(4), 2};
   for (const StepRow& r : rows) {
     const double x = 100.0 * r.gflops / rows[0].gflops;
     map50.x.push_back(x), map50.y.push_back(r.map50), map.x.push_back(x), map.y.push_back(r.map50_95);
   }
-  io::PlotOptions o;
+  viz::PlotOptions o;
   o.title = "iterative pruning: validation mAP against FLOPs";
   o.x_label = "GFLOPs, % of the unpruned model";
-  data::save_image(dir + "/steps.png", io::plot_lines(o, {map50, map}));
+  data::save_image(dir + "/steps.png", viz::plot_lines(o, {map50, map}));
 }
 
 }  // namespace detail

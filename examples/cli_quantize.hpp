@@ -15,7 +15,7 @@
 #include "cli_train.hpp"
 #include "pdyolo/eval/evaluate.hpp"
 #include "pdyolo/io/file.hpp"
-#include "pdyolo/io/plot.hpp"
+#include "pdyolo/viz/plot.hpp"
 #include "pdyolo/quant/agreement.hpp"
 #include "pdyolo/quant/model_file.hpp"
 #include "pdyolo/quant/qat.hpp"
@@ -165,16 +165,16 @@ inline void report_sensitivity(const std::string& dir, const graph::Graph& g, co
       out << line;
     }
   });
-  io::PlotSeries drop50{"mAP@.5 drop", {}, {}, data::class_color(1), 2}, drop{"mAP@.5:.95 drop", {}, {}, data::class_color(4), 2};
+  viz::PlotSeries drop50{"mAP@.5 drop", {}, {}, viz::class_color(1), 2}, drop{"mAP@.5:.95 drop", {}, {}, viz::class_color(4), 2};
   for (size_t k = 0; k < layers.size(); ++k) {
     drop50.x.push_back(static_cast<double>(k)), drop50.y.push_back(100.0 * (float_metrics.map50 - layers[k].metrics.map50));
     drop.x.push_back(static_cast<double>(k)), drop.y.push_back(100.0 * (float_metrics.map50_95 - layers[k].metrics.map50_95));
   }
-  io::PlotOptions o;
+  viz::PlotOptions o;
   o.title = "sensitivity: mAP drop with one conv quantized";
   o.x_label = "conv, in graph order";
   o.y_label = "points";
-  data::save_image(prefix + "sensitivity.png", io::plot_lines(o, {drop50, drop}));
+  data::save_image(prefix + "sensitivity.png", viz::plot_lines(o, {drop50, drop}));
   std::printf("%-4s %-24s %9s %11s %8s   (float: %.4f %.4f; drops in points)\n", "rank", "conv", "drop@.5", "drop@.5:.95", "fitness",
               float_metrics.map50, float_metrics.map50_95);
   int rank = 0;

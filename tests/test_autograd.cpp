@@ -142,7 +142,7 @@ TEST_CASE("only f32 leaves may require grad") {
 TEST_CASE("grad_check catches a wrong gradient") {
   // A deliberately wrong backward (claims d/dx x² = x) must fail the check.
   auto wrong_square = [](const std::vector<Tensor>& in) {
-    Tensor y = ops::detail::unary_map(in[0], "wrong", [](float v) { return v * v; });
+    Tensor y = ops::detail::binary_map(in[0], in[0], "wrong", kernels::BinaryMap::mul);  // x², without autograd
     return autograd::record(y, "wrong", {in[0]}, [xs = in[0].detach()](const Tensor& g) {
       return std::vector<Tensor>{g * xs};
     });

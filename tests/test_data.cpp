@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "pdyolo/data/dataset.hpp"
-#include "pdyolo/data/draw.hpp"
+#include "pdyolo/viz/draw.hpp"
 #include "pdyolo/data/image_io.hpp"
 #include "pdyolo/data/loader.hpp"
 #include "test_util.hpp"
@@ -358,7 +358,7 @@ TEST_CASE("the shared coco128-voc set loads from both layouts with the same boxe
 
 namespace {
 
-const data::Color kColors[4] = {{220, 20, 20}, {20, 220, 20}, {20, 20, 220}, {220, 220, 20}};
+const viz::Color kColors[4] = {{220, 20, 20}, {20, 220, 20}, {20, 20, 220}, {220, 220, 20}};
 
 // A grey image with one coloured rectangle per box (box class = colour index).
 data::Image painted(int64_t w, int64_t h, const data::Labels& boxes) {
@@ -378,7 +378,7 @@ data::Box box(float x1, float y1, float x2, float y2, int64_t cls) {
   return b;
 }
 
-bool near_color(const uint8_t* p, data::Color c, int tolerance) {
+bool near_color(const uint8_t* p, viz::Color c, int tolerance) {
   return std::abs(p[0] - c.r) <= tolerance && std::abs(p[1] - c.g) <= tolerance && std::abs(p[2] - c.b) <= tolerance;
 }
 

@@ -3,8 +3,10 @@
 #include "test_main.hpp"
 
 #include <fstream>
+#include <set>
 
 #include "pdyolo/graph/channels.hpp"
+#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/models/weights.hpp"
 #include "test_util.hpp"
@@ -402,4 +404,74 @@ TEST_CASE("a model file whose graph disagrees with its tensors is refused with t
           attrs.set("kernel", io::Value::make_int(3));
         }).find("'model.2.conv' (conv): kernel 3 but the weight is 1x1") != std::string::npos);
   std::remove(path.c_str());
+}
+
+TEST_CASE("the op table: one row per op, in enum order, with unique names that the model file reads back") {
+  std::set<std::string> names;
+  for (graph::Op op : graph::kAllOps) {
+    const graph::OpDesc& row = graph::describe(op);
+    CHECK(row.op == op);
+    CHECK(names.insert(row.name).second);
+    CHECK((row.max_inputs == graph::kUnboundedInputs || row.max_inputs >= row.min_inputs));
+  }
+  // Every attribute struct's fields are checked against their declared ranges.
+  models::YoloModel m = build(kSource + "/cfg/training/yolov7-tiny.yaml", 3);
+  m.graph.nodes[node_named(m.graph, "model.0.conv")].get<graph::ConvAttrs>().stride = 0;
+  CHECK(test::error_of([&] { graph::validate(m.graph); }).find("'model.0.conv' (conv): attribute 'stride' is 0; it must lie in [1, 1048576]") !=
+        std::string::npos);
+  m = build(kSource + "/cfg/training/yolov7-tiny.yaml", 3);
+  m.graph.nodes[node_named(m.graph, "model.0.conv")].attrs = graph::PoolAttrs{};
+  CHECK(test::error_of([&] { graph::validate(m.graph); }).find("'model.0.conv' (conv): has no conv attributes") != std::string::npos);
+  m = build(kSource + "/cfg/training/yolov7-tiny.yaml", 3);
+  m.graph.nodes[node_named(m.graph, "model.0.act")].inputs = {0, 0};
+  CHECK(test::error_of([&] { graph::validate(m.graph); }).find("'model.0.act' (activation): reads 2 inputs; it takes 1") != std::string::npos);
+}
+
+TEST_CASE("ReOrg (YOLOv7-P6's space-to-depth): channels, shapes, pruning through its 4x interleave, files and both executors") {
+  models::YoloModel m = build(kSource + "/tests/data/cfg/reorg-tiny.yaml");
+  graph::Graph& g = m.graph;
+  CHECK_NOTHROW(graph::validate(g));
+  const int image_reorg = g.layer_output[0], inner_reorg = g.layer_output[3];
+  CHECK(g.nodes[image_reorg].op == graph::Op::reorg);
+  CHECK(g.channels(image_reorg) == 12);
+  CHECK(g.channels(inner_reorg) == 64);
+  const std::vector<Shape> shapes = g.infer_shapes(64, 96);
+  CHECK(shapes[image_reorg] == Shape{1, 12, 32, 48});
+  CHECK(shapes[inner_reorg] == Shape{1, 64, 16, 24});
+  CHECK(g.node_flops(static_cast<size_t>(inner_reorg), shapes) == 0.0);
+  // The image's reorg is fixed with the image; model.2's 16 channels are read four times by model.4.
+  const graph::ChannelGroups groups = graph::channel_groups(g);
+  CHECK_FALSE(group_of(groups, g, "input").prunable);
+  const graph::ChannelGroup& group = group_of(groups, g, "model.2.conv");
+  CHECK(group.prunable);
+  CHECK(group.channels == 16);
+  const std::vector<const graph::ChannelUse*> reads = uses_on(group, g, "model.4.conv", "weight", 1);
+  REQUIRE(reads.size() == 4);
+  for (int64_t phase = 0; phase < 4; ++phase) CHECK(index_is_offset(*reads[phase], 16 * phase));
+  // Removing a third of them gives what silencing them gave, and the conv reading the reorg narrows 4×.
+  const Tensor x = Tensor::uniform({2, 3, 64, 96}, 0.0f, 1.0f);
+  const std::vector<int64_t> keep = every_but_thirds(group.channels);
+  silence_channels(g, group, keep);
+  const Tensor before = decoded(g, x);
+  graph::keep_channels(g, group, keep);
+  CHECK_NOTHROW(graph::validate(g));
+  CHECK(g.channels(inner_reorg) == 4 * 10);
+  CHECK(g.nodes[node_named(g, "model.4.conv")].tensor("weight").shape() == Shape{32, 40, 1, 1});
+  const Tensor pruned = decoded(g, x);
+  CHECK(test::max_rel_diff(pruned, before) < 1e-5);
+  // The file keeps the op (its name and no attributes) and the reloaded model gives the same outputs.
+  const std::string path = test::temp_path("reorg.safetensors");
+  models::save_model(path, m);
+  models::YoloModel back = models::load_model(path);
+  std::remove(path.c_str());
+  CHECK(back.graph.nodes[static_cast<size_t>(inner_reorg)].op == graph::Op::reorg);
+  CHECK(test::max_rel_diff(decoded(back.graph, x), pruned) == 0.0);
+  // Fused, the planned executor runs it as autograd mode does.
+  graph::fuse(back.graph);
+  const Tensor fused = decoded(back.graph, x);
+  CHECK(test::max_rel_diff(fused, pruned) < 1e-4);
+  graph::Executor executor(back.graph);
+  CHECK(test::max_rel_diff(executor.run(x).decoded, fused) < 1e-4);
+  // An odd size cannot be split into 2×2 phases.
+  CHECK(test::error_of([&] { executor.run(Tensor::zeros({1, 3, 64, 62})); }).find("even") != std::string::npos);
 }

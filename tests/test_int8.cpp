@@ -1,6 +1,6 @@
 // The int8 kernels (kernels/cpu/qconv.hpp and its AVX-512 VNNI, AVX2, NEON sdot and plain NEON
 // micro-kernels) and the planned int8 executor (quant/int8_executor.hpp), against the definitions:
-// every accumulator of odd conv shapes, every requantized level against quant/scheme.hpp, and whole
+// every accumulator of odd conv shapes, every requantized level against kernels/int8_scheme.hpp, and whole
 // models bit-identical to the scalar reference integer runtime on every kernel the CPU has. Also
 // cross-compiled for AArch64 and run under qemu-aarch64 (tests/arm/cross_test.cmake), where an int8
 // model written on x86 must give the x86 raw maps bit for bit.
@@ -89,7 +89,7 @@ void check_qconv(kernels::cpu::QconvIsa isa) {
   MESSAGE(std::string(kernels::cpu::qconv_isa_name(isa)) << ": " << checked << " accumulators equal to the definition");
 }
 
-// The fused requantization of `isa` against scheme.hpp's requantize_to_u8 and the table, on random
+// The fused requantization of `isa` against int8_scheme.hpp's requantize_to_u8 and the table, on random
 // accumulators, offsets and multipliers (tiny, huge, ties), zero points at both ends, partial tiles.
 void check_requantize_tile(kernels::cpu::QconvIsa isa) {
   Generator gen(5);
@@ -134,26 +134,28 @@ void check_requantize_tile(kernels::cpu::QconvIsa isa) {
     }
   }
   CHECK(wrong == 0);
-  MESSAGE(std::string(kernels::cpu::qconv_isa_name(isa)) << ": " << checked << " requantized levels equal to scheme.hpp's");
+  MESSAGE(std::string(kernels::cpu::qconv_isa_name(isa)) << ": " << checked << " requantized levels equal to int8_scheme.hpp's");
 }
 
 // A whole model through the fast kernels (the best this CPU has) and through the scalar reference:
 // every output identical.
-void check_fast_runtime_is_exact(const std::string& cfg, kernels::cpu::QconvIsa isa) {
+// float_conv: the conv kept in float; min_levels: how many values at least hold levels.
+void check_fast_runtime_is_exact(const std::string& cfg, kernels::cpu::QconvIsa isa, const std::string& float_conv = "model.2",
+                                 int64_t min_levels = 30) {
   models::YoloModel m = test::randomised_model(cfg, 8);
   graph::fuse(m.graph);
   m.graph.eval();
   QuantPlan plan = plan_quantization(m.graph);
   int calls = 0;
   calibrate(m.graph, plan, ObserverKind::percentile, [&] { return calls++ < 1 ? test::eight_bit_images(2, 64, 41) : Tensor(); });
-  keep_in_float(m.graph, plan, {m.graph.nodes[5].name});
+  keep_in_float(m.graph, plan, {float_conv});
   const Tensor images = test::eight_bit_images(2, 64, 42);
   std::vector<Tensor> ref_levels, fast_levels;
   const graph::DetectOutput ref = IntegerModel(m.graph, plan, IntegerKernels::reference).run(images, &ref_levels);
   const graph::DetectOutput fast = IntegerModel(m.graph, plan, IntegerKernels::fast, isa).run(images, &fast_levels);
   for (size_t l = 0; l < ref.raw.size(); ++l) CHECK(ref.raw[l].to_vector() == fast.raw[l].to_vector());
   CHECK(ref.decoded.to_vector() == fast.decoded.to_vector());
-  // Decoded boxes only: the head convs decode in their epilogue (node 5, kept in float, is not a
+  // Decoded boxes only: the head convs decode in their epilogue (the conv kept in float is not a
   // head conv, so every level takes the fused path).
   // Without levels a batch runs image by image: the same maps and boxes.
   const graph::DetectOutput by_image = IntegerModel(m.graph, plan, IntegerKernels::fast, isa).run(images);
@@ -172,7 +174,7 @@ void check_fast_runtime_is_exact(const std::string& cfg, kernels::cpu::QconvIsa 
       CHECK(ref_levels[i].to_vector() == fast_levels[i].to_vector());
       ++compared;
     }
-  CHECK(compared > 30);
+  CHECK(compared > min_levels);
 }
 
 // Both checks on one kernel, or a skip with the reason when this CPU cannot run it.
@@ -205,7 +207,7 @@ TEST_CASE("int8 conv kernels: NEON sdot and plain NEON give the definition's acc
   check_kernel(kernels::cpu::QconvIsa::neon_dotprod, "this CPU has no dot product (armv8.2-a)");
 }
 
-TEST_CASE("the planned int8 executor is bit-identical to the scalar reference runtime: yolov7-tiny and yolov7") {
+TEST_CASE("the planned int8 executor is bit-identical to the scalar reference runtime: yolov7-tiny, yolov7 and a ReOrg model") {
   for (kernels::cpu::QconvIsa isa : kernels::cpu::kQconvIsas) {
     if (!kernels::cpu::qconv_isa_available(isa)) {
       MESSAGE("not run on this CPU: " << std::string(kernels::cpu::qconv_isa_name(isa)));
@@ -213,6 +215,8 @@ TEST_CASE("the planned int8 executor is bit-identical to the scalar reference ru
     }
     check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", isa);
     if (isa == kernels::cpu::best_qconv_isa()) check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7.yaml", isa);
+    // ReOrg moves levels: on the image and on a conv's output (tests/data/cfg/reorg-tiny.yaml).
+    check_fast_runtime_is_exact(std::string(PDYOLO_SOURCE_DIR) + "/tests/data/cfg/reorg-tiny.yaml", isa, "model.4", 8);
     MESSAGE("bit-identical with the int8 kernel " << std::string(kernels::cpu::qconv_isa_name(isa)));
   }
 }

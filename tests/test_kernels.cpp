@@ -430,7 +430,7 @@ TEST_CASE("separable max-pooling (training with argmax, inference without) equal
   }
 }
 
-TEST_CASE("parallel max-pool and upsample match the reference kernels, forward and backward") {
+TEST_CASE("parallel max-pool, upsample and reorg match the reference kernels, forward and backward") {
   Generator gen(22);
   const Tensor x = Tensor::uniform({3, 7, 19, 23}, -1, 1, gen);
   for (const MaxPool2dParams p : {MaxPool2dParams{2, 2, 0}, MaxPool2dParams{5, 1, 2}, MaxPool2dParams{13, 1, 6},
@@ -451,6 +451,11 @@ TEST_CASE("parallel max-pool and upsample match the reference kernels, forward a
     CHECK(test::max_rel_diff(got.first, want.first) == 0.0);
     CHECK(test::max_rel_diff(got.second, want.second) < 1e-6);
   }
+  const Tensor even = Tensor::uniform({3, 7, 18, 22}, -1, 1, gen);  // reorg: planes of 9×11, one copy per element both ways
+  const Tensor upstream = Tensor::uniform({3, 28, 9, 11}, -1, 1, gen);
+  const auto want = value_and_grad(Backend::ref, even, upstream, reorg), got = value_and_grad(Backend::cpu, even, upstream, reorg);
+  CHECK(test::max_rel_diff(got.first, want.first) == 0.0);
+  CHECK(test::max_rel_diff(got.second, want.second) == 0.0);
 }
 
 namespace {
@@ -486,11 +491,14 @@ TEST_CASE("every backend's kernels (from the dispatch table) write nothing outsi
       CAPTURE(n);
       const auto a = values(n), b = values(n), c = values(n);
       Guarded y1(n), y2(n), y3(n);
+      Guarded y4(n);
       run_on(backend, OpKind::unary, [&](auto k) {
-        k.map1(n, a.data(), y1.ptr(), [](float v) { return v * 2; });
-        k.map3(n, a.data(), b.data(), c.data(), y3.ptr(), [](float u, float v, float w) { return u * v + w; });
+        k.unary(kernels::UnaryMap::silu, {}, n, a.data(), y1.ptr());
+        k.unary_grad(kernels::UnaryMap::silu, {}, n, a.data(), b.data(), c.data(), y3.ptr());
+        k.ternary(kernels::TernaryMap::bce_with_logits_dx, {2.5f}, n, a.data(), b.data(), c.data(), y4.ptr());
       });
-      run_on(backend, OpKind::binary, [&](auto k) { k.map2(n, a.data(), b.data(), y2.ptr(), [](float u, float v) { return u + v; }); });
+      run_on(backend, OpKind::binary, [&](auto k) { k.binary(kernels::BinaryMap::add, {}, n, a.data(), b.data(), y2.ptr()); });
+      CHECK(y4.intact());
       CHECK(y1.intact());
       CHECK(y2.intact());
       CHECK(y3.intact());
@@ -500,7 +508,7 @@ TEST_CASE("every backend's kernels (from the dispatch table) write nothing outsi
       const auto a = values(3 * 5 * 7), b = values(7);
       Guarded y(3 * 5 * 7);
       run_on(backend, OpKind::binary,
-             [&](auto k) { k.broadcast_map2(shape, a.data(), Shape{35, 7, 1}, b.data(), Shape{0, 0, 1}, y.ptr(), [](float u, float v) { return u * v; }); });
+             [&](auto k) { k.broadcast_binary(kernels::BinaryMap::mul, {}, shape, a.data(), Shape{35, 7, 1}, b.data(), Shape{0, 0, 1}, y.ptr()); });
       CHECK(y.intact());
     }
     {  // GEMM, odd sizes
@@ -559,6 +567,16 @@ TEST_CASE("every backend's kernels (from the dispatch table) write nothing outsi
       run_on(backend, OpKind::upsample_nearest, [&](auto k) {
         k.upsample_nearest_forward(3, 5, 7, 2, x.data(), y.ptr());
         k.upsample_nearest_backward(3, 5, 7, 2, dy.data(), dx.ptr());
+      });
+      CHECK(y.intact());
+      CHECK(dx.intact());
+    }
+    {
+      const auto x = values(2 * 3 * 6 * 10), dy = values(2 * 12 * 3 * 5);
+      Guarded y(2 * 12 * 3 * 5), dx(2 * 3 * 6 * 10);
+      run_on(backend, OpKind::reorg, [&](auto k) {
+        k.reorg_forward(2, 3, 6, 10, x.data(), y.ptr());
+        k.reorg_backward(2, 3, 6, 10, dy.data(), dx.ptr());
       });
       CHECK(y.intact());
       CHECK(dx.intact());

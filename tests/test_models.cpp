@@ -6,6 +6,7 @@
 #include <map>
 
 #include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/weights.hpp"
 #include "test_util.hpp"
 

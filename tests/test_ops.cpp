@@ -246,6 +246,21 @@ TEST_CASE("max_pool2d and nearest upsample") {
   CHECK(test::error_of([&] { upsample_nearest(x, 0); }).find("positive integer") != std::string::npos);
 }
 
+TEST_CASE("reorg: the reference's space-to-depth order, its gradient, and even sizes only") {
+  // x[0, 0] = 0…15 over 4×4: phase (0,0) takes rows 0, 2 and columns 0, 2; then (1,0), (0,1), (1,1).
+  std::vector<float> v(16);
+  for (int i = 0; i < 16; ++i) v[static_cast<size_t>(i)] = static_cast<float>(i);
+  const Tensor y = reorg(Tensor::from_vector(v, {1, 1, 4, 4}));
+  CHECK(y.shape() == Shape{1, 4, 2, 2});
+  CHECK(y.to_vector() == std::vector<float>{0, 2, 8, 10, 4, 6, 12, 14, 1, 3, 9, 11, 5, 7, 13, 15});
+  // Two channels: output channel k·C + c is phase k of channel c.
+  const Tensor two = reorg(Tensor::from_vector(std::vector<float>{0, 1, 2, 3, 10, 11, 12, 13}, {1, 2, 2, 2}));
+  CHECK(two.to_vector() == std::vector<float>{0, 10, 2, 12, 1, 11, 3, 13});
+  Tensor x = param({2, 3, 4, 6}, 51);
+  check_gradients("reorg", [](const Inputs& in) { return reorg(in[0]); }, {x});
+  CHECK(test::error_of([] { reorg(Tensor::zeros({1, 2, 4, 5})); }).find("reorg: height and width must be even") != std::string::npos);
+}
+
 TEST_CASE("concat and split along any axis") {
   Tensor a = Tensor::from_vector({1, 2, 3, 4}, {2, 2}), b = Tensor::from_vector({5, 6}, {2, 1});
   CHECK(concat({a, b}, 1).to_vector() == std::vector<float>{1, 2, 5, 3, 4, 6});

@@ -426,8 +426,38 @@ TEST_CASE("the int8 model file: a quarter of the float size, and the integer run
   const graph::DetectOutput c = mixed_integer.run(images), d = IntegerModel(mixed_loaded.model.graph, mixed_loaded.plan).run(images);
   for (size_t l = 0; l < c.raw.size(); ++l) CHECK(test::max_rel_diff(c.raw[l], d.raw[l]) == 0);
   CHECK(test::error_of([&] { load_quantized(float_path); }).find("not an int8 model file") != std::string::npos);
+  // A quantizer out of range is refused at load: an activation scale of 1e38 once reached an undefined
+  // float → int64 conversion under UBSan; a zero point of 1e300 one to int32.
+  save_quantized(path, m, integer, "percentile");
+  const io::SafetensorsContent saved = io::load_safetensors(path);
+  auto with_group = [&](double scale, double zero_point) {
+    io::Value q = io::parse_json(saved.metadata.at("pdyolo.quant"), "test");
+    io::Value& group = const_cast<io::Value&>(*q.find("groups")).items.at(1);
+    group.items = {io::Value::make_real(scale), io::Value::make_real(zero_point)};
+    auto metadata = saved.metadata;
+    metadata["pdyolo.quant"] = io::to_json(q);
+    io::save_safetensors(path, saved.tensors, metadata);
+    return test::error_of([&] { load_quantized(path); });
+  };
+  CHECK(with_group(1e38, 3).find("group 1 has scale 1e+38 and zero point 3 (a scale lies in [1e-20, 1e+20]") != std::string::npos);
+  CHECK(with_group(0.05, 1e300).find("group 1 has scale 0.05 and zero point 1e+300") != std::string::npos);
+  CHECK(with_group(0.05, 2.5).find("zero point 2.5") != std::string::npos);
+  CHECK(with_group(1e-30, 0).find("group 1 has scale 1e-30") != std::string::npos);
+  CHECK(with_group(0.05, 3).empty());
   std::remove(path.c_str());
   std::remove(float_path.c_str());
+}
+
+TEST_CASE("round_half_even saturates: no input makes the float → integer conversion undefined") {
+  CHECK(round_half_even(2.5) == 2);
+  CHECK(round_half_even(-3.5) == -4);
+  CHECK(round_half_even(1e300) == kRoundingLimit);
+  CHECK(round_half_even(-1e300) == -kRoundingLimit);
+  CHECK(round_half_even(std::numeric_limits<double>::infinity()) == kRoundingLimit);
+  CHECK(round_half_even(-std::numeric_limits<double>::infinity()) == -kRoundingLimit);
+  CHECK(round_half_even(std::numeric_limits<double>::quiet_NaN()) == 0);
+  CHECK(quantize_activation(std::numeric_limits<float>::infinity(), {0.1f, 3}) == 255);
+  CHECK(quantize_activation(-std::numeric_limits<float>::infinity(), {0.1f, 3}) == 0);
 }
 
 namespace {

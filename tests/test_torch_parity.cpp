@@ -61,6 +61,11 @@ TEST_CASE("pooling and upsampling match PyTorch") {
   });
 }
 
+TEST_CASE("reorg matches the reference's ReOrg (a concat of the four strided slices)") {
+  const Golden g("reorg");
+  on_both_backends([&] { g.check(reorg(g.in("x"))); });
+}
+
 TEST_CASE("activations, softmax and matmul match PyTorch") {
   const Golden silu_g("silu"), leaky("leaky_relu_0.1"), sig("sigmoid"), at("atan"), sm("softmax_axis1"),
       lsm("log_softmax_axis_last"), mm("matmul");

@@ -2,6 +2,7 @@
 // reference implementation's losses and gradient norms.
 #include "test_main.hpp"
 
+#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/weights.hpp"
 #include "pdyolo/train/loss.hpp"
 #include "pdyolo/graph/channels.hpp"

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "pdyolo/data/draw.hpp"
+#include "pdyolo/viz/draw.hpp"
 #include "pdyolo/train/trainer.hpp"
 #include "test_util.hpp"
 
@@ -18,7 +18,7 @@ inline data::Dataset synthetic_dataset(const std::string& root) {
   for (const char* d : {"/JPEGImages", "/Annotations", "/ImageSets/Main"}) fs::create_directories(root + d);
   Generator gen(1);
   std::string list;
-  const data::Color colors[2] = {{230, 40, 40}, {40, 40, 230}};
+  const viz::Color colors[2] = {{230, 40, 40}, {40, 40, 230}};
   for (int i = 0; i < 6; ++i) {
     data::Image img(64, 64, 110);
     std::string objects;
@@ -26,7 +26,7 @@ inline data::Dataset synthetic_dataset(const std::string& root) {
       const int cls = (i + k) % 2, w = 16 + static_cast<int>(gen.randint(14)), h = 16 + static_cast<int>(gen.randint(14));
       const int x = k == 0 ? static_cast<int>(gen.randint(32 - w / 2)) : 32 + static_cast<int>(gen.randint(32 - w));
       const int y = static_cast<int>(gen.randint(64 - h));
-      data::fill_rect(img, x, y, x + w, y + h, colors[cls]);
+      viz::fill_rect(img, x, y, x + w, y + h, colors[cls]);
       objects += "<object><name>" + std::string(cls ? "blue" : "red") + "</name><bndbox><xmin>" + std::to_string(x + 1) + "</xmin><ymin>" +
                  std::to_string(y + 1) + "</ymin><xmax>" + std::to_string(x + w) + "</xmax><ymax>" + std::to_string(y + h) + "</ymax></bndbox></object>";
     }

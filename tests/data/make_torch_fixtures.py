@@ -248,3 +248,9 @@ observer_case("quant_observer_minmax", lambda: torch.ao.quantization.MinMaxObser
 observer_case("quant_observer_ema",
               lambda: torch.ao.quantization.MovingAverageMinMaxObserver(averaging_constant=0.01, dtype=torch.quint8))
 print("wrote the quantization fixtures")
+
+
+# ---- ReOrg (issue 40): YOLOv7-P6's space-to-depth, as models/common.py's ReOrg computes it ----
+case("reorg", lambda x: torch.cat([x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2], x[..., 1::2, 1::2]], 1),
+     {"x": r(2, 3, 6, 8)})
+print("wrote the reorg fixture")

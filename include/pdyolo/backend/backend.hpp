@@ -25,10 +25,11 @@ enum class OpKind : uint8_t {
   batch_norm2d,
   max_pool2d,
   upsample_nearest,
+  reorg,             // space-to-depth in the reference's phase order
 };
 inline constexpr OpKind kAllOpKinds[] = {OpKind::copy,   OpKind::binary,       OpKind::unary,      OpKind::reduce,
                                          OpKind::softmax, OpKind::matmul,      OpKind::conv2d,     OpKind::batch_norm2d,
-                                         OpKind::max_pool2d, OpKind::upsample_nearest};
+                                         OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::reorg};
 
 inline const char* backend_name(Backend b) {
   switch (b) {
@@ -51,6 +52,7 @@ inline const char* op_kind_name(OpKind op) {
     case OpKind::batch_norm2d: return "batch_norm2d";
     case OpKind::max_pool2d: return "max_pool2d";
     case OpKind::upsample_nearest: return "upsample_nearest";
+    case OpKind::reorg: return "reorg";
   }
   return "?";
 }

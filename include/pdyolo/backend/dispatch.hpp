@@ -1,7 +1,9 @@
 // The one dispatch point of every op: a table from (op, backend, dtype) to the kernels that run it.
 //
 // Each backend has a kernel set — a struct whose static functions are that backend's entry points,
-// the same names and arguments in every set — and the list of op kinds (and dtypes) it implements.
+// the same names and arguments in every set, all plain data (pointers, sizes, geometries, enums of
+// maps: no C++ functor, so a device backend can implement them) — and the list of op kinds (and
+// dtypes) it implements.
 // The table is built from those lists, so supports() says exactly what exists. An op calls
 // select_backend() once and hands a generic lambda to run_on(), which calls it with the chosen
 // backend's kernel set:
@@ -20,13 +22,16 @@
 #include "pdyolo/kernels/cpu/conv2d.hpp"
 #include "pdyolo/kernels/cpu/elementwise.hpp"
 #include "pdyolo/kernels/cpu/pool.hpp"
+#include "pdyolo/kernels/cpu/reorg.hpp"
 #include "pdyolo/kernels/cpu/sgemm.hpp"
+#include "pdyolo/kernels/elementwise_maps.hpp"
 #include "pdyolo/kernels/ref/batch_norm.hpp"
 #include "pdyolo/kernels/ref/conv2d.hpp"
 #include "pdyolo/kernels/ref/elementwise.hpp"
 #include "pdyolo/kernels/ref/gemm.hpp"
 #include "pdyolo/kernels/ref/pool.hpp"
 #include "pdyolo/kernels/ref/reduce.hpp"
+#include "pdyolo/kernels/ref/reorg.hpp"
 
 namespace pdyolo {
 
@@ -34,16 +39,31 @@ namespace pdyolo {
 // Scalar reference kernels (kernels/ref): the specification and the test oracle.
 struct RefKernels {
   static constexpr Backend backend = Backend::ref;
+  // The multiple of output channels its convolutions compute without padding (pruning rounds to it).
+  static int64_t preferred_channel_multiple() { return 1; }
+  // y = σ(x) over a row (the detect head's scores).
+  static void sigmoid_row(const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = kernels::sigmoid_of(x[i]);
+  }
   static constexpr OpKind ops[] = {OpKind::binary, OpKind::unary,        OpKind::reduce,     OpKind::softmax,
                                    OpKind::matmul, OpKind::conv2d,       OpKind::batch_norm2d, OpKind::max_pool2d,
-                                   OpKind::upsample_nearest};
-  template <class F> static void map1(int64_t n, const float* x, float* y, F f) { kernels::ref::map1(n, x, y, f); }
-  template <class F> static void map2(int64_t n, const float* a, const float* b, float* y, F f) { kernels::ref::map2(n, a, b, y, f); }
-  template <class F> static void map3(int64_t n, const float* a, const float* b, const float* c, float* y, F f) {
-    kernels::ref::map3(n, a, b, c, y, f);
+                                   OpKind::upsample_nearest, OpKind::reorg};
+  // Elementwise maps, named by plain data (kernels/elementwise_maps.hpp).
+  static void unary(kernels::UnaryMap op, kernels::MapParams p, int64_t n, const float* x, float* y) {
+    kernels::with_unary(op, p, [&](auto f) { kernels::ref::map1(n, x, y, f); });
   }
-  template <class F> static void broadcast_map2(const Shape& shape, const float* a, const Shape& sa, const float* b, const Shape& sb, float* y, F f) {
-    kernels::ref::broadcast_map2(shape, a, sa, b, sb, y, f);
+  static void unary_grad(kernels::UnaryMap op, kernels::MapParams p, int64_t n, const float* x, const float* y, const float* dy, float* dx) {
+    kernels::with_unary_grad(op, p, [&](auto f) { kernels::ref::map3(n, x, y, dy, dx, f); });
+  }
+  static void binary(kernels::BinaryMap op, kernels::MapParams p, int64_t n, const float* a, const float* b, float* y) {
+    kernels::with_binary(op, p, [&](auto f) { kernels::ref::map2(n, a, b, y, f); });
+  }
+  static void broadcast_binary(kernels::BinaryMap op, kernels::MapParams p, const Shape& shape, const float* a, const Shape& sa, const float* b,
+                               const Shape& sb, float* y) {
+    kernels::with_binary(op, p, [&](auto f) { kernels::ref::broadcast_map2(shape, a, sa, b, sb, y, f); });
+  }
+  static void ternary(kernels::TernaryMap op, kernels::MapParams p, int64_t n, const float* a, const float* b, const float* c, float* y) {
+    kernels::with_ternary(op, p, [&](auto f) { kernels::ref::map3(n, a, b, c, y, f); });
   }
   static double sum_all(int64_t n, const float* x) { return kernels::ref::sum_all(n, x); }
   static void sum_axis(int64_t outer, int64_t n, int64_t inner, const float* x, float* y) { kernels::ref::sum_axis(outer, n, inner, x, y); }
@@ -79,21 +99,37 @@ struct RefKernels {
   static void upsample_nearest_backward(int64_t planes, int64_t h, int64_t w, int64_t s, const float* dy, float* dx) {
     kernels::ref::upsample_nearest_backward(planes, h, w, s, dy, dx);
   }
+  static void reorg_forward(int64_t n, int64_t c, int64_t h, int64_t w, const float* x, float* y) { kernels::ref::reorg_forward(n, c, h, w, x, y); }
+  static void reorg_backward(int64_t n, int64_t c, int64_t h, int64_t w, const float* dy, float* dx) {
+    kernels::ref::reorg_backward(n, c, h, w, dy, dx);
+  }
 };
 
 // Fast CPU kernels (kernels/cpu, with x86 / NEON micro-kernels picked at run time). Reductions and
 // softmax have none: they run on the reference kernels.
 struct CpuKernels : RefKernels {
   static constexpr Backend backend = Backend::cpu;
+  // The row block of the GEMM micro-kernel this CPU runs (8 with AVX-512 and NEON, 6 with AVX2, 4
+  // for the portable kernel): a conv with 8k + 1 output channels computes a whole extra strip of 8.
+  static int64_t preferred_channel_multiple() { return kernels::cpu::gemm_micro_kernel(kernels::cpu::gemm_isa()).mr; }
+  static void sigmoid_row(const float* x, float* y, int64_t n) { kernels::cpu::sigmoid_row(x, y, n); }
   static constexpr OpKind ops[] = {OpKind::binary, OpKind::unary, OpKind::matmul, OpKind::conv2d, OpKind::batch_norm2d,
-                                   OpKind::max_pool2d, OpKind::upsample_nearest};
-  template <class F> static void map1(int64_t n, const float* x, float* y, F f) { kernels::cpu::map1(n, x, y, f); }
-  template <class F> static void map2(int64_t n, const float* a, const float* b, float* y, F f) { kernels::cpu::map2(n, a, b, y, f); }
-  template <class F> static void map3(int64_t n, const float* a, const float* b, const float* c, float* y, F f) {
-    kernels::cpu::map3(n, a, b, c, y, f);
+                                   OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::reorg};
+  static void unary(kernels::UnaryMap op, kernels::MapParams p, int64_t n, const float* x, float* y) {
+    kernels::with_unary(op, p, [&](auto f) { kernels::cpu::map1(n, x, y, f); });
   }
-  template <class F> static void broadcast_map2(const Shape& shape, const float* a, const Shape& sa, const float* b, const Shape& sb, float* y, F f) {
-    kernels::cpu::broadcast_map2(shape, a, sa, b, sb, y, f);
+  static void unary_grad(kernels::UnaryMap op, kernels::MapParams p, int64_t n, const float* x, const float* y, const float* dy, float* dx) {
+    kernels::with_unary_grad(op, p, [&](auto f) { kernels::cpu::map3(n, x, y, dy, dx, f); });
+  }
+  static void binary(kernels::BinaryMap op, kernels::MapParams p, int64_t n, const float* a, const float* b, float* y) {
+    kernels::with_binary(op, p, [&](auto f) { kernels::cpu::map2(n, a, b, y, f); });
+  }
+  static void broadcast_binary(kernels::BinaryMap op, kernels::MapParams p, const Shape& shape, const float* a, const Shape& sa, const float* b,
+                               const Shape& sb, float* y) {
+    kernels::with_binary(op, p, [&](auto f) { kernels::cpu::broadcast_map2(shape, a, sa, b, sb, y, f); });
+  }
+  static void ternary(kernels::TernaryMap op, kernels::MapParams p, int64_t n, const float* a, const float* b, const float* c, float* y) {
+    kernels::with_ternary(op, p, [&](auto f) { kernels::cpu::map3(n, a, b, c, y, f); });
   }
   static void gemm(int64_t M, int64_t N, int64_t K, kernels::MatrixView A, kernels::MatrixView B, float* C, int64_t ldc) {
     kernels::cpu::sgemm(M, N, K, A, B, C, ldc, false);
@@ -123,6 +159,10 @@ struct CpuKernels : RefKernels {
   }
   static void upsample_nearest_backward(int64_t planes, int64_t h, int64_t w, int64_t s, const float* dy, float* dx) {
     kernels::cpu::upsample_nearest_backward(planes, h, w, s, dy, dx);
+  }
+  static void reorg_forward(int64_t n, int64_t c, int64_t h, int64_t w, const float* x, float* y) { kernels::cpu::reorg_forward(n, c, h, w, x, y); }
+  static void reorg_backward(int64_t n, int64_t c, int64_t h, int64_t w, const float* dy, float* dx) {
+    kernels::cpu::reorg_backward(n, c, h, w, dy, dx);
   }
   // Planned inference (graph::Executor): weights packed once, one image per call, bias and
   // activation applied to each output tile; pools without the argmax training keeps.
@@ -171,6 +211,17 @@ inline Backend select_backend(OpKind op, DType dtype) {
   PDYOLO_CHECK(supports(op, Backend::ref, dtype), op_kind_name(op), ": no kernel for backend ", backend_name(preferred_backend()),
                " or ref with dtype ", dtype_name(dtype), " (compute ops run on f32; convert with .to(DType::f32))");
   return Backend::ref;
+}
+
+// The multiple of output channels `backend`'s convolutions compute without padding: what pruning
+// rounds channel counts to (the CUDA backend registers no kernel yet: 1).
+inline int64_t preferred_channel_multiple(Backend backend) {
+  switch (backend) {
+    case Backend::ref: return RefKernels::preferred_channel_multiple();
+    case Backend::cpu: return CpuKernels::preferred_channel_multiple();
+    case Backend::cuda: return 1;
+  }
+  return 1;
 }
 
 // Calls fn with the kernel set of `backend` (which must hold `op`).

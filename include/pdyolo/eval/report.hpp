@@ -7,7 +7,7 @@
 #include "pdyolo/data/image_io.hpp"
 #include "pdyolo/eval/metrics.hpp"
 #include "pdyolo/io/json.hpp"
-#include "pdyolo/io/plot.hpp"
+#include "pdyolo/viz/plot.hpp"
 
 namespace pdyolo::eval {
 
@@ -48,11 +48,11 @@ inline std::string metrics_json(const Metrics& m, const std::vector<std::string>
 // Precision against recall at IoU 0.5: every class in grey, their mean in blue.
 inline data::Image plot_pr_curve(const Metrics& m) {
   constexpr int kPoints = 1000;  // the curves are sampled at 1000 recall values from 0 to 1
-  std::vector<io::PlotSeries> series;
-  io::PlotSeries mean{"mean of classes", {}, std::vector<double>(kPoints, 0.0), {30, 90, 220}, 3};
+  std::vector<viz::PlotSeries> series;
+  viz::PlotSeries mean{"mean of classes", {}, std::vector<double>(kPoints, 0.0), {30, 90, 220}, 3};
   for (int i = 0; i < kPoints; ++i) mean.x.push_back(i / (kPoints - 1.0));
   for (const ClassMetrics& c : m.classes) {
-    io::PlotSeries one{series.empty() ? "one class" : "", mean.x, {}, {170, 170, 170}, 1};
+    viz::PlotSeries one{series.empty() ? "one class" : "", mean.x, {}, {170, 170, 170}, 1};
     for (int i = 0; i < kPoints; ++i) {
       one.y.push_back(c.pr_curve[i]);
       mean.y[i] += c.pr_curve[i] / static_cast<double>(m.classes.size());
@@ -60,7 +60,7 @@ inline data::Image plot_pr_curve(const Metrics& m) {
     series.push_back(std::move(one));
   }
   series.push_back(std::move(mean));
-  io::PlotOptions o;
+  viz::PlotOptions o;
   char title[96];
   std::snprintf(title, sizeof title, "Precision-recall at IoU 0.5: all classes %.3f mAP@0.5", m.map50);
   o.title = title;
@@ -68,7 +68,7 @@ inline data::Image plot_pr_curve(const Metrics& m) {
   o.y_label = "Precision";
   o.width = 900, o.height = 640, o.text_scale = 2;
   o.x_lo = 0, o.x_hi = 1, o.y_lo = 0, o.y_hi = 1, o.x_ticks = 5, o.y_ticks = 5;
-  return io::plot_lines(o, series);
+  return viz::plot_lines(o, series);
 }
 
 }  // namespace pdyolo::eval

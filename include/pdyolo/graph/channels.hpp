@@ -1,4 +1,4 @@
-// Channel spaces: how each node's tensors index channels (declared once per op), a check that every
+// Channel spaces: how each node's tensors index channels (each op's row in graph/ops.hpp), a check that every
 // count agrees with the tensors' shapes, and the coupled channel groups structured pruning removes
 // channels from.
 //
@@ -7,6 +7,8 @@
 //   passthrough       output channel c is input channel c (bn, activation, pool, upsample, implicit)
 //   coupled           add: channel c of every input is the same channel (a residual, RepConv's branches)
 //   concat            the inputs' channels end to end, input j from Σ_{i<j} channels(i) on
+//   space_to_depth    reorg: its input's channels four times, once per 2×2 phase (as a concat of
+//                     four copies: pruning input channel c removes output channels c, C+c, 2C+c, 3C+c)
 //   sink              detect: reads its inputs, creates nothing
 //
 // A channel group is the union of the spaces an add couples, with every tensor axis that indexes
@@ -25,59 +27,12 @@
 
 namespace pdyolo::graph {
 
-enum class ChannelRule { source, produce, passthrough, coupled, concat, sink };
-
-inline const char* channel_rule_name(ChannelRule r) {
-  switch (r) {
-    case ChannelRule::source: return "source";
-    case ChannelRule::produce: return "produce";
-    case ChannelRule::passthrough: return "passthrough";
-    case ChannelRule::coupled: return "coupled";
-    case ChannelRule::concat: return "concat";
-    case ChannelRule::sink: return "sink";
-  }
-  return "?";
-}
-
-// Tensor `tensor`'s axis `axis` runs over the node's output channels or its (first) input's.
-enum class ChannelSide { output, input };
-struct ChannelAxis {
-  const char* tensor;
-  int axis;
-  ChannelSide side;
-};
-
+// What node n does with channels: its op's rule and the tensor axes that index them (graph/ops.hpp).
 struct ChannelDecl {
   ChannelRule rule;
-  std::vector<ChannelAxis> axes;  // every tensor axis of the node that indexes channels
+  std::vector<ChannelAxis> axes;
 };
-
-// The declaration table: what each op does with channels. A grouped conv's weight axis 1 indexes
-// channels within a group only, so it is not listed; channel_groups couples a depthwise conv's
-// input and output instead and marks other grouped convs unprunable.
-inline ChannelDecl declare_channels(const Node& n) {
-  constexpr ChannelSide out = ChannelSide::output, in = ChannelSide::input;
-  switch (n.op) {
-    case Op::input: return {ChannelRule::source, {}};
-    case Op::conv: {
-      ChannelDecl d{ChannelRule::produce, {{"weight", 0, out}}};
-      if (n.get<ConvAttrs>().groups == 1) d.axes.push_back({"weight", 1, in});
-      if (n.has_tensor("bias")) d.axes.push_back({"bias", 0, out});
-      return d;
-    }
-    case Op::batch_norm:
-      return {ChannelRule::passthrough, {{"weight", 0, in}, {"bias", 0, in}, {"running_mean", 0, in}, {"running_var", 0, in}}};
-    case Op::implicit_add:
-    case Op::implicit_mul: return {ChannelRule::passthrough, {{"implicit", 1, in}}};  // [1, C, 1, 1]
-    case Op::activation:
-    case Op::max_pool:
-    case Op::upsample: return {ChannelRule::passthrough, {}};
-    case Op::add: return {ChannelRule::coupled, {}};
-    case Op::concat: return {ChannelRule::concat, {}};
-    case Op::detect: return {ChannelRule::sink, {}};
-  }
-  throw_error("graph: node '", n.name, "' has an unknown op");
-}
+inline ChannelDecl declare_channels(const Node& n) { return {describe(n.op).channel_rule, describe(n.op).channel_axes(n)}; }
 
 // ---- validate ---------------------------------------------------------------------------------
 
@@ -86,61 +41,79 @@ namespace detail {
   throw_error("graph: node '", n.name, "' (", op_name(n.op), "): ", what);
 }
 inline std::string count_str(int64_t n) { return std::to_string(n); }
+inline int64_t bounded_channels(const Node& n, int64_t c) {
+  if (c < 1 || c > kMaxChannels)
+    invalid(n, "has " + count_str(c) + " channels; a node has between 1 and " + count_str(kMaxChannels));
+  return c;
+}
 }  // namespace detail
 
-// Checks the graph before anything runs it: inputs precede their readers, every op has the tensors
-// and attributes it needs, and every channel count agrees — each declared tensor axis against the
-// channels it indexes, a conv's kernel against its weight, add's inputs against each other, the
-// detect head against nc and its anchors. Names the node and both numbers on a mismatch.
+namespace detail {
+// Checks every attribute of n against the range its struct declares (graph/node.hpp).
+class AttributeChecker {
+ public:
+  explicit AttributeChecker(const Node& n) : node_(n) {}
+  void integer(const char* name, int64_t v, int64_t low) const {
+    if (v < low || v > kMaxAttribute)
+      invalid(node_, std::string("attribute '") + name + "' is " + std::to_string(v) + "; it must lie in [" + std::to_string(low) + ", " +
+                         std::to_string(kMaxAttribute) + "]");
+  }
+  void real(const char*, float) const {}
+  void activation(const char*, Activation) const {}
+  void positive_reals(const char* name, const std::vector<float>& values) const {
+    for (float v : values)
+      if (!(v > 0.0f)) invalid(node_, std::string("attribute '") + name + "' must hold positive numbers");
+  }
+
+ private:
+  const Node& node_;
+};
+
+inline void check_attributes(const Node& n) {
+  if (n.attrs.index() != describe(n.op).default_attrs().index()) invalid(n, "has no " + std::string(op_name(n.op)) + " attributes");
+  std::visit([&](const auto& attrs) {
+    AttributeChecker checker(n);
+    attrs.fields(attrs, checker);
+  }, n.attrs);
+}
+}  // namespace detail
+
+// Checks the graph before anything runs it: inputs precede their readers, every op has the inputs,
+// attributes (in their declared ranges) and tensors it needs, and every channel count agrees — each
+// declared tensor axis against the channels it indexes, and whatever its op's row checks (a conv's
+// weight against its input and kernel, add's inputs against each other, the detect head against nc
+// and its anchors). Names the node and both numbers on a mismatch.
 inline void validate(const Graph& g) {
   PDYOLO_CHECK(!g.nodes.empty() && g.nodes[0].op == Op::input, "graph: the first node must be the image input");
   // Channel counts in graph order, each read once (Graph::channels recurses through concats, which
   // an untrusted file could nest into an exponential walk); bounded so no sum can overflow.
   std::vector<int64_t> count(g.nodes.size(), 0);
-  auto bounded = [](const Node& n, int64_t c) {
-    if (c < 1 || c > kMaxChannels)
-      detail::invalid(n, "has " + detail::count_str(c) + " channels; a node has between 1 and " + detail::count_str(kMaxChannels));
-    return c;
-  };
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
+    const OpDesc& op = describe(n.op);
     for (int in : n.inputs) {
       if (in < 0 || in >= static_cast<int>(i)) detail::invalid(n, "reads node " + std::to_string(in) + ", which does not precede it");
       if (g.nodes[in].op == Op::detect) detail::invalid(n, "reads the detect node '" + g.nodes[in].name + "', whose output is no feature map");
     }
-    const bool needs_inputs = n.op != Op::input;
-    if (needs_inputs && n.inputs.empty()) detail::invalid(n, "has no input");
-    if (n.op == Op::input) {
-      if (!std::holds_alternative<InputAttrs>(n.attrs) || n.get<InputAttrs>().channels < 1)
-        detail::invalid(n, "needs a positive channel count");
-      count[i] = bounded(n, n.get<InputAttrs>().channels);
-      continue;
+    const int64_t inputs = static_cast<int64_t>(n.inputs.size());
+    if (inputs < op.min_inputs) detail::invalid(n, op.min_inputs == 1 ? "has no input" : "needs " + std::to_string(op.min_inputs) + " inputs");
+    if (op.max_inputs != kUnboundedInputs && inputs > op.max_inputs)
+      detail::invalid(n, "reads " + std::to_string(inputs) + " inputs; it takes " + std::to_string(op.max_inputs));
+    detail::check_attributes(n);
+    std::vector<const Node*> input_nodes;
+    std::vector<int64_t> input_channels;
+    for (int in : n.inputs) input_nodes.push_back(&g.nodes[in]), input_channels.push_back(count[in]);
+    if (const std::string problem = op.check(n, input_nodes, input_channels); !problem.empty()) detail::invalid(n, problem);
+    if (op.channel_rule != ChannelRule::sink) {
+      // Summed one input at a time so that no partial sum passes the bound (inputs are ≤ kMaxChannels).
+      int64_t channels = 0;
+      if (op.channel_rule == ChannelRule::concat)
+        for (int64_t c : input_channels) channels = detail::bounded_channels(n, channels + c);
+      else channels = output_channels(n, input_channels);
+      count[i] = detail::bounded_channels(n, channels);
     }
-    const int64_t in_channels = count[n.inputs[0]];
-    if (n.op == Op::conv) {
-      if (!std::holds_alternative<ConvAttrs>(n.attrs)) detail::invalid(n, "has no conv attributes");
-      if (!n.has_tensor("weight") || n.tensor("weight").dim() != 4) detail::invalid(n, "needs a weight [OC, IC/groups, KH, KW]");
-      const ConvAttrs& c = n.get<ConvAttrs>();
-      const Shape& w = n.tensor("weight").shape();
-      if (c.groups < 1 || c.groups > kMaxChannels || w[0] % c.groups) detail::invalid(n, "weight has " + detail::count_str(w[0]) + " output channels, not a multiple of groups " + detail::count_str(c.groups));
-      if (w[1] * c.groups != in_channels)
-        detail::invalid(n, "weight reads " + detail::count_str(w[1] * c.groups) + " input channels, its input '" +
-                               g.nodes[n.inputs[0]].name + "' has " + detail::count_str(in_channels));
-      if (w[2] != c.kernel || w[3] != c.kernel)
-        detail::invalid(n, "kernel " + detail::count_str(c.kernel) + " but the weight is " + detail::count_str(w[2]) + "x" + detail::count_str(w[3]));
-      if (c.stride < 1 || c.padding < 0) detail::invalid(n, "needs stride >= 1 and padding >= 0");
-    }
-    if (n.op == Op::max_pool) {
-      const PoolAttrs& p = n.get<PoolAttrs>();
-      if (p.kernel < 1 || p.stride < 1 || p.padding < 0) detail::invalid(n, "needs kernel and stride >= 1, padding >= 0");
-    }
-    if (n.op == Op::upsample && n.get<UpsampleAttrs>().scale < 1) detail::invalid(n, "needs a scale >= 1");
-    if (n.op == Op::conv) count[i] = bounded(n, n.tensor("weight").shape()[0]);
-    else if (n.op == Op::concat)
-      for (int j : n.inputs) count[i] = bounded(n, count[i] + count[j]);
-    else if (n.op != Op::detect) count[i] = count[n.inputs[0]];
-    const int64_t out_channels = count[i];
-    for (const ChannelAxis& a : declare_channels(n).axes) {
+    const int64_t in_channels = input_channels.empty() ? 0 : input_channels[0], out_channels = count[i];
+    for (const ChannelAxis& a : op.channel_axes(n)) {
       if (!n.has_tensor(a.tensor)) detail::invalid(n, std::string("has no tensor '") + a.tensor + "'");
       const Tensor& t = n.tensor(a.tensor);
       const int64_t expected = a.side == ChannelSide::output ? out_channels : in_channels;
@@ -148,23 +121,6 @@ inline void validate(const Graph& g) {
         detail::invalid(n, std::string("tensor '") + a.tensor + "' " + shape_str(t.shape()) + " should have " +
                                detail::count_str(expected) + " channels on axis " + std::to_string(a.axis) + " (" +
                                (a.side == ChannelSide::output ? "its output" : "its input '" + g.nodes[n.inputs[0]].name + "'") + ")");
-    }
-    if (n.op == Op::add)
-      for (int j : n.inputs)
-        if (count[j] != in_channels)
-          detail::invalid(n, "input '" + g.nodes[j].name + "' has " + detail::count_str(count[j]) + " channels, input '" +
-                                 g.nodes[n.inputs[0]].name + "' has " + detail::count_str(in_channels));
-    if (n.op == Op::detect) {
-      const DetectAttrs& d = n.get<DetectAttrs>();
-      const int64_t levels = static_cast<int64_t>(n.inputs.size());
-      for (int j : n.inputs)
-        if (count[j] != d.na * d.outputs_per_anchor())
-          detail::invalid(n, "input '" + g.nodes[j].name + "' has " + detail::count_str(count[j]) + " channels, na·(nc+5) is " +
-                                 detail::count_str(d.na * d.outputs_per_anchor()));
-      if (static_cast<int64_t>(d.strides.size()) != levels)
-        detail::invalid(n, detail::count_str(levels) + " levels but " + detail::count_str(static_cast<int64_t>(d.strides.size())) + " strides");
-      if (!n.has_tensor("anchor_grid") || n.tensor("anchor_grid").numel() != levels * d.na * 2)
-        detail::invalid(n, "needs an anchor_grid of " + detail::count_str(levels * d.na * 2) + " numbers [nl, 1, na, 1, 1, 2]");
     }
   }
 }
@@ -292,6 +248,9 @@ inline ChannelGroups channel_groups(const Graph& g) {
         break;
       case ChannelRule::concat:
         for (int j : n.inputs) value[i].insert(value[i].end(), value[j].begin(), value[j].end());
+        break;
+      case ChannelRule::space_to_depth:  // output channel k·C + c is input channel c, for each phase k
+        for (int phase = 0; phase < 4; ++phase) value[i].insert(value[i].end(), in.begin(), in.end());
         break;
       case ChannelRule::sink: break;
     }

@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "pdyolo/backend/dispatch.hpp"
 #include "pdyolo/graph/graph.hpp"
-#include "pdyolo/kernels/cpu/elementwise.hpp"
 
 namespace pdyolo::graph {
 
@@ -33,7 +33,7 @@ inline void decode_yolo_level(const float* map, int64_t na, int64_t no, int64_t 
     for (int64_t ar = lo; ar < hi; ++ar) {
       const int64_t a = ar / h, row = ar % h;
       const float* in = map + a * no * plane + row * w;  // channel k of this row: in[k · plane + column]
-      for (int64_t k = 0; k < no; ++k) kernels::cpu::sigmoid_row(in + k * plane, scores.data() + k * w, w);
+      for (int64_t k = 0; k < no; ++k) CpuKernels::sigmoid_row(in + k * plane, scores.data() + k * w, w);
       for (int64_t col = 0; col < w; ++col) {
         float* box = out + ((a * h + row) * w + col) * no;
         for (int64_t k = 0; k < no; ++k) box[k] = scores[k * w + col];

@@ -1,5 +1,6 @@
 // Running a graph. Both modes run the same step list (plan_steps in graph/fuse.hpp), honour the
-// same taps, report to the same profiler (core/op_profile.hpp: "forward <op>" per step) and take
+// same taps, report to the same profiler (core/op_profile.hpp: "forward <op>", and each step by its
+// node's name) and take
 // their shapes and FLOPs from the graph (infer_shapes, node_flops):
 //
 //   graph::forward    autograd mode: Tensors and autograd ops, for training (gradients) and for any
@@ -18,7 +19,6 @@
 // [C, H, W] block contiguously (a value written into a concat slice has the concat's image stride).
 #pragma once
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -76,10 +76,13 @@ inline Tensor run_autograd_step(const Graph& g, const Step& step, const std::vec
       return max_pool2d(in[0], {p.kernel, p.stride, p.padding});
     }
     case Op::upsample: return upsample_nearest(in[0], node.get<UpsampleAttrs>().scale);
+    case Op::reorg: return reorg(in[0]);
     case Op::implicit_add: return in[0] + node.tensor("implicit");
     case Op::implicit_mul: return in[0] * node.tensor("implicit");
-    default: throw_error("graph: node '", node.name, "' (", op_name(node.op), ") cannot run here");
+    case Op::input:
+    case Op::detect: break;  // (forward handles both)
   }
+  throw_error("graph: node '", node.name, "' (", op_name(node.op), ") cannot run as a step");
 }
 
 }  // namespace detail
@@ -94,6 +97,11 @@ inline DetectOutput forward(const Graph& g, const Tensor& x, const RunOptions& o
   std::vector<int> last_read(g.nodes.size(), -1);  // node → the last step reading it
   for (int s = 0; s < static_cast<int>(steps.size()); ++s)
     for (int in : g.nodes[steps[s].node].inputs) last_read[in] = s;
+  std::vector<double> gflop;  // per node and image, when a profile is active (core/op_profile.hpp)
+  if (OpProfile::active() && x.dim() == 4) {
+    const std::vector<Shape> shapes = g.infer_shapes(x.shape()[2], x.shape()[3]);
+    for (size_t i = 0; i < g.nodes.size(); ++i) gflop.push_back(g.node_flops(i, shapes) / 1e9);
+  }
   std::vector<Tensor> values(g.nodes.size());
   values[0] = x;
   if (options.taps && options.taps->count(0)) values[0] = options.taps->at(0)(x);
@@ -103,7 +111,7 @@ inline DetectOutput forward(const Graph& g, const Tensor& x, const RunOptions& o
     const Node& node = g.nodes[step.node];
     std::vector<Tensor> in;
     for (int j : node.inputs) in.push_back(values[j]);
-    const OpTimer timer("forward", op_name(node.op));
+    const OpTimer timer("forward", op_name(node.op), node.name, gflop.empty() ? 0.0 : gflop[static_cast<size_t>(step.node)]);
     if (node.op == Op::detect) {
       result.raw = detect_raw_maps(node.get<DetectAttrs>(), in);
       if (!g.is_training() && options.decode) {
@@ -138,14 +146,6 @@ inline DetectOutput forward(const Graph& g, const Tensor& x, const RunOptions& o
   return result;
 }
 
-// Time spent in one step over the runs profiled (Executor::set_profiling).
-struct StepProfile {
-  std::string name;   // node name, e.g. "model.3.conv"
-  std::string op;     // conv, max_pool, concat, ...
-  double gflop = 0;   // Graph::node_flops per run, in GFLOP
-  double seconds = 0; // summed over the profiled runs
-};
-
 // `last` when nothing else holds it or a view of it any more and it has `shape`, else a new tensor
 // (kept in `last`): a planned executor's output, so that steady-state runs allocate nothing.
 inline Tensor reuse_or_allocate(Tensor& last, const Shape& shape) {
@@ -164,14 +164,13 @@ class Executor {
     PDYOLO_CHECK(!g.nodes.empty() && g.nodes[0].op == Op::input, "executor: the graph has no input node");
     PDYOLO_CHECK(g.detect_node() >= 0, "executor: the graph has no detect node");
     for (const Node& n : g.nodes)
-      PDYOLO_CHECK(n.op != Op::batch_norm && n.op != Op::implicit_add && n.op != Op::implicit_mul, "executor: node '", n.name, "' (",
-                   op_name(n.op), ") is not fused; run graph::fuse on the model first");
+      PDYOLO_CHECK(describe(n.op).inference, "executor: node '", n.name, "' (", op_name(n.op), ") is not fused; run graph::fuse on the model first");
     for (const auto& [node, tap] : taps_)
       PDYOLO_CHECK(node >= 0 && node < static_cast<int>(g.nodes.size()) && g.nodes[node].op != Op::detect, "executor: a tap on node ",
                    node, node >= 0 && node < static_cast<int>(g.nodes.size()) ? " ('" + g.nodes[node].name + "', detect)" : std::string(),
                    ": taps go on nodes with a value (tap the detect head's inputs for its maps)");
     // Planned mode runs the cpu backend's kernels (CpuKernels), on packed weights.
-    for (OpKind op : {OpKind::conv2d, OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::unary, OpKind::binary})
+    for (OpKind op : {OpKind::conv2d, OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::reorg, OpKind::unary, OpKind::binary})
       PDYOLO_CHECK(supports(op, Backend::cpu, DType::f32), "executor: ", op_kind_name(op), ": backend cpu has no kernel for dtype f32");
     build_steps();
   }
@@ -191,13 +190,10 @@ class Executor {
     if (decode) out.decoded = output_tensor();
     output_ = decode ? out.decoded.data<float>() : nullptr;
     for (size_t s = 0; s < steps_.size(); ++s) {
-      const auto start = std::chrono::steady_clock::now();
-      {
-        const OpTimer timer("forward", op_name(graph_.nodes[steps_[s].node].op));
-        run_step(steps_[s]);
-      }
+      const Node& node = graph_.nodes[steps_[s].node];
+      const OpTimer timer("forward", op_name(node.op), node.name, step_gflop_[s]);
+      run_step(steps_[s]);
       if (taps_.count(steps_[s].output)) apply_tap(steps_[s].output);
-      if (profiling_) profile_[s].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     if (raw) out.raw = raw_maps();
     input_ = nullptr;
@@ -209,8 +205,6 @@ class Executor {
   // Bytes the values would take if none shared memory (what the planning saves is the difference).
   int64_t unplanned_bytes() const { return unplanned_floats_ * static_cast<int64_t>(sizeof(float)); }
 
-  void set_profiling(bool on) { profiling_ = on; }
-  const std::vector<StepProfile>& profile() const { return profile_; }
 
  private:
   using Value = ArenaValue;
@@ -238,8 +232,7 @@ class Executor {
       value_of_[s.node] = value_of_[s.output()] = s.output();
       steps_.push_back(std::move(step));
     }
-    profile_.clear();
-    for (const PlannedStep& s : steps_) profile_.push_back({nodes[s.node].name, op_name(nodes[s.node].op), 0.0, 0.0});
+    step_gflop_.assign(steps_.size(), 0.0);
   }
 
   // Shapes, in-place concats, lifetimes and arena offsets for a batch of n images of h × w (graph/arena.hpp).
@@ -277,7 +270,7 @@ class Executor {
         for (int v : step.inputs) detect_rows_ += d.na * values_[v].h * values_[v].w;
         anchors_ = contiguous_copy(n.tensor("anchor_grid").to(DType::f32));
       }
-      profile_[s].gflop = graph_.node_flops(static_cast<size_t>(step.node), shapes) / 1e9;
+      step_gflop_[s] = graph_.node_flops(static_cast<size_t>(step.node), shapes) / 1e9;
     }
   }
 
@@ -351,6 +344,12 @@ class Executor {
                                                at(step.output, i));
         return;
       }
+      case Op::reorg: {
+        const Value& in = values_[step.inputs[0]];
+        PDYOLO_CHECK(in.h % 2 == 0 && in.w % 2 == 0, "executor: reorg '", n.name, "' needs an even height and width, got ", in.h, "x", in.w);
+        for (int64_t i = 0; i < batch_; ++i) CpuKernels::reorg_forward(1, in.channels, in.h, in.w, at(step.inputs[0], i), at(step.output, i));
+        return;
+      }
       case Op::concat: {
         for (size_t j = 0; j < step.inputs.size(); ++j) {
           if (step.written_in_place[j]) continue;
@@ -385,8 +384,12 @@ class Executor {
         decode_detections(n, anchors_, sizes, batch_, [&](size_t level, int64_t i) { return at(step.inputs[level], i); }, output_);
         return;
       }
-      default: throw_error("executor: node '", n.name, "' (", op_name(n.op), ") cannot run in planned mode");
+      case Op::input:
+      case Op::batch_norm:
+      case Op::implicit_add:
+      case Op::implicit_mul: break;  // (the constructor refuses unfused graphs)
     }
+    throw_error("executor: node '", n.name, "' (", op_name(n.op), ") cannot run in planned mode");
   }
 
   // fn(inputs, output, count) per image over an elementwise step (all inputs share the output's shape).
@@ -407,13 +410,12 @@ class Executor {
   std::vector<Value> values_;
   std::vector<Buffer> buffers_;
   AlignedVector<float> arena_;  // on a cache line: the kernels load and store whole lines
-  std::vector<StepProfile> profile_;
+  std::vector<double> step_gflop_;  // per step and image, for the profile (core/op_profile.hpp)
   Tensor anchors_;
   int64_t batch_ = -1, height_ = -1, width_ = -1, detect_rows_ = 0, detect_no_ = 0, unplanned_floats_ = 0;
   const float* input_ = nullptr;
   float* output_ = nullptr;
   Tensor last_output_;  // see output_tensor
-  bool profiling_ = false;
 };
 
 }  // namespace pdyolo::graph

@@ -18,16 +18,6 @@ namespace pdyolo::graph {
 
 inline constexpr int64_t kGraphFormatVersion = 1;
 
-inline const char* activation_name(Activation a) {
-  switch (a) {
-    case Activation::identity: return "identity";
-    case Activation::silu: return "silu";
-    case Activation::leaky_relu: return "leaky_relu";
-    case Activation::relu: return "relu";
-  }
-  return "?";
-}
-
 namespace detail {
 
 inline io::Value int_value(int64_t v) { return io::Value::make_int(v); }
@@ -37,32 +27,29 @@ inline io::Value int_list(const std::vector<int>& v) {
   return list;
 }
 
+// Writes an attribute struct's fields (graph/node.hpp) into a JSON mapping.
+class AttributeWriter {
+ public:
+  explicit AttributeWriter(io::Value& dict) : dict_(dict) {}
+  void integer(const char* name, int64_t v, int64_t) { dict_.set(name, io::Value::make_int(v)); }
+  void real(const char* name, float v) { dict_.set(name, io::Value::make_real(v)); }
+  void activation(const char* name, Activation a) { dict_.set(name, io::Value::make_string(activation_name(a))); }
+  void positive_reals(const char* name, const std::vector<float>& values) {
+    io::Value list = io::Value::make_list();
+    for (float v : values) list.items.push_back(io::Value::make_real(v));
+    dict_.set(name, list);
+  }
+
+ private:
+  io::Value& dict_;
+};
+
 inline io::Value attrs_value(const Node& n) {
   io::Value a = io::Value::make_dict();
-  std::visit(
-      [&](const auto& attrs) {
-        using T = std::decay_t<decltype(attrs)>;
-        if constexpr (std::is_same_v<T, InputAttrs>) {
-          a.set("channels", int_value(attrs.channels));
-        } else if constexpr (std::is_same_v<T, ConvAttrs>) {
-          a.set("kernel", int_value(attrs.kernel)), a.set("stride", int_value(attrs.stride));
-          a.set("padding", int_value(attrs.padding)), a.set("groups", int_value(attrs.groups));
-        } else if constexpr (std::is_same_v<T, BatchNormAttrs>) {
-          a.set("eps", io::Value::make_real(attrs.eps)), a.set("momentum", io::Value::make_real(attrs.momentum));
-        } else if constexpr (std::is_same_v<T, ActivationAttrs>) {
-          a.set("kind", io::Value::make_string(activation_name(attrs.kind))), a.set("slope", io::Value::make_real(attrs.slope));
-        } else if constexpr (std::is_same_v<T, PoolAttrs>) {
-          a.set("kernel", int_value(attrs.kernel)), a.set("stride", int_value(attrs.stride)), a.set("padding", int_value(attrs.padding));
-        } else if constexpr (std::is_same_v<T, UpsampleAttrs>) {
-          a.set("scale", int_value(attrs.scale));
-        } else if constexpr (std::is_same_v<T, DetectAttrs>) {
-          a.set("nc", int_value(attrs.nc)), a.set("na", int_value(attrs.na));
-          io::Value strides = io::Value::make_list();
-          for (float s : attrs.strides) strides.items.push_back(io::Value::make_real(s));
-          a.set("strides", strides);
-        }
-      },
-      n.attrs);
+  std::visit([&](const auto& attrs) {
+    AttributeWriter writer(a);
+    attrs.fields(attrs, writer);
+  }, n.attrs);
   return a;
 }
 
@@ -115,50 +102,53 @@ class NodeReader {
 };
 
 inline Op parse_op(const NodeReader& r, const std::string& name) {
-  for (Op op : {Op::input, Op::conv, Op::batch_norm, Op::activation, Op::add, Op::concat, Op::max_pool, Op::upsample,
-                Op::implicit_add, Op::implicit_mul, Op::detect})
-    if (name == op_name(op)) return op;
+  for (const OpDesc& op : kOpTable)
+    if (name == op.name) return op.op;
   r.fail("op", "'" + name + "' is not an op pdyolo knows");
 }
 
-inline Activation parse_activation(const NodeReader& r, const std::string& name) {
-  for (Activation a : {Activation::identity, Activation::silu, Activation::leaky_relu, Activation::relu})
-    if (name == activation_name(a)) return a;
-  r.fail("attrs.kind", "'" + name + "' is not an activation pdyolo knows");
-}
+// Reads an attribute struct's fields (graph/node.hpp) from the node's "attrs" mapping, each in the
+// range its struct declares.
+class AttributeReader {
+ public:
+  AttributeReader(const NodeReader& r, const io::Value& dict) : r_(r), dict_(dict) {}
+  void integer(const char* name, int64_t& v, int64_t low) { v = r_.integer(dict_, name, field(name), low, kMaxAttribute); }
+  void real(const char* name, float& v) { v = static_cast<float>(r_.real(dict_, name, field(name))); }
+  void activation(const char* name, Activation& a) {
+    const io::Value& kind = r_.get(dict_, name, field(name));
+    if (!kind.is(io::Value::Kind::string)) r_.fail(field(name), "must be a string");
+    for (Activation known : kAllActivations)
+      if (kind.str == activation_name(known)) {
+        a = known;
+        return;
+      }
+    r_.fail(field(name), "'" + kind.str + "' is not an activation pdyolo knows");
+  }
+  void positive_reals(const char* name, std::vector<float>& values) {
+    const io::Value& list = r_.get(dict_, name, field(name));
+    if (!list.is(io::Value::Kind::list)) r_.fail(field(name), "must be a list of numbers");
+    values.clear();
+    for (const io::Value& v : list.items) {
+      if (!v.is_number() || !(v.as_double() > 0)) r_.fail(field(name), "must be a list of positive numbers");
+      values.push_back(static_cast<float>(v.as_double()));
+    }
+  }
+
+ private:
+  static std::string field(const char* name) { return std::string("attrs.") + name; }
+  const NodeReader& r_;
+  const io::Value& dict_;
+};
 
 inline Attrs parse_attrs(const NodeReader& r, Op op) {
-  constexpr int64_t big = int64_t{1} << 20;  // no sane kernel, stride, padding or channel count exceeds it
-  const io::Value* a = r.field("attrs").is(io::Value::Kind::dict) ? &r.field("attrs") : nullptr;
-  if (!a) r.fail("attrs", "must be a mapping");
-  switch (op) {
-    case Op::input: return InputAttrs{r.integer(*a, "channels", "attrs.channels", 1, big)};
-    case Op::conv:
-      return ConvAttrs{r.integer(*a, "kernel", "attrs.kernel", 1, big), r.integer(*a, "stride", "attrs.stride", 1, big),
-                       r.integer(*a, "padding", "attrs.padding", 0, big), r.integer(*a, "groups", "attrs.groups", 1, big)};
-    case Op::batch_norm:
-      return BatchNormAttrs{static_cast<float>(r.real(*a, "eps", "attrs.eps")), static_cast<float>(r.real(*a, "momentum", "attrs.momentum"))};
-    case Op::activation: {
-      const io::Value& kind = r.get(*a, "kind", "attrs.kind");
-      if (!kind.is(io::Value::Kind::string)) r.fail("attrs.kind", "must be a string");
-      return ActivationAttrs{parse_activation(r, kind.str), static_cast<float>(r.real(*a, "slope", "attrs.slope"))};
-    }
-    case Op::max_pool:
-      return PoolAttrs{r.integer(*a, "kernel", "attrs.kernel", 1, big), r.integer(*a, "stride", "attrs.stride", 1, big),
-                       r.integer(*a, "padding", "attrs.padding", 0, big)};
-    case Op::upsample: return UpsampleAttrs{r.integer(*a, "scale", "attrs.scale", 1, big)};
-    case Op::detect: {
-      DetectAttrs d{r.integer(*a, "nc", "attrs.nc", 1, big), r.integer(*a, "na", "attrs.na", 1, big), {}};
-      const io::Value& strides = r.get(*a, "strides", "attrs.strides");
-      if (!strides.is(io::Value::Kind::list)) r.fail("attrs.strides", "must be a list of numbers");
-      for (const io::Value& s : strides.items) {
-        if (!s.is_number() || s.as_double() <= 0) r.fail("attrs.strides", "must be a list of positive numbers");
-        d.strides.push_back(static_cast<float>(s.as_double()));
-      }
-      return d;
-    }
-    default: return std::monostate{};
-  }
+  const io::Value& dict = r.field("attrs");
+  if (!dict.is(io::Value::Kind::dict)) r.fail("attrs", "must be a mapping");
+  Attrs attrs = describe(op).default_attrs();
+  std::visit([&](auto& a) {
+    AttributeReader reader(r, dict);
+    a.fields(a, reader);
+  }, attrs);
+  return attrs;
 }
 
 }  // namespace detail

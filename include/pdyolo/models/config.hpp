@@ -37,7 +37,7 @@ struct ModelConfig {
 // The modules the builder implements.
 inline const std::set<std::string>& known_modules() {
   static const std::set<std::string> modules = {"Conv", "Concat", "MP", "SP", "SPPCSPC", "RepConv", "Bottleneck",
-                                                "nn.Upsample", "Detect", "IDetect"};
+                                                "nn.Upsample", "ReOrg", "Detect", "IDetect"};
   return modules;
 }
 

@@ -6,7 +6,6 @@
 #include <optional>
 
 #include "pdyolo/graph/channels.hpp"
-#include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/config.hpp"
 #include "pdyolo/nn/layers.hpp"
 
@@ -242,7 +241,7 @@ class YoloBuilder {
         if (channels > graph::kMaxChannels)
           fail("the concat would have more than " + std::to_string(graph::kMaxChannels) + " channels");
       }
-      return simple_node(graph::Op::concat, prefix(), inputs, std::monostate{});
+      return simple_node(graph::Op::concat, prefix(), inputs, graph::NoAttrs{});
     }
     if (m == "MP") {
       const int64_t k = int_arg(0, 2, "k");
@@ -257,6 +256,10 @@ class YoloBuilder {
       const io::Value* mode = arg(2);
       if (scale < 1 || (mode && mode->str != "nearest")) fail("only nearest upsampling by a positive integer factor is supported");
       return simple_node(graph::Op::upsample, prefix(), {in}, graph::UpsampleAttrs{scale});
+    }
+    if (m == "ReOrg") {  // YOLOv7-P6's space-to-depth: 4× the channels at half the size
+      if (4 * channels_of(in) > graph::kMaxChannels) fail("the reorg would have more than " + std::to_string(graph::kMaxChannels) + " channels");
+      return simple_node(graph::Op::reorg, prefix(), {in}, graph::NoAttrs{});
     }
     if (m == "SPPCSPC") return build_sppcspc(in, width(int_arg(0, 0, "c2")));
     if (m == "Bottleneck") return build_bottlenecks(in, width(int_arg(0, 0, "c2")), bool_arg(1, true, "shortcut"), int_arg(2, 1, "g"));
@@ -278,10 +281,10 @@ class YoloBuilder {
     const int64_t kernels[3] = {5, 9, 13};
     for (int j = 0; j < 3; ++j)
       pooled.push_back(simple_node(graph::Op::max_pool, p + ".m." + std::to_string(j), {x1}, graph::PoolAttrs{kernels[j], 1, kernels[j] / 2}));
-    const int cat = simple_node(graph::Op::concat, p + ".cat1", pooled, std::monostate{});
+    const int cat = simple_node(graph::Op::concat, p + ".cat1", pooled, graph::NoAttrs{});
     const int y1 = conv_block(p + ".cv6", conv_block(p + ".cv5", cat, c_, 1, 1, {}, 1, silu), c_, 3, 1, {}, 1, silu);
     const int y2 = conv_block(p + ".cv2", in, c_, 1, 1, {}, 1, silu);
-    const int cat2 = simple_node(graph::Op::concat, p + ".cat2", {y1, y2}, std::monostate{});
+    const int cat2 = simple_node(graph::Op::concat, p + ".cat2", {y1, y2}, graph::NoAttrs{});
     return conv_block(p + ".cv7", cat2, c2, 1, 1, {}, 1, silu);
   }
 
@@ -295,7 +298,7 @@ class YoloBuilder {
     for (int j = 0; j < layer_->number; ++j) {
       const std::string p = layer_->number > 1 ? prefix() + "." + std::to_string(j) : prefix();
       const int y = conv_block(p + ".cv2", conv_block(p + ".cv1", x, hidden, 1, 1, {}, 1, silu), c2, 3, 1, {}, g, silu);
-      x = shortcut && channels_of(x) == c2 ? simple_node(graph::Op::add, p + ".add", {x, y}, std::monostate{}) : y;
+      x = shortcut && channels_of(x) == c2 ? simple_node(graph::Op::add, p + ".add", {x, y}, graph::NoAttrs{}) : y;
     }
     return x;
   }
@@ -314,7 +317,7 @@ class YoloBuilder {
       branches.push_back(bn_node(pre + ".rbr_dense.1", conv_node(pre + ".rbr_dense.0", in, c2, k, s, pad, g, false)));
       branches.push_back(bn_node(pre + ".rbr_1x1.1", conv_node(pre + ".rbr_1x1.0", in, c2, 1, s, pad - k / 2, g, false)));
       if (c1 == c2 && s == 1) branches.push_back(bn_node(pre + ".rbr_identity", in));
-      sum_node = simple_node(graph::Op::add, pre + ".add", branches, std::monostate{});
+      sum_node = simple_node(graph::Op::add, pre + ".add", branches, graph::NoAttrs{});
     }
     if (act.kind == graph::Activation::identity) return sum_node;
     return simple_node(graph::Op::activation, pre + ".act", {sum_node}, act);

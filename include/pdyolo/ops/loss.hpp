@@ -25,7 +25,6 @@ inline void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
   PDYOLO_CHECK(a.shape() == b.shape(), op, ": input ", shape_str(a.shape()), " and target ",
                shape_str(b.shape()), " must have the same shape");
 }
-inline float softplus(float v) { return std::max(v, 0.0f) + std::log1p(std::exp(-std::fabs(v))); }
 }  // namespace ops::detail
 
 struct BceParams {
@@ -37,19 +36,11 @@ struct BceParams {
 //   loss = (1 − t)·x + (1 + (pw − 1)·t) · softplus(−x)
 inline Tensor bce_with_logits(const Tensor& logits, const Tensor& target, const BceParams& p = BceParams()) {
   ops::detail::check_same_shape(logits, target, "bce_with_logits");
-  const float pw = p.pos_weight;
-  Tensor loss = ops::detail::binary_map(logits, target, "bce_with_logits", [pw](float x, float t) {
-    return (1.0f - t) * x + (1.0f + (pw - 1.0f) * t) * ops::detail::softplus(-x);
-  });
-  loss = autograd::record(loss, "bce_with_logits", {logits, target},
-                          [xs = logits.detach(), ts = target.detach(), pw](const Tensor& g) {
-    Tensor dx = ops::detail::ternary_map(xs, ts, g, "bce_with_logits", [pw](float x, float t, float gv) {
-      return gv * ((1.0f - t) - (1.0f + (pw - 1.0f) * t) * kernels::sigmoid_of(-x));
-    });
-    Tensor dt = ops::detail::ternary_map(xs, ts, g, "bce_with_logits", [pw](float x, float, float gv) {
-      return gv * (-x + (pw - 1.0f) * ops::detail::softplus(-x));
-    });
-    return std::vector<Tensor>{dx, dt};
+  const kernels::MapParams params{p.pos_weight};
+  Tensor loss = ops::detail::binary_map(logits, target, "bce_with_logits", kernels::BinaryMap::bce_with_logits, params);
+  loss = autograd::record(loss, "bce_with_logits", {logits, target}, [xs = logits.detach(), ts = target.detach(), params](const Tensor& g) {
+    return std::vector<Tensor>{ops::detail::ternary_map(xs, ts, g, "bce_with_logits", kernels::TernaryMap::bce_with_logits_dx, params),
+                               ops::detail::ternary_map(xs, ts, g, "bce_with_logits", kernels::TernaryMap::bce_with_logits_dt, params)};
   });
   return ops::detail::reduce_loss(loss, p.reduction, "bce_with_logits");
 }
@@ -65,20 +56,11 @@ inline Tensor mse_loss(const Tensor& a, const Tensor& b, Reduction reduction = R
 inline Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean,
                      bool log_target = false) {
   ops::detail::check_same_shape(input, target, "kl_div");
-  Tensor loss = ops::detail::binary_map(input, target, "kl_div", [log_target](float x, float t) {
-    if (log_target) return std::exp(t) * (t - x);
-    return t > 0.0f ? t * (std::log(t) - x) : 0.0f;
-  });
-  loss = autograd::record(loss, "kl_div", {input, target},
-                          [xs = input.detach(), ts = target.detach(), log_target](const Tensor& g) {
-    Tensor dx = ops::detail::ternary_map(xs, ts, g, "kl_div", [log_target](float, float t, float gv) {
-      return -gv * (log_target ? std::exp(t) : t);
-    });
-    Tensor dt = ops::detail::ternary_map(xs, ts, g, "kl_div", [log_target](float x, float t, float gv) {
-      if (log_target) return gv * std::exp(t) * (t - x + 1.0f);
-      return t > 0.0f ? gv * (std::log(t) + 1.0f - x) : 0.0f;
-    });
-    return std::vector<Tensor>{dx, dt};
+  const kernels::MapParams params{log_target ? 1.0f : 0.0f};
+  Tensor loss = ops::detail::binary_map(input, target, "kl_div", kernels::BinaryMap::kl_div, params);
+  loss = autograd::record(loss, "kl_div", {input, target}, [xs = input.detach(), ts = target.detach(), params](const Tensor& g) {
+    return std::vector<Tensor>{ops::detail::ternary_map(xs, ts, g, "kl_div", kernels::TernaryMap::kl_div_dx, params),
+                               ops::detail::ternary_map(xs, ts, g, "kl_div", kernels::TernaryMap::kl_div_dt, params)};
   });
   return ops::detail::reduce_loss(loss, reduction, "kl_div");
 }

@@ -1,4 +1,4 @@
-// Max-pooling and nearest-neighbour upsampling over [N, C, H, W].
+// Max-pooling, nearest-neighbour upsampling and reorg (space-to-depth) over [N, C, H, W].
 #pragma once
 #include <limits>
 
@@ -57,6 +57,24 @@ inline Tensor upsample_nearest(const Tensor& x, int64_t scale) {
     Tensor dx = Tensor::empty(shape);
     run_on(backend, OpKind::upsample_nearest,
            [&](auto k) { k.upsample_nearest_backward(planes, h, w, scale, dy.data<float>(), dx.data<float>()); });
+    return std::vector<Tensor>{dx};
+  });
+}
+
+// Reorg, YOLOv7-P6's space-to-depth: [N, C, H, W] → [N, 4C, H/2, W/2], the four 2×2 phases one
+// after another in the reference's order (kernels/ref/reorg.hpp). H and W must be even.
+inline Tensor reorg(const Tensor& x) {
+  PDYOLO_CHECK(x.dim() == 4, "reorg: expects input [N, C, H, W], got ", shape_str(x.shape()));
+  const int64_t n = x.shape()[0], c = x.shape()[1], h = x.shape()[2], w = x.shape()[3];
+  PDYOLO_CHECK(h % 2 == 0 && w % 2 == 0 && h > 0 && w > 0, "reorg: height and width must be even and positive, got ", shape_str(x.shape()));
+  const Tensor xd = ops::detail::dense(x, "reorg");
+  Tensor y = Tensor::empty({n, 4 * c, h / 2, w / 2});
+  const Backend backend = select_backend(OpKind::reorg, DType::f32);
+  run_on(backend, OpKind::reorg, [&](auto k) { k.reorg_forward(n, c, h, w, xd.data<float>(), y.data<float>()); });
+  return autograd::record(y, "reorg", {x}, [n, c, h, w, backend, shape = x.shape()](const Tensor& grad) {
+    const Tensor dy = ops::detail::dense(grad, "reorg backward");
+    Tensor dx = Tensor::empty(shape);
+    run_on(backend, OpKind::reorg, [&](auto k) { k.reorg_backward(n, c, h, w, dy.data<float>(), dx.data<float>()); });
     return std::vector<Tensor>{dx};
   });
 }

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "pdyolo/backend/dispatch.hpp"
 #include "pdyolo/core/rng.hpp"
 #include "pdyolo/graph/channels.hpp"
-#include "pdyolo/kernels/cpu/sgemm.hpp"
 
 namespace pdyolo::prune {
 
@@ -39,10 +39,9 @@ inline Importance parse_importance(const std::string& s) {
 }
 inline bool needs_gradients(Importance kind) { return kind == Importance::taylor || kind == Importance::kd_taylor; }
 
-// The multiple of output channels the fp32 convolutions compute without padding: the row block of
-// the GEMM micro-kernel this CPU runs (8 with AVX-512 and NEON, 6 with AVX2, 4 for the portable
-// kernel). A conv with 8k + 1 output channels computes a whole extra strip of 8 rows.
-inline int64_t kernel_channel_multiple() { return kernels::cpu::gemm_micro_kernel(kernels::cpu::gemm_isa()).mr; }
+// The multiple of output channels the preferred backend's fp32 convolutions compute without padding
+// (backend/dispatch.hpp: on the CPU, the row block of its GEMM micro-kernel).
+inline int64_t kernel_channel_multiple() { return preferred_channel_multiple(preferred_backend()); }
 
 struct PruneOptions {
   Importance importance = Importance::l1;

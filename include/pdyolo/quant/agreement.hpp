@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "pdyolo/quant/integer.hpp"
+#include "pdyolo/quant/runtime.hpp"
 
 namespace pdyolo::quant {
 

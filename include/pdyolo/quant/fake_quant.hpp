@@ -9,7 +9,7 @@
 #include "pdyolo/autograd/node.hpp"
 #include "pdyolo/core/tensor.hpp"
 #include "pdyolo/ops/elementwise.hpp"
-#include "pdyolo/quant/scheme.hpp"
+#include "pdyolo/kernels/int8_scheme.hpp"
 
 namespace pdyolo::quant {
 

@@ -1,5 +1,6 @@
-// The planned int8 executor: the integer runtime's fast path (IntegerModel with IntegerKernels::fast),
-// computing exactly what the scalar reference in integer.hpp computes, on u8 levels end to end.
+// The planned int8 executor: the integer runtime's fast path (runtime.hpp's IntegerModel with
+// IntegerKernels::fast), computing exactly what the scalar reference in integer.hpp computes, on u8
+// levels end to end.
 //
 //   layout   NHWC u8: each value's levels pixel by pixel, its channels contiguous, so a conv reads
 //            its input directly (kernels/cpu/qconv.hpp) and a concat's inputs are channel slices
@@ -12,11 +13,10 @@
 //            pass per tile, written into the consumer's slice; detect-head convs dequantize into
 //            float [C, H, W] maps or, when only the boxes are asked for, into σ in the boxes' rows
 //            (the box transform follows in the detect step); convs kept in float (mixed precision)
-//            go through the model's own float path; max-pool, upsample, concat and add move or add
-//            levels.
+//            go through the model's own float path; max-pool, upsample, reorg, concat and add move
+//            or add levels.
 //   batches  without `levels`, one image at a time through a one-image plan (run_image_by_image).
 #pragma once
-#include <chrono>
 #include <cstring>
 #include <functional>
 #include <vector>
@@ -28,48 +28,32 @@
 #include "pdyolo/graph/executor.hpp"
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/kernels/cpu/qconv.hpp"
+#include "pdyolo/kernels/ref/reorg.hpp"
 #include "pdyolo/ops/shape.hpp"
-#include "pdyolo/quant/lut.hpp"
-#include "pdyolo/quant/plan.hpp"
+#include "pdyolo/quant/integer.hpp"
 
 namespace pdyolo::quant {
 
-// One conv in integer form.
-struct IntegerConv {
-  int64_t out_channels = 0, in_per_group = 0, kernel = 1, stride = 1, padding = 0, groups = 1;
-  std::vector<int8_t> weight;         // [out, in / groups, k, k]
-  std::vector<int32_t> bias;          // [out] at s_x · s_w
-  int32_t input_zero = 0;
-  // Requantization to the conv's output (s, z), then the activation's table (identity: none)...
-  std::vector<Multiplier> multipliers;  // [out]
-  int32_t output_zero = 0;
-  int activation_node = -1;             // the activation applied through `table` (−1: none)
-  ActivationTable table{};
-  // ...or, for the detect head, dequantization: acc · dequant_scale[c].
-  bool dequantize = false;
-  std::vector<float> dequant_scale;     // [out]
-  bool in_float = false;                // kept in float: none of the above, the graph's float tensors
-  // For the int8 kernels (IntegerKernels::fast): `weight` packed, and the requantization constants.
-  kernels::cpu::PackedQConvWeights packed;
+// A conv's integer form as the int8 kernels take it: its weights packed, its requantization (or,
+// for a head conv, the offsets bias − z_x·Σ w its dequantization adds) as constants.
+struct PackedIntegerConv {
+  kernels::cpu::PackedQConvWeights weights;
   kernels::cpu::QConvRequant requant;
 };
 
-// The detect head's float maps [N, C, H, W] (one per level) decoded into boxes [N, Σ na·H·W, no]
-// (into *last when graph::reuse_or_allocate may reuse it).
-inline Tensor decode_head_maps(const graph::Node& detect, const std::vector<Tensor>& maps, int64_t n, Tensor* last = nullptr) {
-  const Tensor anchor_grid = contiguous_copy(detect.tensor("anchor_grid").to(DType::f32));
-  std::vector<std::pair<int64_t, int64_t>> sizes;
-  int64_t rows = 0;
-  const auto& d = detect.get<graph::DetectAttrs>();
-  for (const Tensor& level : maps) {
-    sizes.emplace_back(level.shape()[2], level.shape()[3]);
-    rows += d.na * level.shape()[2] * level.shape()[3];
+inline PackedIntegerConv pack_integer_conv(const IntegerConv& c) {
+  PackedIntegerConv p;
+  if (c.in_float) return p;
+  p.weights = kernels::cpu::pack_qconv_weights(c.weight.data(), c.out_channels, c.in_per_group, c.kernel, c.groups);
+  if (c.dequantize) {  // only its offsets are used
+    p.requant = kernels::cpu::make_qconv_requant(p.weights, c.input_zero, c.bias, std::vector<std::pair<int32_t, int32_t>>(c.dequant_scale.size(), {0, 1}), 0);
+    return p;
   }
-  Tensor decoded = last ? graph::reuse_or_allocate(*last, {n, rows, d.outputs_per_anchor()}) : Tensor::empty({n, rows, d.outputs_per_anchor()});
-  graph::decode_detections(
-      detect, anchor_grid, sizes, n, [&](size_t level, int64_t i) { return maps[level].data<float>() + i * maps[level].numel() / n; },
-      decoded.data<float>());
-  return decoded;
+  std::vector<std::pair<int32_t, int32_t>> multipliers;
+  for (const Multiplier& m : c.multipliers) multipliers.emplace_back(m.value, m.shift);
+  p.requant = kernels::cpu::make_qconv_requant(p.weights, c.input_zero, c.bias, multipliers, c.output_zero,
+                                               c.activation_node >= 0 ? c.table.data() : nullptr);
+  return p;
 }
 
 class Int8Executor {
@@ -78,13 +62,14 @@ class Int8Executor {
   // float maps for a head conv.
   using FloatConv = std::function<Tensor(int node, const Tensor& levels)>;
 
-  // g fused; convs: per node, the integer convs (packed); all three must outlive the executor.
+  // g fused; convs: per node, the integer convs (integer.hpp), which it packs for the kernels; all
+  // three must outlive the executor.
   Int8Executor(const graph::Graph& g, const QuantPlan& plan, const std::vector<IntegerConv>& convs, FloatConv float_conv,
                kernels::cpu::QconvIsa isa = kernels::cpu::best_qconv_isa())
       : graph_(g), plan_(plan), convs_(convs), float_conv_(std::move(float_conv)), isa_(isa) {
+    for (const IntegerConv& c : convs) packed_.push_back(pack_integer_conv(c));
     value_of_.assign(g.nodes.size(), -1);
     value_of_[0] = 0;
-    profile_.push_back({g.nodes[0].name, "input", 0.0, 0.0});  // the images' pixels into levels
     for (const graph::Step& s : graph::plan_steps(g, graph::Op::conv)) {
       Int8Step step;
       step.node = s.node;
@@ -95,8 +80,8 @@ class Int8Executor {
         PDYOLO_CHECK(convs[static_cast<size_t>(s.node)].activation_node == s.activation, "int8 executor: conv '",
                      g.nodes[static_cast<size_t>(s.node)].name, "' and its activation are not one step");
       steps_.push_back(std::move(step));
-      profile_.push_back({g.nodes[static_cast<size_t>(s.node)].name, graph::op_name(g.nodes[static_cast<size_t>(s.node)].op), 0.0, 0.0});
     }
+    step_gflop_.assign(steps_.size(), 0.0);
   }
 
   // images [N, C, H, W] in [0, 1] → the detect head's raw maps and decoded boxes (each when asked); in
@@ -106,10 +91,11 @@ class Int8Executor {
     const Tensor x = images.is_contiguous() ? images : contiguous_copy(images);
     plan(x.shape()[0], x.shape()[2], x.shape()[3]);
     if (levels) levels->assign(graph_.nodes.size(), Tensor());
-    const auto input_start = std::chrono::steady_clock::now();
-    fill_borders(0);
-    write_image_levels(x);
-    if (profiling_) profile_[0].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - input_start).count();
+    {
+      const OpTimer timer("int8", "input", graph_.nodes[0].name, 0.0);  // the images' pixels into levels
+      fill_borders(0);
+      write_image_levels(x);
+    }
     if (levels) (*levels)[0] = levels_of(0);
     fused_decode_ = decode && !raw && !levels;
     if (fused_decode_) decoded_ = graph::reuse_or_allocate(last_decoded_, {batch_, decoded_rows_, detect_no_});
@@ -117,14 +103,12 @@ class Int8Executor {
     for (size_t s = 0; s < steps_.size(); ++s) {
       const Int8Step& step = steps_[s];
       const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
-      const auto start = std::chrono::steady_clock::now();
       {
-        const OpTimer timer("int8", graph::op_name(node.op));
+        const OpTimer timer("int8", graph::op_name(node.op), node.name, step_gflop_[s]);
         fill_borders(static_cast<int>(s));
         if (node.op == graph::Op::detect) out = detect(step, decode, raw);
         else run_step(step);
       }
-      if (profiling_) profile_[s + 1].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (levels && node.op != graph::Op::detect && is_level(step.output)) (*levels)[static_cast<size_t>(step.output)] = levels_of(step.output);
     }
     return out;
@@ -133,10 +117,6 @@ class Int8Executor {
   // Bytes of the u8 arena planned for the last input shape.
   int64_t arena_bytes() const { return static_cast<int64_t>(arena_.size()); }
 
-  // Time per step over the runs while profiling is on (as graph::Executor reports it), after the
-  // conversion of the input pixels into levels.
-  void set_profiling(bool on) { profiling_ = on; }
-  const std::vector<graph::StepProfile>& profile() const { return profile_; }
 
  private:
   struct Int8Step : graph::ArenaStep {};
@@ -189,7 +169,7 @@ class Int8Executor {
     for (size_t v = 0; v < arena_plan_.values.size(); ++v)
       if (is_float_value(static_cast<int>(v))) float_values_[v] = Tensor::empty({n, shapes[v][1], shapes[v][2], shapes[v][3]});
     batch_ = n, height_ = h, width_ = w;
-    for (size_t s = 0; s < steps_.size(); ++s) profile_[s + 1].gflop = graph_.node_flops(static_cast<size_t>(steps_[s].node), shapes) / 1e9;
+    for (size_t s = 0; s < steps_.size(); ++s) step_gflop_[s] = graph_.node_flops(static_cast<size_t>(steps_[s].node), shapes) / 1e9;
     plan_detect(shapes);
   }
 
@@ -305,12 +285,18 @@ class Int8Executor {
       case graph::Op::conv: return run_conv(step);
       case graph::Op::max_pool: return run_max_pool(step, node.get<graph::PoolAttrs>());
       case graph::Op::upsample: return run_upsample(step, node.get<graph::UpsampleAttrs>().scale);
+      case graph::Op::reorg: return run_reorg(step);
       case graph::Op::concat: return run_concat(step);
       case graph::Op::add: return run_add(step);
       case graph::Op::activation:
         throw_error("int8 executor: activation '", node.name, "' does not follow a conv it alone reads");
-      default: throw_error("int8 executor: node '", node.name, "' (", graph::op_name(node.op), ") has no integer form");
+      case graph::Op::input:
+      case graph::Op::batch_norm:
+      case graph::Op::implicit_add:
+      case graph::Op::implicit_mul:
+      case graph::Op::detect: break;  // (detect: run() calls detect())
     }
+    throw_error("int8 executor: node '", node.name, "' (", graph::op_name(node.op), ") has no integer form");
   }
 
   kernels::cpu::QConvGeometry geometry(const Int8Step& step) const {
@@ -324,6 +310,7 @@ class Int8Executor {
 
   void run_conv(const Int8Step& step) {
     const IntegerConv& c = convs_[static_cast<size_t>(step.node)];
+    const PackedIntegerConv& packed = packed_[static_cast<size_t>(step.node)];
     if (c.in_float) {
       const Tensor y = float_conv_(step.node, levels_of(step.inputs[0]));
       if (is_float_value(step.output)) float_values_[static_cast<size_t>(step.output)] = y;
@@ -336,9 +323,9 @@ class Int8Executor {
       const kernels::cpu::U8Image in = view(step.inputs[0], i);
       if (c.dequantize && fused_decode_) {  // the head: acc · s_x · s_w, then σ, into its rows of the decoded boxes
         float* rows = decoded_.data<float>() + (i * decoded_rows_ + first_row_[static_cast<size_t>(step.output)]) * detect_no_;
-        kernels::cpu::qconv2d(in, g, c.packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+        kernels::cpu::qconv2d(in, g, packed.weights, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
           float tile[kernels::kQconvMaxPixels][kernels::kQconvChannels], score[kernels::kQconvChannels];
-          dequantize_tile(c, acc, pixels, c0, tile);
+          dequantize_tile(c, packed.requant, acc, pixels, c0, tile);
           for (int64_t p = 0; p < pixels; ++p) {
             kernels::cpu::sigmoid_row(tile[p], score, channels);  // (elementwise: the same bits as over whole rows)
             for (int64_t j = 0; j < channels;) {  // runs of channels of one anchor: consecutive outputs of one box row
@@ -352,9 +339,9 @@ class Int8Executor {
       }
       if (c.dequantize) {  // the head: acc · s_x · s_w into float [C, H, W]
         float* maps = float_values_[static_cast<size_t>(step.output)].data<float>() + i * c.out_channels * oh * ow;
-        kernels::cpu::qconv2d(in, g, c.packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+        kernels::cpu::qconv2d(in, g, packed.weights, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
           float tile[kernels::kQconvMaxPixels][kernels::kQconvChannels];  // pixel-major first, so that the loop over channels vectorizes
-          dequantize_tile(c, acc, pixels, c0, tile);
+          dequantize_tile(c, packed.requant, acc, pixels, c0, tile);
           for (int64_t j = 0; j < channels; ++j) {
             float* dst = maps + ((c0 + j) * oh + oy) * ow + ox0;
             for (int64_t p = 0; p < pixels; ++p) dst[p] = tile[p][j];
@@ -363,20 +350,20 @@ class Int8Executor {
         continue;
       }
       const kernels::cpu::U8Image out = view(step.output, i);
-      kernels::cpu::qconv2d(in, g, c.packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
-        kernels::cpu::requantize_tile(c.requant, acc, pixels, c0, channels, out.at(oy, ox0) + c0, out.pixel_stride, isa_);
+      kernels::cpu::qconv2d(in, g, packed.weights, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+        kernels::cpu::requantize_tile(packed.requant, acc, pixels, c0, channels, out.at(oy, ox0) + c0, out.pixel_stride, isa_);
       }, isa_);
     }
   }
 
   // A head conv's tile: float(clamp(acc + offset, int32)) · s_x · s_w per channel (the reference's arithmetic).
-  static void dequantize_tile(const IntegerConv& c, const int32_t* acc, int64_t pixels, int64_t c0,
+  static void dequantize_tile(const IntegerConv& c, const kernels::cpu::QConvRequant& requant, const int32_t* acc, int64_t pixels, int64_t c0,
                               float (&tile)[kernels::kQconvMaxPixels][kernels::kQconvChannels]) {
-    const int64_t* offset = c.requant.offset.data() + c0;
+    const int64_t* offset = requant.offset.data() + c0;
     float scale[kernels::kQconvChannels] = {};
     std::copy(c.dequant_scale.begin() + c0, c.dequant_scale.begin() + std::min<int64_t>(c0 + kernels::kQconvChannels, c.out_channels), scale);
-    if (c.requant.fits_int32) {  // acc + offset fits in int32: the same values, in a loop that vectorizes
-      const int32_t* offset32 = c.requant.offset32.data() + c0;
+    if (requant.fits_int32) {  // acc + offset fits in int32: the same values, in a loop that vectorizes
+      const int32_t* offset32 = requant.offset32.data() + c0;
       for (int64_t p = 0; p < pixels; ++p)
         for (int64_t j = 0; j < kernels::kQconvChannels; ++j)
           tile[p][j] = static_cast<float>(acc[p * kernels::kQconvChannels + j] + offset32[j]) * scale[j];
@@ -424,6 +411,24 @@ class Int8Executor {
       const kernels::cpu::U8Image src = view(step.inputs[0], i), dst = view(step.output, i);
       parallel_tasks(out.h, [&](int64_t y) {
         for (int64_t x = 0; x < out.w; ++x) std::memcpy(dst.at(y, x), src.at(y / scale, x / scale), static_cast<size_t>(out.channels));
+      });
+    }
+  }
+
+  // Space-to-depth on NHWC levels: output pixel (i, j) holds, phase by phase (kernels/ref/reorg.hpp),
+  // the channels of input pixel (2i + dy, 2j + dx).
+  void run_reorg(const Int8Step& step) {
+    const graph::ArenaValue& in = arena_plan_.values[static_cast<size_t>(step.inputs[0])];
+    const graph::ArenaValue& out = arena_plan_.values[static_cast<size_t>(step.output)];
+    PDYOLO_CHECK(in.h % 2 == 0 && in.w % 2 == 0, "int8 executor: reorg '", graph_.nodes[static_cast<size_t>(step.node)].name,
+                 "' needs an even height and width, got ", in.h, "x", in.w);
+    for (int64_t i = 0; i < batch_; ++i) {
+      const kernels::cpu::U8Image src = view(step.inputs[0], i), dst = view(step.output, i);
+      parallel_tasks(out.h, [&](int64_t y) {
+        for (int64_t x = 0; x < out.w; ++x)
+          for (int64_t k = 0; k < 4; ++k)
+            std::memcpy(dst.at(y, x) + k * in.channels, src.at(2 * y + kernels::kReorgRow[k], 2 * x + kernels::kReorgColumn[k]),
+                        static_cast<size_t>(in.channels));
       });
     }
   }
@@ -508,6 +513,7 @@ class Int8Executor {
   const graph::Graph& graph_;
   const QuantPlan& plan_;
   const std::vector<IntegerConv>& convs_;
+  std::vector<PackedIntegerConv> packed_;  // per node: convs_ packed for the kernels
   FloatConv float_conv_;
   kernels::cpu::QconvIsa isa_;
   std::vector<Int8Step> steps_;
@@ -518,7 +524,7 @@ class Int8Executor {
   std::vector<uint8_t> arena_;
   std::vector<Tensor> float_values_;  // per value: the head's dequantized maps [N, C, H, W]
   int64_t batch_ = -1, height_ = -1, width_ = -1;
-  std::vector<graph::StepProfile> profile_;  // the input, then per step
+  std::vector<double> step_gflop_;  // per step and image, for the profile (core/op_profile.hpp)
   Tensor last_decoded_;  // the previous run's decoded boxes, reused when free (graph::reuse_or_allocate)
   Tensor last_batch_decoded_;  // the same for a batch run image by image
   // Decoding fused into the head convs (a run that asks for decoded boxes only):
@@ -527,7 +533,6 @@ class Int8Executor {
   int64_t decoded_rows_ = 0, detect_no_ = 0;
   std::vector<int64_t> first_row_;  // per head conv (node): its first row in decoded_
   Tensor anchors_;                  // the detect node's anchor grid, contiguous f32
-  bool profiling_ = false;
 };
 
 }  // namespace pdyolo::quant

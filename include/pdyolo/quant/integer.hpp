@@ -1,74 +1,148 @@
 // The scalar integer reference runtime: the specification the fast int8 kernels are tested against.
 // Between the image's 8-bit pixels and the detect head's dequantized maps there is only integer
-// arithmetic, exactly as scheme.hpp states it:
+// arithmetic, exactly as kernels/int8_scheme.hpp states it:
 //
 //   conv        acc = bias_q + Σ (q_x − z_x) · q_w in int32 (zero padding contributes 0); then the
 //               activation's table applied to requantize(acc) at the conv's own (s, z), or — for an
 //               activation-free conv — requantize(acc) at its output's (s, z). Detect's convs
 //               dequantize: acc · s_x · s_w (float raw maps).
-//   max-pool, upsample, concat   move levels: their (s, z) are their inputs' (plan.hpp).
+//   max-pool, upsample, reorg, concat   move levels: their (s, z) are their inputs' (plan.hpp).
 //   add         acc = Σ (q_k − z_x) over its inputs (which share one (s_x, z_x)), then requantize(acc)
 //               by s_x / s_out to its own (s, z).
 //   a conv kept in float (mixed precision)   dequantizes its input levels, convolves in float with
 //               its float weights, applies its activation in float and quantizes the result at the
 //               same (s, z) an integer conv would (a float head conv returns the float maps).
 //
-// Levels are held in f32 tensors (integers 0…255, exact in float) so that max-pool, upsample and
-// concat reuse the float ops, which are exact on them. Each conv runs either as the scalar loop that
-// states the arithmetic (IntegerKernels::reference) or through the int8 GEMM kernels
-// (kernels/cpu/qconv.hpp: AVX-512 VNNI or portable), which compute the same integers and are
-// tested to give bit-identical outputs.
+// Levels are held in f32 tensors (integers 0…255, exact in float) so that max-pool, upsample, reorg
+// and concat reuse the float ops, which are exact on them; each conv runs as the scalar loop that
+// states the arithmetic. This header is the specification alone: it includes no fast kernel. The
+// planned int8 executor (int8_executor.hpp) computes the same integers with the int8 GEMM kernels,
+// and quant/runtime.hpp's IntegerModel runs either.
 #pragma once
-#include <memory>
-#include <mutex>
+#include <algorithm>
 #include <vector>
 
 #include "pdyolo/core/parallel.hpp"
 #include "pdyolo/graph/detect.hpp"
+#include "pdyolo/ops/conv.hpp"
 #include "pdyolo/ops/pool.hpp"
 #include "pdyolo/ops/shape.hpp"
-#include "pdyolo/quant/int8_executor.hpp"
+#include "pdyolo/quant/lut.hpp"
+#include "pdyolo/quant/plan.hpp"
 
 namespace pdyolo::quant {
 
-enum class IntegerKernels { reference, fast };
+// One conv in integer form.
+struct IntegerConv {
+  int64_t out_channels = 0, in_per_group = 0, kernel = 1, stride = 1, padding = 0, groups = 1;
+  std::vector<int8_t> weight;         // [out, in / groups, k, k]
+  std::vector<int32_t> bias;          // [out] at s_x · s_w
+  int32_t input_zero = 0;
+  // Requantization to the conv's output (s, z), then the activation's table (identity: none)...
+  std::vector<Multiplier> multipliers;  // [out]
+  int32_t output_zero = 0;
+  int activation_node = -1;             // the activation applied through `table` (−1: none)
+  ActivationTable table{};
+  // ...or, for the detect head, dequantization: acc · dequant_scale[c].
+  bool dequantize = false;
+  std::vector<float> dequant_scale;     // [out]
+  bool in_float = false;                // kept in float: none of the above, the graph's float tensors
+};
 
-class IntegerModel {
+// The integer form of conv node i of g (fused) under plan: int8 weights, int32 bias, requantization
+// or dequantization, the activation's table (what a model file stores).
+inline IntegerConv make_integer_conv(const graph::Graph& g, const QuantPlan& plan, int i) {
+  const graph::Node& node = g.nodes[static_cast<size_t>(i)];
+  const auto& attrs = node.get<graph::ConvAttrs>();
+  const Tensor w = contiguous_copy(node.tensor("weight"));
+  IntegerConv c;
+  c.out_channels = w.shape()[0], c.in_per_group = w.shape()[1], c.kernel = w.shape()[2];
+  c.stride = attrs.stride, c.padding = attrs.padding, c.groups = attrs.groups;
+  c.activation_node = fused_activation(g, i);
+  if (plan.in_float(i)) {
+    c.in_float = true;
+    return c;
+  }
+  const QParams in = plan.of(node.inputs[0]);
+  c.input_zero = in.zero_point;
+  const std::vector<float>& scales = plan.weight_scales[static_cast<size_t>(i)];
+  const int64_t per_channel = w.numel() / c.out_channels;
+  const std::vector<float> bias = node.has_tensor("bias") ? node.tensor("bias").to_vector() : std::vector<float>(scales.size(), 0.0f);
+  const bool loaded_bias = static_cast<int>(plan.biases.size()) > i && !plan.biases[static_cast<size_t>(i)].empty();
+  for (int64_t o = 0; o < c.out_channels; ++o) {
+    for (int64_t k = 0; k < per_channel; ++k)
+      c.weight.push_back(static_cast<int8_t>(quantize_weight(w.data<float>()[o * per_channel + k], scales[static_cast<size_t>(o)])));
+    c.bias.push_back(loaded_bias ? plan.biases[static_cast<size_t>(i)].at(static_cast<size_t>(o))
+                                 : quantize_bias(bias[static_cast<size_t>(o)], in.scale, scales[static_cast<size_t>(o)]));
+  }
+  if (!plan.quantized(i)) {  // a detect-head conv
+    c.activation_node = -1;
+    c.dequantize = true;
+    for (float s : scales) c.dequant_scale.push_back(static_cast<float>(static_cast<double>(in.scale) * s));
+    return c;
+  }
+  const QParams out = plan.of(i);
+  c.output_zero = out.zero_point;
+  for (float s : scales) c.multipliers.push_back(make_multiplier(static_cast<double>(in.scale) * s / out.scale));
+  if (c.activation_node >= 0) {
+    const auto& a = g.nodes[static_cast<size_t>(c.activation_node)].get<graph::ActivationAttrs>();
+    c.table = activation_table({a.kind, a.slope}, out, plan.of(c.activation_node));
+  }
+  return c;
+}
+
+
+// A conv kept in float: x [N, C, H, W] levels → its (activation's) output quantized to levels, or
+// float raw maps for a head conv.
+inline Tensor run_float_conv(const graph::Graph& g, const QuantPlan& plan, int i, const Tensor& x_levels) {
+  const graph::Node& node = g.nodes[static_cast<size_t>(i)];
+  const auto& attrs = node.get<graph::ConvAttrs>();
+  const QParams in = plan.of(node.inputs[0]);
+  NoGradGuard no_grad;
+  Tensor y = conv2d((x_levels - static_cast<float>(in.zero_point)) * in.scale, node.tensor("weight"),
+                    node.has_tensor("bias") ? node.tensor("bias") : Tensor(),
+                    Conv2dParams().stride(attrs.stride).padding(attrs.padding).with_groups(attrs.groups));
+  const int act = fused_activation(g, i);
+  if (act >= 0) {
+    const auto& a = g.nodes[static_cast<size_t>(act)].get<graph::ActivationAttrs>();
+    y = activation(y, {a.kind, a.slope});
+  }
+  if (!plan.quantized(i)) return y;
+  const QParams out = plan.of(act >= 0 ? act : i);
+  y = contiguous_copy(y);
+  for (int64_t k = 0; k < y.numel(); ++k) y.data<float>()[k] = static_cast<float>(quantize_activation(y.data<float>()[k], out));
+  return y;
+}
+
+
+// The detect head's float maps [N, C, H, W] (one per level) decoded into boxes [N, Σ na·H·W, no]
+// (into *last when graph::reuse_or_allocate may reuse it).
+inline Tensor decode_head_maps(const graph::Node& detect, const std::vector<Tensor>& maps, int64_t n, Tensor* last = nullptr) {
+  const Tensor anchor_grid = contiguous_copy(detect.tensor("anchor_grid").to(DType::f32));
+  std::vector<std::pair<int64_t, int64_t>> sizes;
+  int64_t rows = 0;
+  const auto& d = detect.get<graph::DetectAttrs>();
+  for (const Tensor& level : maps) {
+    sizes.emplace_back(level.shape()[2], level.shape()[3]);
+    rows += d.na * level.shape()[2] * level.shape()[3];
+  }
+  Tensor decoded = last ? graph::reuse_or_allocate(*last, {n, rows, d.outputs_per_anchor()}) : Tensor::empty({n, rows, d.outputs_per_anchor()});
+  graph::decode_detections(
+      detect, anchor_grid, sizes, n, [&](size_t level, int64_t i) { return maps[level].data<float>() + i * maps[level].numel() / n; },
+      decoded.data<float>());
+  return decoded;
+}
+
+// The scalar reference runtime over a fused graph, its plan and its integer convs (make_integer_conv
+// per conv node, empty elsewhere); all three must outlive it.
+class IntegerReference {
  public:
-  // g fused; plan calibrated for it.
-  // isa: the int8 kernel of IntegerKernels::fast (default: the best this CPU has).
-  IntegerModel(const graph::Graph& g, QuantPlan plan, IntegerKernels kernels = IntegerKernels::fast,
-               kernels::cpu::QconvIsa isa = kernels::cpu::best_qconv_isa())
-      : graph_(g.clone()), plan_(std::move(plan)), kernels_(kernels), isa_(isa) {
-    PDYOLO_CHECK(kernels::cpu::qconv_isa_available(isa), "quant: this CPU cannot run the ", kernels::cpu::qconv_isa_name(isa), " kernel");
-    convs_.resize(graph_.nodes.size());
-    for (int i = 0; i < static_cast<int>(graph_.nodes.size()); ++i)
-      if (graph_.nodes[static_cast<size_t>(i)].op == graph::Op::conv) convs_[static_cast<size_t>(i)] = make_conv(i);
-  }
+  IntegerReference(const graph::Graph& g, const QuantPlan& plan, const std::vector<IntegerConv>& convs) : graph_(g), plan_(plan), convs_(convs) {}
 
-  const QuantPlan& plan() const { return plan_; }
-
-  // Time per step of the planned int8 executor (IntegerKernels::fast), from the next run on.
-  void set_profiling(bool on) const {
-    const std::lock_guard<std::mutex> lock(executor_mutex_);
-    make_executor().set_profiling(on);
-  }
-  std::vector<graph::StepProfile> profile() const {
-    const std::lock_guard<std::mutex> lock(executor_mutex_);
-    return make_executor().profile();
-  }
-  const graph::Graph& graph() const { return graph_; }
-  // The integer form of conv node `node` (what a model file stores).
-  const IntegerConv& conv(int node) const {
-    PDYOLO_CHECK(graph_.nodes.at(static_cast<size_t>(node)).op == graph::Op::conv, "quant: node ", node, " is not a conv");
-    return convs_[static_cast<size_t>(node)];
-  }
-
-  // images [N, C, H, W] in [0, 1] (8-bit images: k/255) → the detect head's float raw maps (with
-  // raw; the scalar reference always gives them) and decoded boxes (with decode) and, in `levels`,
-  // every node's output levels (when given; the nodes of has_output_levels in plan.hpp).
-  graph::DetectOutput run(const Tensor& images, std::vector<Tensor>* levels = nullptr, bool decode = true, bool raw = true) const {
-    if (kernels_ == IntegerKernels::fast) return run_planned(images, levels, decode, raw);
+  // images [N, C, H, W] in [0, 1] (8-bit images: k/255) → the detect head's float raw maps and
+  // (with decode) decoded boxes and, in `levels`, every node's output levels (when given; the nodes
+  // of has_output_levels in plan.hpp).
+  graph::DetectOutput run(const Tensor& images, std::vector<Tensor>* levels = nullptr, bool decode = true) const {
     const int n = static_cast<int>(graph_.nodes.size());
     std::vector<Tensor> values(static_cast<size_t>(n));
     values[0] = image_levels(images);
@@ -79,10 +153,10 @@ class IntegerModel {
       for (int j : node.inputs) in.push_back(values[static_cast<size_t>(j)]);
       switch (node.op) {
         case graph::Op::conv:
-          values[static_cast<size_t>(i)] = convs_[static_cast<size_t>(i)].in_float ? run_float_conv(i, in[0]) : run_conv(convs_[static_cast<size_t>(i)], in[0]);
+          values[static_cast<size_t>(i)] = convs_[static_cast<size_t>(i)].in_float ? run_float_conv(graph_, plan_, i, in[0]) : run_conv(convs_[static_cast<size_t>(i)], in[0]);
           break;
         case graph::Op::activation:  // applied by its conv (the table); here only its value is passed on
-          PDYOLO_CHECK(in[0].defined() && activation_of_conv(node.inputs[0]) == i, "quant: activation '", node.name,
+          PDYOLO_CHECK(in[0].defined() && convs_[static_cast<size_t>(node.inputs[0])].activation_node == i, "quant: activation '", node.name,
                        "' does not follow a conv it alone reads");
           values[static_cast<size_t>(i)] = in[0];
           break;
@@ -94,12 +168,16 @@ class IntegerModel {
           break;
         }
         case graph::Op::upsample: values[static_cast<size_t>(i)] = upsample_nearest(in[0], node.get<graph::UpsampleAttrs>().scale); break;
+        case graph::Op::reorg: values[static_cast<size_t>(i)] = reorg(in[0]); break;
         case graph::Op::detect: {
           out.raw = graph::detect_raw_maps(node.get<graph::DetectAttrs>(), in);
           if (decode) out.decoded = decode_head_maps(node, in, images.shape()[0]);
           break;
         }
-        default: throw_error("quant: node '", node.name, "' (", graph::op_name(node.op), ") has no integer form");
+        case graph::Op::input:
+        case graph::Op::batch_norm:
+        case graph::Op::implicit_add:
+        case graph::Op::implicit_mul: throw_error("quant: node '", node.name, "' (", graph::op_name(node.op), ") has no integer form");
       }
     }
     if (levels) {
@@ -111,97 +189,6 @@ class IntegerModel {
   }
 
  private:
-  // The planned int8 executor (int8_executor.hpp), made for the first run and kept: the same outputs.
-  graph::DetectOutput run_planned(const Tensor& images, std::vector<Tensor>* levels, bool decode, bool raw) const {
-    const std::lock_guard<std::mutex> lock(executor_mutex_);
-    graph::DetectOutput out = make_executor().run(images, levels, decode, raw);
-    if (levels)
-      for (size_t i = 0; i < levels->size(); ++i)
-        if (!has_output_levels(graph_, plan_, static_cast<int>(i))) (*levels)[i] = Tensor();
-    return out;
-  }
-
-  Int8Executor& make_executor() const {  // (executor_mutex_ held)
-    PDYOLO_CHECK(kernels_ == IntegerKernels::fast, "quant: the scalar reference runtime has no planned executor");
-    if (!executor_)
-      executor_ = std::make_unique<Int8Executor>(graph_, plan_, convs_, [this](int node, const Tensor& x) { return run_float_conv(node, x); }, isa_);
-    return *executor_;
-  }
-
-  // The activation node a conv's table applies (−1: none).
-  int activation_of_conv(int conv) const { return convs_[static_cast<size_t>(conv)].activation_node; }
-
-  IntegerConv make_conv(int i) const {
-    const graph::Node& node = graph_.nodes[static_cast<size_t>(i)];
-    const auto& attrs = node.get<graph::ConvAttrs>();
-    const Tensor w = contiguous_copy(node.tensor("weight"));
-    IntegerConv c;
-    c.out_channels = w.shape()[0], c.in_per_group = w.shape()[1], c.kernel = w.shape()[2];
-    c.stride = attrs.stride, c.padding = attrs.padding, c.groups = attrs.groups;
-    c.activation_node = fused_activation(graph_, i);
-    if (plan_.in_float(i)) {
-      c.in_float = true;
-      return c;
-    }
-    const QParams in = plan_.of(node.inputs[0]);
-    c.input_zero = in.zero_point;
-    const std::vector<float>& scales = plan_.weight_scales[static_cast<size_t>(i)];
-    const int64_t per_channel = w.numel() / c.out_channels;
-    const std::vector<float> bias = node.has_tensor("bias") ? node.tensor("bias").to_vector() : std::vector<float>(scales.size(), 0.0f);
-    const bool loaded_bias = static_cast<int>(plan_.biases.size()) > i && !plan_.biases[static_cast<size_t>(i)].empty();
-    for (int64_t o = 0; o < c.out_channels; ++o) {
-      for (int64_t k = 0; k < per_channel; ++k)
-        c.weight.push_back(static_cast<int8_t>(quantize_weight(w.data<float>()[o * per_channel + k], scales[static_cast<size_t>(o)])));
-      c.bias.push_back(loaded_bias ? plan_.biases[static_cast<size_t>(i)].at(static_cast<size_t>(o))
-                                   : quantize_bias(bias[static_cast<size_t>(o)], in.scale, scales[static_cast<size_t>(o)]));
-    }
-    if (kernels_ == IntegerKernels::fast) c.packed = kernels::cpu::pack_qconv_weights(c.weight.data(), c.out_channels, c.in_per_group, c.kernel, c.groups);
-    if (!plan_.quantized(i)) {  // a detect-head conv
-      c.activation_node = -1;
-      c.dequantize = true;
-      for (float s : scales) c.dequant_scale.push_back(static_cast<float>(static_cast<double>(in.scale) * s));
-      if (kernels_ == IntegerKernels::fast)  // only its offsets (bias − z_x·Σ w) are used
-        c.requant = kernels::cpu::make_qconv_requant(c.packed, c.input_zero, c.bias, std::vector<std::pair<int32_t, int32_t>>(scales.size(), {0, 1}), 0);
-      return c;
-    }
-    const QParams out = plan_.of(i);
-    c.output_zero = out.zero_point;
-    for (float s : scales) c.multipliers.push_back(make_multiplier(static_cast<double>(in.scale) * s / out.scale));
-    if (c.activation_node >= 0) {
-      const auto& a = graph_.nodes[static_cast<size_t>(c.activation_node)].get<graph::ActivationAttrs>();
-      c.table = activation_table({a.kind, a.slope}, out, plan_.of(c.activation_node));
-    }
-    if (kernels_ == IntegerKernels::fast) {
-      std::vector<std::pair<int32_t, int32_t>> multipliers;
-      for (const Multiplier& m : c.multipliers) multipliers.emplace_back(m.value, m.shift);
-      c.requant = kernels::cpu::make_qconv_requant(c.packed, c.input_zero, c.bias, multipliers, c.output_zero,
-                                                   c.activation_node >= 0 ? c.table.data() : nullptr);
-    }
-    return c;
-  }
-
-  // A conv kept in float: x [N, C, H, W] levels → its (activation's) output quantized to levels, or
-  // float raw maps for a head conv.
-  Tensor run_float_conv(int i, const Tensor& x_levels) const {
-    const graph::Node& node = graph_.nodes[static_cast<size_t>(i)];
-    const auto& attrs = node.get<graph::ConvAttrs>();
-    const QParams in = plan_.of(node.inputs[0]);
-    NoGradGuard no_grad;
-    Tensor y = conv2d((x_levels - static_cast<float>(in.zero_point)) * in.scale, node.tensor("weight"),
-                      node.has_tensor("bias") ? node.tensor("bias") : Tensor(),
-                      Conv2dParams().stride(attrs.stride).padding(attrs.padding).with_groups(attrs.groups));
-    const int act = activation_of_conv(i);
-    if (act >= 0) {
-      const auto& a = graph_.nodes[static_cast<size_t>(act)].get<graph::ActivationAttrs>();
-      y = activation(y, {a.kind, a.slope});
-    }
-    if (!plan_.quantized(i)) return y;
-    const QParams out = plan_.of(act >= 0 ? act : i);
-    y = contiguous_copy(y);
-    for (int64_t k = 0; k < y.numel(); ++k) y.data<float>()[k] = static_cast<float>(quantize_activation(y.data<float>()[k], out));
-    return y;
-  }
-
   // A residual add of levels at one (s_x, z_x), requantized to the add's own (s, z).
   Tensor run_add(int i, const std::vector<Tensor>& in_levels) const {
     const graph::Node& node = graph_.nodes[static_cast<size_t>(i)];
@@ -272,13 +259,9 @@ class IntegerModel {
     return c.activation_node >= 0 ? c.table[level] : level;
   }
 
-  graph::Graph graph_;
-  QuantPlan plan_;
-  IntegerKernels kernels_;
-  kernels::cpu::QconvIsa isa_;
-  std::vector<IntegerConv> convs_;  // per node (empty for other ops)
-  mutable std::unique_ptr<Int8Executor> executor_;  // IntegerKernels::fast: planned at the first run
-  mutable std::mutex executor_mutex_;
+  const graph::Graph& graph_;
+  const QuantPlan& plan_;
+  const std::vector<IntegerConv>& convs_;
 };
 
 }  // namespace pdyolo::quant

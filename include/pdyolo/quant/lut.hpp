@@ -1,6 +1,6 @@
 // Activations in the integer model: a 256-entry table from the input's uint8 levels to the output's,
 // table[q] = quantize(f(dequantize(q, in)), out) — exact to f's definition at every level the input
-// can hold, with the scheme's rounding (scheme.hpp). The graph's activations (SiLU, LeakyReLU with
+// can hold, with the scheme's rounding (kernels/int8_scheme.hpp). The graph's activations (SiLU, LeakyReLU with
 // its slope, ReLU, identity) and the sigmoid of the detect head.
 #pragma once
 #include <array>
@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "pdyolo/kernels/activation.hpp"
-#include "pdyolo/quant/scheme.hpp"
+#include "pdyolo/kernels/int8_scheme.hpp"
 
 namespace pdyolo::quant {
 

@@ -18,7 +18,7 @@
 
 #include "pdyolo/io/json.hpp"
 #include "pdyolo/models/weights.hpp"
-#include "pdyolo/quant/integer.hpp"
+#include "pdyolo/quant/runtime.hpp"
 
 namespace pdyolo::quant {
 
@@ -98,10 +98,13 @@ inline QuantizedModel load_quantized(const std::string& path) {
   QuantPlan plan;
   for (const io::Value& pair : detail::field(q, "groups", where).items) {
     PDYOLO_CHECK(pair.items.size() == 2 && pair.items[0].is_number() && pair.items[1].is_number(), where, ": a group is not [scale, zero_point]");
-    const QParams p{static_cast<float>(pair.items[0].as_double()), static_cast<int32_t>(pair.items[1].as_double())};
-    PDYOLO_CHECK(p.scale > 0 && std::isfinite(p.scale) && p.zero_point >= kActivationMin && p.zero_point <= kActivationMax, where,
-                 ": group ", plan.params.size(), " has scale ", p.scale, " and zero point ", p.zero_point);
-    plan.params.push_back(p);
+    // Checked as doubles, before any conversion (a zero point of 1e300 or a scale of 1e38 once
+    // reached undefined float → integer conversions).
+    const double scale = pair.items[0].as_double(), zero_point = pair.items[1].as_double();
+    PDYOLO_CHECK(valid_scale(scale) && zero_point >= kActivationMin && zero_point <= kActivationMax && zero_point == std::floor(zero_point),
+                 where, ": group ", plan.params.size(), " has scale ", scale, " and zero point ", zero_point, " (a scale lies in [",
+                 kMinScale, ", ", kMaxScale, "], a zero point is an integer in [", kActivationMin, ", ", kActivationMax, "])");
+    plan.params.push_back({static_cast<float>(scale), static_cast<int32_t>(zero_point)});
   }
   plan.groups = static_cast<int>(plan.params.size());
   for (const io::Value& v : detail::field(q, "group_of", where).items) {
@@ -154,7 +157,7 @@ inline QuantizedModel load_quantized(const std::string& path) {
     const int64_t per_channel = w.numel() / out;
     for (int64_t o = 0; o < out; ++o) {
       const float scale = plan.weight_scales[i][static_cast<size_t>(o)];
-      PDYOLO_CHECK(scale > 0 && std::isfinite(scale), path, ": conv '", name, "' has weight scale ", scale);
+      PDYOLO_CHECK(valid_scale(scale), path, ": conv '", name, "' has weight scale ", scale, " (outside [", kMinScale, ", ", kMaxScale, "])");
       for (int64_t k = 0; k < per_channel; ++k) {
         const int8_t v = w.data<int8_t>()[o * per_channel + k];
         PDYOLO_CHECK(v >= -kWeightMax, path, ": conv '", name, "' holds the weight −128 (the scheme's range is ±127)");

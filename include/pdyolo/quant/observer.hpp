@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "pdyolo/core/tensor.hpp"
-#include "pdyolo/quant/scheme.hpp"
+#include "pdyolo/kernels/int8_scheme.hpp"
 
 namespace pdyolo::quant {
 

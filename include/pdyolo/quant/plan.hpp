@@ -85,12 +85,19 @@ inline QuantPlan plan_quantization(const graph::Graph& g) {
   plan.weight_scales.resize(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     const graph::Node& node = g.nodes[static_cast<size_t>(i)];
-    PDYOLO_CHECK(node.op != Op::batch_norm && node.op != Op::implicit_add && node.op != Op::implicit_mul, "quant: node '", node.name,
-                 "' (", graph::op_name(node.op), ") is not fused; run graph::fuse on the model first");
-    if (node.op == Op::concat || node.op == Op::max_pool || node.op == Op::upsample)
-      for (int in : node.inputs) parent[static_cast<size_t>(detail::find_root(parent, in))] = detail::find_root(parent, i);
-    if (node.op == Op::add)  // both inputs of a residual add share one scale; the sum has its own
-      for (int in : node.inputs) parent[static_cast<size_t>(detail::find_root(parent, in))] = detail::find_root(parent, node.inputs[0]);
+    switch (graph::describe(node.op).quant) {  // each op's quantizer rule (graph/ops.hpp)
+      case graph::QuantRule::fused_away:
+        throw_error("quant: node '", node.name, "' (", graph::op_name(node.op), ") is not fused; run graph::fuse on the model first");
+      case graph::QuantRule::moves_levels:  // the very quantizer of its inputs
+        for (int in : node.inputs) parent[static_cast<size_t>(detail::find_root(parent, in))] = detail::find_root(parent, i);
+        break;
+      case graph::QuantRule::shared_inputs:  // its inputs share one scale; its output has its own
+        for (int in : node.inputs) parent[static_cast<size_t>(detail::find_root(parent, in))] = detail::find_root(parent, node.inputs[0]);
+        break;
+      case graph::QuantRule::image:
+      case graph::QuantRule::own:
+      case graph::QuantRule::dequantized: break;
+    }
     if (node.op == Op::conv) plan.weight_scales[static_cast<size_t>(i)] = weight_scales(node.tensor("weight"));
   }
   std::vector<int> id_of_root(static_cast<size_t>(n), -1);

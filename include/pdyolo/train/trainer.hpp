@@ -14,7 +14,7 @@
 #include "pdyolo/core/progress.hpp"
 #include "pdyolo/data/loader.hpp"
 #include "pdyolo/eval/evaluate.hpp"
-#include "pdyolo/io/plot.hpp"
+#include "pdyolo/viz/plot.hpp"
 #include "pdyolo/models/weights.hpp"
 #include "pdyolo/train/loss.hpp"
 #include "pdyolo/train/recipe.hpp"
@@ -426,16 +426,16 @@ class Trainer {
 namespace detail {
 // A chart of series against the epoch (1, 2, …), each in its own colour.
 inline data::Image epoch_chart(const std::string& title, const std::vector<std::pair<std::string, std::vector<double>>>& series) {
-  std::vector<io::PlotSeries> lines;
+  std::vector<viz::PlotSeries> lines;
   for (size_t s = 0; s < series.size(); ++s) {
-    io::PlotSeries line{series[s].first, {}, series[s].second, data::class_color(static_cast<int64_t>(s) * 3 + 1), 2};
+    viz::PlotSeries line{series[s].first, {}, series[s].second, viz::class_color(static_cast<int64_t>(s) * 3 + 1), 2};
     for (size_t i = 0; i < line.y.size(); ++i) line.x.push_back(static_cast<double>(i + 1));
     lines.push_back(std::move(line));
   }
-  io::PlotOptions o;
+  viz::PlotOptions o;
   o.title = title;
   o.x_label = "epoch";
-  return io::plot_lines(o, lines);
+  return viz::plot_lines(o, lines);
 }
 }  // namespace detail
 

@@ -32,7 +32,7 @@
 #include "pdyolo/kernels/neon/qconv_ukernels.hpp"
 #include "pdyolo/kernels/x86/qconv_amx.hpp"
 #include "pdyolo/kernels/x86/qconv_ukernels.hpp"
-#include "pdyolo/quant/scheme.hpp"
+#include "pdyolo/kernels/int8_scheme.hpp"
 
 namespace pdyolo::kernels::cpu {
 
@@ -142,7 +142,7 @@ inline PackedQConvWeights pack_qconv_weights(const int8_t* w, int64_t out_channe
 // Requantization of a conv's outputs, per output channel c (arrays padded with 32 entries past the
 // last channel, so that a tile may read a whole block):
 //   level = table[clamp(z + ⌊(acc + offset_c)·value_c / 2^shift_c + 1/2⌋, 0, 255)]
-// where acc is the tile's Σ x·w and offset_c = bias_c − z_x·Σ w_c (quant/scheme.hpp's arithmetic).
+// where acc is the tile's Σ x·w and offset_c = bias_c − z_x·Σ w_c (kernels/int8_scheme.hpp's arithmetic).
 struct QConvRequant {
   std::vector<int64_t> offset;          // [out + 32]
   std::vector<int32_t> value, shift;    // [out + 32]
@@ -172,7 +172,7 @@ inline QConvRequant make_qconv_requant(const PackedQConvWeights& w, int32_t inpu
   return r;
 }
 
-// The level of one accumulator: scheme.hpp's requantization itself, on acc + offset.
+// The level of one accumulator: int8_scheme.hpp's requantization itself, on acc + offset.
 inline uint8_t requantize_level(const QConvRequant& r, int64_t c, int32_t acc) {
   const auto total = static_cast<int32_t>(std::clamp<int64_t>(acc + r.offset[static_cast<size_t>(c)], INT32_MIN, INT32_MAX));
   const uint8_t level = quant::requantize_to_u8(total, {r.value[static_cast<size_t>(c)], r.shift[static_cast<size_t>(c)]}, r.output_zero);

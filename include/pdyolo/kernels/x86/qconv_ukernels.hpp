@@ -8,7 +8,7 @@
 //   qconv_ukernel_avx2_12x32   the same tile for CPUs without VNNI, exact (widened to s16, vpmaddwd)
 //   requantize_tile_avx2       the same for AVX2 (below)
 //   requantize_tile_avx512     the tile's outputs: acc + offset, requantized per channel exactly as
-//                              quant/scheme.hpp states it (64-bit products, ties toward +∞, clamp),
+//                              kernels/int8_scheme.hpp states it (64-bit products, ties toward +∞, clamp),
 //                              then the activation's 256-entry table (vpermi2b), stored as u8.
 #pragma once
 #include <cstdint>

@@ -8,14 +8,14 @@
 #include <string>
 #include <vector>
 
-#include "pdyolo/data/draw.hpp"
+#include "pdyolo/viz/draw.hpp"
 
-namespace pdyolo::io {
+namespace pdyolo::viz {
 
 struct PlotSeries {
   std::string name;        // legend entry ("" for none)
   std::vector<double> x, y;
-  data::Color color{30, 90, 220};
+  Color color{30, 90, 220};
   int width = 2;
 };
 
@@ -53,42 +53,42 @@ inline data::Image plot_lines(const PlotOptions& o, const std::vector<PlotSeries
   detail::fit_range(y_lo, y_hi, series, false);
   auto px = [&](double x) { return left + (x - x_lo) / (x_hi - x_lo) * static_cast<double>(W - left - right); };
   auto py = [&](double y) { return top + (y_hi - y) / (y_hi - y_lo) * static_cast<double>(H - top - bottom); };
-  const data::Color axis{40, 40, 40}, grid{225, 225, 225};
+  const Color axis{40, 40, 40}, grid{225, 225, 225};
   char label[32];
   for (int t = 0; t <= o.y_ticks; ++t) {
     const double v = y_lo + (y_hi - y_lo) * t / o.y_ticks;
-    data::draw_line(img, px(x_lo), py(v), px(x_hi), py(v), grid);
+    draw_line(img, px(x_lo), py(v), px(x_hi), py(v), grid);
     std::snprintf(label, sizeof label, "%.3g", v);
-    data::draw_text(img, 4, static_cast<int64_t>(py(v)) - 4 * scale, label, axis, static_cast<int>(scale));
+    draw_text(img, 4, static_cast<int64_t>(py(v)) - 4 * scale, label, axis, static_cast<int>(scale));
   }
   for (int t = 0; t <= o.x_ticks; ++t) {
     const double v = x_lo + (x_hi - x_lo) * t / o.x_ticks;
-    data::draw_line(img, px(v), py(y_lo), px(v), py(y_hi), grid);
+    draw_line(img, px(v), py(y_lo), px(v), py(y_hi), grid);
     std::snprintf(label, sizeof label, "%.3g", v);
-    data::draw_text(img, static_cast<int64_t>(px(v)) - 6 * scale, static_cast<int64_t>(py(y_lo)) + 6, label, axis, static_cast<int>(scale));
+    draw_text(img, static_cast<int64_t>(px(v)) - 6 * scale, static_cast<int64_t>(py(y_lo)) + 6, label, axis, static_cast<int>(scale));
   }
   for (const PlotSeries& s : series) {
     const size_t n = std::min(s.x.size(), s.y.size());
-    for (size_t i = 1; i < n; ++i) data::draw_line(img, px(s.x[i - 1]), py(s.y[i - 1]), px(s.x[i]), py(s.y[i]), s.color, s.width);
+    for (size_t i = 1; i < n; ++i) draw_line(img, px(s.x[i - 1]), py(s.y[i - 1]), px(s.x[i]), py(s.y[i]), s.color, s.width);
     if (n == 1) {  // a single point: a small square
       const int64_t cx = static_cast<int64_t>(px(s.x[0])), cy = static_cast<int64_t>(py(s.y[0]));
-      data::fill_rect(img, cx - 2, cy - 2, cx + 3, cy + 3, s.color);
+      fill_rect(img, cx - 2, cy - 2, cx + 3, cy + 3, s.color);
     }
   }
-  data::draw_rect(img, px(x_lo), py(y_hi), px(x_hi), py(y_lo), axis, 1);
-  data::draw_text(img, left, 8, o.title, axis, 2);
-  data::draw_text(img, W / 2 - static_cast<int64_t>(o.x_label.size()) * 4 * scale, H - 14 * scale - 4, o.x_label, axis, static_cast<int>(scale));
-  if (!o.y_label.empty()) data::draw_text(img, 4, top - 12 * scale, o.y_label, axis, static_cast<int>(scale));
+  draw_rect(img, px(x_lo), py(y_hi), px(x_hi), py(y_lo), axis, 1);
+  draw_text(img, left, 8, o.title, axis, 2);
+  draw_text(img, W / 2 - static_cast<int64_t>(o.x_label.size()) * 4 * scale, H - 14 * scale - 4, o.x_label, axis, static_cast<int>(scale));
+  if (!o.y_label.empty()) draw_text(img, 4, top - 12 * scale, o.y_label, axis, static_cast<int>(scale));
   int64_t legend_width = 0, legend_y = top + 8;
-  for (const PlotSeries& s : series) legend_width = std::max(legend_width, data::text_width(s.name, static_cast<int>(scale)));
+  for (const PlotSeries& s : series) legend_width = std::max(legend_width, viz::text_width(s.name, static_cast<int>(scale)));
   const int64_t legend_x = W - right - 8 - legend_width - 32;
   for (const PlotSeries& s : series) {
     if (s.name.empty()) continue;
-    data::draw_line(img, legend_x, legend_y + 4 * scale, legend_x + 25, legend_y + 4 * scale, s.color, s.width);
-    data::draw_text(img, legend_x + 32, legend_y, s.name, axis, static_cast<int>(scale));
+    draw_line(img, legend_x, legend_y + 4 * scale, legend_x + 25, legend_y + 4 * scale, s.color, s.width);
+    draw_text(img, legend_x + 32, legend_y, s.name, axis, static_cast<int>(scale));
     legend_y += 10 + 8 * scale;
   }
   return img;
 }
 
-}  // namespace pdyolo::io
+}  // namespace pdyolo::viz

@@ -1,4 +1,5 @@
-// Drawing on images, for annotated detections and plots: lines, rectangles, filled rectangles and
+// Drawing on images (viz/: above data/ and io/, whose images it draws on), for annotated detections
+// and plots: lines, rectangles, filled rectangles and
 // text (stb_easy_font's built-in font, scaled by an integer factor).
 #pragma once
 #include <cmath>
@@ -6,7 +7,9 @@
 
 #include "pdyolo/data/image.hpp"
 
-namespace pdyolo::data {
+namespace pdyolo::viz {
+
+using data::Image;
 
 struct Color {
   uint8_t r = 0, g = 0, b = 0;
@@ -79,4 +82,4 @@ inline Color class_color(int64_t cls) {
   return {static_cast<uint8_t>(40 + 200 * r), static_cast<uint8_t>(40 + 200 * g), static_cast<uint8_t>(40 + 200 * b)};
 }
 
-}  // namespace pdyolo::data
+}  // namespace pdyolo::viz

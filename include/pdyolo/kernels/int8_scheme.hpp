@@ -1,5 +1,6 @@
 // pdyolo's int8 quantization scheme, stated once; the integer runtime and every int8 kernel compute
-// exactly this.
+// exactly this. It is the specification of namespace quant's arithmetic, and lives in kernels/ so
+// that the kernels may include it (no folder includes one above it).
 //
 //   weights      int8, symmetric, per output channel: q = clamp(round(w · (1/s_c)), −127, 127), zero
 //                point 0, s_c = max|w_c| / 127 (−128 unused, so that negating a weight never
@@ -21,8 +22,8 @@
 //                requantization: ⌊acc · M / 2^shift + 1/2⌋ — to nearest, ties toward +∞ — computed
 //                exactly in 64 bits (one rounding, no double rounding).
 //   activations  SiLU, LeakyReLU and sigmoid as 256-entry tables from the input's (s, z) to the
-//                output's (lut.hpp): exact to the definition for every representable input.
-//   sharing      concat, max-pool and upsample outputs share their inputs' (s, z) by construction.
+//                output's (quant/lut.hpp): exact to the definition for every representable input.
+//   sharing      concat, max-pool, upsample and reorg outputs share their inputs' (s, z) by construction.
 //   input        the first conv reads the image's 8-bit pixels: s = 1/255, z = 0.
 #pragma once
 #include <algorithm>
@@ -44,8 +45,23 @@ struct QParams {
   int32_t zero_point = 0;
 };
 
-// Float → integer rounding of the scheme: to nearest, ties to even.
-inline int64_t round_half_even(double x) { return static_cast<int64_t>(std::nearbyint(x)); }
+// Float → integer rounding of the scheme: to nearest, ties to even. Saturating, so that no input
+// makes the conversion undefined: beyond ±2^62 (infinities too) the nearer of ±2^62, NaN 0 — far
+// outside every range its callers clamp to, and far enough from int64's ends that adding a zero
+// point cannot overflow.
+inline constexpr int64_t kRoundingLimit = int64_t{1} << 62;
+inline int64_t round_half_even(double x) {
+  const double r = std::nearbyint(x);
+  if (!(r == r)) return 0;
+  if (r >= static_cast<double>(kRoundingLimit)) return kRoundingLimit;
+  if (r <= -static_cast<double>(kRoundingLimit)) return -kRoundingLimit;
+  return static_cast<int64_t>(r);
+}
+
+// The scales (activation and weight) a model file may hold: far beyond any real network's on both
+// sides, and such that 1/s and 255·s stay finite floats. A file outside them is refused at load.
+inline constexpr double kMinScale = 1e-20, kMaxScale = 1e20;
+inline bool valid_scale(double s) { return s >= kMinScale && s <= kMaxScale; }  // (false for NaN)
 
 // (s, z) covering [lo, hi] with 256 levels; the range is first widened to hold 0, so that 0 is a
 // level. In float, as PyTorch's observers compute them (scale at least float's epsilon).

@@ -1,0 +1,226 @@
+// The op table: one row per graph op, the one place that says what an op is. Every pass over the
+// graph reads the row instead of switching on the op:
+//
+//   name, attributes   the model file's name, and the attribute struct's default value (whose
+//                      `fields` list is read, written and checked: graph/node.hpp)
+//   inputs             how many it reads
+//   channels           how its output channels follow from its inputs (Graph::channels, validate,
+//                      the channel groups of pruning) and which tensor axes index them
+//   shape, FLOPs       its output shape from its inputs' (Graph::infer_shapes), its 2 × multiply-adds
+//   check              what validate() checks beyond attribute ranges and channel axes
+//   quantizer          how the int8 plan quantizes its output (quant/plan.hpp)
+//   inference          whether it remains after graph::fuse, so that planned executors run it
+//
+// What remains per backend — the kernel that runs an op — is a switch over Op with no `default:` in
+// each executor, so a new op that one of them lacks is a compile error (README: how to add an op).
+#pragma once
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "pdyolo/core/shape.hpp"
+#include "pdyolo/graph/node.hpp"
+
+namespace pdyolo::graph {
+
+// The most channels one node may have (real detectors stay below 4096); validate() and the config
+// builder refuse more, so channel sums cannot overflow and files cannot ask for absurd tensors.
+inline constexpr int64_t kMaxChannels = int64_t{1} << 16;
+
+// How an op's output channels follow from its inputs' (graph/channels.hpp builds pruning's channel
+// groups from it).
+enum class ChannelRule {
+  source,          // creates the image's channels (input)
+  produce,         // creates weight.shape[0] channels (conv)
+  passthrough,     // output channel c is input channel c (bn, activation, pool, upsample, implicit)
+  coupled,         // passthrough, and channel c of every input is the same channel (add: a residual)
+  concat,          // the inputs' channels end to end
+  space_to_depth,  // its input's channels four times, once per 2×2 phase (reorg)
+  sink,            // reads its inputs, creates nothing (detect)
+};
+
+inline const char* channel_rule_name(ChannelRule r) {
+  switch (r) {
+    case ChannelRule::source: return "source";
+    case ChannelRule::produce: return "produce";
+    case ChannelRule::passthrough: return "passthrough";
+    case ChannelRule::coupled: return "coupled";
+    case ChannelRule::concat: return "concat";
+    case ChannelRule::space_to_depth: return "space_to_depth";
+    case ChannelRule::sink: return "sink";
+  }
+  return "?";
+}
+
+// Tensor `tensor`'s axis `axis` runs over the node's output channels or its (first) input's.
+enum class ChannelSide { output, input };
+struct ChannelAxis {
+  const char* tensor;
+  int axis;
+  ChannelSide side;
+};
+
+// How the int8 plan quantizes an op's output (quant/plan.hpp).
+enum class QuantRule {
+  image,          // the image: s = 1/255, z = 0
+  own,            // a quantizer of its own (conv, activation)
+  moves_levels,   // its inputs' quantizer: it moves levels without arithmetic (concat, pool, upsample, reorg)
+  shared_inputs,  // its inputs share one quantizer, its output has its own (add: sums levels, requantizes once)
+  fused_away,     // graph::fuse removes it before anything is quantized (batch norm, implicit)
+  dequantized,    // nothing quantized: its inputs' accumulators are dequantized (detect)
+};
+
+inline constexpr int kUnboundedInputs = -1;
+
+struct OpDesc {
+  Op op;
+  const char* name;
+  Attrs (*default_attrs)();  // its attribute struct (NoAttrs: none)
+  int min_inputs, max_inputs;  // max kUnboundedInputs: any number
+  ChannelRule channel_rule;
+  std::vector<ChannelAxis> (*channel_axes)(const Node&);  // every tensor axis of the node that indexes channels
+  // Its output shape [N, C, H, W] from its inputs' and its output channel count (the input's is the
+  // image's, given by the caller).
+  Shape (*shape)(const Node&, const std::vector<Shape>& inputs, int64_t channels);
+  double (*flops)(const Node&, const Shape& output);  // 2 × its multiply-adds
+  // What validate() checks beyond attribute ranges and channel axes, given its inputs and their
+  // channel counts; "" when all is well.
+  std::string (*check)(const Node&, const std::vector<const Node*>& inputs, const std::vector<int64_t>& input_channels);
+  QuantRule quant;
+  bool inference;  // remains in a fused graph (graph::fuse), so planned executors run it
+};
+
+namespace op_rows {
+
+inline std::vector<ChannelAxis> no_axes(const Node&) { return {}; }
+inline Shape same_shape(const Node&, const std::vector<Shape>& in, int64_t) { return in.at(0); }
+inline Shape no_shape(const Node&, const std::vector<Shape>&, int64_t) { return {}; }
+inline double no_flops(const Node&, const Shape&) { return 0.0; }
+inline std::string no_check(const Node&, const std::vector<const Node*>&, const std::vector<int64_t>&) { return {}; }
+template <class A> Attrs attrs() { return A{}; }
+
+inline int64_t window_out(int64_t in, int64_t kernel, int64_t stride, int64_t padding) { return (in + 2 * padding - kernel) / stride + 1; }
+
+inline std::vector<ChannelAxis> conv_axes(const Node& n) {
+  // A grouped conv's weight axis 1 indexes channels within a group only, so it is not listed;
+  // channel_groups couples a depthwise conv's input and output instead and marks other grouped
+  // convs unprunable.
+  std::vector<ChannelAxis> axes{{"weight", 0, ChannelSide::output}};
+  if (n.get<ConvAttrs>().groups == 1) axes.push_back({"weight", 1, ChannelSide::input});
+  if (n.has_tensor("bias")) axes.push_back({"bias", 0, ChannelSide::output});
+  return axes;
+}
+inline Shape conv_shape(const Node& n, const std::vector<Shape>& in, int64_t channels) {
+  const auto& c = n.get<ConvAttrs>();
+  return {in[0][0], channels, window_out(in[0][2], c.kernel, c.stride, c.padding), window_out(in[0][3], c.kernel, c.stride, c.padding)};
+}
+// Each output element of a conv takes IC/groups · KH · KW multiply-adds.
+inline double conv_flops(const Node& n, const Shape& out) {
+  const Shape& w = n.tensor("weight").shape();
+  return 2.0 * static_cast<double>(shape_numel(out)) * static_cast<double>(w[1] * w[2] * w[3]);
+}
+inline std::string conv_check(const Node& n, const std::vector<const Node*>& inputs, const std::vector<int64_t>& in) {
+  if (!n.has_tensor("weight") || n.tensor("weight").dim() != 4) return "needs a weight [OC, IC/groups, KH, KW]";
+  const ConvAttrs& c = n.get<ConvAttrs>();
+  const Shape& w = n.tensor("weight").shape();
+  const std::string oc = std::to_string(w[0]);
+  if (c.groups > kMaxChannels || w[0] % c.groups) return "weight has " + oc + " output channels, not a multiple of groups " + std::to_string(c.groups);
+  if (w[1] * c.groups != in[0])
+    return "weight reads " + std::to_string(w[1] * c.groups) + " input channels, its input '" + inputs[0]->name + "' has " + std::to_string(in[0]);
+  if (w[2] != c.kernel || w[3] != c.kernel)
+    return "kernel " + std::to_string(c.kernel) + " but the weight is " + std::to_string(w[2]) + "x" + std::to_string(w[3]);
+  return {};
+}
+
+inline std::vector<ChannelAxis> batch_norm_axes(const Node&) {
+  return {{"weight", 0, ChannelSide::input}, {"bias", 0, ChannelSide::input}, {"running_mean", 0, ChannelSide::input},
+          {"running_var", 0, ChannelSide::input}};
+}
+inline std::vector<ChannelAxis> implicit_axes(const Node&) { return {{"implicit", 1, ChannelSide::input}}; }  // [1, C, 1, 1]
+
+inline std::string add_check(const Node&, const std::vector<const Node*>& inputs, const std::vector<int64_t>& in) {
+  for (size_t j = 1; j < in.size(); ++j)
+    if (in[j] != in[0])
+      return "input '" + inputs[j]->name + "' has " + std::to_string(in[j]) + " channels, input '" + inputs[0]->name + "' has " +
+             std::to_string(in[0]);
+  return {};
+}
+
+inline Shape concat_shape(const Node&, const std::vector<Shape>& in, int64_t channels) { return {in[0][0], channels, in[0][2], in[0][3]}; }
+
+inline Shape pool_shape(const Node& n, const std::vector<Shape>& in, int64_t) {
+  const auto& p = n.get<PoolAttrs>();
+  return {in[0][0], in[0][1], window_out(in[0][2], p.kernel, p.stride, p.padding), window_out(in[0][3], p.kernel, p.stride, p.padding)};
+}
+
+inline Shape upsample_shape(const Node& n, const std::vector<Shape>& in, int64_t) {
+  const int64_t s = n.get<UpsampleAttrs>().scale;
+  return {in[0][0], in[0][1], in[0][2] * s, in[0][3] * s};
+}
+
+// reorg: [N, C, H, W] → [N, 4C, H/2, W/2] (H and W even: the kernels refuse odd ones).
+inline Shape reorg_shape(const Node&, const std::vector<Shape>& in, int64_t channels) { return {in[0][0], channels, in[0][2] / 2, in[0][3] / 2}; }
+
+inline std::string detect_check(const Node& n, const std::vector<const Node*>& inputs, const std::vector<int64_t>& in) {
+  const DetectAttrs& d = n.get<DetectAttrs>();
+  const int64_t levels = static_cast<int64_t>(inputs.size());
+  for (size_t j = 0; j < in.size(); ++j)
+    if (in[j] != d.na * d.outputs_per_anchor())
+      return "input '" + inputs[j]->name + "' has " + std::to_string(in[j]) + " channels, na·(nc+5) is " + std::to_string(d.na * d.outputs_per_anchor());
+  if (static_cast<int64_t>(d.strides.size()) != levels)
+    return std::to_string(levels) + " levels but " + std::to_string(d.strides.size()) + " strides";
+  if (!n.has_tensor("anchor_grid") || n.tensor("anchor_grid").numel() != levels * d.na * 2)
+    return "needs an anchor_grid of " + std::to_string(levels * d.na * 2) + " numbers [nl, 1, na, 1, 1, 2]";
+  return {};
+}
+
+}  // namespace op_rows
+
+// The rows, in the order of enum Op (checked at compile time below).
+inline constexpr OpDesc kOpTable[] = {
+    // op             name            attributes                        inputs   channels                   channel axes               shape                      FLOPs                check                  quantizer                  inference
+    {Op::input,        "input",        op_rows::attrs<InputAttrs>,       0, 0,    ChannelRule::source,       op_rows::no_axes,          op_rows::no_shape,         op_rows::no_flops,   op_rows::no_check,     QuantRule::image,          true},
+    {Op::conv,         "conv",         op_rows::attrs<ConvAttrs>,        1, 1,    ChannelRule::produce,      op_rows::conv_axes,        op_rows::conv_shape,       op_rows::conv_flops, op_rows::conv_check,   QuantRule::own,            true},
+    {Op::batch_norm,   "batch_norm",   op_rows::attrs<BatchNormAttrs>,   1, 1,    ChannelRule::passthrough,  op_rows::batch_norm_axes,  op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false},
+    {Op::activation,   "activation",   op_rows::attrs<ActivationAttrs>,  1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::own,            true},
+    {Op::add,          "add",          op_rows::attrs<NoAttrs>,          1, kUnboundedInputs, ChannelRule::coupled, op_rows::no_axes,   op_rows::same_shape,       op_rows::no_flops,   op_rows::add_check,    QuantRule::shared_inputs,  true},
+    {Op::concat,       "concat",       op_rows::attrs<NoAttrs>,          1, kUnboundedInputs, ChannelRule::concat,  op_rows::no_axes,   op_rows::concat_shape,     op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true},
+    {Op::max_pool,     "max_pool",     op_rows::attrs<PoolAttrs>,        1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::pool_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true},
+    {Op::upsample,     "upsample",     op_rows::attrs<UpsampleAttrs>,    1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::upsample_shape,   op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true},
+    {Op::reorg,        "reorg",        op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::space_to_depth, op_rows::no_axes,        op_rows::reorg_shape,      op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true},
+    {Op::implicit_add, "implicit_add", op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::passthrough,  op_rows::implicit_axes,    op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false},
+    {Op::implicit_mul, "implicit_mul", op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::passthrough,  op_rows::implicit_axes,    op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false},
+    {Op::detect,       "detect",       op_rows::attrs<DetectAttrs>,      1, kUnboundedInputs, ChannelRule::sink,    op_rows::no_axes,   op_rows::no_shape,         op_rows::no_flops,   op_rows::detect_check, QuantRule::dequantized,    true},
+};
+
+namespace detail {
+constexpr bool op_table_in_enum_order() {
+  for (size_t i = 0; i < std::size(kOpTable); ++i)
+    if (kOpTable[i].op != kAllOps[i]) return false;
+  return std::size(kOpTable) == std::size(kAllOps);
+}
+}  // namespace detail
+static_assert(detail::op_table_in_enum_order(), "kOpTable: one row per Op, in the order of enum Op");
+
+inline const OpDesc& describe(Op op) { return kOpTable[static_cast<size_t>(op)]; }
+inline const char* op_name(Op op) { return describe(op).name; }
+
+// Output channels of a node with this rule, given its inputs' counts.
+inline int64_t output_channels(const Node& n, const std::vector<int64_t>& in) {
+  switch (describe(n.op).channel_rule) {
+    case ChannelRule::source: return n.get<InputAttrs>().channels;
+    case ChannelRule::produce: return n.tensor("weight").shape().at(0);
+    case ChannelRule::passthrough:
+    case ChannelRule::coupled: return in.at(0);
+    case ChannelRule::concat: {
+      int64_t sum = 0;
+      for (int64_t c : in) sum += c;
+      return sum;
+    }
+    case ChannelRule::space_to_depth: return 4 * in.at(0);
+    case ChannelRule::sink: return 0;
+  }
+  return 0;
+}
+
+}  // namespace pdyolo::graph
