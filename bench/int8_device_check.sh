@@ -2,9 +2,9 @@
 # The int8 kernels on another x86 machine (the device machine's host CPU, where it has AMX): the
 # exactness tests of every kernel it has, then int8 (each kernel) against fp32 on the planned
 # executors, at 2 threads and at all its cores. Static binaries and models travel in build-dev/:
-#   g++ -std=c++17 -O3 -DNDEBUG -fopenmp -static -Iinclude -Itests -Iexamples -DPDYOLO_SOURCE_DIR=\".\" \
+#   g++ -std=c++17 -O3 -DNDEBUG -fopenmp -static -Iinclude -Itests -Itools/pdyolo -DPDYOLO_SOURCE_DIR=\".\" \
 #       tests/test_int8.cpp -o build-dev/test_int8
-#   g++ -std=c++17 -O3 -DNDEBUG -fopenmp -static -Iinclude -Iexamples -I/usr/include/stb examples/pdyolo.cpp \
+#   g++ -std=c++17 -O3 -DNDEBUG -fopenmp -static -Iinclude -Itools/pdyolo -I/usr/include/stb tools/pdyolo/pdyolo.cpp \
 #       third_party/stb_image_zeroed.cpp third_party/stb_image_write.cpp -o build-dev/pdyolo
 #   build-dev/fixture.pt (the COCO128 fixture), build-dev/fixture_int8.safetensors (pdyolo quantize of it)
 # Run from the repository root: bench/int8_device_check.sh

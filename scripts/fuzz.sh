@@ -25,7 +25,7 @@ done
 ((${#targets[@]})) || targets=(npy json safetensors pt config xml image)
 
 CXX=clang++ cmake -S . -B $build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPDYOLO_BUILD_FUZZ=ON -DPDYOLO_BUILD_TESTS=OFF \
-  -DPDYOLO_BUILD_EXAMPLES=OFF -DPDYOLO_EIGEN=OFF -DPDYOLO_WERROR=ON >/dev/null
+  -DPDYOLO_BUILD_CLI=OFF -DPDYOLO_EIGEN=OFF -DPDYOLO_WERROR=ON >/dev/null
 cmake --build $build -j2 --target "${targets[@]/#/fuzz_}" >/dev/null
 
 # Seeds: the committed corpus plus the project's own files of each kind.

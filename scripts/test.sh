@@ -9,7 +9,7 @@ cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DPDYOLO_BUILD_TESTS=ON -DPD
 cmake --build build-test -j2
 if command -v clang++ >/dev/null; then
   CXX=clang++ cmake -S . -B build-test-clang -DCMAKE_BUILD_TYPE=Release -DPDYOLO_BUILD_TESTS=ON -DPDYOLO_BUILD_BENCH=ON \
-    -DPDYOLO_BUILD_EXAMPLES=ON -DPDYOLO_WERROR=ON >/dev/null
+    -DPDYOLO_BUILD_CLI=ON -DPDYOLO_WERROR=ON >/dev/null
   cmake --build build-test-clang -j2 >/dev/null
   echo "clang++ build: warning-free with -Wall -Wextra -Werror"
 fi
@@ -19,7 +19,7 @@ OMP_WAIT_POLICY=PASSIVE ctest --test-dir build-test --output-on-failure -j2 || r
 # The suite again under AddressSanitizer + UBSan (clang), halting on the first report: bad input must
 # end in errors, never in memory errors or undefined behaviour. (The AArch64 and install checks ran above.)
 if command -v clang++ >/dev/null; then
-  CXX=clang++ cmake -S . -B build-test-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPDYOLO_BUILD_TESTS=ON -DPDYOLO_BUILD_EXAMPLES=ON \
+  CXX=clang++ cmake -S . -B build-test-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPDYOLO_BUILD_TESTS=ON -DPDYOLO_BUILD_CLI=ON \
     -DPDYOLO_EIGEN=OFF -DPDYOLO_WERROR=ON "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
     "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" >/dev/null
   cmake --build build-test-asan -j2 >/dev/null

@@ -4,8 +4,12 @@
 // yolov3 (residual adds), with random weights and random batch-norm statistics.
 #include "test_main.hpp"
 
+#include <filesystem>
+#include <sstream>
+
 #include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/weights.hpp"
+#include "pdyolo/prune/iterative.hpp"
 #include "pdyolo/prune/prune.hpp"
 #include "model_util.hpp"
 #include "test_util.hpp"
@@ -230,4 +234,46 @@ TEST_CASE("plan_for_target: the smallest ratio meeting a FLOPs or parameter targ
   CHECK(less.conv_flops(640) > 0.6 * flops);
   CHECK(prune::plan_for_target(m.graph, {}, measure_flops, 2 * flops).cuts.empty());  // already met: nothing cut
   CHECK(test::error_of([&] { prune::plan_for_target(m.graph, {}, measure_flops, 0.01 * flops); }).find("out of reach") != std::string::npos);
+}
+
+TEST_CASE("prune_iteratively: K prune → fine-tune steps towards a FLOPs goal, their table and models, and a resume that redoes nothing") {
+  const data::Dataset set = test::synthetic_dataset(test::temp_path("prune_iterative_voc"));
+  const models::YoloModel unpruned = test::tiny_model();
+  const std::string work = test::temp_path("prune_iterative_steps");
+  std::filesystem::remove_all(work);
+  prune::IterativeOptions o;
+  o.steps = 2;
+  o.finetune_epochs = 1;
+  o.max_map_drop = 1.0;  // any mAP: both steps run
+  o.work_dir = work;
+  o.img_size = 64;
+  o.batch_size = 3;
+  o.workers = 0;
+  o.progress = false;
+  o.hyp = test::tiny_hyp();
+  prune::PruneOptions po;
+  po.round_to = 1;
+  const prune::PruneGoal goal{prune::PruneGoal::flops, 0.6};
+  std::ostringstream log;
+  const prune::IterativeRun run = prune::prune_iteratively(unpruned, po, goal, set, set, o, log);
+  REQUIRE(run.rows.size() == 3);
+  CHECK(run.kept == 2);
+  const double gflops = unpruned.graph.conv_flops(64) / 1e9;
+  CHECK(run.rows[0].gflops == doctest::Approx(gflops));
+  CHECK(run.rows[1].gflops <= 0.8 * gflops + 1e-9);  // step 1 aims at half the way to 60 %
+  CHECK(run.rows[2].gflops <= 0.6 * gflops + 1e-9);
+  CHECK(run.rows[2].params < run.rows[1].params);
+  CHECK(run.rows[1].params < run.rows[0].params);
+  CHECK(run.model.graph.parameter_count() == run.rows[2].params);
+  CHECK(std::filesystem::exists(work + "/steps.png"));
+  CHECK(prune::read_steps(work + "/steps.csv").size() == 3);
+  CHECK(log.str().find("step 2: ") != std::string::npos);
+  // A second call finds every step done: the same rows, nothing fine-tuned again.
+  std::ostringstream again_log;
+  const prune::IterativeRun again = prune::prune_iteratively(unpruned, po, goal, set, set, o, again_log);
+  REQUIRE(again.rows.size() == 3);
+  for (size_t k = 0; k < 3; ++k) CHECK(again.rows[k].params == run.rows[k].params);
+  CHECK(again_log.str().find("fine-tuning") == std::string::npos);
+  CHECK(again_log.str().find("(resuming)") != std::string::npos);
+  std::filesystem::remove_all(work);
 }

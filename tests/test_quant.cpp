@@ -4,6 +4,8 @@
 // on distributions whose best range is known.
 #include "test_main.hpp"
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <random>
@@ -16,6 +18,7 @@
 #include "pdyolo/quant/observer.hpp"
 #include "pdyolo/ops/reduce.hpp"
 #include "pdyolo/quant/qat.hpp"
+#include "pdyolo/quant/sensitivity.hpp"
 #include "model_util.hpp"
 #include "train_util.hpp"
 #include "test_util.hpp"
@@ -264,6 +267,52 @@ TEST_CASE("integer runtime against the fake-quant simulation: real weights (the 
   check_integer_against_simulation(models::load_model(shared + "/fixtures/yolov7-tiny-coco128/yolov7-tiny-coco128.pt"),
                                    "yolov7-tiny-coco128.pt at 320, calibrated on 8 COCO128 images", {letterboxed(0, 4), letterboxed(4, 4)},
                                    letterboxed(8, 1));
+}
+
+TEST_CASE("the sensitivity analysis quantizes each conv alone, ranks them by the fitness they leave, and writes its report" *
+          doctest::test_suite("requires_shared")) {
+  const std::string shared = test::shared_dir();
+  if (shared.empty()) return test::skip("../shared is absent; no fixture checkpoint or dataset");
+  data::Dataset ds = data::load_voc(shared + "/data/coco128-voc", {"train2017"});
+  ds.samples.resize(3);
+  models::YoloModel m = models::load_model(shared + "/fixtures/yolov7-tiny-coco128/yolov7-tiny-coco128.pt");
+  graph::fuse(m.graph);
+  m.graph.eval();
+  QuantPlan plan = plan_quantization(m.graph);
+  std::vector<data::Image> images;
+  for (const data::Sample& sample : ds.samples) images.push_back(data::letterbox(data::load_image(sample.image_path), 128, 128).image);
+  int calls = 0;
+  calibrate(m.graph, plan, ObserverKind::percentile, [&] { return calls++ < 1 ? data::images_to_tensor(images) : Tensor(); });
+  eval::EvalOptions eo;
+  eo.img_size = 128;
+  eo.progress = false;
+  const std::vector<LayerSensitivity> layers = measure_sensitivity(m.graph, plan, ds, eo, false);
+  int64_t convs = 0;
+  for (const graph::Node& n : m.graph.nodes) convs += n.op == graph::Op::conv;
+  REQUIRE(static_cast<int64_t>(layers.size()) == convs);
+  // Each row is the evaluation of that conv's simulation alone.
+  const LayerSensitivity& probe = layers[layers.size() / 2];
+  const eval::Metrics direct = evaluate_simulation(simulate(m.graph, plan, probe.node), ds, eo).metrics;
+  CHECK(direct.map50 == probe.metrics.map50);
+  CHECK(direct.map50_95 == probe.metrics.map50_95);
+  // Quantizing a conv changes the detections somewhere, and the ranking puts the least fitness first.
+  const eval::Metrics float_metrics =
+      eval::evaluate_with([&](const Tensor& x) { return graph::forward(m.graph, x).decoded; }, ds, eo).metrics;
+  int64_t changed = 0;
+  for (const LayerSensitivity& l : layers) changed += l.fitness() != eval::fitness(float_metrics);
+  CHECK(changed > 0);
+  const std::vector<LayerSensitivity> ranked = by_sensitivity(layers);
+  for (size_t k = 1; k < ranked.size(); ++k) CHECK(ranked[k - 1].fitness() <= ranked[k].fitness());
+  MESSAGE(changed << " of " << convs << " convs change the fitness when quantized alone; worst " << m.graph.nodes[static_cast<size_t>(ranked[0].node)].name
+                  << " (fitness " << ranked[0].fitness() << ", float " << eval::fitness(float_metrics) << ")");
+  const std::string dir = test::temp_path("sensitivity_report");
+  write_sensitivity_report(dir, m.graph, layers, float_metrics);
+  std::ifstream csv(dir + "/sensitivity.csv");
+  int64_t lines = 0;
+  for (std::string line; std::getline(csv, line);) ++lines;
+  CHECK(lines == convs + 1);
+  CHECK(std::filesystem::file_size(dir + "/sensitivity.png") > 1000);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("integer runtime against the fake-quant simulation: yolov7-tiny, every node within one step") {

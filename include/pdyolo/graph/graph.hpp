@@ -40,14 +40,21 @@ class Graph {
   int64_t channels(int i) const {
     for (;;) {
       const Node& n = nodes.at(static_cast<size_t>(i));
-      const ChannelRule rule = describe(n.op).channel_rule;
-      if (rule != ChannelRule::passthrough && rule != ChannelRule::coupled) {
-        std::vector<int64_t> in;
-        for (int j : n.inputs) in.push_back(channels(j));
-        return output_channels(n, in);
+      switch (describe(n.op).channel_rule) {
+        case ChannelRule::source:
+        case ChannelRule::produce:
+        case ChannelRule::sink: return output_channels(n, {});  // (from the node alone: no walk up the graph)
+        case ChannelRule::concat:
+        case ChannelRule::space_to_depth: {
+          std::vector<int64_t> in;
+          for (int j : n.inputs) in.push_back(channels(j));
+          return output_channels(n, in);
+        }
+        case ChannelRule::passthrough:
+        case ChannelRule::coupled:
+          PDYOLO_CHECK(!n.inputs.empty(), "graph: node '", n.name, "' (", op_name(n.op), ") has no input");
+          i = n.inputs[0];  // (a loop, not recursion: chains of passthrough nodes are long)
       }
-      PDYOLO_CHECK(!n.inputs.empty(), "graph: node '", n.name, "' (", op_name(n.op), ") has no input");
-      i = n.inputs[0];  // (a loop, not recursion: chains of passthrough nodes are long)
     }
   }
   // Input channels a conv reads: weight [OC, IC/groups, KH, KW] → IC.

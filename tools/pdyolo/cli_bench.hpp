@@ -46,7 +46,7 @@ inline const CommandSpec& bench_spec() {
   static const CommandSpec spec{"bench",
                                 "inference latency (P50/P95/P99), images/s and peak RSS; --profile: time per layer and op",
                                 {weights_flag(), cfg_flag(), nc_flag(), img_size_flag(), {"--batch-size", "B", "1", "images per run"},
-                                 {"--threads", "T", "2", "threads"}, {"--runs", "N", "100", "timed runs"},
+                                 threads_flag(), {"--runs", "N", "100", "timed runs"},
                                  {"--warmup", "N", "5", "untimed runs first"},
                                  {"--executor", "planned|graph", "planned", "the planned executor or the autograd forward"},
                                  {"--profile", "", "", "time per layer and op (either executor)"},
@@ -62,7 +62,7 @@ inline int run_bench(const Args& args) {
   PDYOLO_CHECK(size > 0 && size % 32 == 0, "--img-size must be a positive multiple of 32, got ", size);
   PDYOLO_CHECK(batch > 0 && runs > 0 && warmup >= 0, "--batch-size and --runs must be positive, --warmup not negative");
   PDYOLO_CHECK(executor == "planned" || executor == "graph", "--executor must be planned or graph, got '", executor, "'");
-  set_num_threads(static_cast<int>(args.integer("--threads")));
+  args.apply_threads();
   LoadedModel loaded = model_from_args(args, std::nullopt, 0, /*int8_ok=*/true);
   models::YoloModel& model = loaded.model;  // (not a structured binding: lambdas capture it)
   const kernels::cpu::QconvIsa isa = int8_kernel_from_args(args);

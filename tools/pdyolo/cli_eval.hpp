@@ -25,7 +25,7 @@ inline const CommandSpec& eval_spec() {
                                  {"--conf-thres", "T", "0.001", "confidence threshold"}, {"--iou-thres", "T", "0.65", "NMS IoU threshold"},
                                  {"--protocol", "coco|voc07|voc12", "coco", "the AP protocol"}, {"--batch-size", "B", "8", "images per run"},
                                  {"--out", "DIR", "", "write metrics.json and pr_curve.png there"},
-                                 {"--json", "", "", "one JSON line with the headline numbers"}, {"--no-progress", "", "", "no progress bar"}}};
+                                 {"--json", "", "", "one JSON line with the headline numbers"}, no_progress_flag()}};
   return spec;
 }
 
@@ -72,7 +72,7 @@ inline const CommandSpec& detect_spec() {
                                 {weights_flag(), cfg_flag("a config for a plain state dict"), {"--source", "IMG|DIR", "", "an image or a folder of them"},
                                  img_size_flag(), {"--conf-thres", "T", "0.25", "confidence threshold"},
                                  {"--iou-thres", "T", "0.45", "NMS IoU threshold"}, {"--out", "DIR", "", "where the results go"},
-                                 {"--no-progress", "", "", "no progress bar"}}};
+                                 no_progress_flag()}};
   return spec;
 }
 

@@ -21,7 +21,7 @@ using pdyolo::cli::CommandSpec;
 
 const CommandSpec& demo_spec() {
   static const CommandSpec spec{"demo", "train a small conv net on the built-in synthetic shapes task",
-                                {{"--epochs", "N", "6", "epochs"}, {"--seed", "S", "0", "seed"}, {"--threads", "T", "", "threads (all cores)"}}};
+                                {{"--epochs", "N", "6", "epochs"}, {"--seed", "S", "0", "seed"}, pdyolo::cli::threads_flag()}};
   return spec;
 }
 
@@ -29,7 +29,7 @@ int run_demo(const Args& args) {
   pdyolo::examples::ShapesDemoOptions options;
   options.epochs = args.integer("--epochs");
   options.seed = static_cast<uint64_t>(args.integer("--seed"));
-  if (args.has("--threads")) pdyolo::set_num_threads(static_cast<int>(args.integer("--threads")));
+  args.apply_threads();
   const auto history = pdyolo::examples::run_shapes_demo(options, &std::cout);
   std::cout << "loss " << history.front().loss << " -> " << history.back().loss << "\n";
   return 0;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pdyolo/core/error.hpp"
+#include "pdyolo/core/parallel.hpp"
 
 namespace pdyolo::cli {
 
@@ -41,6 +42,14 @@ struct CommandSpec {
     return text;
   }
 };
+
+// Flags several commands share, declared once here with one default each. (--batch-size, --split
+// and --out stay per command: their meaning and default differ — images per timed run or per step,
+// the split to evaluate or to train on, a file or a folder.)
+inline Flag threads_flag() { return {"--threads", "T", "", "threads (all cores)"}; }
+inline Flag workers_flag() { return {"--workers", "K", "2", "data-loading threads"}; }
+inline Flag no_progress_flag() { return {"--no-progress", "", "", "no progress bars"}; }
+inline Flag cache_flag() { return {"--cache", "", "", "keep the resized images in memory"}; }
 
 class Args {
  public:
@@ -95,6 +104,10 @@ class Args {
       start = comma + 1;
     }
     return items;
+  }
+  // Sets the thread count when --threads was given (else every core, OpenMP's default).
+  void apply_threads() const {
+    if (has("--threads")) set_num_threads(static_cast<int>(integer("--threads")));
   }
   float real(const std::string& flag) const {
     const std::string v = str(flag);

@@ -15,10 +15,10 @@
 #include "cli_train.hpp"
 #include "pdyolo/eval/evaluate.hpp"
 #include "pdyolo/io/file.hpp"
-#include "pdyolo/viz/plot.hpp"
 #include "pdyolo/quant/agreement.hpp"
 #include "pdyolo/quant/model_file.hpp"
 #include "pdyolo/quant/qat.hpp"
+#include "pdyolo/quant/sensitivity.hpp"
 
 namespace pdyolo::cli {
 
@@ -42,13 +42,6 @@ inline void calibrate_on(const graph::Graph& g, quant::QuantPlan& plan, quant::O
     return chunk.empty() ? Tensor() : data::images_to_tensor(chunk);
   });
   bar.finish();
-}
-
-// mAP of a fake-quant simulation (quant::simulate) on ds.
-inline eval::EvalRun evaluate_simulation(const quant::Simulation& sim, const data::Dataset& ds, const eval::EvalOptions& eo) {
-  graph::RunOptions run;
-  run.taps = &sim.taps;
-  return eval::evaluate_with([&](const Tensor& x) { return graph::forward(sim.graph, x, run).decoded; }, ds, eo);
 }
 
 // Writes the int8 model file and says how large it is.
@@ -114,71 +107,20 @@ inline void compare_on(const data::Dataset& ds, const std::string& split, const 
     std::printf("%-11s %9.4f %11.4f %8.1f\n", name, run.metrics.map50, run.metrics.map50_95, run.seconds);
   };
   row("float", eval::evaluate(float_graph, ds, eo));
-  row("fake-quant", evaluate_simulation(sim, ds, eo));
+  row("fake-quant", quant::evaluate_simulation(sim, ds, eo));
   row("integer", eval::evaluate_with([&](const Tensor& x) { return integer.run(x).decoded; }, ds, eo));
 }
 
-// One conv's sensitivity: the mAPs on the split with that conv alone quantized.
-struct LayerSensitivity {
-  int node = -1;
-  eval::Metrics metrics;
-  double fitness() const { return eval::fitness(metrics); }
-};
-
-// Quantizes each conv alone (fake-quant simulation: its weights, bias and outputs) and evaluates.
-inline std::vector<LayerSensitivity> measure_sensitivity(const graph::Graph& g, const quant::QuantPlan& plan, const data::Dataset& ds,
-                                                          eval::EvalOptions eo, bool progress) {
-  std::vector<int> convs;
-  for (int i = 0; i < static_cast<int>(g.nodes.size()); ++i)
-    if (g.nodes[static_cast<size_t>(i)].op == graph::Op::conv) convs.push_back(i);
-  eo.progress = false;
-  ProgressBar bar("sensitivity", static_cast<int64_t>(convs.size()), progress);
-  std::vector<LayerSensitivity> result;
-  for (int conv : convs) {
-    result.push_back({conv, evaluate_simulation(quant::simulate(g, plan, conv), ds, eo).metrics});
-    bar.update(static_cast<int64_t>(result.size()));
-  }
-  bar.finish();
-  return result;
-}
-
-// The convs by sensitivity, the worst first: ranked by the fitness they leave (eval::fitness, the
-// trainer's choice of epoch: 0.1·mAP@.5 + 0.9·mAP@.5:.95), ties in graph order.
-inline std::vector<LayerSensitivity> by_sensitivity(std::vector<LayerSensitivity> layers) {
-  std::stable_sort(layers.begin(), layers.end(), [](const LayerSensitivity& a, const LayerSensitivity& b) { return a.fitness() < b.fitness(); });
-  return layers;
-}
-
-// sensitivity.csv (graph order) and sensitivity.png (the drops by conv, graph order), then the table
-// (worst first) on stdout.
-inline void report_sensitivity(const std::string& dir, const graph::Graph& g, const std::vector<LayerSensitivity>& layers,
+// sensitivity.csv and sensitivity.png (quant::write_sensitivity_report), then the table (worst
+// first) on stdout.
+inline void report_sensitivity(const std::string& dir, const graph::Graph& g, const std::vector<quant::LayerSensitivity>& layers,
                                const eval::Metrics& float_metrics) {
-  if (!dir.empty()) std::filesystem::create_directories(dir);
+  quant::write_sensitivity_report(dir, g, layers, float_metrics);
   const std::string prefix = dir.empty() ? "" : dir + "/";
-  io::write_file_atomic(prefix + "sensitivity.csv", [&](std::ostream& out) {
-    out << "node,name,map50,map50_95,drop50,drop50_95,fitness_drop\n";
-    char line[300];
-    for (const LayerSensitivity& l : layers) {
-      std::snprintf(line, sizeof line, "%d,%s,%.6f,%.6f,%.6f,%.6f,%.6f\n", l.node, g.nodes[static_cast<size_t>(l.node)].name.c_str(),
-                    l.metrics.map50, l.metrics.map50_95, float_metrics.map50 - l.metrics.map50, float_metrics.map50_95 - l.metrics.map50_95,
-                    eval::fitness(float_metrics) - l.fitness());
-      out << line;
-    }
-  });
-  viz::PlotSeries drop50{"mAP@.5 drop", {}, {}, viz::class_color(1), 2}, drop{"mAP@.5:.95 drop", {}, {}, viz::class_color(4), 2};
-  for (size_t k = 0; k < layers.size(); ++k) {
-    drop50.x.push_back(static_cast<double>(k)), drop50.y.push_back(100.0 * (float_metrics.map50 - layers[k].metrics.map50));
-    drop.x.push_back(static_cast<double>(k)), drop.y.push_back(100.0 * (float_metrics.map50_95 - layers[k].metrics.map50_95));
-  }
-  viz::PlotOptions o;
-  o.title = "sensitivity: mAP drop with one conv quantized";
-  o.x_label = "conv, in graph order";
-  o.y_label = "points";
-  data::save_image(prefix + "sensitivity.png", viz::plot_lines(o, {drop50, drop}));
   std::printf("%-4s %-24s %9s %11s %8s   (float: %.4f %.4f; drops in points)\n", "rank", "conv", "drop@.5", "drop@.5:.95", "fitness",
               float_metrics.map50, float_metrics.map50_95);
   int rank = 0;
-  for (const LayerSensitivity& l : by_sensitivity(layers))
+  for (const quant::LayerSensitivity& l : quant::by_sensitivity(layers))
     std::printf("%-4d %-24s %9.2f %11.2f %8.2f\n", ++rank, g.nodes[static_cast<size_t>(l.node)].name.c_str(),
                 100.0 * (float_metrics.map50 - l.metrics.map50), 100.0 * (float_metrics.map50_95 - l.metrics.map50_95),
                 100.0 * (eval::fitness(float_metrics) - l.fitness()));
@@ -202,8 +144,8 @@ inline const CommandSpec& quantize_spec() {
        {"--keep-fp32", "K", "0", "keep the K most sensitive convs in float (measures --sensitivity)"},
        {"--report", "DIR", "", "where sensitivity.csv and sensitivity.png go (default: --out's folder)"},
        {"--agreement", "", "", "compare the integer runtime with the fake-quant simulation, node by node, on a batch of --split"},
-       img_size_flag(), {"--batch-size", "B", "8", "images per batch"}, {"--threads", "T", "2", "threads"},
-       {"--no-progress", "", "", "no progress bars"},
+       img_size_flag(), {"--batch-size", "B", "8", "images per batch"}, threads_flag(),
+       no_progress_flag(),
        {"--out", "Q.safetensors", "", "the int8 model file (eval, detect, forward and bench run it)"}}};
   return spec;
 }
@@ -213,7 +155,7 @@ inline int run_quantize(const Args& args) {
   PDYOLO_CHECK(size > 0 && size % 32 == 0, "--img-size must be a positive multiple of 32, got ", size);
   PDYOLO_CHECK(batch > 0 && calib > 0, "--batch-size and --calib-images must be positive");
   const quant::ObserverKind observer = quant::parse_observer(args.str("--observer"));
-  set_num_threads(static_cast<int>(args.integer("--threads")));
+  args.apply_threads();
   LoadedModel loaded = model_from_args(args);
   models::YoloModel& model = loaded.model;
   graph::fuse(model.graph);
@@ -235,11 +177,11 @@ inline int run_quantize(const Args& args) {
   std::vector<std::string> most_sensitive;
   if (args.has("--sensitivity") || keep > 0) {
     const eval::Metrics float_metrics = eval::evaluate(model.graph, calib_set, eo).metrics;
-    const std::vector<detail::LayerSensitivity> layers = detail::measure_sensitivity(model.graph, plan, calib_set, eo, eo.progress);
+    const std::vector<quant::LayerSensitivity> layers = quant::measure_sensitivity(model.graph, plan, calib_set, eo, eo.progress);
     std::string report = args.str("--report");
     if (report.empty() && args.has("--out")) report = std::filesystem::path(args.str("--out")).parent_path().string();
     detail::report_sensitivity(report, model.graph, layers, float_metrics);
-    const std::vector<detail::LayerSensitivity> ranked = detail::by_sensitivity(layers);
+    const std::vector<quant::LayerSensitivity> ranked = quant::by_sensitivity(layers);
     for (int64_t k = 0; k < std::min<int64_t>(keep, static_cast<int64_t>(ranked.size())); ++k)
       most_sensitive.push_back(model.graph.nodes[static_cast<size_t>(ranked[static_cast<size_t>(k)].node)].name);
   }
@@ -261,8 +203,8 @@ inline const CommandSpec& qat_spec() {
                   {"--hyp", "FILE", "cfg/hyp/hyp.scratch.tiny.yaml", "hyperparameters (a fine-tuning learning rate is typical)"},
                   {"--split", "NAME", "", "one split for both training and validation (default: train and val)"},
                   {"--epochs", "N", "10", "epochs"}, {"--batch-size", "B", "16", "images per batch"}, img_size_flag(),
-                  {"--workers", "K", "2", "data-loading threads"}, {"--seed", "S", "0", "seed of everything random"},
-                  {"--cache", "", "", "keep the resized images in memory"}, {"--no-progress", "", "", "no progress bars"},
+                  workers_flag(), {"--seed", "S", "0", "seed of everything random"},
+                  cache_flag(), no_progress_flag(),
                   {"--calib-split", "NAME", "val", "the split whose images calibrate the starting ranges"},
                   {"--calib-images", "N", "128", "calibration images (the split's first N)"},
                   {"--observer", "KIND", "minmax", "calibration observer: minmax, ema, percentile, kl or mse"},
@@ -322,7 +264,7 @@ inline int run_qat(const Args& args) {
   trainer.set_weight_taps(quantizers.weight_taps());
   trainer.add_state("qat.quantizers", quantizers.state());
   trainer.set_evaluator([&](const graph::Graph& ema, const data::Dataset& ds, const eval::EvalOptions& eo) {
-    return detail::evaluate_simulation(quant::simulate(ema, quantizers.plan_for(ema)), ds, eo);
+    return quant::evaluate_simulation(quant::simulate(ema, quantizers.plan_for(ema)), ds, eo);
   });
   if (distiller) distiller->attach(trainer);  // after the quantizers: feature distillation sees the fake-quant values
   if (args.has("--resume")) trainer.resume(o.out_dir + "/last.safetensors");
