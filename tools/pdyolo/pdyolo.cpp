@@ -1,5 +1,5 @@
-// pdyolo — the command-line tool. Each pipeline stage is a subcommand:
-//   pdyolo info | convert | forward | detect | eval | train | bench | demo | version
+// pdyolo — the command-line tool. Each pipeline stage is a subcommand (kCommands below, and version):
+//   info, convert, prune, quantize, qat, forward, detect, eval, train, bench, demo, version
 // Each command declares its flags once (a CommandSpec next to its code); `pdyolo help` and
 // `pdyolo CMD --help` print them.
 #include <cstring>

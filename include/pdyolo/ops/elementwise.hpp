@@ -42,30 +42,31 @@ inline Tensor unary_map(const Tensor& x_in, const char* op, UnaryMap map, MapPar
 }
 
 namespace internal {
-inline void check_three_shapes(const Tensor& a, const Tensor& b, const Tensor& c, const char* op) {
+// out = kernel(k, n, a, b, c, out) over three tensors of one shape on the unary kernels' backend, no autograd.
+template <class Kernel>
+Tensor three_input_map(const Tensor& a_in, const Tensor& b_in, const Tensor& c_in, const char* op, const Kernel& kernel) {
+  const Tensor a = dense(a_in, op), b = dense(b_in, op), c = dense(c_in, op);
   PDYOLO_CHECK(a.shape() == b.shape() && a.shape() == c.shape(), op, ": shapes ", shape_str(a.shape()), ", ", shape_str(b.shape()), " and ",
                shape_str(c.shape()), " differ");
+  Tensor out = Tensor::empty(a.shape());
+  run_on(select_backend(OpKind::unary, DType::f32), OpKind::unary,
+         [&](auto k) { kernel(k, a.numel(), a.data<float>(), b.data<float>(), c.data<float>(), out.data<float>()); });
+  return out;
 }
 }  // namespace internal
 
-// dx = map's gradient (x, y, dy) for three tensors of one shape, no autograd.
-inline Tensor unary_grad_map(const Tensor& x_in, const Tensor& y_in, const Tensor& dy_in, const char* op, UnaryMap map, MapParams p) {
-  const Tensor x = dense(x_in, op), y = dense(y_in, op), dy = dense(dy_in, op);
-  internal::check_three_shapes(x, y, dy, op);
-  Tensor dx = Tensor::empty(x.shape());
-  run_on(select_backend(OpKind::unary, DType::f32), OpKind::unary,
-         [&](auto k) { k.unary_grad(map, p, x.numel(), x.data<float>(), y.data<float>(), dy.data<float>(), dx.data<float>()); });
-  return dx;
+// dx = map's gradient from (x, y, dy) for three tensors of one shape, no autograd.
+inline Tensor unary_grad_map(const Tensor& x, const Tensor& y, const Tensor& dy, const char* op, UnaryMap map, MapParams p) {
+  return internal::three_input_map(x, y, dy, op, [&](auto k, int64_t n, const float* xs, const float* ys, const float* g, float* dx) {
+    k.unary_grad(map, p, n, xs, ys, g, dx);
+  });
 }
 
 // out = map(a, b, c) for three tensors of one shape, no autograd.
-inline Tensor ternary_map(const Tensor& a_in, const Tensor& b_in, const Tensor& c_in, const char* op, TernaryMap map, MapParams p) {
-  const Tensor a = dense(a_in, op), b = dense(b_in, op), c = dense(c_in, op);
-  internal::check_three_shapes(a, b, c, op);
-  Tensor out = Tensor::empty(a.shape());
-  run_on(select_backend(OpKind::unary, DType::f32), OpKind::unary,
-         [&](auto k) { k.ternary(map, p, a.numel(), a.data<float>(), b.data<float>(), c.data<float>(), out.data<float>()); });
-  return out;
+inline Tensor ternary_map(const Tensor& a, const Tensor& b, const Tensor& c, const char* op, TernaryMap map, MapParams p) {
+  return internal::three_input_map(a, b, c, op, [&](auto k, int64_t n, const float* x, const float* y, const float* z, float* out) {
+    k.ternary(map, p, n, x, y, z, out);
+  });
 }
 
 // A differentiable unary op: y = map(x), its gradient from (x, y, dy).
