@@ -1,8 +1,9 @@
-// The model as an explicit DAG of primitive nodes. Every node carries its op kind, typed
-// attributes, its inputs by node index and the tensors it owns (under their checkpoint names).
+// The model as an explicit DAG of primitive nodes (graph/node.hpp). Every node carries its op kind,
+// typed attributes, its inputs by node index and the tensors it owns (under their checkpoint names).
+// What each op is — its shape, FLOPs, channel rule — is its row in the op table (graph/ops.hpp).
 // Channel counts have one source: the tensors' shapes (a conv's weight [OC, IC/groups, KH, KW]),
-// from which every other node's count follows (Graph::channels). How each op's tensors index
-// channels, validate() and the coupled channel groups pruning needs are in graph/channels.hpp.
+// from which every other node's count follows by its op's channel rule (Graph::channels).
+// validate() and the coupled channel groups pruning needs are in graph/channels.hpp.
 // Fusing, pruning, quantizing and exporting are passes over this graph; running it calls the
 // autograd ops.
 #pragma once
