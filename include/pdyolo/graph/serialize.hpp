@@ -20,7 +20,6 @@ inline constexpr int64_t kGraphFormatVersion = 1;
 
 namespace detail {
 
-inline io::Value int_value(int64_t v) { return io::Value::make_int(v); }
 inline io::Value int_list(const std::vector<int>& v) {
   io::Value list = io::Value::make_list();
   for (int x : v) list.items.push_back(io::Value::make_int(x));
