@@ -251,10 +251,21 @@ TEST_CASE("backends: supports() says what exists and nothing claims cuda") {
     BackendScope scope(Backend::cuda);  // preferred but empty: every op falls back to the reference kernels
     CHECK(select_backend(OpKind::conv2d, DType::f32) == Backend::ref);
   }
-  // The table is the kernel sets' own lists: every op a set lists is supported, nothing else.
+  // The table is the kernel sets' own lists, f32 and u8: every op a set lists is supported, nothing
+  // else (copies aside: core's loops, every dtype on both host backends).
+  auto listed = [](const auto& list, OpKind op) { return std::find(std::begin(list), std::end(list), op) != std::end(list); };
   for (OpKind op : kAllOpKinds) {
-    const bool listed = std::find(std::begin(CpuKernels::ops), std::end(CpuKernels::ops), op) != std::end(CpuKernels::ops);
-    CHECK(supports(op, Backend::cpu, DType::f32) == listed);
+    CAPTURE(op_kind_name(op));
+    CHECK(supports(op, Backend::cpu, DType::f32) == (listed(CpuKernels::ops, op) || op == OpKind::copy));
+    CHECK(supports(op, Backend::cpu, DType::u8) == (listed(CpuKernels::u8_ops, op) || op == OpKind::copy));
+    CHECK(supports(op, Backend::ref, DType::u8) == (listed(RefKernels::u8_ops, op) || op == OpKind::copy));
+    CHECK_FALSE(supports(op, Backend::cuda, DType::u8));
+  }
+  // int8 runs convs, adds and level moves on both host backends; activations are tables inside the convs.
+  for (Backend b : {Backend::ref, Backend::cpu}) {
+    CHECK(supports(OpKind::conv2d, b, DType::u8));
+    CHECK(supports(OpKind::reorg, b, DType::u8));
+    CHECK_FALSE(supports(OpKind::unary, b, DType::u8));
   }
 }
 

@@ -380,6 +380,38 @@ TEST_CASE("the executor refuses a graph that is not fused, naming the node") {
   CHECK(test::error_of([&] { engine.run(Tensor::zeros({1, 4, 64, 64})); }).find("the model takes 3 channels") != std::string::npos);
 }
 
+TEST_CASE("the planned skeleton: the backend's kernels checked, one plan per shape, the arena on the backend's device, steps timed") {
+  models::YoloModel fused = fused_model("training/yolov7-tiny.yaml", 3, 1);
+  const graph::Graph& g = fused.graph;
+  const std::string err = test::error_of([&] { graph::PlannedGraph(g, Backend::cuda, DType::f32, nullptr, "executor"); });
+  CHECK(err.find("executor: node '") != std::string::npos);
+  CHECK(err.find("(conv) needs conv2d kernels for f32, which backend cuda does not have") != std::string::npos);
+  graph::PlannedGraph planned(g, Backend::cpu, DType::f32, nullptr, "test");
+  // A conv and the activation after it are one step: every other node but the input is a step of its own.
+  int64_t merged = 0;
+  for (const graph::PlannedStep& step : planned.steps()) merged += step.activation >= 0;
+  CHECK(merged > 0);
+  CHECK(static_cast<int64_t>(planned.steps().size()) == static_cast<int64_t>(g.nodes.size()) - 1 - merged);
+  CHECK(planned.replan(1, 64, 64, false));
+  CHECK_FALSE(planned.replan(1, 64, 64, false));
+  CHECK(planned.replan(2, 64, 64, false));
+  planned.allocate([](const graph::ArenaBuffer& b) { return 2 * b.channels * b.h * b.w * 4; });
+  CHECK(planned.arena_bytes() == planned.arena().total);
+  CHECK(planned.arena_bytes() < planned.arena().unplanned);  // buffers share memory
+  const uint8_t* bytes = planned.arena_data();
+  CHECK(std::all_of(bytes, bytes + planned.arena_bytes(), [](uint8_t b) { return b == 0; }));
+  OpProfile profile;
+  std::vector<int> order;
+  planned.run("test", [&](size_t s, const graph::PlannedStep& step) {
+    CHECK(&step == &planned.steps()[s]);
+    order.push_back(step.node);
+  });
+  CHECK(order.size() == planned.steps().size());
+  CHECK(std::is_sorted(order.begin(), order.end()));
+  CHECK(profile.steps().size() == planned.steps().size());
+  CHECK(profile.steps().front().gflop > 0.0);  // the first step is a conv
+}
+
 TEST_CASE("vectorised tile epilogues (bias + activation, SiLU's exp) match the scalar activations") {
   for (kc::GemmIsa isa : test::available_gemm_isas()) {
     const kc::GemmMicroKernel uk = kc::gemm_micro_kernel(isa);

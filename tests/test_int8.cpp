@@ -151,23 +151,23 @@ void check_fast_runtime_is_exact(const std::string& cfg, kernels::cpu::QconvIsa 
   keep_in_float(m.graph, plan, {float_conv});
   const Tensor images = test::eight_bit_images(2, 64, 42);
   std::vector<Tensor> ref_levels, fast_levels;
-  const graph::DetectOutput ref = IntegerModel(m.graph, plan, IntegerKernels::reference).run(images, &ref_levels);
-  const graph::DetectOutput fast = IntegerModel(m.graph, plan, IntegerKernels::fast, isa).run(images, &fast_levels);
+  const graph::DetectOutput ref = IntegerModel(m.graph, plan, Backend::ref).run(images, &ref_levels);
+  const graph::DetectOutput fast = IntegerModel(m.graph, plan, Backend::cpu, isa).run(images, &fast_levels);
   for (size_t l = 0; l < ref.raw.size(); ++l) CHECK(ref.raw[l].to_vector() == fast.raw[l].to_vector());
   CHECK(ref.decoded.to_vector() == fast.decoded.to_vector());
   // Decoded boxes only: the head convs decode in their epilogue (the conv kept in float is not a
   // head conv, so every level takes the fused path).
   // Without levels a batch runs image by image: the same maps and boxes.
-  const graph::DetectOutput by_image = IntegerModel(m.graph, plan, IntegerKernels::fast, isa).run(images);
+  const graph::DetectOutput by_image = IntegerModel(m.graph, plan, Backend::cpu, isa).run(images);
   for (size_t l = 0; l < ref.raw.size(); ++l) CHECK(ref.raw[l].to_vector() == by_image.raw[l].to_vector());
   CHECK(ref.decoded.to_vector() == by_image.decoded.to_vector());
-  const IntegerModel boxes_only(m.graph, plan, IntegerKernels::fast, isa);
+  const IntegerModel boxes_only(m.graph, plan, Backend::cpu, isa);
   for (int run = 0; run < 2; ++run) CHECK(boxes_only.run(images, nullptr, true, false).decoded.to_vector() == ref.decoded.to_vector());
   QuantPlan head_in_float = plan;  // one level's head conv in float: its maps decoded as a whole
   head_in_float.float_convs.resize(m.graph.nodes.size(), false);
   head_in_float.float_convs[static_cast<size_t>(head_convs(m.graph)[1])] = true;
-  CHECK(IntegerModel(m.graph, head_in_float, IntegerKernels::fast, isa).run(images, nullptr, true, false).decoded.to_vector() ==
-        IntegerModel(m.graph, head_in_float, IntegerKernels::reference).run(images).decoded.to_vector());
+  CHECK(IntegerModel(m.graph, head_in_float, Backend::cpu, isa).run(images, nullptr, true, false).decoded.to_vector() ==
+        IntegerModel(m.graph, head_in_float, Backend::ref).run(images).decoded.to_vector());
   int64_t compared = 0;
   for (size_t i = 0; i < ref_levels.size(); ++i)
     if (ref_levels[i].defined()) {
@@ -221,6 +221,21 @@ TEST_CASE("the planned int8 executor is bit-identical to the scalar reference ru
   }
 }
 
+TEST_CASE("the int8 runtime runs on the backends whose u8 kernels the table lists, and refuses the others by name") {
+  models::YoloModel m = test::randomised_model(std::string(PDYOLO_SOURCE_DIR) + "/tests/data/cfg/reorg-tiny.yaml", 8);
+  graph::fuse(m.graph);
+  m.graph.eval();
+  QuantPlan plan = plan_quantization(m.graph);
+  int calls = 0;
+  calibrate(m.graph, plan, ObserverKind::minmax, [&] { return calls++ < 1 ? test::eight_bit_images(1, 64, 43) : Tensor(); });
+  const std::string err = test::error_of([&] { IntegerModel(m.graph, plan, Backend::cuda); });
+  CHECK(err.find("int8 model: node '") != std::string::npos);
+  CHECK(err.find("(reorg) needs reorg kernels for u8, which backend cuda does not have") != std::string::npos);  // its first step
+  const Tensor image = test::eight_bit_images(1, 64, 44);
+  CHECK(IntegerModel(m.graph, plan, Backend::ref).run(image).decoded.to_vector() ==
+        IntegerModel(m.graph, plan, Backend::cpu).run(image).decoded.to_vector());
+}
+
 // An int8 yolov7-tiny (random weights, calibrated) and an 8-bit image: the planned executor's raw
 // maps must be the same bits on every machine and every kernel. PDYOLO_INT8_CROSS=write:DIR writes
 // the int8 model file and the raw maps into DIR (tests/arm/cross_test.cmake runs the x86 build so);
@@ -261,8 +276,8 @@ TEST_CASE("int8 raw maps are the same bits on every machine" * doctest::test_sui
     CHECK_MESSAGE(differing == 0, what, ": ", differing, " raw values differ from the file's");
     MESSAGE(what << ": the raw maps written on the other machine, bit for bit");
   };
-  compare(IntegerModel(q.model.graph, q.plan, IntegerKernels::reference).run(image), "scalar reference");
+  compare(IntegerModel(q.model.graph, q.plan, Backend::ref).run(image), "scalar reference");
   for (kernels::cpu::QconvIsa isa : kernels::cpu::kQconvIsas)
     if (kernels::cpu::qconv_isa_available(isa))
-      compare(IntegerModel(q.model.graph, q.plan, IntegerKernels::fast, isa).run(image), kernels::cpu::qconv_isa_name(isa));
+      compare(IntegerModel(q.model.graph, q.plan, Backend::cpu, isa).run(image), kernels::cpu::qconv_isa_name(isa));
 }

@@ -75,7 +75,7 @@ inline int run_bench(const Args& args) {
   const Tensor images = Tensor::uniform({batch, model.in_channels(), size, size}, 0.0f, 1.0f, gen);
   graph::Executor engine(model.graph);
   std::optional<quant::IntegerModel> integer;
-  if (loaded.int8) integer.emplace(model.graph, *loaded.int8, quant::IntegerKernels::fast, isa);
+  if (loaded.int8) integer.emplace(model.graph, *loaded.int8, Backend::cpu, isa);
   auto run_once = [&] {
     if (integer) integer->run(images, nullptr, true, /*raw=*/false);  // (as engine.run: decoded boxes only)
     else if (executor == "planned") engine.run(images);

@@ -177,7 +177,7 @@ inline int run_forward(const Args& args) {
       out = graph::forward(sim.graph, input, run);
     } else {
       const bool reference = args.has("--reference");
-      out = quant::IntegerModel(model.graph, *loaded.int8, reference ? quant::IntegerKernels::reference : quant::IntegerKernels::fast).run(input);
+      out = quant::IntegerModel(model.graph, *loaded.int8, reference ? Backend::ref : Backend::cpu).run(input);
     }
     const std::string runtime = args.has("--simulate") ? "fake-quant simulation" : args.has("--reference") ? "integer runtime, scalar reference" : int8_runtime_name();
     return write_forward_outputs(out, out_dir, runtime.c_str());

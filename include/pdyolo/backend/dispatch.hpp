@@ -48,6 +48,10 @@ struct RefKernels {
   static constexpr OpKind ops[] = {OpKind::binary, OpKind::unary,        OpKind::reduce,     OpKind::softmax,
                                    OpKind::matmul, OpKind::conv2d,       OpKind::batch_norm2d, OpKind::max_pool2d,
                                    OpKind::upsample_nearest, OpKind::reorg};
+  // On u8 levels: the integer runtime's specification (quant/integer.hpp's IntegerReference), which
+  // runs a quantized graph's convs, residual adds and level moves. Activations are tables inside
+  // the convs' requantization.
+  static constexpr OpKind u8_ops[] = {OpKind::conv2d, OpKind::binary, OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::reorg};
   // Elementwise maps, named by plain data (kernels/elementwise_maps.hpp).
   static void unary(kernels::UnaryMap op, kernels::MapParams p, int64_t n, const float* x, float* y) {
     kernels::with_unary(op, p, [&](auto f) { kernels::ref::map1(n, x, y, f); });
@@ -115,6 +119,9 @@ struct CpuKernels : RefKernels {
   static void sigmoid_row(const float* x, float* y, int64_t n) { kernels::cpu::sigmoid_row(x, y, n); }
   static constexpr OpKind ops[] = {OpKind::binary, OpKind::unary, OpKind::matmul, OpKind::conv2d, OpKind::batch_norm2d,
                                    OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::reorg};
+  // On u8 levels: the int8 executor (quant/int8_executor.hpp) with the int8 GEMM kernels
+  // (kernels/cpu/qconv.hpp), bit-exact against the reference's.
+  static constexpr OpKind u8_ops[] = {OpKind::conv2d, OpKind::binary, OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::reorg};
   static void unary(kernels::UnaryMap op, kernels::MapParams p, int64_t n, const float* x, float* y) {
     kernels::with_unary(op, p, [&](auto f) { kernels::cpu::map1(n, x, y, f); });
   }
@@ -186,14 +193,18 @@ struct KernelEntry {
   DType dtype;
 };
 
-// Every (op, backend, dtype) that has kernels: the kernel sets' op lists (f32), and copies, which
-// are core's strided loops (core/tensor.hpp) for every dtype. No CUDA kernel is registered yet.
+// Every (op, backend, dtype) that has kernels: the kernel sets' op lists (f32 and u8), and copies,
+// which are core's strided loops (core/tensor.hpp) for every dtype on both host backends. No CUDA
+// kernel is registered yet.
 inline const std::vector<KernelEntry>& kernel_table() {
   static const std::vector<KernelEntry> table = [] {
     std::vector<KernelEntry> t;
-    for (DType d : {DType::f32, DType::f16, DType::i8, DType::u8, DType::i32, DType::i64}) t.push_back({OpKind::copy, Backend::ref, d});
+    for (Backend b : {Backend::ref, Backend::cpu})
+      for (DType d : {DType::f32, DType::f16, DType::i8, DType::u8, DType::i32, DType::i64}) t.push_back({OpKind::copy, b, d});
     for (OpKind op : RefKernels::ops) t.push_back({op, Backend::ref, DType::f32});
+    for (OpKind op : RefKernels::u8_ops) t.push_back({op, Backend::ref, DType::u8});
     for (OpKind op : CpuKernels::ops) t.push_back({op, Backend::cpu, DType::f32});
+    for (OpKind op : CpuKernels::u8_ops) t.push_back({op, Backend::cpu, DType::u8});
     return t;
   }();
   return table;

@@ -10,11 +10,11 @@
 //                     (CpuKernels in backend/dispatch.hpp). What `pdyolo eval`, `detect` and `bench`
 //                     run. An activation after a convolution is its epilogue.
 //
-// Planned mode, per input shape:
-//   plan     graph/arena.hpp: concat inputs written in place into its channel slices, every value
-//            in one arena, buffers whose lifetimes do not overlap sharing memory
-//   run      the steps in order on raw pointers; weights were packed for the GEMM at the first
-//            plan (and transformed for Winograd F(2×2, 3×3) in 3×3 stride-1 layers on AVX-512)
+// Planned mode stands on the skeleton the int8 executor shares (graph/planned.hpp: the kernel check,
+// the steps, the arena plan per input shape and its memory, the timed loop). What is its own:
+//   layout   NCHW f32, each buffer a whole number of cache lines
+//   steps    weights packed for the GEMM at the first plan (and transformed for Winograd
+//            F(2×2, 3×3) in 3×3 stride-1 layers on AVX-512); the steps run on raw pointers
 // Layout: NCHW. Image n of a value starts at arena + offset + n · image_stride, and holds its
 // [C, H, W] block contiguously (a value written into a concat slice has the concat's image stride).
 #pragma once
@@ -28,6 +28,7 @@
 #include "pdyolo/graph/arena.hpp"
 #include "pdyolo/graph/detect.hpp"
 #include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/graph/planned.hpp"
 #include "pdyolo/ops/conv.hpp"
 #include "pdyolo/ops/elementwise.hpp"
 #include "pdyolo/ops/norm.hpp"
@@ -154,25 +155,16 @@ inline Tensor reuse_or_allocate(Tensor& last, const Shape& shape) {
   return last;
 }
 
-// Planned mode (see the top of this file).
+// Planned mode (see the top of this file), on graph/planned.hpp's skeleton with the cpu backend's f32 kernels.
 class Executor {
  public:
   // g must be fused (no batch norm or implicit node) and end in a detect node. The executor keeps a
   // reference to g, so g must outlive it; weights are packed on the first run. Nodes with taps keep
   // their outputs as steps of their own.
-  explicit Executor(const Graph& g, Taps taps = {}) : graph_(g), taps_(std::move(taps)) {
-    PDYOLO_CHECK(!g.nodes.empty() && g.nodes[0].op == Op::input, "executor: the graph has no input node");
-    PDYOLO_CHECK(g.detect_node() >= 0, "executor: the graph has no detect node");
-    for (const Node& n : g.nodes)
-      PDYOLO_CHECK(describe(n.op).inference, "executor: node '", n.name, "' (", op_name(n.op), ") is not fused; run graph::fuse on the model first");
-    for (const auto& [node, tap] : taps_)
-      PDYOLO_CHECK(node >= 0 && node < static_cast<int>(g.nodes.size()) && g.nodes[node].op != Op::detect, "executor: a tap on node ",
-                   node, node >= 0 && node < static_cast<int>(g.nodes.size()) ? " ('" + g.nodes[node].name + "', detect)" : std::string(),
-                   ": taps go on nodes with a value (tap the detect head's inputs for its maps)");
-    // Planned mode runs the cpu backend's kernels (CpuKernels), on packed weights.
-    for (OpKind op : {OpKind::conv2d, OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::reorg, OpKind::unary, OpKind::binary})
-      PDYOLO_CHECK(supports(op, Backend::cpu, DType::f32), "executor: ", op_kind_name(op), ": backend cpu has no kernel for dtype f32");
-    build_steps();
+  explicit Executor(const Graph& g, Taps taps = {}) : graph_(g), taps_(check_taps(g, std::move(taps))), planned_(g, Backend::cpu, DType::f32, &taps_, "executor") {
+    kernels_.resize(planned_.steps().size());
+    for (size_t s = 0; s < kernels_.size(); ++s)
+      if (const int a = planned_.steps()[s].activation; a >= 0) kernels_[s].act = {g.nodes[a].get<ActivationAttrs>().kind, g.nodes[a].get<ActivationAttrs>().slope};
   }
 
   // images [N, C, H, W] (H, W multiples of the largest stride) → the raw maps [N, na, H, W, no] and
@@ -189,88 +181,73 @@ class Executor {
     DetectOutput out;
     if (decode) out.decoded = output_tensor();
     output_ = decode ? out.decoded.data<float>() : nullptr;
-    for (size_t s = 0; s < steps_.size(); ++s) {
-      const Node& node = graph_.nodes[steps_[s].node];
-      const OpTimer timer("forward", op_name(node.op), node.name, step_gflop_[s]);
-      run_step(steps_[s]);
-      if (taps_.count(steps_[s].output)) apply_tap(steps_[s].output);
-    }
+    planned_.run("forward", [&](size_t s, const PlannedStep& step) {
+      run_step(step, kernels_[s]);
+      if (taps_.count(step.output)) apply_tap(step.output);
+    });
     if (raw) out.raw = raw_maps();
     input_ = nullptr;
     return out;
   }
 
   // Bytes of the activation arena planned for the last input shape.
-  int64_t arena_bytes() const { return static_cast<int64_t>(arena_.size() * sizeof(float)); }
+  int64_t arena_bytes() const { return planned_.arena_bytes(); }
   // Bytes the values would take if none shared memory (what the planning saves is the difference).
-  int64_t unplanned_bytes() const { return unplanned_floats_ * static_cast<int64_t>(sizeof(float)); }
+  int64_t unplanned_bytes() const { return planned_.arena().unplanned; }
 
 
  private:
   using Value = ArenaValue;
   using Buffer = ArenaBuffer;
-  struct PlannedStep : ArenaStep {      // node: for a conv with its activation merged, the conv
-    kernels::ActivationFn act;          // convolutions: the merged activation
-    kernels::Conv2dGeometry geometry;   // convolutions (batch 1)
+  // What a step's kernels take beyond the plan (convolutions; the rest read their node's attributes).
+  struct StepKernels {
+    kernels::ActivationFn act;          // the merged activation
+    kernels::Conv2dGeometry geometry;   // batch 1
     kernels::cpu::PackedConvWeights weights;
-    Tensor bias;                        // convolutions with a bias, contiguous
+    Tensor bias;                        // contiguous, when the conv has one
   };
 
-  void build_steps() {
-    const std::vector<Node>& nodes = graph_.nodes;
-    value_of_.assign(nodes.size(), -1);
-    value_of_[0] = 0;
-    for (const Step& s : plan_steps(graph_, Op::conv, &taps_)) {
-      PlannedStep step;
-      step.node = s.node;
-      for (int in : nodes[s.node].inputs) step.inputs.push_back(value_of_[in]);
-      step.output = s.output();
-      if (s.activation >= 0) {
-        const auto& a = nodes[s.activation].get<ActivationAttrs>();
-        step.act = {a.kind, a.slope};
-      }
-      value_of_[s.node] = value_of_[s.output()] = s.output();
-      steps_.push_back(std::move(step));
-    }
-    step_gflop_.assign(steps_.size(), 0.0);
+  static Taps check_taps(const Graph& g, Taps taps) {
+    for (const auto& [node, tap] : taps)
+      PDYOLO_CHECK(node >= 0 && node < static_cast<int>(g.nodes.size()) && g.nodes[node].op != Op::detect, "executor: a tap on node ",
+                   node, node >= 0 && node < static_cast<int>(g.nodes.size()) ? " ('" + g.nodes[node].name + "', detect)" : std::string(),
+                   ": taps go on nodes with a value (tap the detect head's inputs for its maps)");
+    return taps;
   }
 
-  // Shapes, in-place concats, lifetimes and arena offsets for a batch of n images of h × w (graph/arena.hpp).
+  // Shapes, in-place concats, lifetimes and arena offsets for a batch of n images of h × w
+  // (graph/planned.hpp); each buffer a whole number of 64-byte lines.
   void plan(int64_t n, int64_t h, int64_t w) {
-    if (n == batch_ && h == height_ && w == width_) return;
-    const std::vector<Shape> shapes = graph_.infer_shapes(h, w);
-    ArenaPlan arena = plan_arena(graph_, steps_, value_of_, shapes);
-    place_buffers(arena, [n](const Buffer& b) { return (b.channels * b.h * b.w * n + 15) / 16 * 16; });
-    values_ = std::move(arena.values), buffers_ = std::move(arena.buffers), unplanned_floats_ = arena.unplanned;
-    arena_.assign(static_cast<size_t>(arena.total), 0.0f);
-    batch_ = n, height_ = h, width_ = w;
-    prepare_steps(shapes);
+    if (!planned_.replan(n, h, w, /*input_buffer=*/false)) return;
+    planned_.allocate([n](const Buffer& b) { return (b.channels * b.h * b.w * n + 15) / 16 * 16 * static_cast<int64_t>(sizeof(float)); });
+    prepare_steps(planned_.shapes());
   }
 
   // Per-shape step data: conv geometries (weights are packed on the first plan), detect layout.
   void prepare_steps(const std::vector<Shape>& shapes) {
     detect_rows_ = 0;
-    for (size_t s = 0; s < steps_.size(); ++s) {
-      PlannedStep& step = steps_[s];
+    const std::vector<Value>& values = planned_.arena().values;
+    for (size_t s = 0; s < kernels_.size(); ++s) {
+      const PlannedStep& step = planned_.steps()[s];
+      StepKernels& k = kernels_[s];
       const Node& n = graph_.nodes[step.node];
       if (n.op == Op::conv) {
         const auto& c = n.get<ConvAttrs>();
-        const Value& in = values_[step.inputs[0]];
-        kernels::Conv2dGeometry& g = step.geometry;
+        const Value& in = values[step.inputs[0]];
+        kernels::Conv2dGeometry& g = k.geometry;
         g = kernels::Conv2dGeometry{1, Graph::conv_in_channels(n), in.h, in.w, graph_.channels(step.node), c.kernel, c.kernel,
                                     shapes[step.node][2], shapes[step.node][3], c.stride, c.stride, c.padding, c.padding, 1, 1, c.groups};
-        if (!step.weights.packed_for(kernels::cpu::gemm_isa())) {
+        if (!k.weights.packed_for(kernels::cpu::gemm_isa())) {
           const Tensor weight = contiguous_copy(n.tensor("weight").detach());
-          CpuKernels::pack_conv_weights(g, weight.data<float>(), step.weights);
-          if (n.has_tensor("bias")) step.bias = contiguous_copy(n.tensor("bias").detach());
+          CpuKernels::pack_conv_weights(g, weight.data<float>(), k.weights);
+          if (n.has_tensor("bias")) k.bias = contiguous_copy(n.tensor("bias").detach());
         }
       } else if (n.op == Op::detect) {
         const auto& d = n.get<DetectAttrs>();
         detect_no_ = d.outputs_per_anchor();
-        for (int v : step.inputs) detect_rows_ += d.na * values_[v].h * values_[v].w;
+        for (int v : step.inputs) detect_rows_ += d.na * values[v].h * values[v].w;
         anchors_ = contiguous_copy(n.tensor("anchor_grid").to(DType::f32));
       }
-      step_gflop_[s] = graph_.node_flops(static_cast<size_t>(step.node), shapes) / 1e9;
     }
   }
 
@@ -278,40 +255,40 @@ class Executor {
   // of it any more, so steady-state runs allocate nothing. (A fresh 8.6 MB block per run for
   // yolov7-tiny at 640² went to a new place in the heap depending on what came before, and
   // raised peak RSS by 8 MB or not.)
-  Tensor output_tensor() { return reuse_or_allocate(last_output_, {batch_, detect_rows_, detect_no_}); }
+  Tensor output_tensor() { return reuse_or_allocate(last_output_, {batch(), detect_rows_, detect_no_}); }
 
   // Image `image` of value v.
   float* at(int v, int64_t image) {
-    const Value& val = values_[v];
+    const Value& val = value(v);
     if (v == 0) return const_cast<float*>(input_) + image * val.channels * val.h * val.w;
-    const Buffer& b = buffers_[val.buffer];
-    return arena_.data() + b.offset + image * b.channels * b.h * b.w + val.channel0 * val.h * val.w;
+    const Buffer& b = planned_.arena().buffers[val.buffer];
+    return reinterpret_cast<float*>(planned_.arena_data() + b.offset) + image * b.channels * b.h * b.w + val.channel0 * val.h * val.w;
   }
 
   // Value v as a tensor [N, C, H, W] (a copy out of the arena).
   Tensor value_tensor(int v) {
-    const Value& val = values_[v];
-    Tensor t = Tensor::empty({batch_, val.channels, val.h, val.w});
+    const Value& val = value(v);
+    Tensor t = Tensor::empty({batch(), val.channels, val.h, val.w});
     const int64_t count = val.channels * val.h * val.w;
-    for (int64_t i = 0; i < batch_; ++i) std::memcpy(t.data<float>() + i * count, at(v, i), count * sizeof(float));
+    for (int64_t i = 0; i < batch(); ++i) std::memcpy(t.data<float>() + i * count, at(v, i), count * sizeof(float));
     return t;
   }
 
   // Hands value v to its tap and writes back what the tap returns.
   void apply_tap(int v) {
-    const Tensor value = value_tensor(v);
-    const Tensor result = taps_.at(v)(value);
-    if (result.impl_ptr() == value.impl_ptr()) return;  // observed, not replaced
-    PDYOLO_CHECK(result.shape() == value.shape(), "executor: the tap of node '", graph_.nodes[v].name, "' returned ",
-                 shape_str(result.shape()), " for a value of ", shape_str(value.shape()));
+    const Tensor observed = value_tensor(v);
+    const Tensor result = taps_.at(v)(observed);
+    if (result.impl_ptr() == observed.impl_ptr()) return;  // observed, not replaced
+    PDYOLO_CHECK(result.shape() == observed.shape(), "executor: the tap of node '", graph_.nodes[v].name, "' returned ",
+                 shape_str(result.shape()), " for a value of ", shape_str(observed.shape()));
     const Tensor replacement = contiguous_copy(result.detach().to(DType::f32));
-    const int64_t count = values_[v].channels * values_[v].h * values_[v].w;
-    for (int64_t i = 0; i < batch_; ++i) std::memcpy(at(v, i), replacement.data<float>() + i * count, count * sizeof(float));
+    const int64_t count = value(v).channels * value(v).h * value(v).w;
+    for (int64_t i = 0; i < batch(); ++i) std::memcpy(at(v, i), replacement.data<float>() + i * count, count * sizeof(float));
   }
 
   // The detect head's inputs as raw maps [N, na, H, W, no].
   std::vector<Tensor> raw_maps() {
-    const PlannedStep& detect = steps_.back();
+    const PlannedStep& detect = planned_.steps().back();
     PDYOLO_CHECK(graph_.nodes[detect.node].op == Op::detect, "executor: the detect node must be the last");
     const auto& d = graph_.nodes[detect.node].get<DetectAttrs>();
     std::vector<Tensor> levels;
@@ -320,42 +297,42 @@ class Executor {
     return detect_raw_maps(d, levels);
   }
 
-  void run_step(const PlannedStep& step) {
+  void run_step(const PlannedStep& step, const StepKernels& kern) {
     const Node& n = graph_.nodes[step.node];
-    const Value& out = values_[step.output];
+    const Value& out = value(step.output);
     switch (n.op) {
       case Op::conv: {
-        const float* bias = step.bias.defined() ? step.bias.data<float>() : nullptr;
-        for (int64_t i = 0; i < batch_; ++i)
-          CpuKernels::conv2d_image(step.geometry, step.weights, at(step.inputs[0], i), bias, step.act, at(step.output, i));
+        const float* bias = kern.bias.defined() ? kern.bias.data<float>() : nullptr;
+        for (int64_t i = 0; i < batch(); ++i)
+          CpuKernels::conv2d_image(kern.geometry, kern.weights, at(step.inputs[0], i), bias, kern.act, at(step.output, i));
         return;
       }
       case Op::max_pool: {
         const auto& p = n.get<PoolAttrs>();
-        const Value& in = values_[step.inputs[0]];
+        const Value& in = value(step.inputs[0]);
         const kernels::Pool2dGeometry g{in.channels, in.h, in.w, out.h, out.w, p.kernel, p.kernel, p.stride, p.stride, p.padding, p.padding};
-        for (int64_t i = 0; i < batch_; ++i) CpuKernels::max_pool2d_inference(g, at(step.inputs[0], i), at(step.output, i));
+        for (int64_t i = 0; i < batch(); ++i) CpuKernels::max_pool2d_inference(g, at(step.inputs[0], i), at(step.output, i));
         return;
       }
       case Op::upsample: {
-        const Value& in = values_[step.inputs[0]];
-        for (int64_t i = 0; i < batch_; ++i)
+        const Value& in = value(step.inputs[0]);
+        for (int64_t i = 0; i < batch(); ++i)
           CpuKernels::upsample_nearest_forward(in.channels, in.h, in.w, n.get<UpsampleAttrs>().scale, at(step.inputs[0], i),
                                                at(step.output, i));
         return;
       }
       case Op::reorg: {
-        const Value& in = values_[step.inputs[0]];
+        const Value& in = value(step.inputs[0]);
         PDYOLO_CHECK(in.h % 2 == 0 && in.w % 2 == 0, "executor: reorg '", n.name, "' needs an even height and width, got ", in.h, "x", in.w);
-        for (int64_t i = 0; i < batch_; ++i) CpuKernels::reorg_forward(1, in.channels, in.h, in.w, at(step.inputs[0], i), at(step.output, i));
+        for (int64_t i = 0; i < batch(); ++i) CpuKernels::reorg_forward(1, in.channels, in.h, in.w, at(step.inputs[0], i), at(step.output, i));
         return;
       }
       case Op::concat: {
         for (size_t j = 0; j < step.inputs.size(); ++j) {
           if (step.written_in_place[j]) continue;
           const int v = step.inputs[j];
-          const int64_t count = values_[v].channels * values_[v].h * values_[v].w;
-          for (int64_t i = 0; i < batch_; ++i)
+          const int64_t count = value(v).channels * value(v).h * value(v).w;
+          for (int64_t i = 0; i < batch(); ++i)
             std::memcpy(at(step.output, i) + step.channel0[j] * out.h * out.w, at(v, i), count * sizeof(float));
         }
         return;
@@ -380,8 +357,8 @@ class Executor {
       case Op::detect: {
         if (!output_) return;
         std::vector<std::pair<int64_t, int64_t>> sizes;
-        for (int v : step.inputs) sizes.emplace_back(values_[v].h, values_[v].w);
-        decode_detections(n, anchors_, sizes, batch_, [&](size_t level, int64_t i) { return at(step.inputs[level], i); }, output_);
+        for (int v : step.inputs) sizes.emplace_back(value(v).h, value(v).w);
+        decode_detections(n, anchors_, sizes, batch(), [&](size_t level, int64_t i) { return at(step.inputs[level], i); }, output_);
         return;
       }
       case Op::input:
@@ -395,24 +372,23 @@ class Executor {
   // fn(inputs, output, count) per image over an elementwise step (all inputs share the output's shape).
   template <class Fn>
   void map_images(const PlannedStep& step, const Fn& fn) {
-    const Value& out = values_[step.output];
+    const Value& out = value(step.output);
     std::vector<const float*> in(step.inputs.size());
-    for (int64_t i = 0; i < batch_; ++i) {
+    for (int64_t i = 0; i < batch(); ++i) {
       for (size_t j = 0; j < in.size(); ++j) in[j] = at(step.inputs[j], i);
       fn(in.data(), at(step.output, i), out.channels * out.h * out.w);
     }
   }
 
+  const Value& value(int v) const { return planned_.arena().values[v]; }
+  int64_t batch() const { return planned_.batch(); }
+
   const Graph& graph_;
   Taps taps_;
-  std::vector<PlannedStep> steps_;
-  std::vector<int> value_of_;  // node → the value holding its output (a conv with a merged activation → the activation's)
-  std::vector<Value> values_;
-  std::vector<Buffer> buffers_;
-  AlignedVector<float> arena_;  // on a cache line: the kernels load and store whole lines
-  std::vector<double> step_gflop_;  // per step and image, for the profile (core/op_profile.hpp)
+  PlannedGraph planned_;
+  std::vector<StepKernels> kernels_;  // per step
   Tensor anchors_;
-  int64_t batch_ = -1, height_ = -1, width_ = -1, detect_rows_ = 0, detect_no_ = 0, unplanned_floats_ = 0;
+  int64_t detect_rows_ = 0, detect_no_ = 0;
   const float* input_ = nullptr;
   float* output_ = nullptr;
   Tensor last_output_;  // see output_tensor

@@ -10,6 +10,8 @@
 //   check              what validate() checks beyond attribute ranges and channel axes
 //   quantizer          how the int8 plan quantizes its output (quant/plan.hpp)
 //   inference          whether it remains after graph::fuse, so that planned executors run it
+//   kernel             the kernel kind that runs it, which a backend declares per dtype
+//                      (backend/dispatch.hpp): a planned run checks its backend has them all
 //
 // What remains per backend — the kernel that runs an op — is a switch over Op with no `default:` in
 // each executor, so a new op that one of them lacks is a compile error (README: how to add an op).
@@ -18,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "pdyolo/backend/backend.hpp"
 #include "pdyolo/core/shape.hpp"
 #include "pdyolo/graph/node.hpp"
 
@@ -88,6 +91,9 @@ struct OpDesc {
   std::string (*check)(const Node&, const std::vector<const Node*>& inputs, const std::vector<int64_t>& input_channels);
   QuantRule quant;
   bool inference;  // remains in a fused graph (graph::fuse), so planned executors run it
+  // The kernel kind that runs it (backend/dispatch.hpp's table): a planned run asks its backend
+  // whether it has this kind for its dtype before it starts (graph/planned.hpp).
+  OpKind kernel;
 };
 
 namespace op_rows {
@@ -178,19 +184,19 @@ inline std::string detect_check(const Node& n, const std::vector<const Node*>& i
 
 // The rows, in the order of enum Op (checked at compile time below).
 inline constexpr OpDesc kOpTable[] = {
-    // op             name            attributes                        inputs   channels                   channel axes               shape                      FLOPs                check                  quantizer                  inference
-    {Op::input,        "input",        op_rows::attrs<InputAttrs>,       0, 0,    ChannelRule::source,       op_rows::no_axes,          op_rows::no_shape,         op_rows::no_flops,   op_rows::no_check,     QuantRule::image,          true},
-    {Op::conv,         "conv",         op_rows::attrs<ConvAttrs>,        1, 1,    ChannelRule::produce,      op_rows::conv_axes,        op_rows::conv_shape,       op_rows::conv_flops, op_rows::conv_check,   QuantRule::own,            true},
-    {Op::batch_norm,   "batch_norm",   op_rows::attrs<BatchNormAttrs>,   1, 1,    ChannelRule::passthrough,  op_rows::batch_norm_axes,  op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false},
-    {Op::activation,   "activation",   op_rows::attrs<ActivationAttrs>,  1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::own,            true},
-    {Op::add,          "add",          op_rows::attrs<NoAttrs>,          1, kUnboundedInputs, ChannelRule::coupled, op_rows::no_axes,   op_rows::same_shape,       op_rows::no_flops,   op_rows::add_check,    QuantRule::shared_inputs,  true},
-    {Op::concat,       "concat",       op_rows::attrs<NoAttrs>,          1, kUnboundedInputs, ChannelRule::concat,  op_rows::no_axes,   op_rows::concat_shape,     op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true},
-    {Op::max_pool,     "max_pool",     op_rows::attrs<PoolAttrs>,        1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::pool_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true},
-    {Op::upsample,     "upsample",     op_rows::attrs<UpsampleAttrs>,    1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::upsample_shape,   op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true},
-    {Op::reorg,        "reorg",        op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::space_to_depth, op_rows::no_axes,        op_rows::reorg_shape,      op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true},
-    {Op::implicit_add, "implicit_add", op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::passthrough,  op_rows::implicit_axes,    op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false},
-    {Op::implicit_mul, "implicit_mul", op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::passthrough,  op_rows::implicit_axes,    op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false},
-    {Op::detect,       "detect",       op_rows::attrs<DetectAttrs>,      1, kUnboundedInputs, ChannelRule::sink,    op_rows::no_axes,   op_rows::no_shape,         op_rows::no_flops,   op_rows::detect_check, QuantRule::dequantized,    true},
+    // op             name            attributes                        inputs   channels                   channel axes               shape                      FLOPs                check                  quantizer                  inference   kernel
+    {Op::input,        "input",        op_rows::attrs<InputAttrs>,       0, 0,    ChannelRule::source,       op_rows::no_axes,          op_rows::no_shape,         op_rows::no_flops,   op_rows::no_check,     QuantRule::image,          true, OpKind::copy},
+    {Op::conv,         "conv",         op_rows::attrs<ConvAttrs>,        1, 1,    ChannelRule::produce,      op_rows::conv_axes,        op_rows::conv_shape,       op_rows::conv_flops, op_rows::conv_check,   QuantRule::own,            true, OpKind::conv2d},
+    {Op::batch_norm,   "batch_norm",   op_rows::attrs<BatchNormAttrs>,   1, 1,    ChannelRule::passthrough,  op_rows::batch_norm_axes,  op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false, OpKind::batch_norm2d},
+    {Op::activation,   "activation",   op_rows::attrs<ActivationAttrs>,  1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::own,            true, OpKind::unary},
+    {Op::add,          "add",          op_rows::attrs<NoAttrs>,          1, kUnboundedInputs, ChannelRule::coupled, op_rows::no_axes,   op_rows::same_shape,       op_rows::no_flops,   op_rows::add_check,    QuantRule::shared_inputs,  true, OpKind::binary},
+    {Op::concat,       "concat",       op_rows::attrs<NoAttrs>,          1, kUnboundedInputs, ChannelRule::concat,  op_rows::no_axes,   op_rows::concat_shape,     op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::copy},
+    {Op::max_pool,     "max_pool",     op_rows::attrs<PoolAttrs>,        1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::pool_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::max_pool2d},
+    {Op::upsample,     "upsample",     op_rows::attrs<UpsampleAttrs>,    1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::upsample_shape,   op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::upsample_nearest},
+    {Op::reorg,        "reorg",        op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::space_to_depth, op_rows::no_axes,        op_rows::reorg_shape,      op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::reorg},
+    {Op::implicit_add, "implicit_add", op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::passthrough,  op_rows::implicit_axes,    op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false, OpKind::binary},
+    {Op::implicit_mul, "implicit_mul", op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::passthrough,  op_rows::implicit_axes,    op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false, OpKind::binary},
+    {Op::detect,       "detect",       op_rows::attrs<DetectAttrs>,      1, kUnboundedInputs, ChannelRule::sink,    op_rows::no_axes,   op_rows::no_shape,         op_rows::no_flops,   op_rows::detect_check, QuantRule::dequantized,    true, OpKind::unary},
 };
 
 namespace detail {

@@ -1,12 +1,13 @@
-// The planned int8 executor: the integer runtime's fast path (runtime.hpp's IntegerModel with
-// IntegerKernels::fast), computing exactly what the scalar reference in integer.hpp computes, on u8
-// levels end to end.
+// The planned int8 executor: the integer runtime on backend cpu (runtime.hpp's IntegerModel with
+// Backend::cpu), computing exactly what the scalar reference in integer.hpp (Backend::ref) computes,
+// on u8 levels end to end. It stands on the skeleton the fp32 executor shares (graph/planned.hpp:
+// the kernel check against the dispatch table's u8 entries, the steps, the arena plan per input
+// shape and its memory, the timed loop); what is its own:
 //
 //   layout   NHWC u8: each value's levels pixel by pixel, its channels contiguous, so a conv reads
 //            its input directly (kernels/cpu/qconv.hpp) and a concat's inputs are channel slices
 //            of its buffer, written in place by their producers.
-//   arena    graph/arena.hpp, as the fp32 executor plans it: in-place concats, lifetimes, shared
-//            memory. A buffer read by a conv with padding p carries a border of p pixels that holds
+//   borders  a buffer read by a conv with padding p carries a border of p pixels that holds
 //            its zero point, refilled when the buffer comes to life (the arena reuses memory), so
 //            the padding costs nothing in the kernels.
 //   steps    conv: the int8 kernel, then requantization and the activation's table fused in one
@@ -27,6 +28,7 @@
 #include "pdyolo/graph/detect.hpp"
 #include "pdyolo/graph/executor.hpp"
 #include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/graph/planned.hpp"
 #include "pdyolo/kernels/cpu/qconv.hpp"
 #include "pdyolo/kernels/ref/reorg.hpp"
 #include "pdyolo/ops/shape.hpp"
@@ -66,22 +68,13 @@ class Int8Executor {
   // three must outlive the executor.
   Int8Executor(const graph::Graph& g, const QuantPlan& plan, const std::vector<IntegerConv>& convs, FloatConv float_conv,
                kernels::cpu::QconvIsa isa = kernels::cpu::best_qconv_isa())
-      : graph_(g), plan_(plan), convs_(convs), float_conv_(std::move(float_conv)), isa_(isa) {
+      : graph_(g), plan_(plan), convs_(convs), float_conv_(std::move(float_conv)), isa_(isa),
+        planned_(g, Backend::cpu, DType::u8, nullptr, "int8 executor") {
     for (const IntegerConv& c : convs) packed_.push_back(pack_integer_conv(c));
-    value_of_.assign(g.nodes.size(), -1);
-    value_of_[0] = 0;
-    for (const graph::Step& s : graph::plan_steps(g, graph::Op::conv)) {
-      Int8Step step;
-      step.node = s.node;
-      for (int in : g.nodes[static_cast<size_t>(s.node)].inputs) step.inputs.push_back(value_of_[static_cast<size_t>(in)]);
-      step.output = s.output();
-      value_of_[static_cast<size_t>(s.node)] = value_of_[static_cast<size_t>(s.output())] = s.output();
-      if (g.nodes[static_cast<size_t>(s.node)].op == graph::Op::conv)
-        PDYOLO_CHECK(convs[static_cast<size_t>(s.node)].activation_node == s.activation, "int8 executor: conv '",
-                     g.nodes[static_cast<size_t>(s.node)].name, "' and its activation are not one step");
-      steps_.push_back(std::move(step));
-    }
-    step_gflop_.assign(steps_.size(), 0.0);
+    for (const graph::PlannedStep& step : planned_.steps())
+      if (g.nodes[static_cast<size_t>(step.node)].op == graph::Op::conv)
+        PDYOLO_CHECK(convs[static_cast<size_t>(step.node)].activation_node == step.activation, "int8 executor: conv '",
+                     g.nodes[static_cast<size_t>(step.node)].name, "' and its activation are not one step");
   }
 
   // images [N, C, H, W] in [0, 1] → the detect head's raw maps and decoded boxes (each when asked); in
@@ -98,29 +91,23 @@ class Int8Executor {
     }
     if (levels) (*levels)[0] = levels_of(0);
     fused_decode_ = decode && !raw && !levels;
-    if (fused_decode_) decoded_ = graph::reuse_or_allocate(last_decoded_, {batch_, decoded_rows_, detect_no_});
+    if (fused_decode_) decoded_ = graph::reuse_or_allocate(last_decoded_, {batch(), decoded_rows_, detect_no_});
     graph::DetectOutput out;
-    for (size_t s = 0; s < steps_.size(); ++s) {
-      const Int8Step& step = steps_[s];
-      const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
-      {
-        const OpTimer timer("int8", graph::op_name(node.op), node.name, step_gflop_[s]);
-        fill_borders(static_cast<int>(s));
-        if (node.op == graph::Op::detect) out = detect(step, decode, raw);
-        else run_step(step);
-      }
-      if (levels && node.op != graph::Op::detect && is_level(step.output)) (*levels)[static_cast<size_t>(step.output)] = levels_of(step.output);
-    }
+    planned_.run("int8", [&](size_t s, const graph::PlannedStep& step) {
+      const bool is_detect = graph_.nodes[static_cast<size_t>(step.node)].op == graph::Op::detect;
+      fill_borders(static_cast<int>(s));
+      if (is_detect) out = detect(step, decode, raw);
+      else run_step(step);
+      if (levels && !is_detect && is_level(step.output)) (*levels)[static_cast<size_t>(step.output)] = levels_of(step.output);
+    });
     return out;
   }
 
   // Bytes of the u8 arena planned for the last input shape.
-  int64_t arena_bytes() const { return static_cast<int64_t>(arena_.size()); }
+  int64_t arena_bytes() const { return planned_.arena_bytes(); }
 
 
  private:
-  struct Int8Step : graph::ArenaStep {};
-
   // A batch one image at a time through a one-image plan, so that each image's activations stay in
   // cache from layer to layer (a batch of 8 at 640 outgrows this machine's L3 and ran 1.2× slower
   // per image); the outputs are the batch's, image by image.
@@ -145,31 +132,30 @@ class Int8Executor {
   // A value held as float maps outside the arena: the output of a conv that is not quantized (the head).
   bool is_float_value(int v) const { return v != 0 && graph_.nodes[static_cast<size_t>(v)].op == graph::Op::conv && !plan_.quantized(v); }
 
+  // The skeleton's plan for n images of h × w (graph/planned.hpp), with this layout's buffers: NHWC,
+  // each with the border its readers' padding needs, plus the kernels' read slack.
   void plan(int64_t n, int64_t h, int64_t w) {
-    if (n == batch_ && h == height_ && w == width_) return;
-    const std::vector<Shape> shapes = graph_.infer_shapes(h, w);
-    arena_plan_ = graph::plan_arena(graph_, steps_, value_of_, shapes, /*input_buffer=*/true);
-    const size_t buffers = arena_plan_.buffers.size();
+    if (!planned_.replan(n, h, w, /*input_buffer=*/true)) return;
+    graph::ArenaPlan& arena = planned_.arena();
+    const size_t buffers = arena.buffers.size();
     pad_.assign(buffers, 0), zero_.assign(buffers, 0);
-    for (const Int8Step& step : steps_) {
+    for (const graph::PlannedStep& step : planned_.steps()) {
       const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
       if (node.op != graph::Op::conv) continue;
-      const int b = arena_plan_.values[static_cast<size_t>(step.inputs[0])].buffer;
+      const int b = arena.values[static_cast<size_t>(step.inputs[0])].buffer;
       pad_[static_cast<size_t>(b)] = std::max(pad_[static_cast<size_t>(b)], node.get<graph::ConvAttrs>().padding);
     }
-    for (size_t v = 0; v < arena_plan_.values.size(); ++v) {
-      const int b = arena_plan_.values[v].buffer;
+    for (size_t v = 0; v < arena.values.size(); ++v) {
+      const int b = arena.values[v].buffer;
       if (b < 0) continue;
-      if (is_float_value(static_cast<int>(v))) arena_plan_.buffers[static_cast<size_t>(b)].channels = 0;  // lives in float_values_
+      if (is_float_value(static_cast<int>(v))) arena.buffers[static_cast<size_t>(b)].channels = 0;  // lives in float_values_
       else zero_[static_cast<size_t>(b)] = plan_.of(static_cast<int>(v)).zero_point;
     }
-    graph::place_buffers(arena_plan_, [&](const graph::ArenaBuffer& b) { return n * image_bytes(b) + 64; });  // 64: the kernels' read slack
-    arena_.assign(static_cast<size_t>(arena_plan_.total), 0);
+    planned_.allocate([&](const graph::ArenaBuffer& b) { return n * image_bytes(b) + 64; });  // 64: the kernels' read slack
+    const std::vector<Shape>& shapes = planned_.shapes();
     float_values_.assign(graph_.nodes.size(), Tensor());
-    for (size_t v = 0; v < arena_plan_.values.size(); ++v)
+    for (size_t v = 0; v < arena.values.size(); ++v)
       if (is_float_value(static_cast<int>(v))) float_values_[v] = Tensor::empty({n, shapes[v][1], shapes[v][2], shapes[v][3]});
-    batch_ = n, height_ = h, width_ = w;
-    for (size_t s = 0; s < steps_.size(); ++s) step_gflop_[s] = graph_.node_flops(static_cast<size_t>(steps_[s].node), shapes) / 1e9;
     plan_detect(shapes);
   }
 
@@ -187,7 +173,7 @@ class Int8Executor {
     }
   }
 
-  int64_t pad_of(const graph::ArenaBuffer& b) const { return pad_[static_cast<size_t>(&b - arena_plan_.buffers.data())]; }
+  int64_t pad_of(const graph::ArenaBuffer& b) const { return pad_[static_cast<size_t>(&b - arena().buffers.data())]; }
   int64_t image_bytes(const graph::ArenaBuffer& b) const {
     const int64_t p = pad_of(b);
     return (b.h + 2 * p) * (b.w + 2 * p) * b.channels;
@@ -195,22 +181,22 @@ class Int8Executor {
 
   // Image i of value v.
   kernels::cpu::U8Image view(int v, int64_t i) {
-    const graph::ArenaValue& val = arena_plan_.values[static_cast<size_t>(v)];
-    const graph::ArenaBuffer& b = arena_plan_.buffers[static_cast<size_t>(val.buffer)];
+    const graph::ArenaValue& val = arena().values[static_cast<size_t>(v)];
+    const graph::ArenaBuffer& b = arena().buffers[static_cast<size_t>(val.buffer)];
     const int64_t p = pad_of(b), row = (b.w + 2 * p) * b.channels;
-    uint8_t* image = arena_.data() + b.offset + i * image_bytes(b);
+    uint8_t* image = planned_.arena_data() + b.offset + i * image_bytes(b);
     return {image + p * row + p * b.channels + val.channel0, b.channels, row};
   }
 
   // The border of every buffer that comes to life at step s (or, for s = 0, the input's) holds its zero point.
   void fill_borders(int s) {
-    for (size_t b = 0; b < arena_plan_.buffers.size(); ++b) {
-      const graph::ArenaBuffer& buf = arena_plan_.buffers[b];
+    for (size_t b = 0; b < arena().buffers.size(); ++b) {
+      const graph::ArenaBuffer& buf = arena().buffers[b];
       if (buf.channels == 0 || pad_[b] == 0 || buf.first != s) continue;
       const int64_t p = pad_[b], row = (buf.w + 2 * p) * buf.channels;
       const auto z = static_cast<uint8_t>(zero_[b]);
-      for (int64_t i = 0; i < batch_; ++i) {
-        uint8_t* image = arena_.data() + buf.offset + i * image_bytes(buf);
+      for (int64_t i = 0; i < batch(); ++i) {
+        uint8_t* image = planned_.arena_data() + buf.offset + i * image_bytes(buf);
         std::memset(image, z, static_cast<size_t>(p * row));
         std::memset(image + (p + buf.h) * row, z, static_cast<size_t>(p * row));
         for (int64_t y = p; y < p + buf.h; ++y) {
@@ -226,7 +212,7 @@ class Int8Executor {
   // in [0, 255] rounded to an integer by the FPU's default mode (exact, and it vectorizes).
   void write_image_levels(const Tensor& x) {
     const int64_t c = x.shape()[1], h = x.shape()[2], w = x.shape()[3];
-    for (int64_t i = 0; i < batch_; ++i) {
+    for (int64_t i = 0; i < batch(); ++i) {
       const kernels::cpu::U8Image dst = view(0, i);
       const float* src = x.data<float>() + i * c * h * w;
       parallel_tasks(h, [&](int64_t y) {
@@ -254,10 +240,10 @@ class Int8Executor {
 
   // Value v's levels as f32 [N, C, H, W].
   Tensor levels_of(int v) {
-    const graph::ArenaValue& val = arena_plan_.values[static_cast<size_t>(v)];
-    Tensor t = Tensor::empty({batch_, val.channels, val.h, val.w});
+    const graph::ArenaValue& val = arena().values[static_cast<size_t>(v)];
+    Tensor t = Tensor::empty({batch(), val.channels, val.h, val.w});
     float* dst = t.data<float>();
-    for (int64_t i = 0; i < batch_; ++i) {
+    for (int64_t i = 0; i < batch(); ++i) {
       const kernels::cpu::U8Image src = view(v, i);
       for (int64_t c = 0; c < val.channels; ++c)
         for (int64_t y = 0; y < val.h; ++y)
@@ -269,9 +255,9 @@ class Int8Executor {
   // Writes f32 levels [N, C, H, W] into value v.
   void write_levels(int v, const Tensor& levels) {
     const Tensor t = contiguous_copy(levels);
-    const graph::ArenaValue& val = arena_plan_.values[static_cast<size_t>(v)];
+    const graph::ArenaValue& val = arena().values[static_cast<size_t>(v)];
     const float* src = t.data<float>();
-    for (int64_t i = 0; i < batch_; ++i) {
+    for (int64_t i = 0; i < batch(); ++i) {
       const kernels::cpu::U8Image dst = view(v, i);
       for (int64_t c = 0; c < val.channels; ++c)
         for (int64_t y = 0; y < val.h; ++y)
@@ -279,7 +265,7 @@ class Int8Executor {
     }
   }
 
-  void run_step(const Int8Step& step) {
+  void run_step(const graph::PlannedStep& step) {
     const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
     switch (node.op) {
       case graph::Op::conv: return run_conv(step);
@@ -299,16 +285,16 @@ class Int8Executor {
     throw_error("int8 executor: node '", node.name, "' (", graph::op_name(node.op), ") has no integer form");
   }
 
-  kernels::cpu::QConvGeometry geometry(const Int8Step& step) const {
+  kernels::cpu::QConvGeometry geometry(const graph::PlannedStep& step) const {
     const IntegerConv& c = convs_[static_cast<size_t>(step.node)];
-    const graph::ArenaValue& in = arena_plan_.values[static_cast<size_t>(step.inputs[0])];
+    const graph::ArenaValue& in = arena().values[static_cast<size_t>(step.inputs[0])];
     kernels::cpu::QConvGeometry g;
     g.in_channels = in.channels, g.height = in.h, g.width = in.w;
     g.out_channels = c.out_channels, g.kernel = c.kernel, g.stride = c.stride, g.padding = c.padding, g.groups = c.groups;
     return g;
   }
 
-  void run_conv(const Int8Step& step) {
+  void run_conv(const graph::PlannedStep& step) {
     const IntegerConv& c = convs_[static_cast<size_t>(step.node)];
     const PackedIntegerConv& packed = packed_[static_cast<size_t>(step.node)];
     if (c.in_float) {
@@ -319,7 +305,7 @@ class Int8Executor {
     }
     const kernels::cpu::QConvGeometry g = geometry(step);
     const int64_t oh = g.out_height(), ow = g.out_width();
-    for (int64_t i = 0; i < batch_; ++i) {
+    for (int64_t i = 0; i < batch(); ++i) {
       const kernels::cpu::U8Image in = view(step.inputs[0], i);
       if (c.dequantize && fused_decode_) {  // the head: acc · s_x · s_w, then σ, into its rows of the decoded boxes
         float* rows = decoded_.data<float>() + (i * decoded_rows_ + first_row_[static_cast<size_t>(step.output)]) * detect_no_;
@@ -377,10 +363,10 @@ class Int8Executor {
   }
 
   // Levels are ≥ 0, so a window's maximum over its pixels inside the image is the padded (−∞) maximum.
-  void run_max_pool(const Int8Step& step, const graph::PoolAttrs& p) {
-    const graph::ArenaValue& in = arena_plan_.values[static_cast<size_t>(step.inputs[0])];
-    const graph::ArenaValue& out = arena_plan_.values[static_cast<size_t>(step.output)];
-    for (int64_t i = 0; i < batch_; ++i) {
+  void run_max_pool(const graph::PlannedStep& step, const graph::PoolAttrs& p) {
+    const graph::ArenaValue& in = arena().values[static_cast<size_t>(step.inputs[0])];
+    const graph::ArenaValue& out = arena().values[static_cast<size_t>(step.output)];
+    for (int64_t i = 0; i < batch(); ++i) {
       const kernels::cpu::U8Image src = view(step.inputs[0], i), dst = view(step.output, i);
       parallel_tasks(out.h, [&](int64_t oy) {
         const int64_t y0 = std::max<int64_t>(oy * p.stride - p.padding, 0), y1 = std::min<int64_t>(oy * p.stride - p.padding + p.kernel, in.h);
@@ -405,9 +391,9 @@ class Int8Executor {
     for (int64_t c = 0; c < channels; ++c) acc[c] = std::max(acc[c], x[c]);
   }
 
-  void run_upsample(const Int8Step& step, int64_t scale) {
-    const graph::ArenaValue& out = arena_plan_.values[static_cast<size_t>(step.output)];
-    for (int64_t i = 0; i < batch_; ++i) {
+  void run_upsample(const graph::PlannedStep& step, int64_t scale) {
+    const graph::ArenaValue& out = arena().values[static_cast<size_t>(step.output)];
+    for (int64_t i = 0; i < batch(); ++i) {
       const kernels::cpu::U8Image src = view(step.inputs[0], i), dst = view(step.output, i);
       parallel_tasks(out.h, [&](int64_t y) {
         for (int64_t x = 0; x < out.w; ++x) std::memcpy(dst.at(y, x), src.at(y / scale, x / scale), static_cast<size_t>(out.channels));
@@ -417,12 +403,12 @@ class Int8Executor {
 
   // Space-to-depth on NHWC levels: output pixel (i, j) holds, phase by phase (kernels/ref/reorg.hpp),
   // the channels of input pixel (2i + dy, 2j + dx).
-  void run_reorg(const Int8Step& step) {
-    const graph::ArenaValue& in = arena_plan_.values[static_cast<size_t>(step.inputs[0])];
-    const graph::ArenaValue& out = arena_plan_.values[static_cast<size_t>(step.output)];
+  void run_reorg(const graph::PlannedStep& step) {
+    const graph::ArenaValue& in = arena().values[static_cast<size_t>(step.inputs[0])];
+    const graph::ArenaValue& out = arena().values[static_cast<size_t>(step.output)];
     PDYOLO_CHECK(in.h % 2 == 0 && in.w % 2 == 0, "int8 executor: reorg '", graph_.nodes[static_cast<size_t>(step.node)].name,
                  "' needs an even height and width, got ", in.h, "x", in.w);
-    for (int64_t i = 0; i < batch_; ++i) {
+    for (int64_t i = 0; i < batch(); ++i) {
       const kernels::cpu::U8Image src = view(step.inputs[0], i), dst = view(step.output, i);
       parallel_tasks(out.h, [&](int64_t y) {
         for (int64_t x = 0; x < out.w; ++x)
@@ -433,13 +419,13 @@ class Int8Executor {
     }
   }
 
-  void run_concat(const Int8Step& step) {
-    const graph::ArenaValue& out = arena_plan_.values[static_cast<size_t>(step.output)];
+  void run_concat(const graph::PlannedStep& step) {
+    const graph::ArenaValue& out = arena().values[static_cast<size_t>(step.output)];
     for (size_t j = 0; j < step.inputs.size(); ++j) {
       if (step.written_in_place[j]) continue;
       const int v = step.inputs[j];
-      const int64_t channels = arena_plan_.values[static_cast<size_t>(v)].channels;
-      for (int64_t i = 0; i < batch_; ++i) {
+      const int64_t channels = arena().values[static_cast<size_t>(v)].channels;
+      for (int64_t i = 0; i < batch(); ++i) {
         const kernels::cpu::U8Image src = view(v, i), dst = view(step.output, i);
         for (int64_t y = 0; y < out.h; ++y)
           for (int64_t x = 0; x < out.w; ++x) std::memcpy(dst.at(y, x) + step.channel0[j], src.at(y, x), static_cast<size_t>(channels));
@@ -448,11 +434,11 @@ class Int8Executor {
   }
 
   // A residual add of levels at one (s_x, z_x), requantized to the add's own (s, z).
-  void run_add(const Int8Step& step) {
+  void run_add(const graph::PlannedStep& step) {
     const QParams in = plan_.of(graph_.nodes[static_cast<size_t>(step.node)].inputs[0]), out = plan_.of(step.node);
     const Multiplier m = make_multiplier(static_cast<double>(in.scale) / out.scale);
-    const graph::ArenaValue& val = arena_plan_.values[static_cast<size_t>(step.output)];
-    for (int64_t i = 0; i < batch_; ++i) {
+    const graph::ArenaValue& val = arena().values[static_cast<size_t>(step.output)];
+    for (int64_t i = 0; i < batch(); ++i) {
       std::vector<kernels::cpu::U8Image> src;
       for (int v : step.inputs) src.push_back(view(v, i));
       const kernels::cpu::U8Image dst = view(step.output, i);
@@ -466,7 +452,7 @@ class Int8Executor {
     }
   }
 
-  graph::DetectOutput detect(const Int8Step& step, bool decode, bool raw) {
+  graph::DetectOutput detect(const graph::PlannedStep& step, bool decode, bool raw) {
     const graph::Node& node = graph_.nodes[static_cast<size_t>(step.node)];
     if (fused_decode_) return finish_decoding(step);
     std::vector<Tensor> maps;
@@ -477,25 +463,25 @@ class Int8Executor {
     }
     graph::DetectOutput out;
     if (raw) out.raw = graph::detect_raw_maps(node.get<graph::DetectAttrs>(), maps);
-    if (decode) out.decoded = decode_head_maps(node, maps, batch_, &last_decoded_);
+    if (decode) out.decoded = decode_head_maps(node, maps, batch(), &last_decoded_);
     return out;
   }
 
   // The decoded boxes of a run whose head convs wrote their σ straight into them: each such level's
   // box transform (graph::decode_box); a head conv kept in float decodes its float maps.
-  graph::DetectOutput finish_decoding(const Int8Step& step) {
+  graph::DetectOutput finish_decoding(const graph::PlannedStep& step) {
     const auto& d = graph_.nodes[static_cast<size_t>(step.node)].get<graph::DetectAttrs>();
     const float* anchors = anchors_.data<float>();
     for (size_t l = 0; l < step.inputs.size(); ++l) {
       const int v = step.inputs[l];
-      const graph::ArenaValue& val = arena_plan_.values[static_cast<size_t>(v)];
+      const graph::ArenaValue& val = arena().values[static_cast<size_t>(v)];
       const float stride = d.strides[l];
       const float* level_anchors = anchors + static_cast<int64_t>(l) * d.na * 2;
-      for (int64_t i = 0; i < batch_; ++i) {
+      for (int64_t i = 0; i < batch(); ++i) {
         float* rows = decoded_.data<float>() + (i * decoded_rows_ + first_row_[static_cast<size_t>(v)]) * detect_no_;
         if (convs_[static_cast<size_t>(v)].in_float) {
           const Tensor& map = float_values_[static_cast<size_t>(v)];
-          graph::decode_yolo_level(map.data<float>() + i * map.numel() / batch_, d.na, detect_no_, val.h, val.w, stride, level_anchors, rows);
+          graph::decode_yolo_level(map.data<float>() + i * map.numel() / batch(), d.na, detect_no_, val.h, val.w, stride, level_anchors, rows);
           continue;
         }
         parallel_tasks(d.na * val.h, [&](int64_t ar) {
@@ -510,21 +496,20 @@ class Int8Executor {
     return out;
   }
 
+  graph::ArenaPlan& arena() { return planned_.arena(); }
+  const graph::ArenaPlan& arena() const { return planned_.arena(); }
+  int64_t batch() const { return planned_.batch(); }
+
   const graph::Graph& graph_;
   const QuantPlan& plan_;
   const std::vector<IntegerConv>& convs_;
   std::vector<PackedIntegerConv> packed_;  // per node: convs_ packed for the kernels
   FloatConv float_conv_;
   kernels::cpu::QconvIsa isa_;
-  std::vector<Int8Step> steps_;
-  std::vector<int> value_of_;
-  graph::ArenaPlan arena_plan_;
+  graph::PlannedGraph planned_;
   std::vector<int64_t> pad_;      // per buffer: the border the convs reading it need
   std::vector<int32_t> zero_;     // per buffer: its values' zero point
-  std::vector<uint8_t> arena_;
   std::vector<Tensor> float_values_;  // per value: the head's dequantized maps [N, C, H, W]
-  int64_t batch_ = -1, height_ = -1, width_ = -1;
-  std::vector<double> step_gflop_;  // per step and image, for the profile (core/op_profile.hpp)
   Tensor last_decoded_;  // the previous run's decoded boxes, reused when free (graph::reuse_or_allocate)
   Tensor last_batch_decoded_;  // the same for a batch run image by image
   // Decoding fused into the head convs (a run that asks for decoded boxes only):
