@@ -54,3 +54,31 @@ TEST_CASE("no folder of include/pdyolo includes a folder above it (so none forms
   CHECK(folders.size() >= 15);  // the walk found the library
   CHECK(includes > 200);
 }
+
+TEST_CASE("the umbrella header pdyolo.hpp reaches every header of the library through its includes") {
+  const std::filesystem::path root = std::filesystem::path(PDYOLO_SOURCE_DIR) / "include";
+  const std::regex include_line(R"re(^\s*#\s*include\s*"(pdyolo/[A-Za-z0-9_./]+\.hpp)")re");
+  std::set<std::string> reached, pending{"pdyolo/pdyolo.hpp"};
+  while (!pending.empty()) {
+    const std::string header = *pending.begin();
+    pending.erase(pending.begin());
+    if (!reached.insert(header).second) continue;
+    std::ifstream in(root / header);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::smatch m;
+      if (std::regex_search(line, m, include_line) && !reached.count(m[1])) pending.insert(m[1]);
+    }
+  }
+  std::vector<std::string> unreached;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root / "pdyolo")) {
+    if (!entry.is_regular_file() || entry.path().extension() != ".hpp") continue;
+    const std::string header = std::filesystem::relative(entry.path(), root).generic_string();
+    // The Eigen comparison kernels are an opt-in build (PDYOLO_EIGEN, tests and benchmarks), not part of the umbrella.
+    if (header.rfind("pdyolo/kernels/eigen/", 0) == 0) continue;
+    if (!reached.count(header)) unreached.push_back(header);
+  }
+  for (const std::string& h : unreached) MESSAGE(h << " is not reached from pdyolo/pdyolo.hpp");
+  CHECK(unreached.empty());
+  CHECK(reached.size() > 100);
+}

@@ -9,6 +9,7 @@
 
 #include "pdyolo/graph/executor.hpp"
 #include "pdyolo/models/weights.hpp"
+#include "pdyolo/prune/gradients.hpp"
 #include "pdyolo/prune/iterative.hpp"
 #include "pdyolo/prune/prune.hpp"
 #include "model_util.hpp"
@@ -174,6 +175,45 @@ TEST_CASE("accumulate_gradients: the loss's gradients over N batches, weights an
   }
   CHECK(with_gradient > 100);
   CHECK(grew > with_gradient / 2);
+}
+
+TEST_CASE("with_importance_gradients: the task loss's gradients (taylor), the distillation loss's (kd-taylor), a self-teacher refused") {
+  const data::Dataset set = test::synthetic_dataset(test::temp_path("prune_importance_voc"));
+  const models::YoloModel original = test::tiny_model();
+  prune::GradientOptions o;
+  o.train = test::small_run(test::temp_path("prune_importance_run"), 1);
+  o.train.batch_size = 2;
+  o.hyp = test::tiny_hyp();
+  o.batches = 2;
+  auto copy = [](const models::YoloModel& m) { return models::YoloModel{m.graph.clone(), m.names, m.config}; };
+  // taylor: the same gradients as the trainer's accumulate_gradients over the same seeded batches.
+  const models::YoloModel taylor = prune::with_importance_gradients(copy(original), prune::Importance::taylor, set, o);
+  train::Trainer trainer(copy(original), set, nullptr, o.hyp, o.train);
+  trainer.accumulate_gradients(o.batches);
+  const models::YoloModel direct = std::move(trainer).release_model();
+  const std::map<std::string, Tensor> a = taylor.graph.state_dict(), b = direct.graph.state_dict();
+  size_t compared = 0;
+  for (const auto& entry : a)
+    if (entry.second.grad().defined()) {
+      CAPTURE(entry.first);
+      CHECK(test::max_rel_diff(entry.second.grad(), b.at(entry.first).grad()) == 0);
+      ++compared;
+    }
+  CHECK(compared > 100);
+  // kd-taylor: the distillation loss alone, against a teacher with other weights, gives other gradients.
+  const models::YoloModel teacher = test::tiny_model(7);
+  o.teacher = &teacher, o.teacher_name = "teacher.safetensors";
+  const models::YoloModel kd = prune::with_importance_gradients(copy(original), prune::Importance::kd_taylor, set, o);
+  double differ = 0;
+  for (const auto& entry : kd.graph.state_dict())
+    if (entry.second.grad().defined()) differ += test::max_rel_diff(entry.second.grad(), a.at(entry.first).grad());
+  CHECK(differ > 0);
+  // A teacher that is the model itself has no gradient to give: refused, naming it.
+  o.teacher = &original, o.teacher_name = "self.safetensors";
+  CHECK(test::error_of([&] { prune::with_importance_gradients(copy(original), prune::Importance::kd_taylor, set, o); })
+            .find("self.safetensors: the teacher is the model being pruned") != std::string::npos);
+  CHECK(test::error_of([&] { prune::with_importance_gradients(copy(original), prune::Importance::l1, set, o); })
+            .find("importance l1 needs no gradients") != std::string::npos);
 }
 
 TEST_CASE("--sparsity adds S·sign(γ) to every batch-norm weight's gradient, and only there") {

@@ -53,8 +53,8 @@ inline train::TrainOptions small_run(const std::string& out, int64_t epochs) {
   return o;
 }
 
-inline models::YoloModel tiny_model() {
-  return models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 2), {false, 5});
+inline models::YoloModel tiny_model(uint64_t seed = 5) {
+  return models::build_yolo(models::load_model_config(std::string(PDYOLO_SOURCE_DIR) + "/cfg/training/yolov7-tiny.yaml", 2), {false, seed});
 }
 
 inline io::Value tiny_hyp() { return io::load_yaml(std::string(PDYOLO_SOURCE_DIR) + "/cfg/hyp/hyp.scratch.tiny.yaml"); }

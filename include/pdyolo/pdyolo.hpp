@@ -42,8 +42,11 @@
 #include "pdyolo/train/trainer.hpp"
 #include "pdyolo/distill/distiller.hpp"
 #include "pdyolo/prune/prune.hpp"
+#include "pdyolo/prune/gradients.hpp"
+#include "pdyolo/prune/iterative.hpp"
 #include "pdyolo/quant/agreement.hpp"
 #include "pdyolo/quant/model_file.hpp"
 #include "pdyolo/quant/qat.hpp"
+#include "pdyolo/quant/sensitivity.hpp"
 
 #define PDYOLO_VERSION "0.1.0"

@@ -17,6 +17,7 @@
 #include "pdyolo/viz/plot.hpp"
 #include "pdyolo/graph/latency.hpp"
 #include "pdyolo/io/file.hpp"
+#include "pdyolo/prune/gradients.hpp"
 #include "pdyolo/prune/iterative.hpp"
 #include "pdyolo/train/trainer.hpp"
 
@@ -67,57 +68,27 @@ struct ModelSize {
   double latency_ms = 0;  // P50 on the planned executor at --img-size; 0 when not measured
 };
 
-// The same tensors under the same names with the same values.
-inline bool same_weights(const graph::Graph& a, const graph::Graph& b) {
-  const std::map<std::string, Tensor> x = a.state_dict(), y = b.state_dict();
-  if (x.size() != y.size()) return false;
-  for (const auto& [name, t] : x) {
-    const auto it = y.find(name);
-    if (it == y.end() || it->second.shape() != t.shape() || it->second.to_vector() != t.to_vector()) return false;
-  }
-  return true;
-}
-
-// Leaves ∂L/∂w, summed over --calib-batches batches of --data, in the model's tensors: L the task
-// loss (taylor) or the distillation loss alone against --teacher (kd-taylor). The model runs in eval
-// mode (train::Trainer::accumulate_gradients) and nothing is trained.
+// Leaves ∂L/∂w, summed over --calib-batches batches of --data, in the model's tensors
+// (prune::with_importance_gradients): L the task loss (taylor) or the distillation loss alone against
+// --teacher (kd-taylor).
 inline models::YoloModel with_prune_gradients(const Args& args, models::YoloModel model, prune::Importance importance, uint64_t seed,
                                               const models::YoloModel* teacher_model) {
   PDYOLO_CHECK(args.has("--data"), "--importance ", args.str("--importance"), " needs --data: the channels are scored by the loss's gradients");
-  const bool kd = importance == prune::Importance::kd_taylor;
-  PDYOLO_CHECK(!kd || teacher_model, "--importance kd-taylor needs --teacher");
+  PDYOLO_CHECK(importance != prune::Importance::kd_taylor || teacher_model, "--importance kd-taylor needs --teacher");
   const data::Dataset set = data::load_dataset(args.str("--data"), args.str("--split"));
   set.report(std::cerr);
-  train::TrainOptions o;
-  o.batch_size = args.integer("--batch-size");
-  o.img_size = args.integer("--img-size");
-  o.workers = static_cast<int>(args.integer("--workers"));
-  o.seed = seed;
-  o.progress = !args.has("--no-progress");
-  PDYOLO_CHECK(o.batch_size > 0 && args.integer("--calib-batches") > 0, "--batch-size and --calib-batches must be positive");
-  const io::Value hyp = io::load_yaml(args.str("--hyp"));
-  std::optional<distill::Distiller> distiller;
-  if (kd) {
-    distill::KdOptions ko;
-    ko.mode = distill::parse_kd_mode(args.str("--kd"));
-    PDYOLO_CHECK(ko.mode == distill::KdMode::kl || ko.mode == distill::KdMode::bce || ko.mode == distill::KdMode::mse,
-                 "--importance kd-taylor differentiates an output loss (--kd kl, bce or mse): feature modes need trained adapters");
-    ko.alpha = 0, ko.beta = 1;  // the distillation loss alone
-    PDYOLO_CHECK(!same_weights(teacher_model->graph, model.graph), args.str("--teacher"),
-                 ": the teacher is the model being pruned — a model distilled from itself has no gradient; use another (larger) teacher");
-    distiller.emplace(models::YoloModel{teacher_model->graph.clone(), teacher_model->names, teacher_model->config}, model, ko, seed,
-                      args.str("--teacher"));
-  }
-  train::Trainer trainer(std::move(model), set, nullptr, hyp, o);
-  if (distiller) distiller->attach(trainer);
-  trainer.accumulate_gradients(args.integer("--calib-batches"));
-  model = std::move(trainer).release_model();
-  double total = 0;
-  for (const auto& [name, t] : model.graph.state_dict())
-    if (const Tensor grad = t.grad(); grad.defined())
-      for (float v : grad.to_vector()) total += std::fabs(v);
-  PDYOLO_CHECK(total > 0, "--importance ", args.str("--importance"), ": every gradient is 0");
-  return model;
+  prune::GradientOptions o;
+  o.train.batch_size = args.integer("--batch-size");
+  o.train.img_size = args.integer("--img-size");
+  o.train.workers = static_cast<int>(args.integer("--workers"));
+  o.train.seed = seed;
+  o.train.progress = !args.has("--no-progress");
+  o.batches = args.integer("--calib-batches");
+  o.hyp = io::load_yaml(args.str("--hyp"));
+  o.teacher = teacher_model;
+  o.teacher_name = args.str("--teacher");
+  if (importance == prune::Importance::kd_taylor) o.kd_mode = distill::parse_kd_mode(args.str("--kd"));
+  return prune::with_importance_gradients(std::move(model), importance, set, o);
 }
 }  // namespace detail
 

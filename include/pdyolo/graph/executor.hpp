@@ -337,20 +337,23 @@ class Executor {
         }
         return;
       }
-      case Op::activation: {
+      case Op::activation: {  // (one that no conv takes as its epilogue)
         const auto& a = n.get<ActivationAttrs>();
         map_images(step, [&](const float* const* in, float* y, int64_t count) {
-          kernels::with_activation({a.kind, a.slope}, [&](auto f, auto) {
-            for (int64_t k = 0; k < count; ++k) y[k] = f(in[0][k]);
-          });
+          switch (a.kind) {
+            case Activation::identity: std::memcpy(y, in[0], static_cast<size_t>(count) * sizeof(float)); return;
+            case Activation::silu: return CpuKernels::unary(kernels::UnaryMap::silu, {}, count, in[0], y);
+            case Activation::leaky_relu: return CpuKernels::unary(kernels::UnaryMap::leaky_relu, {a.slope}, count, in[0], y);
+            case Activation::relu: return CpuKernels::unary(kernels::UnaryMap::relu, {}, count, in[0], y);
+          }
         });
         return;
       }
-      case Op::add: {
+      case Op::add: {  // summed left to right
         map_images(step, [&](const float* const* in, float* y, int64_t count) {
-          for (int64_t k = 0; k < count; ++k) y[k] = in[0][k] + in[1][k];
-          for (size_t j = 2; j < step.inputs.size(); ++j)
-            for (int64_t k = 0; k < count; ++k) y[k] += in[j][k];
+          if (step.inputs.size() == 1) std::memcpy(y, in[0], static_cast<size_t>(count) * sizeof(float));
+          else CpuKernels::binary(kernels::BinaryMap::add, {}, count, in[0], in[1], y);
+          for (size_t j = 2; j < step.inputs.size(); ++j) CpuKernels::binary(kernels::BinaryMap::add, {}, count, y, in[j], y);
         });
         return;
       }

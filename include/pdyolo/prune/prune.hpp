@@ -37,6 +37,17 @@ inline Importance parse_importance(const std::string& s) {
   if (s == "random") return Importance::random;
   throw_error("--importance: unknown criterion '", s, "' (l1, l2, bn, taylor, kd-taylor or random)");
 }
+inline const char* importance_name(Importance kind) {
+  switch (kind) {
+    case Importance::l1: return "l1";
+    case Importance::l2: return "l2";
+    case Importance::bn: return "bn";
+    case Importance::taylor: return "taylor";
+    case Importance::kd_taylor: return "kd-taylor";
+    case Importance::random: return "random";
+  }
+  return "?";
+}
 inline bool needs_gradients(Importance kind) { return kind == Importance::taylor || kind == Importance::kd_taylor; }
 
 // The multiple of output channels the preferred backend's fp32 convolutions compute without padding
