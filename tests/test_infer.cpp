@@ -271,6 +271,23 @@ TEST_CASE("the planned executor gives the graph's detections on yolov7-tiny, reu
   check_same_detections(engine.run(one).decoded, graph::forward(m.graph, one).decoded);
 }
 
+TEST_CASE("the planned executor on the scalar reference kernels (PlannedExecutor<RefKernels>) gives the cpu kernels' detections") {
+  // The same executor with another kernel set: what a device backend's kernel set plugs into.
+  for (const std::string cfg : {"training/yolov7-tiny.yaml", "training/yolov7.yaml"}) {
+    CAPTURE(cfg);
+    models::YoloModel m = fused_model(cfg, 2, 13);
+    Generator gen(6);
+    const Tensor images = Tensor::uniform({2, 3, 64, 64}, 0.0f, 1.0f, gen);
+    graph::PlannedExecutor<RefKernels> reference(m.graph);
+    graph::Executor fast(m.graph);
+    const graph::DetectOutput ref = reference.run(images, true), cpu = fast.run(images, true);
+    check_same_detections(cpu.decoded, ref.decoded);
+    REQUIRE(ref.raw.size() == cpu.raw.size());
+    for (size_t l = 0; l < ref.raw.size(); ++l) CHECK(test::max_rel_diff(cpu.raw[l], ref.raw[l]) < 1e-4);
+    CHECK(reference.arena_bytes() == fast.arena_bytes());  // one plan, whatever the kernels
+  }
+}
+
 TEST_CASE("the planned executor gives the graph's detections on yolov7 (SiLU, RepConv and implicit layers fused)") {
   models::YoloModel m = fused_model("training/yolov7.yaml", 2, 4);
   Generator gen(6);

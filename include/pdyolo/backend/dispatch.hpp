@@ -14,6 +14,7 @@
 // The backward pass captures `backend` and runs on the same one. An unsupported combination is an
 // error naming the op, the backend and the dtype.
 #pragma once
+#include <cstring>
 #include <vector>
 
 #include "pdyolo/backend/backend.hpp"
@@ -107,6 +108,29 @@ struct RefKernels {
   static void reorg_backward(int64_t n, int64_t c, int64_t h, int64_t w, const float* dy, float* dx) {
     kernels::ref::reorg_backward(n, c, h, w, dy, dx);
   }
+  // Planned inference (graph::PlannedExecutor, graph/executor.hpp): a conv's weights and bias as
+  // the kernels keep them (prepared once per graph), one image per call with the activation
+  // applied to its output, pools without the argmax training keeps, and copies inside the
+  // backend's memory (concat slices).
+  struct PackedConv {
+    std::vector<float> weight, bias;  // [OC, C/groups, KH, KW]; [OC] or empty
+  };
+  static bool conv_is_packed(const PackedConv& p) { return !p.weight.empty(); }
+  static void pack_conv(const kernels::Conv2dGeometry& g, const float* w, const float* bias, PackedConv& out) {
+    out.weight.assign(w, w + g.out_channels * g.patch_size());
+    out.bias.assign(bias, bias ? bias + g.out_channels : bias);
+  }
+  static void conv2d_image(const kernels::Conv2dGeometry& g, const PackedConv& p, const float* x, kernels::ActivationFn act, float* y) {
+    kernels::ref::conv2d_forward(g, x, p.weight.data(), p.bias.empty() ? nullptr : p.bias.data(), y);
+    kernels::with_activation(act, [&](auto f, auto) {
+      for (int64_t i = 0; i < g.out_channels * g.out_h * g.out_w; ++i) y[i] = f(y[i]);
+    });
+  }
+  static void max_pool2d_inference(const kernels::Pool2dGeometry& g, const float* x, float* y) {
+    std::vector<int32_t> argmax(static_cast<size_t>(g.planes * g.out_h * g.out_w));
+    kernels::ref::max_pool2d_forward(g, x, y, argmax.data());
+  }
+  static void copy(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 };
 
 // Fast CPU kernels (kernels/cpu, with x86 / NEON micro-kernels picked at run time). Reductions and
@@ -171,14 +195,20 @@ struct CpuKernels : RefKernels {
   static void reorg_backward(int64_t n, int64_t c, int64_t h, int64_t w, const float* dy, float* dx) {
     kernels::cpu::reorg_backward(n, c, h, w, dy, dx);
   }
-  // Planned inference (graph::Executor): weights packed once, one image per call, bias and
-  // activation applied to each output tile; pools without the argmax training keeps.
-  static void pack_conv_weights(const kernels::Conv2dGeometry& g, const float* w, kernels::cpu::PackedConvWeights& out) {
-    kernels::cpu::pack_conv_weights_with_winograd(g, w, out);
+  // Planned inference (graph::PlannedExecutor): weights packed for the GEMM micro-kernel this CPU
+  // runs now (again when a test selects another), one image per call, bias and activation applied
+  // to each output tile.
+  struct PackedConv {
+    kernels::cpu::PackedConvWeights weights;
+    std::vector<float> bias;  // [OC] or empty
+  };
+  static bool conv_is_packed(const PackedConv& p) { return p.weights.packed_for(kernels::cpu::gemm_isa()); }
+  static void pack_conv(const kernels::Conv2dGeometry& g, const float* w, const float* bias, PackedConv& out) {
+    kernels::cpu::pack_conv_weights_with_winograd(g, w, out.weights);
+    out.bias.assign(bias, bias ? bias + g.out_channels : bias);
   }
-  static void conv2d_image(const kernels::Conv2dGeometry& g, const kernels::cpu::PackedConvWeights& w, const float* x, const float* bias,
-                           kernels::ActivationFn act, float* y) {
-    kernels::cpu::conv2d_image(g, w, x, bias, act, y);
+  static void conv2d_image(const kernels::Conv2dGeometry& g, const PackedConv& p, const float* x, kernels::ActivationFn act, float* y) {
+    kernels::cpu::conv2d_image(g, p.weights, x, p.bias.empty() ? nullptr : p.bias.data(), act, y);
   }
   static void max_pool2d_inference(const kernels::Pool2dGeometry& g, const float* x, float* y) {
     kernels::cpu::max_pool2d_inference(g, x, y);

@@ -6,9 +6,11 @@
 //   graph::forward    autograd mode: Tensors and autograd ops, for training (gradients) and for any
 //                     graph, fused or not. An activation after a batch norm is its epilogue.
 //   graph::Executor   planned mode: inference without autograd, tensors or allocations in steady
-//                     state, on a fused graph (graph::fuse), with the cpu backend's kernels
-//                     (CpuKernels in backend/dispatch.hpp). What `pdyolo eval`, `detect` and `bench`
-//                     run. An activation after a convolution is its epilogue.
+//                     state, on a fused graph (graph::fuse), with one kernel set's entry points
+//                     (graph::PlannedExecutor<Kernels>; Executor is the cpu backend's, CpuKernels in
+//                     backend/dispatch.hpp; PlannedExecutor<RefKernels> runs the scalar references).
+//                     What `pdyolo eval`, `detect` and `bench` run. An activation after a
+//                     convolution is its epilogue.
 //
 // Planned mode stands on the skeleton the int8 executor shares (graph/planned.hpp: the kernel check,
 // the steps, the arena plan per input shape and its memory, the timed loop). What is its own:
@@ -155,13 +157,18 @@ inline Tensor reuse_or_allocate(Tensor& last, const Shape& shape) {
   return last;
 }
 
-// Planned mode (see the top of this file), on graph/planned.hpp's skeleton with the cpu backend's f32 kernels.
-class Executor {
+// Planned mode (see the top of this file), on graph/planned.hpp's skeleton with the f32 kernels of
+// one kernel set (backend/dispatch.hpp: CpuKernels, RefKernels; the planned-inference entries
+// pack_conv, conv2d_image, max_pool2d_inference, upsample_nearest_forward, reorg_forward, unary,
+// binary and copy), which run on pointers into the backend's arena.
+template <class Kernels>
+class PlannedExecutor {
  public:
   // g must be fused (no batch norm or implicit node) and end in a detect node. The executor keeps a
   // reference to g, so g must outlive it; weights are packed on the first run. Nodes with taps keep
   // their outputs as steps of their own.
-  explicit Executor(const Graph& g, Taps taps = {}) : graph_(g), taps_(check_taps(g, std::move(taps))), planned_(g, Backend::cpu, DType::f32, &taps_, "executor") {
+  explicit PlannedExecutor(const Graph& g, Taps taps = {})
+      : graph_(g), taps_(check_taps(g, std::move(taps))), planned_(g, Kernels::backend, DType::f32, &taps_, "executor") {
     kernels_.resize(planned_.steps().size());
     for (size_t s = 0; s < kernels_.size(); ++s)
       if (const int a = planned_.steps()[s].activation; a >= 0) kernels_[s].act = {g.nodes[a].get<ActivationAttrs>().kind, g.nodes[a].get<ActivationAttrs>().slope};
@@ -203,8 +210,7 @@ class Executor {
   struct StepKernels {
     kernels::ActivationFn act;          // the merged activation
     kernels::Conv2dGeometry geometry;   // batch 1
-    kernels::cpu::PackedConvWeights weights;
-    Tensor bias;                        // contiguous, when the conv has one
+    typename Kernels::PackedConv conv;  // its weights and bias as the kernels keep them
   };
 
   static Taps check_taps(const Graph& g, Taps taps) {
@@ -237,10 +243,10 @@ class Executor {
         kernels::Conv2dGeometry& g = k.geometry;
         g = kernels::Conv2dGeometry{1, Graph::conv_in_channels(n), in.h, in.w, graph_.channels(step.node), c.kernel, c.kernel,
                                     shapes[step.node][2], shapes[step.node][3], c.stride, c.stride, c.padding, c.padding, 1, 1, c.groups};
-        if (!k.weights.packed_for(kernels::cpu::gemm_isa())) {
+        if (!Kernels::conv_is_packed(k.conv)) {
           const Tensor weight = contiguous_copy(n.tensor("weight").detach());
-          CpuKernels::pack_conv_weights(g, weight.data<float>(), k.weights);
-          if (n.has_tensor("bias")) k.bias = contiguous_copy(n.tensor("bias").detach());
+          const Tensor bias = n.has_tensor("bias") ? contiguous_copy(n.tensor("bias").detach()) : Tensor();
+          Kernels::pack_conv(g, weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr, k.conv);
         }
       } else if (n.op == Op::detect) {
         const auto& d = n.get<DetectAttrs>();
@@ -270,7 +276,7 @@ class Executor {
     const Value& val = value(v);
     Tensor t = Tensor::empty({batch(), val.channels, val.h, val.w});
     const int64_t count = val.channels * val.h * val.w;
-    for (int64_t i = 0; i < batch(); ++i) std::memcpy(t.data<float>() + i * count, at(v, i), count * sizeof(float));
+    for (int64_t i = 0; i < batch(); ++i) memory().copy_to_host(t.data<float>() + i * count, at(v, i), static_cast<size_t>(count) * sizeof(float), 0);
     return t;
   }
 
@@ -283,7 +289,7 @@ class Executor {
                  shape_str(result.shape()), " for a value of ", shape_str(observed.shape()));
     const Tensor replacement = contiguous_copy(result.detach().to(DType::f32));
     const int64_t count = value(v).channels * value(v).h * value(v).w;
-    for (int64_t i = 0; i < batch(); ++i) std::memcpy(at(v, i), replacement.data<float>() + i * count, count * sizeof(float));
+    for (int64_t i = 0; i < batch(); ++i) memory().copy_from_host(at(v, i), replacement.data<float>() + i * count, static_cast<size_t>(count) * sizeof(float), 0);
   }
 
   // The detect head's inputs as raw maps [N, na, H, W, no].
@@ -302,29 +308,27 @@ class Executor {
     const Value& out = value(step.output);
     switch (n.op) {
       case Op::conv: {
-        const float* bias = kern.bias.defined() ? kern.bias.data<float>() : nullptr;
-        for (int64_t i = 0; i < batch(); ++i)
-          CpuKernels::conv2d_image(kern.geometry, kern.weights, at(step.inputs[0], i), bias, kern.act, at(step.output, i));
+        for (int64_t i = 0; i < batch(); ++i) Kernels::conv2d_image(kern.geometry, kern.conv, at(step.inputs[0], i), kern.act, at(step.output, i));
         return;
       }
       case Op::max_pool: {
         const auto& p = n.get<PoolAttrs>();
         const Value& in = value(step.inputs[0]);
         const kernels::Pool2dGeometry g{in.channels, in.h, in.w, out.h, out.w, p.kernel, p.kernel, p.stride, p.stride, p.padding, p.padding};
-        for (int64_t i = 0; i < batch(); ++i) CpuKernels::max_pool2d_inference(g, at(step.inputs[0], i), at(step.output, i));
+        for (int64_t i = 0; i < batch(); ++i) Kernels::max_pool2d_inference(g, at(step.inputs[0], i), at(step.output, i));
         return;
       }
       case Op::upsample: {
         const Value& in = value(step.inputs[0]);
         for (int64_t i = 0; i < batch(); ++i)
-          CpuKernels::upsample_nearest_forward(in.channels, in.h, in.w, n.get<UpsampleAttrs>().scale, at(step.inputs[0], i),
+          Kernels::upsample_nearest_forward(in.channels, in.h, in.w, n.get<UpsampleAttrs>().scale, at(step.inputs[0], i),
                                                at(step.output, i));
         return;
       }
       case Op::reorg: {
         const Value& in = value(step.inputs[0]);
         PDYOLO_CHECK(in.h % 2 == 0 && in.w % 2 == 0, "executor: reorg '", n.name, "' needs an even height and width, got ", in.h, "x", in.w);
-        for (int64_t i = 0; i < batch(); ++i) CpuKernels::reorg_forward(1, in.channels, in.h, in.w, at(step.inputs[0], i), at(step.output, i));
+        for (int64_t i = 0; i < batch(); ++i) Kernels::reorg_forward(1, in.channels, in.h, in.w, at(step.inputs[0], i), at(step.output, i));
         return;
       }
       case Op::concat: {
@@ -333,7 +337,7 @@ class Executor {
           const int v = step.inputs[j];
           const int64_t count = value(v).channels * value(v).h * value(v).w;
           for (int64_t i = 0; i < batch(); ++i)
-            std::memcpy(at(step.output, i) + step.channel0[j] * out.h * out.w, at(v, i), count * sizeof(float));
+            Kernels::copy(at(step.output, i) + step.channel0[j] * out.h * out.w, at(v, i), static_cast<size_t>(count) * sizeof(float));
         }
         return;
       }
@@ -341,19 +345,19 @@ class Executor {
         const auto& a = n.get<ActivationAttrs>();
         map_images(step, [&](const float* const* in, float* y, int64_t count) {
           switch (a.kind) {
-            case Activation::identity: std::memcpy(y, in[0], static_cast<size_t>(count) * sizeof(float)); return;
-            case Activation::silu: return CpuKernels::unary(kernels::UnaryMap::silu, {}, count, in[0], y);
-            case Activation::leaky_relu: return CpuKernels::unary(kernels::UnaryMap::leaky_relu, {a.slope}, count, in[0], y);
-            case Activation::relu: return CpuKernels::unary(kernels::UnaryMap::relu, {}, count, in[0], y);
+            case Activation::identity: return Kernels::copy(y, in[0], static_cast<size_t>(count) * sizeof(float));
+            case Activation::silu: return Kernels::unary(kernels::UnaryMap::silu, {}, count, in[0], y);
+            case Activation::leaky_relu: return Kernels::unary(kernels::UnaryMap::leaky_relu, {a.slope}, count, in[0], y);
+            case Activation::relu: return Kernels::unary(kernels::UnaryMap::relu, {}, count, in[0], y);
           }
         });
         return;
       }
       case Op::add: {  // summed left to right
         map_images(step, [&](const float* const* in, float* y, int64_t count) {
-          if (step.inputs.size() == 1) std::memcpy(y, in[0], static_cast<size_t>(count) * sizeof(float));
-          else CpuKernels::binary(kernels::BinaryMap::add, {}, count, in[0], in[1], y);
-          for (size_t j = 2; j < step.inputs.size(); ++j) CpuKernels::binary(kernels::BinaryMap::add, {}, count, y, in[j], y);
+          if (step.inputs.size() == 1) Kernels::copy(y, in[0], static_cast<size_t>(count) * sizeof(float));
+          else Kernels::binary(kernels::BinaryMap::add, {}, count, in[0], in[1], y);
+          for (size_t j = 2; j < step.inputs.size(); ++j) Kernels::binary(kernels::BinaryMap::add, {}, count, y, in[j], y);
         });
         return;
       }
@@ -385,6 +389,8 @@ class Executor {
 
   const Value& value(int v) const { return planned_.arena().values[v]; }
   int64_t batch() const { return planned_.batch(); }
+  // The backend's memory, to and from host tensors (taps, raw maps).
+  static DeviceAllocator& memory() { return allocator_for(device_of(Kernels::backend)); }
 
   const Graph& graph_;
   Taps taps_;
@@ -396,5 +402,8 @@ class Executor {
   float* output_ = nullptr;
   Tensor last_output_;  // see output_tensor
 };
+
+// What `pdyolo eval`, `detect` and `bench` run: the cpu backend's kernels.
+using Executor = PlannedExecutor<CpuKernels>;
 
 }  // namespace pdyolo::graph
