@@ -60,7 +60,7 @@ void check_qconv(kernels::cpu::QconvIsa isa) {
     const kernels::cpu::PackedQConvWeights packed = kernels::cpu::pack_qconv_weights(w.data(), g.out_channels, in_per_group, g.kernel, g.groups);
     const int64_t oh = g.out_height(), ow = g.out_width();
     std::vector<int64_t> got(static_cast<size_t>(g.out_channels * oh * ow), INT64_MIN);
-    kernels::cpu::qconv2d(x, g, packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+    kernels::cpu::qconv2d_tiles(x, g, packed, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
       for (int64_t j = 0; j < channels; ++j)
         for (int64_t q = 0; q < pixels; ++q)
           got[static_cast<size_t>(((c0 + j) * oh + oy) * ow + ox0 + q)] =

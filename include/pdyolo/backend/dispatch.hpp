@@ -22,6 +22,7 @@
 #include "pdyolo/kernels/cpu/batch_norm.hpp"
 #include "pdyolo/kernels/cpu/conv2d.hpp"
 #include "pdyolo/kernels/cpu/elementwise.hpp"
+#include "pdyolo/kernels/cpu/levels.hpp"
 #include "pdyolo/kernels/cpu/pool.hpp"
 #include "pdyolo/kernels/cpu/reorg.hpp"
 #include "pdyolo/kernels/cpu/sgemm.hpp"
@@ -143,8 +144,9 @@ struct CpuKernels : RefKernels {
   static void sigmoid_row(const float* x, float* y, int64_t n) { kernels::cpu::sigmoid_row(x, y, n); }
   static constexpr OpKind ops[] = {OpKind::binary, OpKind::unary, OpKind::matmul, OpKind::conv2d, OpKind::batch_norm2d,
                                    OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::reorg};
-  // On u8 levels: the int8 executor (quant/int8_executor.hpp) with the int8 GEMM kernels
-  // (kernels/cpu/qconv.hpp), bit-exact against the reference's.
+  // On u8 levels: the int8 executor (quant/int8_executor.hpp) with the entries below (the int8
+  // direct convolutions of kernels/cpu/qconv.hpp and kernels/cpu/levels.hpp), bit-exact against the
+  // reference's.
   static constexpr OpKind u8_ops[] = {OpKind::conv2d, OpKind::binary, OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::reorg};
   static void unary(kernels::UnaryMap op, kernels::MapParams p, int64_t n, const float* x, float* y) {
     kernels::with_unary(op, p, [&](auto f) { kernels::cpu::map1(n, x, y, f); });
@@ -209,6 +211,29 @@ struct CpuKernels : RefKernels {
   }
   static void conv2d_image(const kernels::Conv2dGeometry& g, const PackedConv& p, const float* x, kernels::ActivationFn act, float* y) {
     kernels::cpu::conv2d_image(g, p.weights, x, p.bias.empty() ? nullptr : p.bias.data(), act, y);
+  }
+  // u8 levels in NHWC, one image per call (quant::Int8Executor): the quantized conv into plain-data
+  // outputs (kernels/cpu/qconv.hpp), and the steps that move or add levels (kernels/cpu/levels.hpp).
+  static void qconv2d(const kernels::cpu::U8Image& x, const kernels::cpu::QConvGeometry& g, const kernels::cpu::PackedQConvWeights& w,
+                      const kernels::cpu::QConvOutput& out, kernels::cpu::QconvIsa isa) {
+    kernels::cpu::qconv2d(x, g, w, out, isa);
+  }
+  static void max_pool2d_levels(const kernels::Pool2dGeometry& g, const kernels::cpu::U8Image& x, const kernels::cpu::U8Image& y) {
+    kernels::cpu::max_pool2d_levels(g, x, y);
+  }
+  static void upsample_nearest_levels(int64_t channels, int64_t out_h, int64_t out_w, int64_t scale, const kernels::cpu::U8Image& x,
+                                      const kernels::cpu::U8Image& y) {
+    kernels::cpu::upsample_nearest_levels(channels, out_h, out_w, scale, x, y);
+  }
+  static void reorg_levels(int64_t channels, int64_t h, int64_t w, const kernels::cpu::U8Image& x, const kernels::cpu::U8Image& y) {
+    kernels::cpu::reorg_levels(channels, h, w, x, y);
+  }
+  static void copy_levels(int64_t channels, int64_t h, int64_t w, const kernels::cpu::U8Image& x, const kernels::cpu::U8Image& y) {
+    kernels::cpu::copy_levels(channels, h, w, x, y);
+  }
+  static void add_levels(int64_t channels, int64_t h, int64_t w, const kernels::cpu::U8Image* x, int64_t count, int32_t in_zero,
+                         quant::Multiplier m, int32_t out_zero, const kernels::cpu::U8Image& y) {
+    kernels::cpu::add_levels(channels, h, w, x, count, in_zero, m, out_zero, y);
   }
   static void max_pool2d_inference(const kernels::Pool2dGeometry& g, const float* x, float* y) {
     kernels::cpu::max_pool2d_inference(g, x, y);

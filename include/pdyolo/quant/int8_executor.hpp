@@ -30,7 +30,6 @@
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/graph/planned.hpp"
 #include "pdyolo/kernels/cpu/qconv.hpp"
-#include "pdyolo/kernels/ref/reorg.hpp"
 #include "pdyolo/ops/shape.hpp"
 #include "pdyolo/quant/integer.hpp"
 
@@ -305,118 +304,43 @@ class Int8Executor {
     }
     const kernels::cpu::QConvGeometry g = geometry(step);
     const int64_t oh = g.out_height(), ow = g.out_width();
+    kernels::cpu::QConvOutput out;
+    out.requant = &packed.requant;
+    out.scale = c.dequant_scale.data();
+    out.outputs_per_anchor = detect_no_;
+    using Kind = kernels::cpu::QConvOutput::Kind;
+    // The head: acc · s_x · s_w, then σ into its rows of the decoded boxes (only boxes asked for) or
+    // into float [C, H, W] maps; any other conv: requantized levels in its consumer's slice.
+    out.kind = !c.dequantize ? Kind::requantize : fused_decode_ ? Kind::dequantize_sigmoid_rows : Kind::dequantize;
     for (int64_t i = 0; i < batch(); ++i) {
-      const kernels::cpu::U8Image in = view(step.inputs[0], i);
-      if (c.dequantize && fused_decode_) {  // the head: acc · s_x · s_w, then σ, into its rows of the decoded boxes
-        float* rows = decoded_.data<float>() + (i * decoded_rows_ + first_row_[static_cast<size_t>(step.output)]) * detect_no_;
-        kernels::cpu::qconv2d(in, g, packed.weights, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
-          float tile[kernels::kQconvMaxPixels][kernels::kQconvChannels], score[kernels::kQconvChannels];
-          dequantize_tile(c, packed.requant, acc, pixels, c0, tile);
-          for (int64_t p = 0; p < pixels; ++p) {
-            kernels::cpu::sigmoid_row(tile[p], score, channels);  // (elementwise: the same bits as over whole rows)
-            for (int64_t j = 0; j < channels;) {  // runs of channels of one anchor: consecutive outputs of one box row
-              const int64_t a = (c0 + j) / detect_no_, k = (c0 + j) % detect_no_, run = std::min(channels - j, detect_no_ - k);
-              std::memcpy(rows + ((a * oh + oy) * ow + ox0 + p) * detect_no_ + k, score + j, static_cast<size_t>(run) * sizeof(float));
-              j += run;
-            }
-          }
-        }, isa_);
-        continue;
+      switch (out.kind) {
+        case Kind::requantize: out.levels = view(step.output, i); break;
+        case Kind::dequantize: out.maps = float_values_[static_cast<size_t>(step.output)].data<float>() + i * c.out_channels * oh * ow; break;
+        case Kind::dequantize_sigmoid_rows:
+          out.rows = decoded_.data<float>() + (i * decoded_rows_ + first_row_[static_cast<size_t>(step.output)]) * detect_no_;
+          break;
       }
-      if (c.dequantize) {  // the head: acc · s_x · s_w into float [C, H, W]
-        float* maps = float_values_[static_cast<size_t>(step.output)].data<float>() + i * c.out_channels * oh * ow;
-        kernels::cpu::qconv2d(in, g, packed.weights, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
-          float tile[kernels::kQconvMaxPixels][kernels::kQconvChannels];  // pixel-major first, so that the loop over channels vectorizes
-          dequantize_tile(c, packed.requant, acc, pixels, c0, tile);
-          for (int64_t j = 0; j < channels; ++j) {
-            float* dst = maps + ((c0 + j) * oh + oy) * ow + ox0;
-            for (int64_t p = 0; p < pixels; ++p) dst[p] = tile[p][j];
-          }
-        }, isa_);
-        continue;
-      }
-      const kernels::cpu::U8Image out = view(step.output, i);
-      kernels::cpu::qconv2d(in, g, packed.weights, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
-        kernels::cpu::requantize_tile(packed.requant, acc, pixels, c0, channels, out.at(oy, ox0) + c0, out.pixel_stride, isa_);
-      }, isa_);
+      CpuKernels::qconv2d(view(step.inputs[0], i), g, packed.weights, out, isa_);
     }
   }
 
-  // A head conv's tile: float(clamp(acc + offset, int32)) · s_x · s_w per channel (the reference's arithmetic).
-  static void dequantize_tile(const IntegerConv& c, const kernels::cpu::QConvRequant& requant, const int32_t* acc, int64_t pixels, int64_t c0,
-                              float (&tile)[kernels::kQconvMaxPixels][kernels::kQconvChannels]) {
-    const int64_t* offset = requant.offset.data() + c0;
-    float scale[kernels::kQconvChannels] = {};
-    std::copy(c.dequant_scale.begin() + c0, c.dequant_scale.begin() + std::min<int64_t>(c0 + kernels::kQconvChannels, c.out_channels), scale);
-    if (requant.fits_int32) {  // acc + offset fits in int32: the same values, in a loop that vectorizes
-      const int32_t* offset32 = requant.offset32.data() + c0;
-      for (int64_t p = 0; p < pixels; ++p)
-        for (int64_t j = 0; j < kernels::kQconvChannels; ++j)
-          tile[p][j] = static_cast<float>(acc[p * kernels::kQconvChannels + j] + offset32[j]) * scale[j];
-      return;
-    }
-    for (int64_t p = 0; p < pixels; ++p)
-      for (int64_t j = 0; j < kernels::kQconvChannels; ++j) {
-        const int64_t total = std::clamp<int64_t>(acc[p * kernels::kQconvChannels + j] + offset[j], INT32_MIN, INT32_MAX);
-        tile[p][j] = static_cast<float>(static_cast<int32_t>(total)) * scale[j];
-      }
-  }
-
-  // Levels are ≥ 0, so a window's maximum over its pixels inside the image is the padded (−∞) maximum.
   void run_max_pool(const graph::PlannedStep& step, const graph::PoolAttrs& p) {
     const graph::ArenaValue& in = arena().values[static_cast<size_t>(step.inputs[0])];
     const graph::ArenaValue& out = arena().values[static_cast<size_t>(step.output)];
-    for (int64_t i = 0; i < batch(); ++i) {
-      const kernels::cpu::U8Image src = view(step.inputs[0], i), dst = view(step.output, i);
-      parallel_tasks(out.h, [&](int64_t oy) {
-        const int64_t y0 = std::max<int64_t>(oy * p.stride - p.padding, 0), y1 = std::min<int64_t>(oy * p.stride - p.padding + p.kernel, in.h);
-        thread_local std::vector<uint8_t> column_max;  // per input column: the maximum over the window's rows (separable)
-        column_max.assign(static_cast<size_t>(in.w * in.channels), 0);
-        for (int64_t y = y0; y < y1; ++y)
-          for (int64_t x = 0; x < in.w; ++x) max_into(column_max.data() + x * in.channels, src.at(y, x), in.channels);
-        thread_local std::vector<uint8_t> window;
-        window.resize(static_cast<size_t>(in.channels));
-        for (int64_t ox = 0; ox < out.w; ++ox) {
-          const int64_t x0 = std::max<int64_t>(ox * p.stride - p.padding, 0), x1 = std::min<int64_t>(ox * p.stride - p.padding + p.kernel, in.w);
-          std::fill(window.begin(), window.end(), 0);
-          for (int64_t x = x0; x < x1; ++x) max_into(window.data(), column_max.data() + x * in.channels, in.channels);
-          std::memcpy(dst.at(oy, ox), window.data(), window.size());
-        }
-      });
-    }
-  }
-
-  // acc[c] = max(acc[c], x[c]) (distinct buffers: restrict lets the compiler vectorize it).
-  static void max_into(uint8_t* __restrict acc, const uint8_t* __restrict x, int64_t channels) {
-    for (int64_t c = 0; c < channels; ++c) acc[c] = std::max(acc[c], x[c]);
+    const kernels::Pool2dGeometry g{in.channels, in.h, in.w, out.h, out.w, p.kernel, p.kernel, p.stride, p.stride, p.padding, p.padding};
+    for (int64_t i = 0; i < batch(); ++i) CpuKernels::max_pool2d_levels(g, view(step.inputs[0], i), view(step.output, i));
   }
 
   void run_upsample(const graph::PlannedStep& step, int64_t scale) {
     const graph::ArenaValue& out = arena().values[static_cast<size_t>(step.output)];
-    for (int64_t i = 0; i < batch(); ++i) {
-      const kernels::cpu::U8Image src = view(step.inputs[0], i), dst = view(step.output, i);
-      parallel_tasks(out.h, [&](int64_t y) {
-        for (int64_t x = 0; x < out.w; ++x) std::memcpy(dst.at(y, x), src.at(y / scale, x / scale), static_cast<size_t>(out.channels));
-      });
-    }
+    for (int64_t i = 0; i < batch(); ++i) CpuKernels::upsample_nearest_levels(out.channels, out.h, out.w, scale, view(step.inputs[0], i), view(step.output, i));
   }
 
-  // Space-to-depth on NHWC levels: output pixel (i, j) holds, phase by phase (kernels/ref/reorg.hpp),
-  // the channels of input pixel (2i + dy, 2j + dx).
   void run_reorg(const graph::PlannedStep& step) {
     const graph::ArenaValue& in = arena().values[static_cast<size_t>(step.inputs[0])];
-    const graph::ArenaValue& out = arena().values[static_cast<size_t>(step.output)];
     PDYOLO_CHECK(in.h % 2 == 0 && in.w % 2 == 0, "int8 executor: reorg '", graph_.nodes[static_cast<size_t>(step.node)].name,
                  "' needs an even height and width, got ", in.h, "x", in.w);
-    for (int64_t i = 0; i < batch(); ++i) {
-      const kernels::cpu::U8Image src = view(step.inputs[0], i), dst = view(step.output, i);
-      parallel_tasks(out.h, [&](int64_t y) {
-        for (int64_t x = 0; x < out.w; ++x)
-          for (int64_t k = 0; k < 4; ++k)
-            std::memcpy(dst.at(y, x) + k * in.channels, src.at(2 * y + kernels::kReorgRow[k], 2 * x + kernels::kReorgColumn[k]),
-                        static_cast<size_t>(in.channels));
-      });
-    }
+    for (int64_t i = 0; i < batch(); ++i) CpuKernels::reorg_levels(in.channels, in.h, in.w, view(step.inputs[0], i), view(step.output, i));
   }
 
   void run_concat(const graph::PlannedStep& step) {
@@ -426,9 +350,9 @@ class Int8Executor {
       const int v = step.inputs[j];
       const int64_t channels = arena().values[static_cast<size_t>(v)].channels;
       for (int64_t i = 0; i < batch(); ++i) {
-        const kernels::cpu::U8Image src = view(v, i), dst = view(step.output, i);
-        for (int64_t y = 0; y < out.h; ++y)
-          for (int64_t x = 0; x < out.w; ++x) std::memcpy(dst.at(y, x) + step.channel0[j], src.at(y, x), static_cast<size_t>(channels));
+        kernels::cpu::U8Image slice = view(step.output, i);
+        slice.origin += step.channel0[j];
+        CpuKernels::copy_levels(channels, out.h, out.w, view(v, i), slice);
       }
     }
   }
@@ -438,17 +362,11 @@ class Int8Executor {
     const QParams in = plan_.of(graph_.nodes[static_cast<size_t>(step.node)].inputs[0]), out = plan_.of(step.node);
     const Multiplier m = make_multiplier(static_cast<double>(in.scale) / out.scale);
     const graph::ArenaValue& val = arena().values[static_cast<size_t>(step.output)];
+    std::vector<kernels::cpu::U8Image> src(step.inputs.size());
     for (int64_t i = 0; i < batch(); ++i) {
-      std::vector<kernels::cpu::U8Image> src;
-      for (int v : step.inputs) src.push_back(view(v, i));
-      const kernels::cpu::U8Image dst = view(step.output, i);
-      for (int64_t y = 0; y < val.h; ++y)
-        for (int64_t x = 0; x < val.w; ++x)
-          for (int64_t c = 0; c < val.channels; ++c) {
-            int32_t acc = 0;
-            for (const kernels::cpu::U8Image& s : src) acc += static_cast<int32_t>(s.at(y, x)[c]) - in.zero_point;
-            dst.at(y, x)[c] = requantize_to_u8(acc, m, out.zero_point);
-          }
+      for (size_t j = 0; j < src.size(); ++j) src[j] = view(step.inputs[j], i);
+      CpuKernels::add_levels(val.channels, val.h, val.w, src.data(), static_cast<int64_t>(src.size()), in.zero_point, m, out.zero_point,
+                             view(step.output, i));
     }
   }
 

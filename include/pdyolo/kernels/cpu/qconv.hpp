@@ -9,10 +9,12 @@
 //            plus each output channel's Σ w, what a zero point costs: Σ (x − z)·w = Σ x·w − z·Σ w.
 //   tiles    12 consecutive output pixels (AMX: 16) × one 32-channel block; the micro-kernel
 //            (AVX-512 VNNI, AMX or AVX2; NEON sdot or plain NEON; else portable C++) gives their
-//            int32 Σ x·w, and the epilogue turns the tile into outputs: requantize_tile
-//            (per-channel requantization and the activation's table, written as u8 into any NHWC
-//            layout — a concat's channel slice included) or a caller's own (the detect head
-//            dequantizes and decodes).
+//            int32 Σ x·w, and the epilogue turns the tile into outputs, named by plain data
+//            (QConvOutput, at the end of this file): requantized u8 levels (per-channel
+//            requantization and the activation's table, into any NHWC layout — a concat's channel
+//            slice included), dequantized float maps, or their σ straight into the decoded boxes'
+//            rows (the detect head). qconv2d_tiles, the loop itself, hands tiles to a callback
+//            (tests read the accumulators through it).
 //
 // Tasks are (group, 12 consecutive output pixels in row-major order): a tile may span two rows (or
 // more, for rows under 12 pixels), and its epilogue is called once per row; the last tile reuses its
@@ -24,6 +26,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -32,6 +35,7 @@
 #include "pdyolo/kernels/neon/qconv_ukernels.hpp"
 #include "pdyolo/kernels/x86/qconv_amx.hpp"
 #include "pdyolo/kernels/x86/qconv_ukernels.hpp"
+#include "pdyolo/kernels/cpu/elementwise.hpp"
 #include "pdyolo/kernels/int8_scheme.hpp"
 
 namespace pdyolo::kernels::cpu {
@@ -239,8 +243,10 @@ inline void qconv2d_amx(const U8Image& x, const QConvGeometry& g, const PackedQC
 }
 #endif
 
-inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvWeights& w, const QConvEpilogue& epilogue,
-                    QconvIsa isa = best_qconv_isa()) {
+// The tile loop: epilogue(…) for every tile of accumulators. Executors call qconv2d below, whose
+// output is plain data; this form is for it and for tests that read the accumulators.
+inline void qconv2d_tiles(const U8Image& x, const QConvGeometry& g, const PackedQConvWeights& w, const QConvEpilogue& epilogue,
+                          QconvIsa isa = best_qconv_isa()) {
   PDYOLO_CHECK(w.out_channels == g.out_channels && w.groups == g.groups && w.in_per_group == g.in_per_group() && w.kernel == g.kernel,
                "qconv: the packed weights are for another conv");
   PDYOLO_CHECK(qconv_isa_available(isa), "qconv: this CPU cannot run the ", qconv_isa_name(isa), " kernel");
@@ -284,6 +290,84 @@ inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvW
       }
     }
   });
+}
+
+// What a quantized conv writes, as plain data — no callback — so that every backend can implement
+// the same entry (per image; acc + offset is the accumulator with the input's zero point and the
+// bias folded in, QConvRequant):
+//   requantize               u8 levels at `levels`: z + M·(acc + offset), through the activation's
+//                            table when it has one (requantize_tile)
+//   dequantize               float maps [C, OH, OW] at `maps`: float(clamp(acc + offset, int32)) ·
+//                            scale[c] (the detect head's convs)
+//   dequantize_sigmoid_rows  σ of the same, into the decoded boxes' rows of this level at `rows`
+//                            ([na, OH, OW, no], channel a·no + k → row (a, y, x), column k); the
+//                            box transform follows in the detect step
+struct QConvOutput {
+  enum class Kind { requantize, dequantize, dequantize_sigmoid_rows };
+  Kind kind = Kind::requantize;
+  const QConvRequant* requant = nullptr;  // offsets (all kinds); multipliers, zero point and table (requantize)
+  U8Image levels;                         // requantize
+  const float* scale = nullptr;           // dequantize*: s_x · s_w per output channel
+  float* maps = nullptr;                  // dequantize
+  float* rows = nullptr;                  // dequantize_sigmoid_rows
+  int64_t outputs_per_anchor = 0;         // dequantize_sigmoid_rows: no
+};
+
+// A tile's float values: float(clamp(acc + offset, int32)) · scale per channel (the reference's
+// arithmetic), pixel-major so that the loop over channels vectorizes.
+inline void dequantize_tile(const QConvRequant& requant, const float* dequant_scale, int64_t out_channels, const int32_t* acc, int64_t pixels,
+                            int64_t c0, float (&tile)[kQconvMaxPixels][kQconvChannels]) {
+  const int64_t* offset = requant.offset.data() + c0;
+  float scale[kQconvChannels] = {};
+  std::copy(dequant_scale + c0, dequant_scale + std::min<int64_t>(c0 + kQconvChannels, out_channels), scale);
+  if (requant.fits_int32) {  // acc + offset fits in int32: the same values, in a loop that vectorizes
+    const int32_t* offset32 = requant.offset32.data() + c0;
+    for (int64_t p = 0; p < pixels; ++p)
+      for (int64_t j = 0; j < kQconvChannels; ++j) tile[p][j] = static_cast<float>(acc[p * kQconvChannels + j] + offset32[j]) * scale[j];
+    return;
+  }
+  for (int64_t p = 0; p < pixels; ++p)
+    for (int64_t j = 0; j < kQconvChannels; ++j) {
+      const int64_t total = std::clamp<int64_t>(acc[p * kQconvChannels + j] + offset[j], INT32_MIN, INT32_MAX);
+      tile[p][j] = static_cast<float>(static_cast<int32_t>(total)) * scale[j];
+    }
+}
+
+// One image's quantized conv into `out` (see QConvOutput).
+inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvWeights& w, const QConvOutput& out, QconvIsa isa = best_qconv_isa()) {
+  PDYOLO_CHECK(out.requant, "qconv: no requantization constants");
+  const QConvRequant& requant = *out.requant;
+  const int64_t oh = g.out_height(), ow = g.out_width();
+  switch (out.kind) {
+    case QConvOutput::Kind::requantize:
+      return qconv2d_tiles(x, g, w, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+        requantize_tile(requant, acc, pixels, c0, channels, out.levels.at(oy, ox0) + c0, out.levels.pixel_stride, isa);
+      }, isa);
+    case QConvOutput::Kind::dequantize:
+      return qconv2d_tiles(x, g, w, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+        float tile[kQconvMaxPixels][kQconvChannels];
+        dequantize_tile(requant, out.scale, g.out_channels, acc, pixels, c0, tile);
+        for (int64_t j = 0; j < channels; ++j) {
+          float* dst = out.maps + ((c0 + j) * oh + oy) * ow + ox0;
+          for (int64_t p = 0; p < pixels; ++p) dst[p] = tile[p][j];
+        }
+      }, isa);
+    case QConvOutput::Kind::dequantize_sigmoid_rows: {
+      const int64_t no = out.outputs_per_anchor;
+      return qconv2d_tiles(x, g, w, [&](int64_t oy, int64_t ox0, int64_t pixels, int64_t c0, int64_t channels, const int32_t* acc) {
+        float tile[kQconvMaxPixels][kQconvChannels], score[kQconvChannels];
+        dequantize_tile(requant, out.scale, g.out_channels, acc, pixels, c0, tile);
+        for (int64_t p = 0; p < pixels; ++p) {
+          sigmoid_row(tile[p], score, channels);  // (elementwise: the same bits as over whole rows)
+          for (int64_t j = 0; j < channels;) {  // runs of channels of one anchor: consecutive outputs of one box row
+            const int64_t a = (c0 + j) / no, k = (c0 + j) % no, run = std::min(channels - j, no - k);
+            std::memcpy(out.rows + ((a * oh + oy) * ow + ox0 + p) * no + k, score + j, static_cast<size_t>(run) * sizeof(float));
+            j += run;
+          }
+        }
+      }, isa);
+    }
+  }
 }
 
 }  // namespace pdyolo::kernels::cpu
