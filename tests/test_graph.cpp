@@ -8,6 +8,7 @@
 #include "pdyolo/graph/channels.hpp"
 #include "pdyolo/graph/executor.hpp"
 #include "pdyolo/graph/fuse.hpp"
+#include "pdyolo/graph/onnx_export.hpp"
 #include "pdyolo/models/weights.hpp"
 #include "test_util.hpp"
 
@@ -474,4 +475,27 @@ TEST_CASE("ReOrg (YOLOv7-P6's space-to-depth): channels, shapes, pruning through
   CHECK(test::max_rel_diff(executor.run(x).decoded, fused) < 1e-4);
   // An odd size cannot be split into 2×2 phases.
   CHECK(test::error_of([&] { executor.run(Tensor::zeros({1, 3, 64, 62})); }).find("even") != std::string::npos);
+}
+
+TEST_CASE("ONNX export: every op has a form, the model's bytes start as a ModelProto, bad sizes and opsets are refused by name") {
+  models::YoloModel m = build(kSource + "/tests/data/cfg/reorg-tiny.yaml");
+  graph::fuse(m.graph);
+  m.graph.eval();
+  graph::OnnxExportOptions o;
+  o.height = o.width = 64;
+  for (graph::Op op : graph::kAllOps) {
+    const bool has_form = graph::describe(op).onnx != nullptr;
+    CHECK(has_form);
+  }
+  const std::string bytes = graph::export_onnx(m.graph, o);
+  REQUIRE(bytes.size() > 1000);
+  CHECK(static_cast<uint8_t>(bytes[0]) == 0x08);  // ModelProto field 1, ir_version
+  CHECK(bytes[1] == 7);
+  CHECK(bytes.find("Slice") != std::string::npos);  // the ReOrg's phases (the rest: tests/onnx/check_export.py, in ONNX Runtime)
+  CHECK(bytes.find("pdyolo") != std::string::npos);
+  o.height = 60;
+  CHECK(test::error_of([&] { graph::export_onnx(m.graph, o); }).find("onnx export: the image size 60x64 is not a multiple of the largest stride 8") !=
+        std::string::npos);
+  o.height = 64, o.opset = 11;
+  CHECK(test::error_of([&] { graph::export_onnx(m.graph, o); }).find("opset 11 is not supported (12 to 14") != std::string::npos);
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "pdyolo/io/protobuf.hpp"
 #include "test_util.hpp"
 
 using namespace pdyolo;
@@ -267,4 +268,26 @@ TEST_CASE("npy: the reference implementation's fixture tensors" * doctest::test_
   const Tensor targets = io::load_npy(dir + "loss_targets.npy");
   CHECK(targets.dim() == 2);
   CHECK(targets.shape()[1] == 6);
+}
+
+TEST_CASE("protobuf writer: keys, varints, fixed32, length-delimited and packed fields as the wire format encodes them") {
+  using io::protobuf::Message;
+  auto bytes = [](const Message& m) { return std::vector<uint8_t>(m.bytes().begin(), m.bytes().end()); };
+  // The encoding guide's examples: field 1 = 150 is 08 96 01; field 2 = "testing" is 12 07 74 65 73 74 69 6e 67.
+  CHECK(bytes(Message().add_varint(1, 150)) == std::vector<uint8_t>{0x08, 0x96, 0x01});
+  CHECK(bytes(Message().add_string(2, "testing")) == std::vector<uint8_t>{0x12, 0x07, 't', 'e', 's', 't', 'i', 'n', 'g'});
+  // A nested message is a length-delimited field holding its bytes: field 3 = {1: 150} is 1a 03 08 96 01.
+  CHECK(bytes(Message().add_message(3, Message().add_varint(1, 150))) == std::vector<uint8_t>{0x1a, 0x03, 0x08, 0x96, 0x01});
+  // A negative int64 is its two's complement: ten bytes, the last 01.
+  const std::vector<uint8_t> minus_one = bytes(Message().add_int(1, -1));
+  CHECK(minus_one.size() == 11);
+  CHECK(minus_one.front() == 0x08);
+  CHECK(minus_one.back() == 0x01);
+  // fixed32 (wire type 5), little-endian: field 2 = 1.0f is 15 00 00 80 3f.
+  CHECK(bytes(Message().add_float(2, 1.0f)) == std::vector<uint8_t>{0x15, 0x00, 0x00, 0x80, 0x3f});
+  // Field numbers above 15 take a two-byte key: field 20 (varint) is a0 01.
+  CHECK(bytes(Message().add_varint(20, 3)) == std::vector<uint8_t>{0xa0, 0x01, 0x03});
+  // Packed repeated varints: field 4 = [3, 270, 86942] is 22 06 03 8e 02 9e a7 05.
+  CHECK(bytes(Message().add_packed_ints(4, {3, 270, 86942})) == std::vector<uint8_t>{0x22, 0x06, 0x03, 0x8e, 0x02, 0x9e, 0xa7, 0x05});
+  CHECK(bytes(Message().add_packed_floats(5, {1.0f})) == std::vector<uint8_t>{0x2a, 0x04, 0x00, 0x00, 0x80, 0x3f});
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "pdyolo/core/tensor.hpp"
+#include "pdyolo/core/version.hpp"
 #include "pdyolo/core/op_profile.hpp"
 #include "pdyolo/core/progress.hpp"
 #include "pdyolo/core/rng.hpp"
@@ -32,6 +33,7 @@
 #include "pdyolo/graph/executor.hpp"
 #include "pdyolo/graph/fuse.hpp"
 #include "pdyolo/graph/latency.hpp"
+#include "pdyolo/graph/onnx_export.hpp"
 #include "pdyolo/graph/serialize.hpp"
 #include "pdyolo/models/weights.hpp"
 #include "pdyolo/eval/evaluate.hpp"
@@ -49,4 +51,3 @@
 #include "pdyolo/quant/qat.hpp"
 #include "pdyolo/quant/sensitivity.hpp"
 
-#define PDYOLO_VERSION "0.1.0"

@@ -1,5 +1,5 @@
 // pdyolo — the command-line tool. Each pipeline stage is a subcommand (kCommands below, and version):
-//   info, convert, prune, quantize, qat, forward, detect, eval, train, bench, demo, version
+//   info, convert, export, prune, quantize, qat, forward, detect, eval, train, bench, demo, version
 // Each command declares its flags once (a CommandSpec next to its code); `pdyolo help` and
 // `pdyolo CMD --help` print them.
 #include <cstring>
@@ -8,6 +8,7 @@
 
 #include "cli_bench.hpp"
 #include "cli_eval.hpp"
+#include "cli_export.hpp"
 #include "cli_model.hpp"
 #include "cli_prune.hpp"
 #include "cli_quantize.hpp"
@@ -42,6 +43,7 @@ struct Command {
 
 const Command kCommands[] = {
     {pdyolo::cli::info_spec, pdyolo::cli::run_info},     {pdyolo::cli::convert_spec, pdyolo::cli::run_convert},
+    {pdyolo::cli::export_spec, pdyolo::cli::run_export},
     {pdyolo::cli::prune_spec, pdyolo::cli::run_prune},   {pdyolo::cli::quantize_spec, pdyolo::cli::run_quantize},
     {pdyolo::cli::qat_spec, pdyolo::cli::run_qat},
     {pdyolo::cli::forward_spec, pdyolo::cli::run_forward}, {pdyolo::cli::detect_spec, pdyolo::cli::run_detect},

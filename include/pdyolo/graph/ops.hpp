@@ -12,10 +12,13 @@
 //   inference          whether it remains after graph::fuse, so that planned executors run it
 //   kernel             the kernel kind that runs it, which a backend declares per dtype
 //                      (backend/dispatch.hpp): a planned run checks its backend has them all
+//   onnx               the ONNX nodes it becomes (graph/onnx_export.hpp)
 //
 // What remains per backend — the kernel that runs an op — is a switch over Op with no `default:` in
 // each executor, so a new op that one of them lacks is a compile error (README: how to add an op).
 #pragma once
+#include <climits>
+#include <cmath>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -23,6 +26,8 @@
 #include "pdyolo/backend/backend.hpp"
 #include "pdyolo/core/shape.hpp"
 #include "pdyolo/graph/node.hpp"
+#include "pdyolo/graph/onnx_writer.hpp"
+#include "pdyolo/kernels/ref/reorg.hpp"
 
 namespace pdyolo::graph {
 
@@ -94,6 +99,9 @@ struct OpDesc {
   // The kernel kind that runs it (backend/dispatch.hpp's table): a planned run asks its backend
   // whether it has this kind for its dtype before it starts (graph/planned.hpp).
   OpKind kernel;
+  // Its ONNX form: the nodes, initializers and (for the detect head) graph outputs it writes
+  // (graph/onnx_export.hpp; opset 12–14).
+  void (*onnx)(OnnxNodeWriter&, const Node&);
 };
 
 namespace op_rows {
@@ -180,23 +188,124 @@ inline std::string detect_check(const Node& n, const std::vector<const Node*>& i
   return {};
 }
 
+// ---- ONNX forms ----------------------------------------------------------------------------------
+using io::onnx::Attribute;
+
+inline void onnx_nothing(OnnxNodeWriter&, const Node&) {}  // the input: the graph's input "images"
+
+inline void onnx_conv(OnnxNodeWriter& w, const Node& n) {
+  const auto& c = n.get<ConvAttrs>();
+  std::vector<std::string> in{w.input(n, 0), w.tensor(n, "weight")};
+  if (n.has_tensor("bias")) in.push_back(w.tensor(n, "bias"));
+  w.add(n, "Conv", in, {w.output(n)},
+        {Attribute::of_ints("dilations", {1, 1}), Attribute::of_int("group", c.groups), Attribute::of_ints("kernel_shape", {c.kernel, c.kernel}),
+         Attribute::of_ints("pads", {c.padding, c.padding, c.padding, c.padding}), Attribute::of_ints("strides", {c.stride, c.stride})});
+}
+
+inline void onnx_batch_norm(OnnxNodeWriter& w, const Node& n) {
+  const auto& b = n.get<BatchNormAttrs>();
+  w.add(n, "BatchNormalization",
+        {w.input(n, 0), w.tensor(n, "weight"), w.tensor(n, "bias"), w.tensor(n, "running_mean"), w.tensor(n, "running_var")}, {w.output(n)},
+        {Attribute::of_float("epsilon", b.eps), Attribute::of_float("momentum", 1.0f - b.momentum)});
+}
+
+// SiLU is x · σ(x) (no SiLU op before opset 24).
+inline void onnx_activation(OnnxNodeWriter& w, const Node& n) {
+  const auto& a = n.get<ActivationAttrs>();
+  switch (a.kind) {
+    case Activation::silu: {
+      const std::string s = w.temp(n, "sigmoid");
+      w.add(n, "Sigmoid", {w.input(n, 0)}, {s});
+      w.add(n, "Mul", {w.input(n, 0), s}, {w.output(n)});
+      return;
+    }
+    case Activation::leaky_relu: return w.add(n, "LeakyRelu", {w.input(n, 0)}, {w.output(n)}, {Attribute::of_float("alpha", a.slope)});
+    case Activation::relu: return w.add(n, "Relu", {w.input(n, 0)}, {w.output(n)});
+    case Activation::identity: return w.add(n, "Identity", {w.input(n, 0)}, {w.output(n)});
+  }
+}
+
+// Summed left to right, as the executors do.
+inline void onnx_add(OnnxNodeWriter& w, const Node& n) {
+  if (n.inputs.size() == 1) return w.add(n, "Identity", {w.input(n, 0)}, {w.output(n)});
+  std::string sum = w.input(n, 0);
+  for (size_t j = 1; j < n.inputs.size(); ++j) {
+    const std::string out = j + 1 == n.inputs.size() ? w.output(n) : w.temp(n, "sum" + std::to_string(j));
+    w.add(n, "Add", {sum, w.input(n, j)}, {out});
+    sum = out;
+  }
+}
+
+inline void onnx_concat(OnnxNodeWriter& w, const Node& n) {
+  std::vector<std::string> in;
+  for (size_t j = 0; j < n.inputs.size(); ++j) in.push_back(w.input(n, j));
+  w.add(n, "Concat", in, {w.output(n)}, {Attribute::of_int("axis", 1)});
+}
+
+inline void onnx_max_pool(OnnxNodeWriter& w, const Node& n) {
+  const auto& p = n.get<PoolAttrs>();
+  w.add(n, "MaxPool", {w.input(n, 0)}, {w.output(n)},
+        {Attribute::of_ints("kernel_shape", {p.kernel, p.kernel}), Attribute::of_ints("pads", {p.padding, p.padding, p.padding, p.padding}),
+         Attribute::of_ints("strides", {p.stride, p.stride})});
+}
+
+// Nearest upsampling as PyTorch exports it: Resize with scales, asymmetric coordinates, floor.
+inline void onnx_upsample(OnnxNodeWriter& w, const Node& n) {
+  const float s = static_cast<float>(n.get<UpsampleAttrs>().scale);
+  // roi: unused in this mode, but a required input before opset 13 (an empty tensor).
+  w.add(n, "Resize", {w.input(n, 0), w.floats(n, "roi", {}), w.floats(n, "scales", {1.0f, 1.0f, s, s})}, {w.output(n)},
+        {Attribute::of_string("coordinate_transformation_mode", "asymmetric"), Attribute::of_string("mode", "nearest"),
+         Attribute::of_string("nearest_mode", "floor")});
+}
+
+// Space-to-depth in the reference's phase order: four strided slices, concatenated.
+inline void onnx_reorg(OnnxNodeWriter& w, const Node& n) {
+  std::vector<std::string> phases;
+  const std::string ends = w.int64s(n, "ends", {INT64_MAX, INT64_MAX}), axes = w.int64s(n, "axes", {2, 3}), steps = w.int64s(n, "steps", {2, 2});
+  for (int k = 0; k < 4; ++k) {
+    const std::string phase = w.temp(n, "phase" + std::to_string(k));
+    w.add(n, "Slice", {w.input(n, 0), w.int64s(n, "starts" + std::to_string(k), {kernels::kReorgRow[k], kernels::kReorgColumn[k]}), ends, axes, steps},
+          {phase});
+    phases.push_back(phase);
+  }
+  w.add(n, "Concat", phases, {w.output(n)}, {Attribute::of_int("axis", 1)});
+}
+
+inline void onnx_implicit_add(OnnxNodeWriter& w, const Node& n) { w.add(n, "Add", {w.input(n, 0), w.tensor(n, "implicit")}, {w.output(n)}); }
+inline void onnx_implicit_mul(OnnxNodeWriter& w, const Node& n) { w.add(n, "Mul", {w.input(n, 0), w.tensor(n, "implicit")}, {w.output(n)}); }
+
+// The raw head, as the official export writes it: each level's [N, na·no, H, W] reshaped to
+// [N, na, no, H, W] and transposed to [N, na, H, W, no], a graph output named p<log2 stride>.
+inline void onnx_detect(OnnxNodeWriter& w, const Node& n) {
+  const auto& d = n.get<DetectAttrs>();
+  const int64_t no = d.outputs_per_anchor();
+  for (size_t l = 0; l < n.inputs.size(); ++l) {
+    const Shape& in = w.input_shape(n, l);
+    const std::string level = "p" + std::to_string(static_cast<int>(std::lround(std::log2(d.strides.at(l)))));
+    const std::string shaped = w.temp(n, level + "_reshaped");
+    w.add(n, "Reshape", {w.input(n, l), w.int64s(n, level + "_shape", {0, d.na, no, in[2], in[3]})}, {shaped});  // 0: the batch, as it comes
+    w.add(n, "Transpose", {shaped}, {level}, {Attribute::of_ints("perm", {0, 1, 3, 4, 2})});
+    w.outputs().push_back({level, Shape{in[0], d.na, in[2], in[3], no}});
+  }
+}
+
 }  // namespace op_rows
 
 // The rows, in the order of enum Op (checked at compile time below).
 inline constexpr OpDesc kOpTable[] = {
-    // op             name            attributes                        inputs   channels                   channel axes               shape                      FLOPs                check                  quantizer                  inference   kernel
-    {Op::input,        "input",        op_rows::attrs<InputAttrs>,       0, 0,    ChannelRule::source,       op_rows::no_axes,          op_rows::no_shape,         op_rows::no_flops,   op_rows::no_check,     QuantRule::image,          true, OpKind::copy},
-    {Op::conv,         "conv",         op_rows::attrs<ConvAttrs>,        1, 1,    ChannelRule::produce,      op_rows::conv_axes,        op_rows::conv_shape,       op_rows::conv_flops, op_rows::conv_check,   QuantRule::own,            true, OpKind::conv2d},
-    {Op::batch_norm,   "batch_norm",   op_rows::attrs<BatchNormAttrs>,   1, 1,    ChannelRule::passthrough,  op_rows::batch_norm_axes,  op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false, OpKind::batch_norm2d},
-    {Op::activation,   "activation",   op_rows::attrs<ActivationAttrs>,  1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::own,            true, OpKind::unary},
-    {Op::add,          "add",          op_rows::attrs<NoAttrs>,          1, kUnboundedInputs, ChannelRule::coupled, op_rows::no_axes,   op_rows::same_shape,       op_rows::no_flops,   op_rows::add_check,    QuantRule::shared_inputs,  true, OpKind::binary},
-    {Op::concat,       "concat",       op_rows::attrs<NoAttrs>,          1, kUnboundedInputs, ChannelRule::concat,  op_rows::no_axes,   op_rows::concat_shape,     op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::copy},
-    {Op::max_pool,     "max_pool",     op_rows::attrs<PoolAttrs>,        1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::pool_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::max_pool2d},
-    {Op::upsample,     "upsample",     op_rows::attrs<UpsampleAttrs>,    1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::upsample_shape,   op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::upsample_nearest},
-    {Op::reorg,        "reorg",        op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::space_to_depth, op_rows::no_axes,        op_rows::reorg_shape,      op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::reorg},
-    {Op::implicit_add, "implicit_add", op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::passthrough,  op_rows::implicit_axes,    op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false, OpKind::binary},
-    {Op::implicit_mul, "implicit_mul", op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::passthrough,  op_rows::implicit_axes,    op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false, OpKind::binary},
-    {Op::detect,       "detect",       op_rows::attrs<DetectAttrs>,      1, kUnboundedInputs, ChannelRule::sink,    op_rows::no_axes,   op_rows::no_shape,         op_rows::no_flops,   op_rows::detect_check, QuantRule::dequantized,    true, OpKind::unary},
+    // op             name            attributes                        inputs   channels                   channel axes               shape                      FLOPs                check                  quantizer                  inference   kernel   onnx
+    {Op::input,        "input",        op_rows::attrs<InputAttrs>,       0, 0,    ChannelRule::source,       op_rows::no_axes,          op_rows::no_shape,         op_rows::no_flops,   op_rows::no_check,     QuantRule::image,          true, OpKind::copy, op_rows::onnx_nothing},
+    {Op::conv,         "conv",         op_rows::attrs<ConvAttrs>,        1, 1,    ChannelRule::produce,      op_rows::conv_axes,        op_rows::conv_shape,       op_rows::conv_flops, op_rows::conv_check,   QuantRule::own,            true, OpKind::conv2d, op_rows::onnx_conv},
+    {Op::batch_norm,   "batch_norm",   op_rows::attrs<BatchNormAttrs>,   1, 1,    ChannelRule::passthrough,  op_rows::batch_norm_axes,  op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false, OpKind::batch_norm2d, op_rows::onnx_batch_norm},
+    {Op::activation,   "activation",   op_rows::attrs<ActivationAttrs>,  1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::own,            true, OpKind::unary, op_rows::onnx_activation},
+    {Op::add,          "add",          op_rows::attrs<NoAttrs>,          1, kUnboundedInputs, ChannelRule::coupled, op_rows::no_axes,   op_rows::same_shape,       op_rows::no_flops,   op_rows::add_check,    QuantRule::shared_inputs,  true, OpKind::binary, op_rows::onnx_add},
+    {Op::concat,       "concat",       op_rows::attrs<NoAttrs>,          1, kUnboundedInputs, ChannelRule::concat,  op_rows::no_axes,   op_rows::concat_shape,     op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::copy, op_rows::onnx_concat},
+    {Op::max_pool,     "max_pool",     op_rows::attrs<PoolAttrs>,        1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::pool_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::max_pool2d, op_rows::onnx_max_pool},
+    {Op::upsample,     "upsample",     op_rows::attrs<UpsampleAttrs>,    1, 1,    ChannelRule::passthrough,  op_rows::no_axes,          op_rows::upsample_shape,   op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::upsample_nearest, op_rows::onnx_upsample},
+    {Op::reorg,        "reorg",        op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::space_to_depth, op_rows::no_axes,        op_rows::reorg_shape,      op_rows::no_flops,   op_rows::no_check,     QuantRule::moves_levels,   true, OpKind::reorg, op_rows::onnx_reorg},
+    {Op::implicit_add, "implicit_add", op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::passthrough,  op_rows::implicit_axes,    op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false, OpKind::binary, op_rows::onnx_implicit_add},
+    {Op::implicit_mul, "implicit_mul", op_rows::attrs<NoAttrs>,          1, 1,    ChannelRule::passthrough,  op_rows::implicit_axes,    op_rows::same_shape,       op_rows::no_flops,   op_rows::no_check,     QuantRule::fused_away,     false, OpKind::binary, op_rows::onnx_implicit_mul},
+    {Op::detect,       "detect",       op_rows::attrs<DetectAttrs>,      1, kUnboundedInputs, ChannelRule::sink,    op_rows::no_axes,   op_rows::no_shape,         op_rows::no_flops,   op_rows::detect_check, QuantRule::dequantized,    true, OpKind::unary, op_rows::onnx_detect},
 };
 
 namespace detail {

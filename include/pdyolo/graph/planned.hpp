@@ -11,19 +11,21 @@
 //              with the activation after it is one step)
 //   replan     per input shape: shapes, the arena plan (graph/arena.hpp: in-place concats,
 //              lifetimes), each step's GFLOP for the profile
-//   allocate   one block of the backend's device memory for every buffer, from that device type's
-//              allocator (core/allocator.hpp), the buffers placed in it by the executor's sizes
+//   allocate   one block of the backend's device memory for every buffer (core/storage.hpp's
+//              Storage, from that device type's allocator), the buffers placed in it by the
+//              executor's sizes
 //   run        the steps in order, each timed by the one profiler (core/op_profile.hpp) as
 //              "<scope> <op>" and by its node's name
 #pragma once
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "pdyolo/backend/dispatch.hpp"
-#include "pdyolo/core/allocator.hpp"
+#include "pdyolo/core/storage.hpp"
 #include "pdyolo/core/op_profile.hpp"
 #include "pdyolo/graph/arena.hpp"
 #include "pdyolo/graph/fuse.hpp"
@@ -34,39 +36,6 @@ namespace pdyolo::graph {
 // reads and the value it writes (value ids are node ids: graph/arena.hpp).
 struct PlannedStep : ArenaStep {
   int activation = -1;  // the activation node merged into this step's conv, or -1
-};
-
-// One block of a device's memory, from its device type's allocator; released on destruction.
-class DeviceBlock {
- public:
-  DeviceBlock() = default;
-  DeviceBlock(Device device, size_t bytes) : device_(device), bytes_(bytes) {
-    if (bytes_ > 0) data_ = static_cast<uint8_t*>(allocator_for(device_).allocate(bytes_, device_.index));
-  }
-  ~DeviceBlock() { release(); }
-  DeviceBlock(DeviceBlock&& o) noexcept { *this = std::move(o); }
-  DeviceBlock& operator=(DeviceBlock&& o) noexcept {
-    if (this != &o) {
-      release();
-      device_ = o.device_, data_ = std::exchange(o.data_, nullptr), bytes_ = std::exchange(o.bytes_, 0);
-    }
-    return *this;
-  }
-  DeviceBlock(const DeviceBlock&) = delete;
-  DeviceBlock& operator=(const DeviceBlock&) = delete;
-
-  uint8_t* data() const { return data_; }
-  size_t bytes() const { return bytes_; }
-  Device device() const { return device_; }
-
- private:
-  void release() {
-    if (data_) allocator_for(device_).release(data_, bytes_, device_.index);
-    data_ = nullptr, bytes_ = 0;
-  }
-  Device device_;
-  uint8_t* data_ = nullptr;
-  size_t bytes_ = 0;
 };
 
 // The device a backend's memory lives on.
@@ -111,7 +80,7 @@ class PlannedGraph {
     if (n == batch_ && h == height_ && w == width_) return false;
     shapes_ = graph_.infer_shapes(h, w);
     arena_ = plan_arena(graph_, steps_, value_of_, shapes_, input_buffer);
-    block_ = DeviceBlock();
+    block_.reset();
     step_gflop_.assign(steps_.size(), 0.0);
     for (size_t s = 0; s < steps_.size(); ++s) step_gflop_[s] = graph_.node_flops(static_cast<size_t>(steps_[s].node), shapes_) / 1e9;
     batch_ = n, height_ = h, width_ = w;
@@ -122,8 +91,8 @@ class PlannedGraph {
   // on the backend's device; after replan, and after the executor adjusted the plan's buffers.
   void allocate(const std::function<int64_t(const ArenaBuffer&)>& bytes_of) {
     place_buffers(arena_, bytes_of);
-    block_ = DeviceBlock(device_of(backend_), static_cast<size_t>(arena_.total));
-    if (block_.device().type == DeviceType::cpu && block_.bytes() > 0) std::memset(block_.data(), 0, block_.bytes());
+    block_ = std::make_unique<Storage>(static_cast<size_t>(arena_.total), device_of(backend_));
+    if (block_->device().type == DeviceType::cpu) std::memset(block_->data(), 0, block_->nbytes());
   }
 
   // Runs fn(s, step) for every step in order, timed as "<scope> <op>" and by the node's name.
@@ -140,8 +109,8 @@ class PlannedGraph {
   const std::vector<Shape>& shapes() const { return shapes_; }
   ArenaPlan& arena() { return arena_; }
   const ArenaPlan& arena() const { return arena_; }
-  uint8_t* arena_data() const { return block_.data(); }
-  int64_t arena_bytes() const { return static_cast<int64_t>(block_.bytes()); }
+  uint8_t* arena_data() const { return block_ ? static_cast<uint8_t*>(block_->data()) : nullptr; }
+  int64_t arena_bytes() const { return block_ ? static_cast<int64_t>(block_->nbytes()) : 0; }
   double step_gflop(size_t s) const { return step_gflop_[s]; }
   int64_t batch() const { return batch_; }
 
@@ -178,7 +147,7 @@ class PlannedGraph {
   std::vector<int> value_of_;
   std::vector<Shape> shapes_;
   ArenaPlan arena_;
-  DeviceBlock block_;
+  std::unique_ptr<Storage> block_;  // the arena: one block of the backend's device memory
   std::vector<double> step_gflop_;  // per step and image
   int64_t batch_ = -1, height_ = -1, width_ = -1;
 };
