@@ -50,7 +50,7 @@ def scale_conv_weights(path, gain):
         f.write(blob)
 
 
-def check(label, model_args, size, batch=1, dynamic=False, run_batch=None, gain=1.0):
+def check(label, model_args, size, batch=1, dynamic=False, run_batch=None, gain=1.0, grid=False):
     """Exports the model, runs both, compares every raw map."""
     run_batch = run_batch or batch
     weights = os.path.join(work, label + ".safetensors")
@@ -59,7 +59,7 @@ def check(label, model_args, size, batch=1, dynamic=False, run_batch=None, gain=
     if gain != 1.0:
         scale_conv_weights(weights, gain)
     export = ["export", "--weights", weights, "--img-size", str(size), "--out", onnx_path, "--batch-size", str(batch)]
-    run(*export, *(["--dynamic-batch"] if dynamic else []))
+    run(*export, *(["--dynamic-batch"] if dynamic else []), *(["--grid"] if grid else []))
     model = onnx.load(onnx_path)
     onnx.checker.check_model(model, full_check=True)
     images = (np.random.default_rng(size).integers(0, 256, size=(run_batch, 3, size, size)) / 255.0).astype(np.float32)
@@ -69,6 +69,20 @@ def check(label, model_args, size, batch=1, dynamic=False, run_batch=None, gain=
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     outputs = session.run(None, {"images": images})
     names = [o.name for o in session.get_outputs()]
+    if grid:  # the decoded boxes against ours
+        assert names == ["output"], f"{label}: outputs {names}"
+        ours = np.load(os.path.join(ours_dir, "decoded.npy"))
+        assert ours.shape == outputs[0].shape, f"{label}: ours {ours.shape}, ONNX Runtime {outputs[0].shape}"
+        theirs = outputs[0]  # boxes relative to their magnitude (pixels), scores absolutely (they lie in [0, 1])
+        boxes = float(np.abs(ours[..., :4] - theirs[..., :4]).max() / np.abs(ours[..., :4]).max())
+        scores = float(np.abs(ours[..., 4:] - theirs[..., 4:]).max())
+        worst = max(boxes, scores)
+        status = "ok" if worst < 1e-4 else "FAILED"
+        for path in (weights, onnx_path):
+            os.remove(path)
+        print(f"{label}: --grid, decoded boxes {ours.shape}: largest difference {boxes:.2e} of the boxes' magnitude, "
+              f"{scores:.2e} in the scores ({status})")
+        return status == "ok"
     assert names and all(n.startswith("p") and n[1:].isdigit() for n in names), f"{label}: outputs {names}"  # p<log2 stride>
     worst, spread = 0.0, float("inf")
     for level, (name, theirs) in enumerate(zip(names, outputs)):
@@ -95,6 +109,8 @@ ok &= check("yolov7-tiny-320", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed", "1"]
 ok &= check("yolov7-tiny-256-dynamic", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed", "2"], 256, dynamic=True, run_batch=3, gain=2.4)
 ok &= check("yolov7-silu-repconv-implicit", ["--cfg", cfg("yolov7.yaml"), "--seed", "3", "--nc", "5"], 128, gain=3.0)
 ok &= check("reorg-tiny", ["--cfg", os.path.join(source, "tests", "data", "cfg", "reorg-tiny.yaml"), "--seed", "4"], 64, batch=2, gain=2.4)
+ok &= check("yolov7-tiny-320-grid", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed", "1"], 320, gain=2.4, grid=True)
+ok &= check("yolov7-tiny-256-grid-dynamic", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed", "2"], 256, dynamic=True, run_batch=2, gain=2.4, grid=True)
 yolov3 = os.path.join(shared, "fixtures", "cfg", "baseline", "yolov3.yaml")
 fixture = os.path.join(shared, "fixtures", "yolov7-tiny-coco128", "yolov7-tiny-coco128.pt")
 if os.path.exists(yolov3):  # residual adds
@@ -104,6 +120,7 @@ else:
 if os.path.exists(fixture):  # real weights, at two sizes
     ok &= check("fixture-pt-320", ["--weights", fixture], 320)
     ok &= check("fixture-pt-640", ["--weights", fixture], 640)
+    ok &= check("fixture-pt-640-grid", ["--weights", fixture], 640, grid=True)
 else:
     print(f"the official checkpoint: not checked ({fixture} is missing)")
 # The README's Python example, as written, on an export with the README command's defaults.

@@ -14,10 +14,11 @@ namespace pdyolo::cli {
 inline const CommandSpec& export_spec() {
   static const CommandSpec spec{
       "export",
-      "write a float model as ONNX: fused, input images [N, 3, S, S], the raw maps p3, p4, p5 [N, na, H, W, no]",
+      "write a float model as ONNX: fused, input images [N, 3, S, S], the raw maps p3, p4, p5 [N, na, H, W, no] or, with --grid, the boxes",
       {weights_flag(), cfg_flag(), nc_flag(), {"--seed", "S", "0", "seed of the random weights (with --cfg alone)"},
        {"--format", "onnx", "onnx", "the file format"}, img_size_flag(), {"--batch-size", "B", "1", "the input's batch (fixed)"},
        {"--dynamic-batch", "", "", "axis 0 of the input and outputs is the symbol 'batch'"},
+       {"--grid", "", "", "decode the boxes into one output, 'output' [N, rows, no] (σ, xywh in pixels), as the official --grid"},
        {"--opset", "N", "12", "ONNX opset (12 to 14)"}, {"--out", "MODEL.onnx", "", "the file to write"}}};
   return spec;
 }
@@ -33,6 +34,7 @@ inline int run_export(const Args& args) {
   o.height = o.width = args.integer("--img-size");
   o.batch = args.integer("--batch-size");
   o.dynamic_batch = args.has("--dynamic-batch");
+  o.grid = args.has("--grid");
   o.opset = args.integer("--opset");
   o.class_names = model.names;
   const std::string bytes = graph::export_onnx(model.graph, o);

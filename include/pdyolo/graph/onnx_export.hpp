@@ -1,7 +1,8 @@
 // A graph as an ONNX model: the input "images" [N, C, H, W] (N fixed, or the symbol "batch" with
 // dynamic_batch), each node as its op-table row's `onnx` form writes it (graph/ops.hpp), the detect
-// head's raw maps as outputs p3, p4, p5 … [N, na, H, W, no] (the official export's default layout),
-// and the class names and strides in metadata_props. H and W are fixed: the head's reshapes name
+// head's raw maps as outputs p3, p4, p5 … [N, na, H, W, no] (the official export's default layout)
+// or, with grid, its decoded boxes as "output" [N, Σ na·H·W, no], and the class names and strides
+// in metadata_props. H and W are fixed: the head's reshapes name
 // them. Written with io/onnx.hpp's protobuf messages; no ONNX or protobuf library.
 #pragma once
 #include <cmath>
@@ -21,6 +22,7 @@ struct OnnxExportOptions {
   int64_t height = 640, width = 640;  // multiples of the largest stride
   int64_t batch = 1;
   bool dynamic_batch = false;         // axis 0 of the input and outputs is the symbol "batch"
+  bool grid = false;                  // decoded boxes in one output, "output" [N, rows, no] (the official --grid)
   std::vector<std::string> class_names;
   std::string producer_version = PDYOLO_VERSION;
 };
@@ -47,7 +49,7 @@ inline std::string export_onnx(const Graph& g, const OnnxExportOptions& o) {
   io::onnx::GraphWriter out;
   const io::onnx::Dim batch = o.dynamic_batch ? io::onnx::Dim{0, "batch"} : io::onnx::Dim{o.batch, ""};
   out.add_input(io::onnx::value_info("images", io::onnx::DataType::float32, {batch, {shapes[0][1], ""}, {o.height, ""}, {o.width, ""}}));
-  OnnxNodeWriter writer(out, g.nodes, names, shapes);
+  OnnxNodeWriter writer(out, g.nodes, names, shapes, o.grid);
   for (const Node& n : g.nodes) describe(n.op).onnx(writer, n);
   for (const auto& [name, shape] : writer.outputs()) {
     std::vector<io::onnx::Dim> dims{batch};

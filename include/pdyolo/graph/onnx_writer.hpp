@@ -16,10 +16,14 @@ namespace pdyolo::graph {
 
 class OnnxNodeWriter {
  public:
-  // value_names: per node, the ONNX name of its output; shapes: per node, [N, C, H, W] at the
-  // exported image size.
-  OnnxNodeWriter(io::onnx::GraphWriter& out, const std::vector<Node>& nodes, std::vector<std::string> value_names, const std::vector<Shape>& shapes)
-      : out_(out), nodes_(nodes), names_(std::move(value_names)), shapes_(shapes) {}
+  // value_names: per node, the ONNX name of its output.
+  // shapes: per node, [N, C, H, W] at the exported image size; grid: the detect head decodes its
+  // boxes into one output (the official export's --grid) instead of writing the raw maps.
+  OnnxNodeWriter(io::onnx::GraphWriter& out, const std::vector<Node>& nodes, std::vector<std::string> value_names, const std::vector<Shape>& shapes,
+                 bool grid = false)
+      : out_(out), nodes_(nodes), names_(std::move(value_names)), shapes_(shapes), grid_(grid) {}
+
+  bool grid() const { return grid_; }
 
   // The ONNX name of input j of n, and of n's output.
   const std::string& input(const Node& n, size_t j) const { return names_.at(static_cast<size_t>(n.inputs.at(j))); }
@@ -43,9 +47,10 @@ class OnnxNodeWriter {
     out_.add_initializer(io::onnx::tensor(name, io::onnx::DataType::int64, {static_cast<int64_t>(values.size())}, values.data()));
     return name;
   }
-  std::string floats(const Node& n, const std::string& what, const std::vector<float>& values) {
+  std::string floats(const Node& n, const std::string& what, const std::vector<float>& values, std::vector<int64_t> dims = {}) {
     const std::string name = n.name + "/" + what;
-    out_.add_initializer(io::onnx::tensor(name, io::onnx::DataType::float32, {static_cast<int64_t>(values.size())}, values.data()));
+    if (dims.empty()) dims = {static_cast<int64_t>(values.size())};
+    out_.add_initializer(io::onnx::tensor(name, io::onnx::DataType::float32, dims, values.data()));
     return name;
   }
   // A name for an intermediate value of n's mapping.
@@ -70,6 +75,7 @@ class OnnxNodeWriter {
   const std::vector<Node>& nodes_;
   std::vector<std::string> names_;
   const std::vector<Shape>& shapes_;
+  bool grid_ = false;
   std::set<std::string> used_;  // ONNX node names so far
   std::vector<std::pair<std::string, Shape>> outputs_;
 };

@@ -275,17 +275,53 @@ inline void onnx_implicit_add(OnnxNodeWriter& w, const Node& n) { w.add(n, "Add"
 inline void onnx_implicit_mul(OnnxNodeWriter& w, const Node& n) { w.add(n, "Mul", {w.input(n, 0), w.tensor(n, "implicit")}, {w.output(n)}); }
 
 // The raw head, as the official export writes it: each level's [N, na·no, H, W] reshaped to
-// [N, na, no, H, W] and transposed to [N, na, H, W, no], a graph output named p<log2 stride>.
+// [N, na, no, H, W] and transposed to [N, na, H, W, no], a graph output named p<log2 stride>. With
+// the writer's grid, the boxes decoded as graph::decode_box does, in the same order of operations,
+// every level's rows concatenated into one output, "output" [N, Σ na·H·W, no].
 inline void onnx_detect(OnnxNodeWriter& w, const Node& n) {
   const auto& d = n.get<DetectAttrs>();
   const int64_t no = d.outputs_per_anchor();
+  const Tensor anchors = contiguous_copy(n.tensor("anchor_grid").detach().to(DType::f32));  // [nl, 1, na, 1, 1, 2] pixels
+  std::vector<std::string> level_rows;
+  int64_t rows = 0;
+  const std::string two = w.grid() ? w.floats(n, "two", {2.0f}) : "", half = w.grid() ? w.floats(n, "half", {0.5f}) : "";
   for (size_t l = 0; l < n.inputs.size(); ++l) {
     const Shape& in = w.input_shape(n, l);
+    const int64_t h = in[2], wd = in[3];
     const std::string level = "p" + std::to_string(static_cast<int>(std::lround(std::log2(d.strides.at(l)))));
-    const std::string shaped = w.temp(n, level + "_reshaped");
-    w.add(n, "Reshape", {w.input(n, l), w.int64s(n, level + "_shape", {0, d.na, no, in[2], in[3]})}, {shaped});  // 0: the batch, as it comes
-    w.add(n, "Transpose", {shaped}, {level}, {Attribute::of_ints("perm", {0, 1, 3, 4, 2})});
-    w.outputs().push_back({level, Shape{in[0], d.na, in[2], in[3], no}});
+    const std::string shaped = w.temp(n, level + "_reshaped"), maps = w.grid() ? w.temp(n, level) : level;
+    w.add(n, "Reshape", {w.input(n, l), w.int64s(n, level + "_shape", {0, d.na, no, h, wd})}, {shaped});  // 0: the batch, as it comes
+    w.add(n, "Transpose", {shaped}, {maps}, {Attribute::of_ints("perm", {0, 1, 3, 4, 2})});
+    if (!w.grid()) {
+      w.outputs().push_back({level, Shape{in[0], d.na, h, wd, no}});
+      continue;
+    }
+    auto t = [&](const std::string& what) { return w.temp(n, level + "_" + what); };
+    auto slice = [&](const std::string& what, int64_t begin, int64_t end) {
+      w.add(n, "Slice", {t("sigmoid"), w.int64s(n, level + "_" + what + "_start", {begin}), w.int64s(n, level + "_" + what + "_end", {end}),
+                         w.int64s(n, level + "_" + what + "_axis", {4})}, {t(what)});
+    };
+    std::vector<float> grid;  // [1, 1, H, W, 2]: each cell's column and row
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < wd; ++x) grid.push_back(static_cast<float>(x)), grid.push_back(static_cast<float>(y));
+    const float* a = anchors.data<float>() + static_cast<int64_t>(l) * d.na * 2;
+    w.add(n, "Sigmoid", {maps}, {t("sigmoid")});
+    slice("xy", 0, 2), slice("wh", 2, 4), slice("rest", 4, INT64_MAX);
+    w.add(n, "Mul", {t("xy"), two}, {t("xy2")});  // (x·2 − 0.5 + col)·stride
+    w.add(n, "Sub", {t("xy2"), half}, {t("xy3")});
+    w.add(n, "Add", {t("xy3"), w.floats(n, level + "_grid", grid, {1, 1, h, wd, 2})}, {t("xy4")});
+    w.add(n, "Mul", {t("xy4"), w.floats(n, level + "_stride", {d.strides[l]})}, {t("xy5")});
+    w.add(n, "Mul", {t("wh"), two}, {t("wh2")});  // (w·2)²·anchor
+    w.add(n, "Mul", {t("wh2"), t("wh2")}, {t("wh3")});
+    w.add(n, "Mul", {t("wh3"), w.floats(n, level + "_anchors", std::vector<float>(a, a + d.na * 2), {1, d.na, 1, 1, 2})}, {t("wh4")});
+    w.add(n, "Concat", {t("xy5"), t("wh4"), t("rest")}, {t("boxes")}, {Attribute::of_int("axis", 4)});
+    w.add(n, "Reshape", {t("boxes"), w.int64s(n, level + "_rows_shape", {0, -1, no})}, {t("rows")});
+    level_rows.push_back(t("rows"));
+    rows += d.na * h * wd;
+  }
+  if (w.grid()) {
+    w.add(n, "Concat", level_rows, {"output"}, {Attribute::of_int("axis", 1)});
+    w.outputs().push_back({"output", Shape{w.input_shape(n, 0)[0], rows, no}});
   }
 }
 
