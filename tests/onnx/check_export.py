@@ -50,7 +50,8 @@ def scale_conv_weights(path, gain):
         f.write(blob)
 
 
-def check(label, model_args, size, batch=1, dynamic=False, run_batch=None, gain=1.0, grid=False):
+def check(label, model_args, size, batch=1, dynamic=False, run_batch=None, gain=1.0, grid=False, half=False):
+    """half: the export in float16, against our float32 maps within 1e-2 of their magnitude."""
     """Exports the model, runs both, compares every raw map."""
     run_batch = run_batch or batch
     weights = os.path.join(work, label + ".safetensors")
@@ -59,7 +60,7 @@ def check(label, model_args, size, batch=1, dynamic=False, run_batch=None, gain=
     if gain != 1.0:
         scale_conv_weights(weights, gain)
     export = ["export", "--weights", weights, "--img-size", str(size), "--out", onnx_path, "--batch-size", str(batch)]
-    run(*export, *(["--dynamic-batch"] if dynamic else []), *(["--grid"] if grid else []))
+    run(*export, *(["--dynamic-batch"] if dynamic else []), *(["--grid"] if grid else []), *(["--half"] if half else []))
     model = onnx.load(onnx_path)
     onnx.checker.check_model(model, full_check=True)
     images = (np.random.default_rng(size).integers(0, 256, size=(run_batch, 3, size, size)) / 255.0).astype(np.float32)
@@ -67,7 +68,8 @@ def check(label, model_args, size, batch=1, dynamic=False, run_batch=None, gain=
     ours_dir = os.path.join(work, label + "_ours")
     run("forward", "--weights", weights, "--input", os.path.join(work, label + "_images.npy"), "--out", ours_dir, "--fuse")
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    outputs = session.run(None, {"images": images})
+    outputs = [o.astype(np.float32) for o in session.run(None, {"images": images.astype(np.float16) if half else images})]
+    tolerance = 1e-2 if half else 1e-4
     names = [o.name for o in session.get_outputs()]
     if grid:  # the decoded boxes against ours
         assert names == ["output"], f"{label}: outputs {names}"
@@ -77,10 +79,10 @@ def check(label, model_args, size, batch=1, dynamic=False, run_batch=None, gain=
         boxes = float(np.abs(ours[..., :4] - theirs[..., :4]).max() / np.abs(ours[..., :4]).max())
         scores = float(np.abs(ours[..., 4:] - theirs[..., 4:]).max())
         worst = max(boxes, scores)
-        status = "ok" if worst < 1e-4 else "FAILED"
+        status = "ok" if worst < tolerance else "FAILED"
         for path in (weights, onnx_path):
             os.remove(path)
-        print(f"{label}: --grid, decoded boxes {ours.shape}: largest difference {boxes:.2e} of the boxes' magnitude, "
+        print(f"{label}: {'float16, ' if half else ''}--grid, decoded boxes {ours.shape}: largest difference {boxes:.2e} of the boxes' magnitude, "
               f"{scores:.2e} in the scores ({status})")
         return status == "ok"
     assert names and all(n.startswith("p") and n[1:].isdigit() for n in names), f"{label}: outputs {names}"  # p<log2 stride>
@@ -92,11 +94,11 @@ def check(label, model_args, size, batch=1, dynamic=False, run_batch=None, gain=
         spread = min(spread, float(ours.std(axis=(2, 3)).max()))  # how much the map varies over the image
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta.get("stride") == str(2 ** int(names[-1][1:])) and meta.get("names", "").startswith("{0: "), f"{label}: metadata {meta}"
-    status = "ok" if worst < 1e-4 and spread > 0.1 else "FAILED"
+    status = "ok" if worst < tolerance and spread > 0.1 else "FAILED"
     megabytes = os.path.getsize(onnx_path) / 1e6
     for path in (weights, onnx_path):  # (hundreds of MB for the larger models)
         os.remove(path)
-    print(f"{label}: {len(model.graph.node)} ONNX nodes, {megabytes:.1f} MB, input {run_batch}x3x{size}x{size}: "
+    print(f"{label}: {'float16, ' if half else ''}{len(model.graph.node)} ONNX nodes, {megabytes:.1f} MB, input {run_batch}x3x{size}x{size}: "
           f"largest difference {worst:.2e} of the map's magnitude, maps varying by {spread:.2f} over the image ({status})")
     return status == "ok"
 
@@ -111,6 +113,8 @@ ok &= check("yolov7-silu-repconv-implicit", ["--cfg", cfg("yolov7.yaml"), "--see
 ok &= check("reorg-tiny", ["--cfg", os.path.join(source, "tests", "data", "cfg", "reorg-tiny.yaml"), "--seed", "4"], 64, batch=2, gain=2.4)
 ok &= check("yolov7-tiny-320-grid", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed", "1"], 320, gain=2.4, grid=True)
 ok &= check("yolov7-tiny-256-grid-dynamic", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed", "2"], 256, dynamic=True, run_batch=2, gain=2.4, grid=True)
+ok &= check("yolov7-tiny-320-half", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed", "1"], 320, gain=2.4, half=True)
+ok &= check("yolov7-tiny-320-half-grid", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed", "1"], 320, gain=2.4, half=True, grid=True)
 yolov3 = os.path.join(shared, "fixtures", "cfg", "baseline", "yolov3.yaml")
 fixture = os.path.join(shared, "fixtures", "yolov7-tiny-coco128", "yolov7-tiny-coco128.pt")
 if os.path.exists(yolov3):  # residual adds
@@ -121,6 +125,7 @@ if os.path.exists(fixture):  # real weights, at two sizes
     ok &= check("fixture-pt-320", ["--weights", fixture], 320)
     ok &= check("fixture-pt-640", ["--weights", fixture], 640)
     ok &= check("fixture-pt-640-grid", ["--weights", fixture], 640, grid=True)
+    ok &= check("fixture-pt-640-half", ["--weights", fixture], 640, half=True)
 else:
     print(f"the official checkpoint: not checked ({fixture} is missing)")
 # The README's Python example, as written, on an export with the README command's defaults.

@@ -19,7 +19,7 @@ inline const CommandSpec& export_spec() {
        {"--format", "onnx", "onnx", "the file format"}, img_size_flag(), {"--batch-size", "B", "1", "the input's batch (fixed)"},
        {"--dynamic-batch", "", "", "axis 0 of the input and outputs is the symbol 'batch'"},
        {"--grid", "", "", "decode the boxes into one output, 'output' [N, rows, no] (σ, xywh in pixels), as the official --grid"},
-       {"--opset", "N", "12", "ONNX opset (12 to 14)"}, {"--out", "MODEL.onnx", "", "the file to write"}}};
+       {"--half", "", "", "float16 throughout: input, weights, values and outputs"}, {"--opset", "N", "12", "ONNX opset (12 to 14)"}, {"--out", "MODEL.onnx", "", "the file to write"}}};
   return spec;
 }
 
@@ -35,6 +35,7 @@ inline int run_export(const Args& args) {
   o.batch = args.integer("--batch-size");
   o.dynamic_batch = args.has("--dynamic-batch");
   o.grid = args.has("--grid");
+  o.half = args.has("--half");
   o.opset = args.integer("--opset");
   o.class_names = model.names;
   const std::string bytes = graph::export_onnx(model.graph, o);
@@ -43,8 +44,8 @@ inline int run_export(const Args& args) {
   file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   file.close();
   PDYOLO_CHECK(file.good(), out, ": could not write the ONNX file");
-  std::printf("%s -> %s: ONNX opset %lld, %.2f MB, input images [%s, 3, %lld, %lld]\n", loaded.source.c_str(), out.c_str(),
-              static_cast<long long>(o.opset), static_cast<double>(bytes.size()) / 1e6, o.dynamic_batch ? "batch" : std::to_string(o.batch).c_str(),
+  std::printf("%s -> %s: ONNX opset %lld%s, %.2f MB, input images [%s, 3, %lld, %lld]\n", loaded.source.c_str(), out.c_str(),
+              static_cast<long long>(o.opset), o.half ? " float16" : "", static_cast<double>(bytes.size()) / 1e6, o.dynamic_batch ? "batch" : std::to_string(o.batch).c_str(),
               static_cast<long long>(o.height), static_cast<long long>(o.width));
   return 0;
 }

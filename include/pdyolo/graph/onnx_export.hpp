@@ -23,6 +23,7 @@ struct OnnxExportOptions {
   int64_t batch = 1;
   bool dynamic_batch = false;         // axis 0 of the input and outputs is the symbol "batch"
   bool grid = false;                  // decoded boxes in one output, "output" [N, rows, no] (the official --grid)
+  bool half = false;                  // the whole graph in float16: input, weights, values, outputs
   std::vector<std::string> class_names;
   std::string producer_version = PDYOLO_VERSION;
 };
@@ -47,14 +48,15 @@ inline std::string export_onnx(const Graph& g, const OnnxExportOptions& o) {
   for (const Node& n : g.nodes) names.push_back(n.op == Op::input ? "images" : n.name);
 
   io::onnx::GraphWriter out;
+  const io::onnx::DataType type = o.half ? io::onnx::DataType::float16 : io::onnx::DataType::float32;
   const io::onnx::Dim batch = o.dynamic_batch ? io::onnx::Dim{0, "batch"} : io::onnx::Dim{o.batch, ""};
-  out.add_input(io::onnx::value_info("images", io::onnx::DataType::float32, {batch, {shapes[0][1], ""}, {o.height, ""}, {o.width, ""}}));
-  OnnxNodeWriter writer(out, g.nodes, names, shapes, o.grid);
+  out.add_input(io::onnx::value_info("images", type, {batch, {shapes[0][1], ""}, {o.height, ""}, {o.width, ""}}));
+  OnnxNodeWriter writer(out, g.nodes, names, shapes, o.grid, type);
   for (const Node& n : g.nodes) describe(n.op).onnx(writer, n);
   for (const auto& [name, shape] : writer.outputs()) {
     std::vector<io::onnx::Dim> dims{batch};
     for (size_t i = 1; i < shape.size(); ++i) dims.push_back({shape[i], ""});
-    out.add_output(io::onnx::value_info(name, io::onnx::DataType::float32, dims));
+    out.add_output(io::onnx::value_info(name, type, dims));
   }
   // Names as Ultralytics writes them ("{0: 'person', 1: 'bicycle'}"), class<i> for a model without names.
   std::string names_meta = "{";

@@ -253,7 +253,7 @@ inline void onnx_max_pool(OnnxNodeWriter& w, const Node& n) {
 inline void onnx_upsample(OnnxNodeWriter& w, const Node& n) {
   const float s = static_cast<float>(n.get<UpsampleAttrs>().scale);
   // roi: unused in this mode, but a required input before opset 13 (an empty tensor).
-  w.add(n, "Resize", {w.input(n, 0), w.floats(n, "roi", {}), w.floats(n, "scales", {1.0f, 1.0f, s, s})}, {w.output(n)},
+  w.add(n, "Resize", {w.input(n, 0), w.floats_f32(n, "roi", {}), w.floats_f32(n, "scales", {1.0f, 1.0f, s, s})}, {w.output(n)},
         {Attribute::of_string("coordinate_transformation_mode", "asymmetric"), Attribute::of_string("mode", "nearest"),
          Attribute::of_string("nearest_mode", "floor")});
 }
