@@ -483,6 +483,7 @@ TEST_CASE("ONNX export: every op has a form, the model's bytes start as a ModelP
   m.graph.eval();
   graph::OnnxExportOptions o;
   o.height = o.width = 64;
+  o.class_names = {"it's"};  // the names metadata is a Python literal: the quote escaped
   for (graph::Op op : graph::kAllOps) {
     const bool has_form = graph::describe(op).onnx != nullptr;
     CHECK(has_form);
@@ -493,6 +494,7 @@ TEST_CASE("ONNX export: every op has a form, the model's bytes start as a ModelP
   CHECK(bytes[1] == 7);
   CHECK(bytes.find("Slice") != std::string::npos);  // the ReOrg's phases (the rest: tests/onnx/check_export.py, in ONNX Runtime)
   CHECK(bytes.find("pdyolo") != std::string::npos);
+  CHECK(bytes.find("{0: 'it\\'s', 1: 'class1'") != std::string::npos);
   o.height = 60;
   CHECK(test::error_of([&] { graph::export_onnx(m.graph, o); }).find("onnx export: the image size 60x64 is not a multiple of the largest stride 8") !=
         std::string::npos);

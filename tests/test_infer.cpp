@@ -410,9 +410,12 @@ TEST_CASE("the planned skeleton: the backend's kernels checked, one plan per sha
   CHECK(merged > 0);
   CHECK(static_cast<int64_t>(planned.steps().size()) == static_cast<int64_t>(g.nodes.size()) - 1 - merged);
   CHECK(planned.replan(1, 64, 64, false));
+  CHECK(planned.replan(1, 64, 64, false));  // not committed: planned again
+  planned.commit();
   CHECK_FALSE(planned.replan(1, 64, 64, false));
   CHECK(planned.replan(2, 64, 64, false));
   planned.allocate([](const graph::ArenaBuffer& b) { return 2 * b.channels * b.h * b.w * 4; });
+  planned.commit();
   CHECK(planned.arena_bytes() == planned.arena().total);
   CHECK(planned.arena_bytes() < planned.arena().unplanned);  // buffers share memory
   const uint8_t* bytes = planned.arena_data();

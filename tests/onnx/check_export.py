@@ -51,8 +51,8 @@ def scale_conv_weights(path, gain):
 
 
 def check(label, model_args, size, batch=1, dynamic=False, run_batch=None, gain=1.0, grid=False, half=False):
-    """half: the export in float16, against our float32 maps within 1e-2 of their magnitude."""
-    """Exports the model, runs both, compares every raw map."""
+    """Exports the model, runs both, compares every raw map (or, with grid, the decoded boxes); half:
+    the export in float16, against our float32 maps within 1e-2 of their magnitude."""
     run_batch = run_batch or batch
     weights = os.path.join(work, label + ".safetensors")
     onnx_path = os.path.join(work, label + ".onnx")

@@ -44,9 +44,9 @@ inline int run_export(const Args& args) {
   file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   file.close();
   PDYOLO_CHECK(file.good(), out, ": could not write the ONNX file");
-  std::printf("%s -> %s: ONNX opset %lld%s, %.2f MB, input images [%s, 3, %lld, %lld]\n", loaded.source.c_str(), out.c_str(),
+  std::printf("%s -> %s: ONNX opset %lld%s, %.2f MB, input images [%s, %lld, %lld, %lld]\n", loaded.source.c_str(), out.c_str(),
               static_cast<long long>(o.opset), o.half ? " float16" : "", static_cast<double>(bytes.size()) / 1e6, o.dynamic_batch ? "batch" : std::to_string(o.batch).c_str(),
-              static_cast<long long>(o.height), static_cast<long long>(o.width));
+              static_cast<long long>(model.graph.channels(0)), static_cast<long long>(o.height), static_cast<long long>(o.width));
   return 0;
 }
 

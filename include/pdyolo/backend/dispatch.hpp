@@ -1,9 +1,9 @@
 // The one dispatch point of every op: a table from (op, backend, dtype) to the kernels that run it.
 //
 // Each backend has a kernel set — a struct whose static functions are that backend's entry points,
-// the same names and arguments in every set, all plain data (pointers, sizes, geometries, enums of
-// maps: no C++ functor, so a device backend can implement them) — and the list of op kinds (and
-// dtypes) it implements.
+// for f32 the same names and arguments in every set, all plain data (pointers, sizes, geometries,
+// enums of maps: no C++ functor, so a device backend can implement them) — and the lists of op kinds
+// it implements for f32 and for u8 levels.
 // The table is built from those lists, so supports() says exactly what exists. An op calls
 // select_backend() once and hands a generic lambda to run_on(), which calls it with the chosen
 // backend's kernel set:
@@ -37,7 +37,9 @@
 
 namespace pdyolo {
 
-// The entry points every compute backend offers for the op kinds it lists (f32 throughout).
+// The entry points every compute backend offers for the f32 op kinds it lists, and the planned f32
+// executor's (graph::PlannedExecutor). u8 entry points are a backend's own: cpu's below; ref's u8
+// path is quant/integer.hpp's IntegerReference.
 // Scalar reference kernels (kernels/ref): the specification and the test oracle.
 struct RefKernels {
   static constexpr Backend backend = Backend::ref;
@@ -50,9 +52,9 @@ struct RefKernels {
   static constexpr OpKind ops[] = {OpKind::binary, OpKind::unary,        OpKind::reduce,     OpKind::softmax,
                                    OpKind::matmul, OpKind::conv2d,       OpKind::batch_norm2d, OpKind::max_pool2d,
                                    OpKind::upsample_nearest, OpKind::reorg};
-  // On u8 levels: the integer runtime's specification (quant/integer.hpp's IntegerReference), which
-  // runs a quantized graph's convs, residual adds and level moves. Activations are tables inside
-  // the convs' requantization.
+  // On u8 levels: the integer runtime's specification (quant/integer.hpp's IntegerReference, not
+  // entry points of this set), which runs a quantized graph's convs, residual adds and level moves.
+  // Activations are tables inside the convs' requantization.
   static constexpr OpKind u8_ops[] = {OpKind::conv2d, OpKind::binary, OpKind::max_pool2d, OpKind::upsample_nearest, OpKind::reorg};
   // Elementwise maps, named by plain data (kernels/elementwise_maps.hpp).
   static void unary(kernels::UnaryMap op, kernels::MapParams p, int64_t n, const float* x, float* y) {

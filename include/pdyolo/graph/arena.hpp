@@ -28,7 +28,7 @@ struct ArenaValue {
 struct ArenaBuffer {
   int64_t channels = 0, h = 0, w = 0;
   int first = 0, last = 0;  // steps during which it must hold its data
-  int64_t offset = 0;       // elements into the arena (place_buffers)
+  int64_t offset = 0;       // into the arena, in the units place_buffers was given (the planned executors: bytes)
 };
 
 // A step as the planner sees it; executors derive their steps from it.
@@ -43,8 +43,8 @@ struct ArenaStep {
 struct ArenaPlan {
   std::vector<ArenaValue> values;    // per value id (node)
   std::vector<ArenaBuffer> buffers;
-  int64_t total = 0;                 // elements of the arena
-  int64_t unplanned = 0;             // elements if no two buffers shared memory
+  int64_t total = 0;                 // size of the arena (those units)
+  int64_t unplanned = 0;             // its size if no two buffers shared memory
 };
 
 // Values, in-place concats and lifetimes for `shapes` (per node, [N, C, H, W]); value_of: node →
@@ -99,7 +99,7 @@ ArenaPlan plan_arena(const Graph& g, std::vector<StepT>& steps, const std::vecto
   return plan;
 }
 
-// Arena offsets for buffers of size_of(buffer) elements (0: no memory).
+// Arena offsets for buffers of size_of(buffer) units — elements or bytes, as the caller counts (0: no memory).
 inline void place_buffers(ArenaPlan& plan, const std::function<int64_t(const ArenaBuffer&)>& size_of) {
   std::vector<ArenaBuffer>& buffers = plan.buffers;
   std::vector<int64_t> size(buffers.size(), 0);

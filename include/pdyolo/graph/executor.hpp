@@ -227,6 +227,7 @@ class PlannedExecutor {
     if (!planned_.replan(n, h, w, /*input_buffer=*/false)) return;
     planned_.allocate([n](const Buffer& b) { return (b.channels * b.h * b.w * n + 15) / 16 * 16 * static_cast<int64_t>(sizeof(float)); });
     prepare_steps(planned_.shapes());
+    planned_.commit();
   }
 
   // Per-shape step data: conv geometries (weights are packed on the first plan), detect layout.

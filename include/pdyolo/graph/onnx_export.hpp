@@ -58,11 +58,17 @@ inline std::string export_onnx(const Graph& g, const OnnxExportOptions& o) {
     for (size_t i = 1; i < shape.size(); ++i) dims.push_back({shape[i], ""});
     out.add_output(io::onnx::value_info(name, type, dims));
   }
-  // Names as Ultralytics writes them ("{0: 'person', 1: 'bicycle'}"), class<i> for a model without names.
+  // Names as Ultralytics writes them ("{0: 'person', 1: 'bicycle'}": a Python literal, quotes and
+  // backslashes escaped), class<i> for a model without names.
+  auto quoted = [](const std::string& name) {
+    std::string q = "'";
+    for (char c : name) q += c == '\'' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+    return q + "'";
+  };
   std::string names_meta = "{";
   for (int64_t i = 0; i < d.nc; ++i) {
     const bool named = static_cast<size_t>(i) < o.class_names.size();
-    names_meta += (i ? ", " : "") + std::to_string(i) + ": '" + (named ? o.class_names[static_cast<size_t>(i)] : "class" + std::to_string(i)) + "'";
+    names_meta += (i ? ", " : "") + std::to_string(i) + ": " + quoted(named ? o.class_names[static_cast<size_t>(i)] : "class" + std::to_string(i));
   }
   names_meta += "}";
   return out.model_bytes("pdyolo", o.opset, "pdyolo", o.producer_version, {{"stride", std::to_string(stride)}, {"names", names_meta}});

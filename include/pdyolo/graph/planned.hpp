@@ -74,10 +74,13 @@ class PlannedGraph {
   // node → the value holding its output (a conv with a merged activation → the activation's).
   const std::vector<int>& value_of() const { return value_of_; }
 
-  // Plans for a batch of n images of h × w; false (and nothing changes) when that is the last plan.
-  // With input_buffer the input gets a buffer of its own in the arena (graph/arena.hpp).
+  // Plans for a batch of n images of h × w; false (and nothing changes) when that is the plan in
+  // force. With input_buffer the input gets a buffer of its own in the arena (graph/arena.hpp). The
+  // executor then allocates and prepares its steps, and commits: a plan that failed half-way (say,
+  // out of memory) is not in force, so the next run plans again.
   bool replan(int64_t n, int64_t h, int64_t w, bool input_buffer) {
-    if (n == batch_ && h == height_ && w == width_) return false;
+    if (committed_ && n == batch_ && h == height_ && w == width_) return false;
+    committed_ = false;
     shapes_ = graph_.infer_shapes(h, w);
     arena_ = plan_arena(graph_, steps_, value_of_, shapes_, input_buffer);
     block_.reset();
@@ -87,13 +90,17 @@ class PlannedGraph {
     return true;
   }
 
-  // Places the buffers (bytes_of(buffer) bytes each, 0: none) and allocates the arena, zero-filled,
-  // on the backend's device; after replan, and after the executor adjusted the plan's buffers.
+  // Places the buffers (bytes_of(buffer) bytes each, 0: none) and allocates the arena on the
+  // backend's device (zero-filled in host memory); after replan, and after the executor adjusted the
+  // plan's buffers.
   void allocate(const std::function<int64_t(const ArenaBuffer&)>& bytes_of) {
     place_buffers(arena_, bytes_of);
     block_ = std::make_unique<Storage>(static_cast<size_t>(arena_.total), device_of(backend_));
     if (block_->device().type == DeviceType::cpu) std::memset(block_->data(), 0, block_->nbytes());
   }
+
+  // The plan is in force (see replan).
+  void commit() { committed_ = true; }
 
   // Runs fn(s, step) for every step in order, timed as "<scope> <op>" and by the node's name.
   template <class Fn>
@@ -133,6 +140,8 @@ class PlannedGraph {
   // activation merged into a conv is the conv kernel's epilogue, not a kernel of its own).
   void check_kernels(const PlannedStep& step) const {
     const Node& n = node_of(step);
+    PDYOLO_CHECK(!(n.op == Op::activation && dtype_ == DType::u8), who_, ": activation '", n.name,
+                 "' does not follow a conv it alone reads (on u8 levels an activation is a table inside its conv's requantization)");
     const OpKind kind = describe(n.op).kernel;
     const DType d = step_dtype(n, dtype_);
     PDYOLO_CHECK(supports(kind, backend_, d), who_, ": node '", n.name, "' (", op_name(n.op), ") needs ", op_kind_name(kind),
@@ -150,6 +159,7 @@ class PlannedGraph {
   std::unique_ptr<Storage> block_;  // the arena: one block of the backend's device memory
   std::vector<double> step_gflop_;  // per step and image
   int64_t batch_ = -1, height_ = -1, width_ = -1;
+  bool committed_ = false;
 };
 
 }  // namespace pdyolo::graph

@@ -124,7 +124,7 @@ class GraphWriter {
   // The ModelProto: IR version 7 (what opsets 12–14 need), the default domain at `opset`.
   std::string model_bytes(const std::string& graph_name, int64_t opset, const std::string& producer, const std::string& version,
                           const std::vector<std::pair<std::string, std::string>>& metadata) const {
-    PDYOLO_CHECK(opset >= 7 && opset <= 14, "onnx: opset ", opset, " is not written here (7 to 14)");
+    PDYOLO_CHECK(opset >= 12 && opset <= 14, "onnx: opset ", opset, " is not written here (12 to 14, IR version 7)");
     Message graph;
     for (const Message& n : nodes_) graph.add_message(1, n);
     graph.add_string(2, graph_name);

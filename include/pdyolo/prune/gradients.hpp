@@ -17,7 +17,7 @@ struct GradientOptions {
   io::Value hyp;                   // the loss's hyperparameters (hyp.*.yaml)
   int64_t batches = 1;             // how many batches the gradients are summed over
   const models::YoloModel* teacher = nullptr;  // kd_taylor: the teacher (the student is the model)
-  std::string teacher_name;        // for messages
+  std::string teacher_name = "the teacher";  // for messages (a file name)
   distill::KdMode kd_mode = distill::KdMode::kl;  // kd_taylor: an output loss (kl, bce or mse)
 };
 

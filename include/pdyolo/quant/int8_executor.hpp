@@ -156,6 +156,7 @@ class Int8Executor {
     for (size_t v = 0; v < arena.values.size(); ++v)
       if (is_float_value(static_cast<int>(v))) float_values_[v] = Tensor::empty({n, shapes[v][1], shapes[v][2], shapes[v][3]});
     plan_detect(shapes);
+    planned_.commit();
   }
 
   // Where each head conv's rows start in the decoded boxes, and the detect node's constants.

@@ -336,6 +336,10 @@ inline void dequantize_tile(const QConvRequant& requant, const float* dequant_sc
 // One image's quantized conv into `out` (see QConvOutput).
 inline void qconv2d(const U8Image& x, const QConvGeometry& g, const PackedQConvWeights& w, const QConvOutput& out, QconvIsa isa = best_qconv_isa()) {
   PDYOLO_CHECK(out.requant, "qconv: no requantization constants");
+  PDYOLO_CHECK(out.kind == QConvOutput::Kind::requantize ? out.levels.origin != nullptr
+                                                         : out.scale && (out.kind == QConvOutput::Kind::dequantize ? out.maps != nullptr
+                                                                                                                    : out.rows && out.outputs_per_anchor > 0),
+               "qconv: the output names no destination for its kind");
   const QConvRequant& requant = *out.requant;
   const int64_t oh = g.out_height(), ow = g.out_width();
   switch (out.kind) {
