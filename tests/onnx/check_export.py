@@ -115,6 +115,11 @@ ok &= check("yolov7-tiny-320-grid", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed",
 ok &= check("yolov7-tiny-256-grid-dynamic", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed", "2"], 256, dynamic=True, run_batch=2, gain=2.4, grid=True)
 ok &= check("yolov7-tiny-320-half", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed", "1"], 320, gain=2.4, half=True)
 ok &= check("yolov7-tiny-320-half-grid", ["--cfg", cfg("yolov7-tiny.yaml"), "--seed", "1"], 320, gain=2.4, half=True, grid=True)
+# A pruned model (odd channel counts: no rounding), from random yolov7 weights.
+pruned = os.path.join(work, "yolov7-pruned-source.safetensors")
+run("prune", "--cfg", cfg("yolov7.yaml"), "--nc", "5", "--seed", "6", "--ratio", "0.3", "--round-to", "1", "--out", pruned)
+ok &= check("yolov7-pruned", ["--weights", pruned], 128, gain=3.5)  # (30 % fewer channels: more gain)
+os.remove(pruned)
 yolov3 = os.path.join(shared, "fixtures", "cfg", "baseline", "yolov3.yaml")
 fixture = os.path.join(shared, "fixtures", "yolov7-tiny-coco128", "yolov7-tiny-coco128.pt")
 if os.path.exists(yolov3):  # residual adds
