@@ -65,14 +65,9 @@ class PlannedGraph {
     for (const PlannedStep& step : steps_) check_kernels(step);
   }
 
-  const Graph& graph() const { return graph_; }
-  Backend backend() const { return backend_; }
-  DType dtype() const { return dtype_; }
   std::vector<PlannedStep>& steps() { return steps_; }
   const std::vector<PlannedStep>& steps() const { return steps_; }
   const Node& node_of(const PlannedStep& step) const { return graph_.nodes[static_cast<size_t>(step.node)]; }
-  // node → the value holding its output (a conv with a merged activation → the activation's).
-  const std::vector<int>& value_of() const { return value_of_; }
 
   // Plans for a batch of n images of h × w; false (and nothing changes) when that is the plan in
   // force. With input_buffer the input gets a buffer of its own in the arena (graph/arena.hpp). The
@@ -118,7 +113,6 @@ class PlannedGraph {
   const ArenaPlan& arena() const { return arena_; }
   uint8_t* arena_data() const { return block_ ? static_cast<uint8_t*>(block_->data()) : nullptr; }
   int64_t arena_bytes() const { return block_ ? static_cast<int64_t>(block_->nbytes()) : 0; }
-  double step_gflop(size_t s) const { return step_gflop_[s]; }
   int64_t batch() const { return batch_; }
 
  private:

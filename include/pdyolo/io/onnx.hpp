@@ -5,8 +5,8 @@
 //   OperatorSetIdProto  domain 1, version 2
 //   GraphProto          node 1, name 2, initializer 5, input 11, output 12
 //   NodeProto           input 1, output 2, name 3, op_type 4, attribute 5
-//   AttributeProto      name 1, f 2, i 3, s 4, t 5, floats 7, ints 8, type 20 (FLOAT 1, INT 2,
-//                       STRING 3, TENSOR 4, FLOATS 6, INTS 7)
+//   AttributeProto      name 1, f 2, i 3, s 4, ints 8, type 20 (FLOAT 1, INT 2,
+//                       STRING 3, INTS 7)
 //   TensorProto         dims 1, data_type 2, name 8, raw_data 9 (little-endian)
 //   ValueInfoProto      name 1, type 2 → TypeProto tensor_type 1 → elem_type 1, shape 2 →
 //                       TensorShapeProto dim 1 → dim_value 1 | dim_param 2
@@ -62,12 +62,6 @@ struct Attribute {
     for (int64_t x : v) a.add_int(8, x);
     return a;
   }
-  static Attribute of_floats(const std::string& name, const std::vector<float>& v) {
-    Attribute a = make(name, 6);
-    for (float x : v) a.add_float(7, x);
-    return a;
-  }
-  static Attribute of_tensor(const std::string& name, const Message& t) { return make(name, 4).add_message(5, t); }
 
  private:
   static Attribute make(const std::string& name, int64_t type) {
@@ -78,7 +72,6 @@ struct Attribute {
   Attribute& add_int(int field, int64_t v) { return message.add_int(field, v), *this; }
   Attribute& add_float(int field, float v) { return message.add_float(field, v), *this; }
   Attribute& add_string(int field, const std::string& v) { return message.add_string(field, v), *this; }
-  Attribute& add_message(int field, const Message& v) { return message.add_message(field, v), *this; }
 };
 
 // One dimension of a graph input or output: a size, or a name for a size chosen at run time.
@@ -119,7 +112,6 @@ class GraphWriter {
   void add_initializer(const Message& tensor) { initializers_.push_back(tensor); }
   void add_input(const Message& info) { inputs_.push_back(info); }
   void add_output(const Message& info) { outputs_.push_back(info); }
-  size_t node_count() const { return nodes_.size(); }
 
   // The ModelProto: IR version 7 (what opsets 12–14 need), the default domain at `opset`.
   std::string model_bytes(const std::string& graph_name, int64_t opset, const std::string& producer, const std::string& version,
